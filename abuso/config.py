@@ -1,0 +1,226 @@
+"""Load and validate the YAML config; every error names file, line and key.
+
+The keys are a public contract (design.md): ``parsers``, ``filters``,
+``processors``, ``reader``, plus ``quarantine`` and ``defaults``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import registry
+from .errors import ConfigError
+
+TOP_KEYS = {"parsers", "filters", "processors", "reader", "quarantine", "defaults"}
+DEFAULT_KEYS = {"zone", "date_fallback", "max_bytes", "timeout"}
+
+
+@dataclass
+class Stage:
+    kind: str
+    name: str
+    options: dict[str, Any]
+    line: int | None = None
+
+
+@dataclass
+class Config:
+    file: str | None
+    base: Path
+    parsers: list[Stage]
+    filters: list[Stage]
+    processors: list[Stage]
+    reader: Stage | None
+    quarantine: Path
+    defaults: dict[str, Any] = field(default_factory=dict)
+    #: The plain data the config was built from (picklable, for worker processes).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The resolved pipeline, as `abuso check-config` prints it."""
+        lines = [f"config: {self.file or '<dict>'}"]
+        if self.reader:
+            lines.append(f"reader: {self.reader.name} {_fmt(self.reader.options)}")
+        else:
+            lines.append("reader: stdin or paths given on the command line")
+        lines.append("parsers: " + ", ".join(s.name for s in self.parsers))
+        lines.append("filters:" + ("" if self.filters else " none"))
+        for s in self.filters:
+            lines.append(f"  - {s.name}: {_fmt(s.options)}")
+        lines.append("processors:" + ("" if self.processors else " none"))
+        for s in self.processors:
+            lines.append(f"  - {s.name}: {_fmt(s.options)}")
+        lines.append(f"quarantine: {self.quarantine}")
+        if self.defaults:
+            lines.append(f"defaults: {_fmt(self.defaults)}")
+        return "\n".join(lines)
+
+
+def _fmt(options: Mapping[str, Any]) -> str:
+    hidden = {k: ("***" if "password" in k and "file" not in k else v) for k, v in options.items()}
+    return str(hidden) if hidden else "{}"
+
+
+class _Lines:
+    """Remembers the line of every key path while YAML is turned into data."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, int] = {}
+
+    def construct(self, node: Any, path: str) -> Any:
+        import yaml
+
+        self.by_path.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for knode, vnode in node.value:
+                key = str(self._scalar(knode))
+                sub = f"{path}.{key}" if path else key
+                self.by_path[sub] = knode.start_mark.line + 1
+                out[key] = self.construct(vnode, sub)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.construct(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
+        return self._scalar(node)
+
+    @staticmethod
+    def _scalar(node: Any) -> Any:
+        import yaml
+
+        if isinstance(node, yaml.ScalarNode):
+            return _construct_scalar(node)
+        raise ConfigError("a key must be a plain value")
+
+
+def _construct_scalar(node: Any) -> Any:
+    import yaml
+
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def load(source: str | Path | Mapping[str, Any] | None) -> Config:
+    """A Config from a YAML file path or an already-parsed mapping."""
+    if source is None or isinstance(source, Mapping):
+        data = dict(source or {})
+        return build(data, None, Path.cwd(), {})
+    path = Path(source).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such file", str(path))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", str(path))
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"invalid YAML: {problem}", str(path), mark.line + 1 if mark else None)
+    lines = _Lines()
+    data = lines.construct(node, "") if node is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of keys (parsers, filters, processors, ...)", str(path), 1)
+    return build(data, str(path), path.resolve().parent, lines.by_path)
+
+
+def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str, int]) -> Config:
+    def err(message: str, key: str) -> ConfigError:
+        line = lines.get(key)
+        if line is None and "." in key:
+            line = lines.get(key.rsplit(".", 1)[0])
+        return ConfigError(message, file, line, key)
+
+    for key in data:
+        if key not in TOP_KEYS:
+            raise err(f"unknown key (expected one of: {', '.join(sorted(TOP_KEYS))})", key)
+
+    parsers = _stages("parsers", data.get("parsers", registry.DEFAULT_PARSERS), err, lines)
+    filters = _stages("filters", data.get("filters") or {}, err, lines)
+    processors = _stages("processors", data.get("processors") or [], err, lines)
+    reader = None
+    if data.get("reader") is not None:
+        rs = _stages("readers", data["reader"], err, lines, key="reader")
+        if len(rs) != 1:
+            raise err("name exactly one reader", "reader")
+        reader = rs[0]
+    quarantine = data.get("quarantine", "~/abuso/quarantine")
+    if not isinstance(quarantine, str):
+        raise err("must be a folder path", "quarantine")
+    qpath = Path(quarantine).expanduser()
+    if not qpath.is_absolute():
+        qpath = base / qpath
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise err("must be a mapping", "defaults")
+    for k in defaults:
+        if k not in DEFAULT_KEYS:
+            raise err(f"unknown key (expected one of: {', '.join(sorted(DEFAULT_KEYS))})", f"defaults.{k}")
+    if "zone" in defaults:
+        from .timestamps import zone_offset
+
+        if zone_offset(str(defaults["zone"])) is None:
+            raise err(f"unknown time zone {defaults['zone']!r}", "defaults.zone")
+    cfg = Config(file, base, parsers, filters, processors, reader, qpath, dict(defaults), data)
+    _check_stage_options(cfg, err)
+    return cfg
+
+
+def _stages(kind: str, value: Any, err: Any, lines: Mapping[str, int], key: str | None = None) -> list[Stage]:
+    """Accept ``[a, b]``, ``[{a: {...}}, b]`` or ``{a: {...}, b: {...}}`` (order kept)."""
+    key = key or kind
+    items: list[tuple[str, Any, str]] = []
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict):
+        items = [(n, o, f"{key}.{n}") for n, o in value.items()]
+    elif isinstance(value, list):
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if isinstance(entry, str):
+                items.append((entry, {}, where))
+            elif isinstance(entry, dict) and len(entry) == 1:
+                (n, o), = entry.items()
+                items.append((n, o, f"{where}.{n}"))
+            else:
+                raise err("each entry is a name or a one-key mapping {name: {options}}", where)
+    else:
+        raise err("must be a list of names or a mapping of name: options", key)
+    known = registry.names(kind)
+    stages = []
+    for name, options, where in items:
+        if name not in known:
+            raise err(f"unknown {kind[:-1]} {name!r} (known: {', '.join(known)})", where)
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise err("options must be a mapping (use {} for none)", where)
+        stages.append(Stage(kind, name, options, lines.get(where)))
+    return stages
+
+
+def _check_stage_options(cfg: Config, err: Any) -> None:
+    """Let each stage class validate its options early (``check_options`` classmethod)."""
+    for group, stages in (("parsers", cfg.parsers), ("filters", cfg.filters), ("processors", cfg.processors),
+                          ("reader", [cfg.reader] if cfg.reader else [])):
+        for st in stages:
+            try:
+                cls = registry.load(st.kind, st.name)
+            except ImportError as e:
+                raise err(f"cannot load {st.name!r}: {e}", f"{group}.{st.name}")
+            check = getattr(cls, "check_options", None)
+            if check is None:
+                continue
+            try:
+                check(st.options)
+            except ConfigError as e:
+                raise ConfigError(e.bare, cfg.file, st.line, f"{group}.{st.name}" + (f".{e.key}" if e.key else ""))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(str(e), cfg.file, st.line, f"{group}.{st.name}")

@@ -1,0 +1,1 @@
+"""Filters drop incidents that do not concern us, and say why."""

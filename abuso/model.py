@@ -1,0 +1,162 @@
+"""The data that flows through the pipeline: incidents, verdicts and reports.
+
+Kept free of heavy imports: every piped message pays for what this module imports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+#: Where an incident's UTC offset came from (design.md, incident schema).
+ZONES = ("explicit", "stated", "date-header", "assumed-utc", "none")
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One (source ip, type, time) a report accuses our network of.
+
+    Frozen so that filters and processors cannot change an incident behind
+    another stage's back; processors that enrich one use :meth:`with_extra`.
+    """
+
+    ip: IPAddress
+    type: str
+    time: datetime | None
+    parser: str
+    zone: str = "none"
+    port: int | None = None
+    evidence: str = ""
+    #: Processor results (customer, user, ...) and parser details (``derived``).
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            object.__setattr__(self, "ip", ipaddress.ip_address(self.ip))
+        if self.time is not None and self.time.tzinfo is None:
+            raise ValueError("Incident.time must be timezone-aware (UTC)")
+        if self.zone not in ZONES:
+            raise ValueError(f"unknown zone {self.zone!r}")
+
+    @property
+    def taxonomy(self) -> str:
+        from .taxonomy import taxonomy_of
+
+        return taxonomy_of(self.type)
+
+    @property
+    def key(self) -> tuple:
+        """Identity used to merge duplicates found by several parsers."""
+        return (self.ip, self.type, self.time)
+
+    def with_extra(self, **values: Any) -> Incident:
+        merged = dict(self.extra)
+        merged.update(values)
+        return replace(self, extra=merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "ip": str(self.ip),
+            "type": self.type,
+            "taxonomy": self.taxonomy,
+            "time": self.time.isoformat() if self.time else None,
+            "zone": self.zone,
+            "parser": self.parser,
+        }
+        if self.port is not None:
+            d["port"] = self.port
+        d["evidence"] = self.evidence
+        for k, v in self.extra.items():
+            d[k] = v
+        return d
+
+
+@dataclass
+class Verdict:
+    """What one parser made of a report: did its format apply, what it found, or why not."""
+
+    parser: str
+    applied: bool
+    reason: str
+    incidents: list[Incident] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.incidents:
+            n = len(self.incidents)
+            return f"{n} incident{'s' if n != 1 else ''}" + (f" ({self.reason})" if self.reason else "")
+        return self.reason
+
+
+@dataclass
+class Dropped:
+    """An incident a filter removed, with the filter's name and its reason."""
+
+    incident: Incident
+    filter: str
+    reason: str
+
+
+@dataclass
+class Report:
+    """One message that reached the abuse mailbox, and everything abuso made of it."""
+
+    raw: bytes
+    origin: str = "-"
+    message_id: str | None = None
+    subject: str | None = None
+    sender: str | None = None
+    date: datetime | None = None
+    incidents: list[Incident] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    dropped: list[Dropped] = field(default_factory=list)
+    #: Per-processor notes for explain/JSON (e.g. store path, mailer action).
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: The normalized message (abuso.normalize.Message); None before normalizing.
+    message: Any = None
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """A valid report yields at least one incident after the filters."""
+        return bool(self.incidents)
+
+    @property
+    def filtered(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.dropped:
+            counts[d.filter] = counts.get(d.filter, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "file": self.origin,
+            "message_id": self.message_id,
+            "valid": self.valid,
+            "incidents": [i.to_dict() for i in self.incidents],
+            "verdicts": {name: str(v) for name, v in self.verdicts.items()},
+            "filtered": self.filtered,
+        }
+        if self.error:
+            d["error"] = self.error
+        for k, v in self.notes.items():
+            d.setdefault(k, v)
+        return d
+
+
+def merge_duplicates(incidents: Iterable[Incident]) -> list[Incident]:
+    """Merge incidents with the same (ip, type, time); the first parser's evidence wins.
+
+    Order is kept (first seen first) so that output is stable.
+    """
+    seen: dict[tuple, Incident] = {}
+    for inc in incidents:
+        first = seen.get(inc.key)
+        if first is None:
+            seen[inc.key] = inc
+        elif inc.parser not in first.parser.split("+"):
+            seen[inc.key] = replace(first, parser=f"{first.parser}+{inc.parser}")
+    return list(seen.values())

@@ -1,0 +1,409 @@
+"""Turn one raw message into text blocks with provenance.
+
+Every parser reads the same normalized view: decoded text (all charsets and
+transfer encodings), HTML turned into lines, attached and forwarded messages
+unwrapped *with their headers*, quoting removed and defanged addresses
+re-fanged. The original bytes are always kept in ``Message.raw``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from email.message import Message as _StdMessage
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from typing import Iterator
+
+#: A part larger than this is not decoded into text (it still stays in ``raw``).
+MAX_PART_BYTES = 8 * 1024 * 1024
+#: How deep attached-in-attached messages are followed (hostile nesting).
+MAX_DEPTH = 8
+#: At most this many MIME parts are looked at (zip-bomb style part floods).
+MAX_PARTS = 500
+
+
+@dataclass
+class Block:
+    """A run of text and where it came from.
+
+    ``depth`` 0 is the report itself; 1 is a message attached to or forwarded in
+    it, and so on. ``kind`` is 'body', 'html', 'headers' (the header lines of an
+    embedded message) or 'forward' (inline-forwarded text). ``headers`` is the
+    embedded message this block belongs to (None at depth 0).
+    """
+
+    text: str
+    part: str
+    content_type: str
+    depth: int = 0
+    kind: str = "body"
+    headers: _StdMessage | None = None
+
+
+@dataclass
+class Attachment:
+    """A non-text part (or a named data file) kept for format parsers (CSV, zip, JSON, XML)."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+    part: str
+    depth: int = 0
+
+
+@dataclass
+class Message:
+    raw: bytes
+    email: EmailMessage
+    message_id: str | None = None
+    subject: str | None = None
+    sender: str | None = None
+    date: datetime | None = None
+    #: The UTC offset the Date header was written in (for zone 'date-header').
+    date_offset: timedelta | None = None
+    blocks: list[Block] = field(default_factory=list)
+    #: Attached (message/rfc822, also nameless) and inline-forwarded messages, with headers.
+    embedded: list[_StdMessage] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    #: Things the normalizer noticed but could not do (bad charset, oversize part).
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """All text blocks, in order, one string (what a human reads)."""
+        return "\n".join(b.text for b in self.blocks)
+
+    def header(self, name: str) -> str | None:
+        return header_str(self.email, name)
+
+
+def header_str(msg: _StdMessage, name: str) -> str | None:
+    """A header as text, tolerant of malformed encodings (never raises)."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        raw = [v for k, v in msg.raw_items() if k.lower() == name.lower()] if hasattr(msg, "raw_items") else []
+        value = raw[0] if raw else None
+    if value is None:
+        return None
+    return str(value).strip()
+
+
+def header_all(msg: _StdMessage, name: str) -> list[str]:
+    try:
+        values = msg.get_all(name) or []
+    except Exception:
+        values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
+    return [str(v) for v in values]
+
+
+def parse_date(value: str | None) -> tuple[datetime | None, timedelta | None]:
+    """RFC 2822 Date -> (aware UTC datetime, offset it was written in)."""
+    if not value:
+        return None, None
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None, None
+    if dt is None:
+        return None, None
+    if dt.tzinfo is None:  # "-0000": UTC, offset unknown
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc), dt.utcoffset()
+    except (OverflowError, ValueError):
+        return None, None
+
+
+_PARSER = BytesParser(policy=policy.default)
+
+
+def parse_bytes(raw: bytes) -> EmailMessage:
+    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+
+
+def normalize(raw: bytes) -> Message:
+    """Normalize one raw message. Never raises for bad mail: problems are recorded."""
+    msg = parse_bytes(raw)
+    date, offset = parse_date(header_str(msg, "Date"))
+    out = Message(
+        raw=raw,
+        email=msg,
+        message_id=header_str(msg, "Message-ID"),
+        subject=header_str(msg, "Subject"),
+        sender=header_str(msg, "From"),
+        date=date,
+        date_offset=offset,
+    )
+    _Walker(out).walk(msg, "1", 0, None)
+    return out
+
+
+# --- text decoding ---------------------------------------------------------
+
+_CHARSET_ALIASES = {"unicode-1-1-utf-7": "utf-7", "x-unknown": "latin-1", "unknown-8bit": "latin-1",
+                    "ansi_x3.4-1968": "ascii", "iso-8859-8-i": "iso-8859-8", "ks_c_5601-1987": "cp949",
+                    "gb2312": "gb18030", "gbk": "gb18030", "x-sjis": "shift_jis", "windows-874": "cp874"}
+
+
+def decode_text(part: _StdMessage) -> tuple[str, str | None]:
+    """The text of a part, and a problem description if the charset was wrong."""
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        payload = part.get_payload()
+        return (payload if isinstance(payload, str) else ""), None
+    if len(payload) > MAX_PART_BYTES:
+        payload = payload[:MAX_PART_BYTES]
+    charset = (part.get_content_charset() or "").lower() or None
+    charset = _CHARSET_ALIASES.get(charset, charset) if charset else None
+    problem = None
+    for cs in ([charset] if charset else []) + ["utf-8"]:
+        try:
+            return payload.decode(cs), problem
+        except LookupError:
+            problem = f"unknown charset {charset!r}"
+        except UnicodeDecodeError:
+            if cs == charset:
+                problem = f"text not valid in declared charset {charset!r}"
+    # Last resort: cp1252 decodes most western mail; undefined bytes are replaced.
+    return payload.decode("cp1252", errors="replace"), problem
+
+
+# --- HTML -------------------------------------------------------------------
+
+_BLOCK_TAGS = ("p", "div", "tr", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre",
+               "blockquote", "hr", "dt", "dd", "title", "section", "article", "header", "footer")
+
+
+def html_to_text(html: str) -> str:
+    """One line per table row, per <br> and per <p>; cells separated by a tab."""
+    from bs4 import BeautifulSoup, Comment  # lazy: costs ~60 ms at import
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "head"]):
+        if tag.name == "head":
+            title = tag.find("title")
+            tag.replace_with(title.get_text(" ", strip=True) + "\n" if title else "")
+        else:
+            tag.decompose()
+    for c in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        c.extract()
+    for cell in soup.find_all(["td", "th"]):
+        cell.insert_after("\t")
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    text = soup.get_text("")
+    lines = [re.sub(r"[ \t\xa0]+", " ", ln).strip() for ln in text.splitlines()]
+    return "\n".join(ln for ln in lines if ln)
+
+
+# --- quoting, re-wrapping, defanging ----------------------------------------
+
+_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
+_DEFANG = [
+    (re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.I), "."),
+    (re.compile(r"\[:\]"), ":"),
+    (re.compile(r"\[@\]|\(at\)|\[at\]", re.I), "@"),
+    (re.compile(r"\bhxxp(s?)\b", re.I), r"http\1"),
+    (re.compile(r"\bfxp\b", re.I), "ftp"),
+]
+_HEADER_START = re.compile(r"^(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
+                           r"Content-[\w-]+|MIME-Version|Delivered-To|Authentication-Results|DKIM-Signature|"
+                           r"ARC-[\w-]+|Received-SPF):", re.I)
+
+
+def unquote(text: str) -> str:
+    """Remove '>' quoting (only '>', never other leading punctuation such as '<html>')."""
+    if ">" not in text:
+        return text
+    return _QUOTE.sub("", text)
+
+
+def refang(text: str) -> str:
+    for rx, rep in _DEFANG:
+        text = rx.sub(rep, text)
+    return text
+
+
+def rejoin_headers(text: str) -> str:
+    """Re-join header lines that quoting or a mail client broke without indentation.
+
+    A line that continues a ``Received:``-style header but lost its leading
+    white space is joined back when it starts with a lower-case word typical of
+    a header continuation (by, with, id, for, via, from, (...)) or with a date part.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    in_header = False
+    for ln in lines:
+        if _HEADER_START.match(ln):
+            in_header = True
+            out.append(ln)
+            continue
+        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)):
+            out[-1] = out[-1].rstrip() + " " + ln.strip()
+            continue
+        in_header = False
+        out.append(ln)
+    return "\n".join(out)
+
+
+_CONTINUATION = re.compile(
+    r"^(?:by|with|id|for|via|from|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4})\b", re.I
+)
+
+# --- inline forwards ----------------------------------------------------------
+
+_FORWARD_MARK = re.compile(
+    r"^[ \t]*(?:-{2,}\s*(?:Forwarded message|Original Message|Weitergeleitete Nachricht|Message transféré|"
+    r"Mensaje reenviado|Ursprüngliche Nachricht|Original-Nachricht)\s*-{2,}|Begin forwarded message:|"
+    r"-{3,}\s*Forwarded by .*|Offending message:|-{2,} ?Original message ?-{2,})[ \t]*$",
+    re.I | re.M,
+)
+_HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40}):[ \t]?(.*)$")
+
+
+def split_forward(text: str) -> tuple[str, str] | None:
+    """(text before, forwarded text) at the first inline-forward marker, or None."""
+    m = _FORWARD_MARK.search(text)
+    if not m:
+        return None
+    return text[: m.start()], text[m.end():].lstrip("\n")
+
+
+def looks_like_headers(text: str) -> bool:
+    """Does this text start with at least two RFC 822 header lines?"""
+    n = 0
+    for ln in text.lstrip("\n").split("\n")[:6]:
+        if not ln.strip():
+            break
+        if _HEADER_LINE.match(ln) or ln[:1] in " \t":
+            n += 1 if not ln[:1].isspace() else 0
+        else:
+            return False
+    return n >= 2
+
+
+def _text_blocks(text: str) -> str:
+    return rejoin_headers(refang(unquote(text.replace("\r\n", "\n").replace("\r", "\n"))))
+
+
+class _Walker:
+    def __init__(self, out: Message) -> None:
+        self.out = out
+        self.parts = 0
+
+    def walk(self, part: _StdMessage, path: str, depth: int, owner: _StdMessage | None) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            if self.parts == MAX_PARTS + 1:
+                self.out.problems.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
+            return
+        try:
+            ctype = part.get_content_type()
+        except Exception:
+            ctype = "text/plain"
+        if part.is_multipart() and not ctype.startswith("message/"):
+            for i, sub in enumerate(part.get_payload() or [], 1):
+                if isinstance(sub, _StdMessage):
+                    self.walk(sub, f"{path}.{i}", depth, owner)
+            return
+        if ctype in ("message/rfc822", "message/global") or (ctype.startswith("message/") and part.is_multipart()):
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            if isinstance(inner, _StdMessage):
+                self.embed(inner, path, depth + 1)
+            return
+        if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
+            text, _ = decode_text(part)
+            self.embed(parse_bytes(text.encode("utf-8", "surrogateescape")), path, depth + 1, headers_only=True)
+            return
+        filename = None
+        try:
+            filename = part.get_filename()
+        except Exception:
+            pass
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if ctype in ("text/plain", "text/html", "text/enriched") and not (
+            disposition == "attachment" and filename and not filename.lower().endswith((".txt", ".htm", ".html"))
+        ):
+            text, problem = decode_text(part)
+            if problem:
+                self.out.problems.append(f"part {path}: {problem}")
+            if ctype == "text/html":
+                self.add_text(html_to_text(text), path, ctype, depth, owner, "html")
+            else:
+                self.add_text(text, path, ctype, depth, owner, "body")
+            return
+        data = part.get_payload(decode=True)
+        if data is None:
+            payload = part.get_payload()
+            data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        self.out.attachments.append(Attachment(filename, ctype, data, path, depth))
+        # A message attached as an opaque file (application/octet-stream, *.eml) is content too.
+        if depth < MAX_DEPTH and (ctype == "text/plain" or (filename or "").lower().endswith(".eml")):
+            head = data[:2048].decode("latin-1")
+            if looks_like_headers(head):
+                self.embed(parse_bytes(data), path, depth + 1)
+
+    def embed(self, inner: _StdMessage, path: str, depth: int, headers_only: bool = False) -> None:
+        if depth > MAX_DEPTH:
+            self.out.problems.append(f"part {path}: messages nested deeper than {MAX_DEPTH}; not followed")
+            return
+        self.out.embedded.append(inner)
+        try:
+            items = inner.raw_items() if hasattr(inner, "raw_items") else inner.items()
+            head = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in items)
+        except Exception:
+            head = ""
+        if head:
+            self.out.blocks.append(Block(refang(head), path, "text/rfc822-headers", depth, "headers", inner))
+        if not headers_only:
+            self.walk(inner, path, depth, inner)
+
+    def add_text(self, text: str, path: str, ctype: str, depth: int, owner: _StdMessage | None, kind: str) -> None:
+        if kind != "html" and _looks_html(text):
+            text, kind = html_to_text(text), "html"
+        text = _text_blocks(text)
+        fwd = split_forward(text) if depth < MAX_DEPTH else None
+        if fwd is None:
+            self.out.blocks.append(Block(text, path, ctype, depth, kind, owner))
+            return
+        before, after = fwd
+        if before.strip():
+            self.out.blocks.append(Block(before, path, ctype, depth, kind, owner))
+        if looks_like_headers(after):
+            inner = parse_bytes(after.encode("utf-8", "surrogateescape"))
+            self.embed_forward(inner, after, path, depth + 1)
+        else:
+            self.add_text(after, path, ctype, depth + 1, owner, "forward")
+
+    def embed_forward(self, inner: _StdMessage, text: str, path: str, depth: int) -> None:
+        self.out.embedded.append(inner)
+        head, _, body = text.partition("\n\n")
+        self.out.blocks.append(Block(head, path, "text/rfc822-headers", depth, "headers", inner))
+        if body.strip():
+            self.add_text(body, path, "text/plain", depth, inner, "forward")
+
+
+_HTML_SNIFF = re.compile(r"<(?:html|body|table|div|p|br)\b", re.I)
+
+
+def _looks_html(text: str) -> bool:
+    """A text/plain part that is really HTML (it starts with a tag; forwarded spam often is)."""
+    head = text.lstrip()[:4096]
+    return head.startswith("<") and bool(_HTML_SNIFF.match(head)) and "</" in text
+
+
+def iter_text(message: Message, max_depth: int | None = None) -> Iterator[Block]:
+    """Text blocks, optionally only down to a forwarding depth."""
+    for b in message.blocks:
+        if max_depth is None or b.depth <= max_depth:
+            yield b

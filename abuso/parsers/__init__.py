@@ -1,0 +1,1 @@
+"""Incident parsers: each looks at a normalized message and returns a Verdict."""

@@ -1,0 +1,1 @@
+"""Processors act on whole reports, in the order the config lists them."""

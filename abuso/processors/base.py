@@ -1,0 +1,35 @@
+"""The contract every processor keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from ..model import Report
+
+
+class Processor:
+    """A processor acts on a report after the filters; it may enrich incidents
+    (``report.incidents[i] = inc.with_extra(...)``) and leave notes in
+    ``report.notes[self.name]``. Raise :class:`abuso.errors.TransientError`
+    for failures worth a retry (SMTP down, database busy).
+
+    ``base`` is the folder of the config file: relative paths in options are
+    resolved against it.
+    """
+
+    name: ClassVar[str] = "processor"
+
+    def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
+        self.options = dict(options or {})
+        self.base = base or Path.cwd()
+
+    def path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def process(self, report: Report) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release files, connections; called once at the end of a run."""

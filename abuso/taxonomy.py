@@ -1,0 +1,137 @@
+"""RSIT / IntelMQ classification: ``classification.type`` -> ``classification.taxonomy``.
+
+One place for the table, the aliases other formats use, and the keyword rules of
+the free-text ``log`` parser, so every parser names incidents the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: classification.type -> classification.taxonomy (IntelMQ harmonization, RSIT).
+TAXONOMY: dict[str, str] = {
+    # abusive-content
+    "spam": "abusive-content",
+    "harmful-speech": "abusive-content",
+    "violence": "abusive-content",
+    # malicious-code
+    "infected-system": "malicious-code",
+    "c2-server": "malicious-code",
+    "malware-distribution": "malicious-code",
+    "malware-configuration": "malicious-code",
+    # information-gathering
+    "scanner": "information-gathering",
+    "sniffing": "information-gathering",
+    "social-engineering": "information-gathering",
+    # intrusion-attempts
+    "ids-alert": "intrusion-attempts",
+    "brute-force": "intrusion-attempts",
+    "exploit": "intrusion-attempts",
+    # intrusions
+    "privileged-account-compromise": "intrusions",
+    "unprivileged-account-compromise": "intrusions",
+    "application-compromise": "intrusions",
+    "system-compromise": "intrusions",
+    "burglary": "intrusions",
+    # availability
+    "ddos": "availability",
+    "dos": "availability",
+    "outage": "availability",
+    "sabotage": "availability",
+    # information-content-security
+    "unauthorised-information-access": "information-content-security",
+    "unauthorised-information-modification": "information-content-security",
+    "data-loss": "information-content-security",
+    "data-leak": "information-content-security",
+    # fraud
+    "unauthorized-use-of-resources": "fraud",
+    "copyright": "fraud",
+    "masquerade": "fraud",
+    "phishing": "fraud",
+    # vulnerable
+    "weak-crypto": "vulnerable",
+    "ddos-amplifier": "vulnerable",
+    "potentially-unwanted-accessible": "vulnerable",
+    "information-disclosure": "vulnerable",
+    "vulnerable-system": "vulnerable",
+    # other
+    "blacklist": "other",
+    "dga-domain": "other",
+    "other": "other",
+    "malware": "other",
+    "tor": "other",
+    "proxy": "other",
+    "undetermined": "other",
+    # test
+    "test": "test",
+}
+
+
+def taxonomy_of(type_: str) -> str:
+    return TAXONOMY.get(type_, "other")
+
+
+#: Names other formats and people use -> classification.type.
+ALIASES: dict[str, str] = {
+    "abuse": "spam",
+    "spam": "spam",
+    "uce": "spam",
+    "fraud": "phishing",
+    "phish": "phishing",
+    "virus": "malware-distribution",
+    "malware": "malware-distribution",
+    "botnet": "infected-system",
+    "bot": "infected-system",
+    "infected": "infected-system",
+    "drone": "infected-system",
+    "sinkhole": "infected-system",
+    "scan": "scanner",
+    "portscan": "scanner",
+    "login-attack": "brute-force",
+    "bruteforce": "brute-force",
+    "brute force": "brute-force",
+    "ssh": "brute-force",
+    "copyright": "copyright",
+    "dmca": "copyright",
+    "ddos": "ddos",
+    "dos": "dos",
+    "open-resolver": "vulnerable-system",
+    "openresolver": "vulnerable-system",
+    "exploit": "exploit",
+    "attack": "exploit",
+    "auth-failure": "other",
+    "other": "undetermined",
+}
+
+
+def normalize_type(name: str | None) -> str:
+    """Map a free-form category name onto a classification.type ('undetermined' if unknown)."""
+    if not name:
+        return "undetermined"
+    key = name.strip().lower()
+    if key in TAXONOMY:
+        return key
+    return ALIASES.get(key, ALIASES.get(key.replace("_", "-"), "undetermined"))
+
+
+#: Keyword rules for free text, in priority order: the first rule that matches
+#: wins, so ties are never broken at random (Mail::Abuse did).
+KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
+    ("phishing", re.compile(r"phish|credential harvest|fake login|spoofed (?:bank|site)", re.I)),
+    ("copyright", re.compile(r"copyright|infring|\bDMCA\b|\bACNS\b|bittorrent|torrent|piracy", re.I)),
+    ("malware-distribution", re.compile(r"malware (?:distribution|hosting|download)|serving malware|virus|trojan|worm\b|opaserv", re.I)),
+    ("infected-system", re.compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host", re.I)),
+    ("ddos", re.compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
+    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login", re.I)),
+    ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|wp-login\.php|xmlrpc\.php|\bRCE\b", re.I)),
+    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop", re.I)),
+    ("scanner", re.compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
+]
+
+
+def type_from_text(text: str) -> str | None:
+    """The classification.type free text points at, or None."""
+    for name, rx in KEYWORD_RULES:
+        if rx.search(text):
+            return name
+    return None
