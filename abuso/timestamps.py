@@ -1,9 +1,33 @@
-"""Time zones named in reports. (The log parser's timestamp finder extends this module.)"""
+"""Timestamps in abuse reports: find them in a line, read them, and say where the zone came from.
+
+Reports paste logs in every shape there is, and most stamps carry no zone. The
+answer is a UTC time plus the *source* of its offset, in this order of trust:
+
+``explicit``     the stamp has one (``+0100``, ``Z``, ``CET``, ``UTC-3``);
+``stated``       the report says so ("all times are CET", "Time Zone: UTC");
+``date-header``  the offset the report's own Date header was written in;
+``default``      the config's ``defaults.zone`` (a per-reporter guess);
+``assumed-utc``  nothing else known.
+
+Zone names: a bare abbreviation is the fixed offset it names (``CET`` is +1 and
+``CEST`` +2, as the writer chose them). An IANA name (``Europe/Berlin``), a
+pair (``CET/CEST``, ``MEZ/MESZ``, ``EST/EDT``) or a long name ("Central
+European Time", "Eastern Time") means "local time there", so it goes through
+zoneinfo and a July stamp gets +2. This is what people mean when they write a
+pair or a city, and what they usually do not mean when they write ``CET``.
+
+The common shapes are compiled regexes plus integer parsing (a few µs per
+line); dateparser (1-2 ms per call, ~100 ms to import) is only a lazy fallback
+for odd shapes and other languages, and never runs on a line a fast shape read.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from typing import Union
 
 #: Abbreviations seen in abuse reports, as fixed offsets in hours.
 ZONE_ABBREVIATIONS: dict[str, float] = {
@@ -11,14 +35,30 @@ ZONE_ABBREVIATIONS: dict[str, float] = {
     "MESZ": 2, "EET": 2, "EEST": 3, "MSK": 3, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7,
     "MDT": -6, "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10, "JST": 9, "KST": 9, "AEST": 10,
     "AEDT": 11, "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13, "SGT": 8, "HKT": 8, "BRT": -3, "ART": -3,
-    "VET": -4,
+    "VET": -4, "WEST": 1,
+}
+
+#: Names that mean "local time in this place" (DST-aware, via zoneinfo).
+ZONE_REGIONS: dict[str, str] = {
+    "CET/CEST": "Europe/Berlin", "MEZ/MESZ": "Europe/Berlin", "CENTRAL EUROPEAN TIME": "Europe/Berlin",
+    "CENTRAL EUROPEAN SUMMER TIME": "Europe/Berlin", "EET/EEST": "Europe/Helsinki",
+    "EASTERN EUROPEAN TIME": "Europe/Helsinki", "WET/WEST": "Europe/Lisbon", "GMT/BST": "Europe/London",
+    "UK TIME": "Europe/London", "EST/EDT": "America/New_York", "EASTERN TIME": "America/New_York",
+    "US/EASTERN": "America/New_York", "CST/CDT": "America/Chicago", "CENTRAL TIME": "America/Chicago",
+    "MST/MDT": "America/Denver", "MOUNTAIN TIME": "America/Denver", "PST/PDT": "America/Los_Angeles",
+    "PACIFIC TIME": "America/Los_Angeles", "US/PACIFIC": "America/Los_Angeles",
+    "AEST/AEDT": "Australia/Sydney", "NZST/NZDT": "Pacific/Auckland",
 }
 
 _OFFSET = re.compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
 
 
 def zone_offset(name: str) -> timedelta | None:
-    """'UTC', 'CET', '+0100', 'UTC-5', 'GMT+05:30' -> offset; None if unknown."""
+    """'UTC', 'CET', '+0100', 'UTC-5', 'GMT+05:30' -> offset; None if unknown.
+
+    A region name ('Europe/Berlin', 'CET/CEST') gives its standard (January)
+    offset, so config validation accepts it; use :func:`zone_tzinfo` to apply it.
+    """
     s = name.strip()
     hours = ZONE_ABBREVIATIONS.get(s.upper())
     if hours is not None:
@@ -29,4 +69,395 @@ def zone_offset(name: str) -> timedelta | None:
         h, mins = int(m.group(2)), int(m.group(3) or 0)
         if h <= 14 and mins < 60:
             return sign * timedelta(hours=h, minutes=mins)
+        return None
+    tz = _region(s)
+    if tz is not None:
+        return tz.utcoffset(datetime(2001, 1, 15))
+    return None
+
+
+@lru_cache(maxsize=64)
+def _region(name: str) -> tzinfo | None:
+    key = " ".join(name.split()).upper()
+    iana = ZONE_REGIONS.get(key)
+    if iana is None:
+        if "/" not in name or not re.fullmatch(r"[A-Za-z_]+(?:/[A-Za-z_+-]+){1,2}", name):
+            return None
+        iana = name
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(iana)
+    except Exception:  # unknown name, or no tz database on this host
+        return None
+
+
+def zone_tzinfo(name: str) -> tzinfo | None:
+    """A zone name or offset -> tzinfo (fixed for abbreviations and offsets, zoneinfo for regions)."""
+    off = zone_offset(name)
+    region = _region(name.strip())
+    if region is not None:
+        return region
+    return timezone(off) if off is not None else None
+
+
+# --- the result ----------------------------------------------------------------
+
+Zoneish = Union[tzinfo, timedelta, str, tuple, None]
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A timestamp read from text: aware UTC time, where its zone came from, and its span."""
+
+    time: datetime
+    zone: str
+    start: int = 0
+    end: int = 0
+    #: The shape that matched (iso, clf, rfc2822, monthfirst, us, eu, snort, epoch, fallback).
+    shape: str = ""
+    #: True when the stamp has no seconds (``03:14``): it may be the same event as a precise one.
+    partial: bool = False
+
+
+# --- the shapes -----------------------------------------------------------------
+
+MONTHS: dict[str, int] = {}
+for _i, _names in enumerate((
+    "jan january jän januar janv enero gennaio",
+    "feb february februar fév févr fevrier febrero febbraio",
+    "mar march mär märz mrz mars marzo",
+    "apr april avr avril abril aprile",
+    "may mai mayo maggio",
+    "jun june juni juin junio giugno",
+    "jul july juli juil juillet julio luglio",
+    "aug august aoû août agosto",
+    "sep sept september septembre septiembre settembre",
+    "oct october okt oktober octobre octubre ottobre",
+    "nov november novembre noviembre",
+    "dec december dez dezember déc décembre diciembre dicembre",
+), 1):
+    for _n in _names.split():
+        MONTHS[_n] = _i
+_MON = "(?P<mon>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+_TIME = (r"(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
+         r"(?:\s?(?P<ampm>[AaPp]\.?[Mm]\.?)(?![A-Za-z]))?")
+# A zone after the time: numeric offset, Z, UTC/GMT±n, or a word checked against the tables.
+_TZ = (r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?(?![A-Za-z])"
+       r"|[A-Z]{3,5}(?![A-Za-z]))(?:\s*\((?P<tzc>[A-Za-z]{2,5})\))?)?")
+
+_SHAPES: list[tuple[str, re.Pattern[str]]] = [
+    # 2026-11-22T03:14:07.123+01:00, 2026-11-23 08:15:00, 2026/11/23 08:15
+    ("iso", re.compile(r"(?<!\d)(?P<Y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?:[T ]|\s+|T\s*)"
+                       + _TIME + _TZ)),
+    # 24/Nov/2026:13:05:01 +0100 (Apache, CLF)
+    ("clf", re.compile(r"(?<!\d)(?P<d>\d{1,2})/" + _MON + r"/(?P<Y>\d{4}):" + _TIME + _TZ, re.I)),
+    # Tue, 23 Oct 2003 18:13:36 -0400 (EST); 30 Oct 2003 22:10:04; 22-Nov-2026 03:14; 22Nov2026 3:14:07
+    ("rfc2822", re.compile(r"(?<![\dA-Za-z])" + _DAY + r"(?P<d>\d{1,2})[-\s]*" + _MON + r"[-\s,]*(?P<Y>\d{4})"
+                           r"(?:[\s,]+|\s*[-:]\s*)" + _TIME + _TZ, re.I)),
+    # Oct, 23 2003 6:13:36 PM -0400; Nov 22 03:14:07 (syslog); Sun Nov 22 03:14:07 CET 2026 (date(1))
+    ("monthfirst", re.compile(r"(?<![\dA-Za-z])" + _DAY + _MON + r",?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
+                              r"(?:(?P<Y>\d{4}),?\s+)?" + _TIME + _TZ + r"(?:\s+(?P<Y2>(?:19|20)\d\d)(?!\d))?",
+                              re.I)),
+    # 11/22/2026 5:07:44 PM (US, Windows); 22/11/2026 when the first number cannot be a month
+    ("us", re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
+                      + _TIME + _TZ)),
+    # 22.11.2026 14:37:12 (European)
+    ("eu", re.compile(r"(?<![\d.])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
+                      + _TIME + _TZ)),
+    # 11/22-03:14:07.123456 (snort), 11/22/26-03:14:07
+    ("snort", re.compile(r"(?<![\d/])(?P<m>\d{2})/(?P<d>\d{2})(?:/(?P<Y>\d{2,4}))?-" + _TIME)),
+]
+#: Cheap test before any shape runs: every fast shape has H:MM.
+_TIMEISH = re.compile(r"\d:\d\d")
+_EPOCH = re.compile(r"(?<![\d.])(?P<e>1\d{9}|[2-3]\d{9})(?:\.(?P<frac>\d{1,6}))?(?![\d])")
+#: Epoch seconds count only where the text marks them as a time (or in a table's time column).
+_EPOCH_LABEL = re.compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
+EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
+
+
+def _zone_of_token(tok: str) -> tzinfo | None:
+    tok = tok.strip()
+    if tok.upper() in ZONE_ABBREVIATIONS or tok[:1] in "+-" or tok.upper().startswith(("UTC", "GMT", "UT")):
+        off = zone_offset(tok)
+        return timezone(off) if off is not None else None
+    return None
+
+
+def _as_tzinfo(z: Zoneish) -> tzinfo | None:
+    if z is None:
+        return None
+    if isinstance(z, tuple):
+        z = z[0]
+    if isinstance(z, timedelta):
+        return timezone(z)
+    if isinstance(z, str):
+        return zone_tzinfo(z)
+    return z
+
+
+def _year_for(month: int, day: int, hour: int, minute: int, second: int, reference: datetime | None) -> int | None:
+    """Yearless stamps (syslog, snort): the latest year that puts the stamp at or before the reference.
+
+    One day of slack allows for zones ahead of the reference's.
+    """
+    ref = reference or datetime.now(timezone.utc)
+    limit = ref.replace(tzinfo=None) + (ref.utcoffset() or timedelta()) + timedelta(days=1)
+    for year in range(limit.year, limit.year - 5, -1):
+        try:
+            cand = datetime(year, month, day, hour, minute, second)
+        except ValueError:
+            continue  # Feb 29 in a common year
+        if cand <= limit:
+            return year
+    return None
+
+
+def _build(m: re.Match[str], shape: str, **kw: object) -> Stamp | None:
+    stamp = _read(m, shape, **kw)  # type: ignore[arg-type]
+    if stamp is not None and not m.group("S"):
+        return replace(stamp, partial=True)
+    return stamp
+
+
+def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: tzinfo | None,
+           header_offset: timedelta | None, default: tzinfo | None, dayfirst: bool | None) -> Stamp | None:
+    g = m.groupdict()
+    try:
+        hour, minute = int(g["H"]), int(g["M"])
+        second = int(g["S"]) if g.get("S") else 0
+        frac = g.get("frac")
+        micro = int((frac + "000000")[:6]) if frac else 0
+        ampm = g.get("ampm")
+        if ampm:
+            if not 1 <= hour <= 12:
+                return None
+            pm = ampm[0] in "pP"
+            hour = (hour % 12) + (12 if pm else 0)
+        if shape in ("clf", "rfc2822", "monthfirst"):
+            month = MONTHS[g["mon"].lower().rstrip(".")]
+        else:
+            month = int(g["m"])
+        day = int(g["d"])
+        if shape == "us":
+            if month > 12 and day <= 12:  # 22/11/2026: only day-first makes sense
+                month, day = day, month
+            elif dayfirst and day <= 12:
+                month, day = day, month
+        year_s = g.get("Y") or g.get("Y2")
+        if year_s:
+            year = int(year_s)
+            if year < 100:
+                year += 2000 if year < 70 else 1900
+        else:
+            year = _year_for(month, day, hour, minute, second, reference)
+            if year is None:
+                return None
+        if second == 60:  # leap second: keep the event, in the next second's place
+            second = 59
+        naive = datetime(year, month, day, hour, minute, second, micro)
+    except (ValueError, KeyError, TypeError):
+        return None
+    start, end, tz = m.start(), m.end(), None
+    tok = g.get("tz")
+    if tok:
+        tz = _zone_of_token(tok)
+        if tz is None:
+            # A word after the time that is no zone ("03:14:07 srv kernel"): not part of
+            # the stamp, and neither is a year after it.
+            end = m.start("tz")
+            while end > start and m.string[end - 1] in " \t,":
+                end -= 1
+            year_s = g.get("Y")
+            if not year_s:
+                year = _year_for(month, day, hour, minute, second, reference)
+                if year is None:
+                    return None
+                try:
+                    naive = naive.replace(year=year)
+                except ValueError:
+                    return None
+    if tz is None and g.get("tzc"):
+        tz = _zone_of_token(g["tzc"])
+    if tz is not None:
+        try:
+            return Stamp(naive.replace(tzinfo=tz).astimezone(timezone.utc), "explicit", start, end, shape)
+        except (OverflowError, ValueError):
+            return None
+    return _resolve(naive, start, end, shape, stated, header_offset, default)
+
+
+def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo | None,
+             header_offset: timedelta | None, default: tzinfo | None) -> Stamp | None:
+    """Apply the first zone source that is known, in the documented order of trust."""
+    try:
+        if stated is not None:
+            return Stamp(naive.replace(tzinfo=stated).astimezone(timezone.utc), "stated", start, end, shape)
+        if header_offset is not None:
+            return Stamp((naive - header_offset).replace(tzinfo=timezone.utc), "date-header", start, end, shape)
+        if default is not None:
+            return Stamp(naive.replace(tzinfo=default).astimezone(timezone.utc), "default", start, end, shape)
+        return Stamp(naive.replace(tzinfo=timezone.utc), "assumed-utc", start, end, shape)
+    except (OverflowError, ValueError):
+        return None
+
+
+def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zoneish = None,
+                    header_offset: timedelta | None = None, default: Zoneish = None,
+                    epoch: bool = False, dayfirst: bool | None = None, fallback: bool = False) -> list[Stamp]:
+    """Every timestamp in one line, left to right, with spans; overlapping matches are dropped.
+
+    ``reference`` (the report's Date) fixes the year of yearless stamps.
+    ``stated`` / ``header_offset`` / ``default`` are the zone sources for naive
+    stamps (see the module doc). ``epoch``: read bare epoch seconds (set it for
+    a table's time column); labelled ones (``time=1763781247``) are always read.
+    ``fallback``: try dateparser when no fast shape matched a time-like text.
+    """
+    out: list[Stamp] = []
+    st, df = _as_tzinfo(stated), _as_tzinfo(default)
+    if _TIMEISH.search(line):
+        for shape, rx in _SHAPES:
+            for m in rx.finditer(line):
+                s = m.start()
+                if any(o.start <= s < o.end or s <= o.start < m.end() for o in out):
+                    continue
+                stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
+                               default=df, dayfirst=dayfirst)
+                if stamp is not None:
+                    out.append(stamp)
+    if any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line:
+        for m in _EPOCH.finditer(line):
+            s = m.start()
+            if any(o.start <= s < o.end for o in out):
+                continue
+            if not (epoch or s == 0 or _EPOCH_LABEL.search(line, max(0, s - 16), s)):
+                continue
+            secs = int(m.group("e"))
+            if not EPOCH_MIN <= secs <= EPOCH_MAX:
+                continue
+            frac = m.group("frac")
+            t = datetime.fromtimestamp(secs, timezone.utc)
+            if frac:
+                t = t.replace(microsecond=int((frac + "000000")[:6]))
+            out.append(Stamp(t, "explicit", s, m.end(), "epoch"))
+    if not out and fallback and _TIMEISH.search(line):
+        stamp = _fallback(line, reference, st, header_offset, df)
+        if stamp is not None:
+            out.append(stamp)
+    if len(out) > 1:
+        out.sort(key=lambda x: x.start)
+    return out
+
+
+def parse_timestamp(text: str, *, reference: datetime | None = None, stated: Zoneish = None,
+                    header_offset: timedelta | None = None, default: Zoneish = None,
+                    dayfirst: bool | None = None, fallback: bool = True) -> Stamp | None:
+    """One timestamp field (an ARF Arrival-Date, a CSV cell) -> Stamp, or None.
+
+    Epoch seconds are accepted (the caller says this text is a time). The fast
+    shapes are tried first; dateparser only when they fail and ``fallback``.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    found = find_timestamps(text, reference=reference, stated=stated, header_offset=header_offset,
+                            default=default, epoch=True, dayfirst=dayfirst, fallback=False)
+    if found:
+        return found[0]
+    if not fallback or len(text) > 200:
+        return None
+    return _fallback(text, reference, _as_tzinfo(stated), header_offset, _as_tzinfo(default), whole=True)
+
+
+#: How often dateparser ran (tests and the benchmark check the fast path keeps it idle).
+FALLBACK_CALLS = [0]
+
+
+def _fallback(text: str, reference: datetime | None, stated: tzinfo | None, header_offset: timedelta | None,
+              default: tzinfo | None, whole: bool = False) -> Stamp | None:
+    """dateparser, lazily imported, for shapes the regexes do not know (and other languages)."""
+    FALLBACK_CALLS[0] += 1
+    try:
+        import dateparser
+        from dateparser.search import search_dates
+    except ImportError:  # optional at run time
+        return None
+    settings = {"RETURN_AS_TIMEZONE_AWARE": False, "PREFER_DATES_FROM": "past",
+                "REQUIRE_PARTS": ["day", "month"]}
+    if reference is not None:
+        settings["RELATIVE_BASE"] = reference.replace(tzinfo=None)
+    try:
+        if whole:
+            dt = dateparser.parse(text, settings=settings)
+            found = [(text, dt)] if dt is not None else []
+        else:
+            found = search_dates(text, settings=settings) or []
+    except Exception:  # dateparser raises on odd input; a missing stamp is the honest answer
+        return None
+    for sub, dt in found:
+        if dt is None or not _TIMEISH.search(sub):
+            continue
+        start = text.find(sub)
+        tz = _zone_of_token(sub.rsplit(None, 1)[-1]) if " " in sub.strip() else None
+        if tz is not None:
+            return Stamp(dt.replace(tzinfo=tz).astimezone(timezone.utc), "explicit", start, start + len(sub),
+                         "fallback")
+        return _resolve(dt.replace(tzinfo=None), start, start + len(sub), "fallback", stated, header_offset,
+                        default)
+    return None
+
+
+# --- zones the report states ------------------------------------------------------
+
+_ZONE_WORD = (r"(?P<z>[A-Z][a-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?|(?:UTC|GMT)\s?[+-]\s?\d{1,2}(?::?\d{2})?"
+              r"|[+-]\d{2}:?\d{2}|[A-Z]{2,5}/[A-Z]{3,5}|(?:central|eastern|western|pacific|mountain)"
+              r"(?: european)?(?: summer| standard| daylight)? time|[A-Z]{2,5})(?![A-Za-z/])")
+_PAREN_OFFSET = r"(?:\s*\(\s*(?P<z2>(?:UTC|GMT)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2})\s*\))?"
+_STATED = [
+    # "Time Zone: EST (UTC-5)", "Timezone: UTC", "time zone of -0700", "timezone = Europe/Berlin"
+    re.compile(r"\btime\s?-?zone\b(?:\s+(?:is|of|used))?\s*[:=]?\s*(?:is\s+)?" + _ZONE_WORD + _PAREN_OFFSET,
+               re.I),
+    # "All times are UTC", "times are in CET", "timestamps are given in Europe/Berlin", "times shown in GMT-3"
+    re.compile(r"\b(?:all\s+)?(?:times?|timestamps?|dates?)(?:\s+(?:are|is|were))?(?:\s+(?:shown|given|listed|"
+               r"reported|displayed|expressed))?\s+(?:in|as)\s+(?:the\s+)?" + _ZONE_WORD + _PAREN_OFFSET, re.I),
+    re.compile(r"\b(?:all\s+times?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD + _PAREN_OFFSET, re.I),
+    # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own)
+    re.compile(r"(?<![\d:])\s\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
+    # "GMT-3" in prose
+    re.compile(r"(?<![\d:\w])\s?(?P<z>(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?)\b"),
+]
+_STATED_CHARS = 64 * 1024
+
+
+def stated_zone(text: str) -> tuple[tzinfo, str] | None:
+    """The zone a report says its times are in: (tzinfo, the words it used), or None.
+
+    The first statement wins (a form's ``Time Zone:`` field comes before any
+    later remark). Unknown words ("timezone ZP4") state nothing.
+    """
+    text = text[:_STATED_CHARS]
+    best: tuple[int, tzinfo, str] | None = None
+    for rx in _STATED:
+        for m in rx.finditer(text):
+            if best is not None and m.start() >= best[0]:
+                break
+            name = m.group("z2") if "z2" in rx.groupindex and m.group("z2") else m.group("z")
+            name = " ".join(name.split())
+            tz = _stated_tz(name)
+            if tz is not None:
+                best = (m.start(), tz, name)
+                break
+    return (best[1], best[2]) if best else None
+
+
+def _stated_tz(name: str) -> tzinfo | None:
+    region = _region(name)
+    if region is not None:
+        return region
+    if name.upper() in ZONE_ABBREVIATIONS and name.isupper() and name not in ("Z", "UT", "IST"):
+        return timezone(timedelta(hours=ZONE_ABBREVIATIONS[name.upper()]))
+    if name[:1] in "+-" or name.upper().startswith(("UTC", "GMT")):
+        off = zone_offset(name)
+        return timezone(off) if off is not None else None
     return None

@@ -1,0 +1,415 @@
+"""The free-text ``log`` parser: addresses and timestamps in pasted logs and prose.
+
+What it does, in order, for every text block except header blocks (the
+``received`` parser owns Received chains of attached messages):
+
+1. Read each line once: its addresses (abuso.addresses), its timestamps
+   (abuso.timestamps) and the role of each address from the words before it
+   ("SRC=", "from", "Source IP:" vs "DST=", "Destination", "our server",
+   "->"), plus whole-line labels ("Reporter:", "inetnum:").
+2. Tables with a header row (myNetWatchman's "AgentName, Event Date Time,
+   Destination IP, ...") are read by column name, so a destination column is
+   never taken for the source. A table whose rows name no source takes the one
+   address the report labels as source ("Source IP: ...").
+3. Pair each source address with a time: a stamp on its own line, else the
+   nearest stamp within two lines (before first; every line counts, including
+   the first body line and each adjacent pair, which Mail::Abuse skipped), else
+   the stamp that heads the record it belongs to (a Windows event's "Date:").
+4. One incident per (ip, time): the same event logged by two lines (a firewall
+   deny and the worm signature behind it) gets the highest-priority type of the
+   taxonomy keyword rules, never a random one. Stamps without seconds merge
+   into a precise stamp of the same minute. An address that never got a stamp
+   gives one incident without time (or the report's Date with date_fallback).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..addresses import find_addresses, is_useful_source, source_address
+from ..model import Incident, IPAddress, Verdict
+from ..taxonomy import KEYWORD_RULES, type_from_text
+from ..timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone, zone_tzinfo
+from .base import Parser
+
+#: Work caps for hostile input: lines and characters read per message, characters per line.
+MAX_LINES = 20_000
+MAX_CHARS = 2_000_000
+MAX_LINE = 2_000
+#: Lines around an address searched for its stamp; how far back a record's heading stamp may be.
+WINDOW = 2
+RECORD_BACK = 25
+EVIDENCE = 300
+
+_PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
+
+# The words right before an address that give its role. Checked victim first:
+# "Destination IP:" ends in "IP:" too.
+_VICTIM_BEFORE = re.compile(
+    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bon|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
+    r"|\bsensor|\breporter|\breported\s+by|\bwhois(?:\s+server)?|\bname\s?servers?|\bns\d?|\bresolver"
+    r"|\bdns(?:\s+server)?|\bmx|\bgateway|\bnext\s?hop|\blocal(?:\s+(?:ip|address|host))?|\bserver"
+    r"|\bdaddr|\bdhost|->|=>|>)"
+    r"(?:\s+(?:ip|ips|address|addr|host|port))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+_SOURCE_BEFORE = re.compile(
+    r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
+    r"|\brhost|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bip|\baddress|\bhost|\bpeer|\bblocked|\bdenied)"
+    r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+#: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
+_STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
+                            r"|\boffending\s+ip|\boffender)\s*[:=(\[]\s*\(?$", re.I)
+#: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
+_LINE_NOT_SOURCE = re.compile(
+    r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
+    r"|contact|abuse\s+contact|name\s?servers?|ns\d?|dns|mx|inetnum|inet6num|netrange|cidr|route6?|network"
+    r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
+_RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
+_BY = re.compile(r"\bby\b", re.I)
+_SPT = re.compile(r"\bSPT=(\d{1,5})\b")
+_TIMEISH = re.compile(r"\d:\d\d")
+
+# Table header cells.
+_COL_TIME = re.compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
+_COL_VICTIM = re.compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local", re.I)
+_COL_SOURCE = re.compile(r"source|\bsrc|attacker|offend|origin|remote|client|^(?:ip|ip[ _-]?addr(?:ess)?|address"
+                         r"|host|from|ipv[46]|addr)$", re.I)
+_COL_PORT = re.compile(r"port", re.I)
+_SEPARATORS = ("\t", ";", "|", ",")
+
+
+@dataclass
+class _Occurrence:
+    ip: IPAddress
+    stamp: Stamp | None
+    line: str
+    hint: str | None  # type from the line or its record
+    port: int | None = None
+    evidence: str = ""
+
+
+@dataclass
+class _Table:
+    sep: str
+    cells: int
+    time: list[int] = field(default_factory=list)
+    source: list[int] = field(default_factory=list)
+    victim: list[int] = field(default_factory=list)
+    source_port: int | None = None
+    epoch: bool = False
+    hint: str | None = None
+
+
+def _trim(line: str) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= EVIDENCE else line[: EVIDENCE - 1] + "…"
+
+
+def _best(types: list[str | None]) -> str | None:
+    known = [t for t in types if t]
+    return min(known, key=lambda t: _PRIORITY.get(t, len(_PRIORITY))) if known else None
+
+
+def _header(line: str) -> _Table | None:
+    """A table header row: 3+ word cells, naming a time or an address column."""
+    if not line or line.count(":") > 2 or _TIMEISH.search(line):
+        return None
+    for sep in _SEPARATORS:
+        if line.count(sep) < 2:
+            continue
+        cells = [c.strip() for c in line.split(sep)]
+        if sep == "|":
+            cells = [c for c in cells if c] or cells
+        wordy = sum(1 for c in cells if c and re.fullmatch(r"[A-Za-z][\w .#/()-]{0,40}", c))
+        if wordy < max(3, len(cells) * 2 // 3):
+            continue
+        t = _Table(sep, len(cells))
+        for i, c in enumerate(cells):
+            if _COL_PORT.search(c):
+                if re.search(r"source|src", c, re.I) and t.source_port is None:
+                    t.source_port = i
+                continue
+            if _COL_VICTIM.search(c) and re.search(r"ip|addr|host|dest|dst|target|victim", c, re.I):
+                t.victim.append(i)
+            elif _COL_VICTIM.search(c):
+                t.victim.append(i)
+            elif _COL_TIME.search(c):
+                t.time.append(i)
+                t.epoch = t.epoch or bool(re.search(r"epoch|unix|\bts\b", c, re.I))
+            elif _COL_SOURCE.search(c):
+                t.source.append(i)
+        if t.time or t.source:
+            t.hint = type_from_text(line)
+            return t
+    return None
+
+
+class LogParser(Parser):
+    """Free text: pasted logs and prose. See the module doc for the rules."""
+
+    name = "log"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        zone = self.options.get("zone")
+        self.default_zone = zone_tzinfo(str(zone)) if zone else None
+        self.date_fallback = bool(self.options.get("date_fallback", False))
+
+    def parse(self, message: Any) -> Verdict:
+        blocks = [b for b in message.blocks if b.kind != "headers"]
+        if not blocks:
+            return self.not_applicable("no text to read")
+        subject_hint = type_from_text(message.subject or "")
+        ctx = _Context(self, message)
+        for b in blocks:
+            if ctx.exhausted:
+                break
+            ctx.read_block(b.text, subject_hint)
+        return self._verdict(ctx, message)
+
+    def _verdict(self, ctx: _Context, message: Any) -> Verdict:
+        incidents = ctx.incidents()
+        cap = f"; read only the first {ctx.lines_read} lines ({ctx.cap})" if ctx.cap else ""
+        if incidents:
+            timed = sum(1 for i in incidents if i.time is not None)
+            parts = [f"{len(ctx.sources)} source address{'es' if len(ctx.sources) != 1 else ''}"]
+            if timed < len(incidents):
+                parts.append(f"{len(incidents) - timed} without a timestamp")
+            if ctx.excluded:
+                parts.append(f"{len(ctx.excluded)} victim/reporter address{'es' if len(ctx.excluded) != 1 else ''} "
+                             "left out")
+            return self.found(incidents, ", ".join(parts) + cap)
+        if ctx.excluded:
+            n = len(ctx.excluded)
+            return self.found([], f"{n} address{'es' if n != 1 else ''}, all victim, reporter or whois "
+                                  f"addresses ({', '.join(sorted(ctx.excluded_labels)) or 'by role'}){cap}")
+        if ctx.useless:
+            return self.found([], f"only unusable addresses ({', '.join(sorted(ctx.useless)[:3])}: loopback, "
+                                  f"multicast, netmask...) in {ctx.lines_read} lines{cap}")
+        return self.not_applicable(f"no IP address in {ctx.lines_read} lines of text{cap}")
+
+
+class _Context:
+    """The state of one message's parse: occurrences, roles and the zone sources."""
+
+    def __init__(self, parser: LogParser, message: Any) -> None:
+        self.parser = parser
+        self.message = message
+        self.reference = message.date
+        self.header_offset: timedelta | None = message.date_offset if message.date is not None else None
+        self.default = parser.default_zone
+        self.occurrences: list[_Occurrence] = []
+        self.victims: set[IPAddress] = set()
+        self.excluded: set[IPAddress] = set()
+        self.excluded_labels: set[str] = set()
+        self.useless: set[str] = set()
+        self.sources: set[IPAddress] = set()
+        self.lines_read = 0
+        self.chars_read = 0
+        self.cap = ""
+        first = next((b.text for b in message.blocks if b.kind != "headers"), "")
+        self.message_stated = stated_zone(first) or stated_zone("\n".join(b.text for b in message.blocks
+                                                                           if b.kind != "headers"))
+        self.block_hint: str | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self.cap)
+
+    def stamps(self, line: str, stated: Any, epoch: bool = False) -> list[Stamp]:
+        return find_timestamps(line, reference=self.reference, stated=stated, header_offset=self.header_offset,
+                               default=self.default, epoch=epoch)
+
+    def read_block(self, text: str, subject_hint: str | None) -> None:
+        lines = text.split("\n")
+        room = MAX_LINES - self.lines_read
+        if len(lines) > room:
+            lines, self.cap = lines[:room], f"more than {MAX_LINES} lines"
+        out: list[str] = []
+        for ln in lines:
+            self.chars_read += len(ln) + 1
+            if self.chars_read > MAX_CHARS:
+                self.cap = f"more than {MAX_CHARS // 1_000_000} MB of text"
+                break
+            out.append(ln[:MAX_LINE])
+        lines = out
+        self.lines_read += len(lines)
+        stated = stated_zone(text) or self.message_stated
+        stated_tz = stated[0] if stated else None
+        block_hint = type_from_text(text[:65536])
+        fallback_hint = subject_hint or block_hint
+
+        # Pass 1: addresses, stamps and line types.
+        addrs = [find_addresses(ln) if ("." in ln or ":" in ln) else [] for ln in lines]
+        stamps: list[list[Stamp]] = [self.stamps(ln, stated_tz) if any(c.isdigit() for c in ln) else []
+                                     for ln in lines]
+        types = [type_from_text(ln) if ln.strip() else None for ln in lines]
+
+        strong_sources = self._strong_sources(lines, addrs)
+        table: _Table | None = None
+        for i, ln in enumerate(lines):
+            if not ln.strip():
+                table = None
+                continue
+            if table is not None:
+                cells = [c.strip() for c in ln.split(table.sep)]
+                if table.sep == "|":
+                    cells = [c for c in cells if c] or cells
+                if abs(len(cells) - table.cells) <= 1:
+                    self._row(table, cells, ln, addrs[i], stated_tz, strong_sources, fallback_hint)
+                    continue
+                table = None
+            if not addrs[i]:
+                table = _header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln else None
+                continue
+            self._line(i, lines, addrs, stamps, types, fallback_hint)
+
+    def _strong_sources(self, lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAddress, int | None]]:
+        found: dict[IPAddress, int | None] = {}
+        for ln, fs in zip(lines, addrs, strict=True):
+            for f in fs:
+                if _STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start):
+                    ip = source_address(f.ip)
+                    if is_useful_source(ip):
+                        found.setdefault(ip, f.port)
+        return list(found.items())
+
+    def _row(self, table: _Table, cells: list[str], line: str, found: list[Any], stated: Any,
+             strong_sources: list[tuple[IPAddress, int | None]], fallback_hint: str | None) -> None:
+        stamp = None
+        for ci in table.time:
+            if ci < len(cells):
+                stamp = parse_timestamp(cells[ci], reference=self.reference, stated=stated,
+                                        header_offset=self.header_offset, default=self.default, fallback=False)
+                if stamp is not None and (stamp.shape != "epoch" or table.epoch or cells[ci].isdigit()):
+                    break
+                stamp = None
+        if stamp is None:
+            stamps = self.stamps(line, stated, epoch=table.epoch)
+            stamp = stamps[0] if stamps else None
+        port = None
+        if table.source_port is not None and table.source_port < len(cells) and cells[table.source_port].isdigit():
+            port = int(cells[table.source_port])
+        hint = type_from_text(line) or table.hint or fallback_hint
+        sources: list[tuple[IPAddress, int | None]] = []
+        for ci, cell in enumerate(cells):
+            for f in find_addresses(cell) if ("." in cell or ":" in cell) else []:
+                ip = source_address(f.ip)
+                if ci in table.victim:
+                    self._exclude(ip, "destination column")
+                elif ci in table.source or not table.source:
+                    sources.append((ip, f.port))
+        if not sources and not table.source and len(strong_sources) == 1:
+            sources = [strong_sources[0]]
+        for ip, p in sources:
+            self._add(ip, stamp, line, hint, port or p, _trim(line))
+
+    def _line(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
+              types: list[str | None], fallback_hint: str | None) -> None:
+        line = lines[i]
+        received = bool(_RECEIVED.match(line))
+        by = _BY.search(line) if received else None
+        line_victim = bool(_LINE_NOT_SOURCE.match(line))
+        prev_end = 0
+        for f in addrs[i]:
+            ip = source_address(f.ip)
+            before = line[max(prev_end, f.start - 40):f.start]
+            prev_end = f.end
+            if not is_useful_source(ip):
+                self.useless.add(str(ip))
+                continue
+            role = None
+            if received:
+                role = "victim" if by and f.start > by.start() else "source"
+            if role is None:
+                m = _VICTIM_BEFORE.search(before)
+                if m:
+                    role = "victim"
+                    label = m.group().strip(" :=#([")
+                elif _SOURCE_BEFORE.search(before):
+                    role = "source"
+            if role is None and line_victim:
+                role, label = "victim", line.split(":")[0].split("=")[0].strip()[:30]
+            if role == "victim":
+                self._exclude(ip, label if not received else "Received by")
+                continue
+            stamp, ev = self._pair(i, lines, addrs, stamps, f)
+            hint = "spam" if received else (types[i] or _best(types[max(0, i - WINDOW):i + WINDOW + 1]))
+            port = f.port
+            if port is None and line[max(0, f.start - 4):f.start].upper().endswith("SRC="):
+                m = _SPT.search(line)
+                port = int(m.group(1)) if m else None
+            self._add(ip, stamp, line, hint or fallback_hint, port, ev, explicit=role == "source")
+
+    def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
+              f: Any) -> tuple[Stamp | None, str]:
+        own = stamps[i]
+        if own:
+            # The stamp nearest before the address, else the line's first one.
+            before = [s for s in own if s.end <= f.start]
+            return (before[-1] if before else own[0]), _trim(lines[i])
+        n = len(lines)
+        for d in range(1, WINDOW + 1):
+            for j in (i - d, i + d):
+                if 0 <= j < n and stamps[j] and not (addrs[j] and j > i):
+                    return stamps[j][0], _trim(lines[j] + " | " + lines[i])
+        # A record's heading stamp ("Date: 11/22/2026 5:07:44 PM" above "Source Network Address: ...").
+        for j in range(i - WINDOW - 1, max(-1, i - RECORD_BACK - 1), -1):
+            if stamps[j]:
+                if not addrs[j]:
+                    return stamps[j][0], _trim(lines[j] + " | " + lines[i])
+                break
+        return None, _trim(lines[i])
+
+    def _exclude(self, ip: IPAddress, label: str) -> None:
+        self.victims.add(ip)
+        self.excluded.add(ip)
+        if label:
+            self.excluded_labels.add(" ".join(label.split())[:30])
+
+    def _add(self, ip: IPAddress, stamp: Stamp | None, line: str, hint: str | None, port: int | None,
+             evidence: str, explicit: bool = True) -> None:
+        occ = _Occurrence(ip, stamp, line, hint, port, evidence)
+        occ.explicit = explicit  # type: ignore[attr-defined]
+        self.occurrences.append(occ)
+
+    def incidents(self) -> list[Incident]:
+        """Group occurrences into one incident per (ip, time); see the module doc."""
+        parser = self.parser.name
+        # An address labelled victim anywhere is not accused where its role was unclear.
+        occs = [o for o in self.occurrences if o.ip not in self.victims or getattr(o, "explicit", True)]
+        self.excluded -= {o.ip for o in occs}
+        groups: dict[tuple, list[_Occurrence]] = {}
+        timed_ips: set[IPAddress] = set()
+        for o in occs:
+            if o.stamp is not None:
+                timed_ips.add(o.ip)
+        for o in occs:
+            if o.stamp is None and o.ip in timed_ips:
+                continue  # a mention ("Source IP: ...") of an address whose events have times
+            groups.setdefault((o.ip, o.stamp.time if o.stamp else None), []).append(o)
+        # Stamps without seconds fold into a precise stamp of the same minute.
+        for key in [k for k, g in groups.items() if k[1] is not None and all(o.stamp.partial for o in g)]:
+            ip, t = key
+            for other in groups:
+                if other[0] == ip and other != key and other[1] is not None and t <= other[1] < t + timedelta(
+                        minutes=1) and key in groups:
+                    groups[other].extend(groups.pop(key))
+                    break
+        out = []
+        for (ip, t), g in groups.items():
+            first = next((o for o in g if o.stamp is not None and not o.stamp.partial), g[0])
+            type_ = _best([o.hint for o in g]) or "undetermined"
+            port = next((o.port for o in g if o.port is not None), None)
+            if t is None:
+                if self.parser.date_fallback and self.message.date is not None:
+                    out.append(Incident(ip, type_, self.message.date, parser, "date-header", port, first.evidence,
+                                        {"time_from": "report Date header"}))
+                else:
+                    out.append(Incident(ip, type_, None, parser, "none", port, first.evidence))
+            else:
+                out.append(Incident(ip, type_, first.stamp.time, parser, first.stamp.zone, port, first.evidence))
+            self.sources.add(ip)
+        return out
