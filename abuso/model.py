@@ -12,8 +12,9 @@ from typing import Any, Iterable, Mapping, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-#: Where an incident's UTC offset came from (design.md, incident schema).
-ZONES = ("explicit", "stated", "date-header", "assumed-utc", "none")
+#: Where an incident's UTC offset came from (design.md, incident schema); "default"
+#: is the config's ``defaults.zone``, used when the report has no Date offset.
+ZONES = ("explicit", "stated", "date-header", "default", "assumed-utc", "none")
 
 
 @dataclass(frozen=True)
