@@ -151,7 +151,10 @@ class Report:
 def merge_duplicates(incidents: Iterable[Incident]) -> list[Incident]:
     """Merge incidents with the same (ip, type, time); the first parser's evidence wins.
 
-    Order is kept (first seen first) so that output is stable.
+    Order is kept (first seen first) so that output is stable. An ``undetermined``
+    incident with the same (ip, time) as a typed one is the same event told by a
+    parser that could not name it (free text beside an ARF report): it merges
+    into the typed one.
     """
     seen: dict[tuple, Incident] = {}
     for inc in incidents:
@@ -160,4 +163,12 @@ def merge_duplicates(incidents: Iterable[Incident]) -> list[Incident]:
             seen[inc.key] = inc
         elif inc.parser not in first.parser.split("+"):
             seen[inc.key] = replace(first, parser=f"{first.parser}+{inc.parser}")
+    typed: dict[tuple, tuple] = {}
+    for key, inc in seen.items():
+        if inc.type != "undetermined":
+            typed.setdefault((inc.ip, inc.time), key)
+    for key in [k for k, inc in seen.items() if inc.type == "undetermined" and (inc.ip, inc.time) in typed]:
+        vague, into = seen.pop(key), typed[(key[0], key[2])]
+        if vague.parser not in seen[into].parser.split("+"):
+            seen[into] = replace(seen[into], parser=f"{seen[into].parser}+{vague.parser}")
     return list(seen.values())
