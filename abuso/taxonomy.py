@@ -125,7 +125,7 @@ KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("ddos", re.compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
     ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\bEvent ID:?\s*4625\b", re.I)),
     ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|wp-login\.php|xmlrpc\.php|\bRCE\b", re.I)),
-    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop", re.I)),
+    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report", re.I)),
     ("scanner", re.compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
 ]
 
