@@ -62,8 +62,8 @@ def _v4_ok(text: str, start: int, end: int) -> bool:
             return False
     if end < len(text):
         after = text[end]
-        if after.isalnum() or after == "_":
-            return False
+        if after.isalnum() or after in "_@":
+            return False  # 1.2.3.4abc, and 1.2.3.4@example.com (a mailbox, not a host)
         if after == "." and end + 1 < len(text) and text[end + 1].isalnum():
             return False  # 1.2.3.4.5, OIDs, 1.2.3.4.in-addr.arpa
     return True

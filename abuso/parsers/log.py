@@ -53,7 +53,8 @@ _VICTIM_BEFORE = re.compile(
     r"|\bsensor|\breporter|\breported\s+by|\bwhois(?:\s+server)?|\bname\s?servers?|\bns\d?|\bresolver"
     r"|\bdns(?:\s+server)?|\bmx|\bgateway|\bnext\s?hop|\blocal(?:\s+(?:ip|address|host))?|\bserver"
     r"|\bdaddr|\bdhost|->|=>|>)"
-    r"(?:\s+(?:ip|ips|address|addr|host|port))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+    r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
+    r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 _SOURCE_BEFORE = re.compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
     r"|\brhost|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bip|\baddress|\bhost|\bpeer|\bblocked|\bdenied)"
@@ -68,6 +69,9 @@ _LINE_NOT_SOURCE = re.compile(
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
 _RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
 _BY = re.compile(r"\bby\b", re.I)
+_CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
+#: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
+_HEADING = re.compile(r"^\s*[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
 _SPT = re.compile(r"\bSPT=(\d{1,5})\b")
 _TIMEISH = re.compile(r"\d:\d\d")
 
@@ -100,6 +104,30 @@ class _Table:
     source_port: int | None = None
     epoch: bool = False
     hint: str | None = None
+
+
+_HEADER_FIELD = re.compile(r"^(?:Return-Path: +)?[A-Za-z][\w-]{0,40}:[ \t]")
+_TRANSPORT = re.compile(r"^(?:Return-Path: +)?(?:Received|Return-Path|Delivered-To|Message-ID|X-Received|"
+                        r"ARC-[\w-]+|DKIM-Signature|Authentication-Results):", re.I)
+
+
+def _pasted_headers(lines: list[str]) -> int | None:
+    """Index of the first line of a pasted header section (2+ header lines, one a Received:), or None.
+
+    A lone Received: line quoted as evidence is not a section: the log parser reads it.
+    """
+    run_start, run, has_received = 0, 0, False
+    for i, ln in enumerate(lines):
+        if _HEADER_FIELD.match(ln) or (run and ln[:1] in " \t" and ln.strip()):
+            if run == 0:
+                run_start, has_received = i, False
+            run += 1
+            has_received = has_received or bool(_TRANSPORT.match(ln)) and "received" in ln[:30].lower()
+            if run >= 2 and has_received:
+                return run_start
+        else:
+            run = 0
+    return None
 
 
 def _trim(line: str) -> str:
@@ -213,6 +241,8 @@ class _Context:
         self.message_stated = stated_zone(first) or stated_zone("\n".join(b.text for b in message.blocks
                                                                            if b.kind != "headers"))
         self.block_hint: str | None = None
+        self.pasted = 0
+        self.ranges = 0
 
     @property
     def exhausted(self) -> bool:
@@ -236,6 +266,12 @@ class _Context:
             out.append(ln[:MAX_LINE])
         lines = out
         self.lines_read += len(lines)
+        cut = _pasted_headers(lines)
+        if cut is not None:
+            # A pasted message (SpamCop's "[ Offending message ]"): its Received chain is the
+            # received parser's, and its body is the spam, not a log.
+            self.pasted += 1
+            lines = lines[:cut]
         stated = stated_zone(text) or self.message_stated
         stated_tz = stated[0] if stated else None
         block_hint = type_from_text(text[:65536])
@@ -320,8 +356,14 @@ class _Context:
             if not is_useful_source(ip):
                 self.useless.add(str(ip))
                 continue
+            cidr = _CIDR_AFTER.match(line, f.end)
+            if cidr and int(cidr.group(1)) < ip.max_prefixlen:
+                self.ranges += 1
+                continue  # a network (whois, "targeted range"), not one machine
             role = None
             if received:
+                if re.search(r"helo[= ]\s*\[?$", before, re.I):
+                    continue  # the name the client claimed, not where it connected from
                 role = "victim" if by and f.start > by.start() else "source"
             if role is None:
                 m = _VICTIM_BEFORE.search(before)
@@ -358,7 +400,7 @@ class _Context:
         # A record's heading stamp ("Date: 11/22/2026 5:07:44 PM" above "Source Network Address: ...").
         for j in range(i - WINDOW - 1, max(-1, i - RECORD_BACK - 1), -1):
             if stamps[j]:
-                if not addrs[j]:
+                if not addrs[j] and _HEADING.match(lines[j]):
                     return stamps[j][0], _trim(lines[j] + " | " + lines[i])
                 break
         return None, _trim(lines[i])
