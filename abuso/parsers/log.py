@@ -69,9 +69,11 @@ _LINE_NOT_SOURCE = re.compile(
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
 _RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
 _BY = re.compile(r"\bby\b", re.I)
+#: "3  ge-6-20.car1.Zurich1.Level3.net (213.242.67.105)  1.2 ms": a traceroute hop is a router on the way.
+_HOP = re.compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+\s*ms|\*|!\w))*\s*$")
 _CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
 #: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
-_HEADING = re.compile(r"^\s*[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
+_HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
 _SPT = re.compile(r"\bSPT=(\d{1,5})\b")
 _TIMEISH = re.compile(r"\d:\d\d")
 
@@ -243,6 +245,7 @@ class _Context:
         self.block_hint: str | None = None
         self.pasted = 0
         self.ranges = 0
+        self.hops = 0
 
     @property
     def exhausted(self) -> bool:
@@ -345,6 +348,9 @@ class _Context:
     def _line(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
               types: list[str | None], fallback_hint: str | None) -> None:
         line = lines[i]
+        if _HOP.match(line):
+            self.hops += 1
+            return
         received = bool(_RECEIVED.match(line))
         by = _BY.search(line) if received else None
         line_victim = bool(_LINE_NOT_SOURCE.match(line))
@@ -397,6 +403,13 @@ class _Context:
             for j in (i - d, i + d):
                 if 0 <= j < n and stamps[j] and not (addrs[j] and j > i):
                     return stamps[j][0], _trim(lines[j] + " | " + lines[i])
+        # A record's fields below its address ("Offending IP: ..." then "  - Time: ...").
+        for j in range(i + WINDOW + 1, min(n, i + RECORD_BACK + 1)):
+            ln = lines[j]
+            if not ln.strip() or ln[:1] not in " \t-*" or addrs[j] and not _HEADING.match(ln):
+                break
+            if stamps[j] and _HEADING.match(ln):
+                return stamps[j][0], _trim(lines[i] + " | " + ln)
         # A record's heading stamp ("Date: 11/22/2026 5:07:44 PM" above "Source Network Address: ...").
         for j in range(i - WINDOW - 1, max(-1, i - RECORD_BACK - 1), -1):
             if stamps[j]:
