@@ -33,8 +33,8 @@ class Outcome:
     incidents: int = 0
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """BaseException so that no stage's ``except Exception`` can swallow it."""
 
 
 def _alarm(signum: int, frame: Any) -> None:

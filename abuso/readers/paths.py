@@ -19,7 +19,7 @@ from .base import Item, Reader
 
 #: An mbox "From " separator line: ``From sender@host Sat Nov 22 03:14:07 2026``.
 _FROM_LINE = re.compile(rb"^From \S+ +.*\d{4}\s*$|^From \S+ +\w{3} \w{3} [ \d]\d \d\d:\d\d")
-_HEADER = re.compile(rb"^[!-9;-~]+:")
+_HEADER = re.compile(rb"^(?:[A-Za-z][A-Za-z0-9_-]*:|From )")
 _ESCAPED_FROM = re.compile(rb"^>+From ")
 
 
