@@ -256,7 +256,7 @@ def rejoin_headers(text: str) -> str:
 
 
 _CONTINUATION = re.compile(
-    r"^(?:by|with|id|for|via|from|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4})\b", re.I
+    r"^(?:(?:by|with|id|for|via|from)\b|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4}\b)", re.I
 )
 
 # --- inline forwards ----------------------------------------------------------
