@@ -65,6 +65,8 @@ class Message:
     date: datetime | None = None
     #: The UTC offset the Date header was written in (for zone 'date-header').
     date_offset: timedelta | None = None
+    #: When our own MTA received it (date of the topmost Received header), if known.
+    arrival: datetime | None = None
     blocks: list[Block] = field(default_factory=list)
     #: Attached (message/rfc822, also nameless) and inline-forwarded messages, with headers.
     embedded: list[_StdMessage] = field(default_factory=list)
@@ -139,6 +141,9 @@ def normalize(raw: bytes) -> Message:
         date=date,
         date_offset=offset,
     )
+    received = header_all(msg, "Received")
+    if received:
+        out.arrival = parse_date(received[0].rpartition(";")[2])[0]
     _Walker(out).walk(msg, "1", 0, None)
     return out
 
