@@ -112,7 +112,7 @@ class PathsReader(Reader):
                 self.errors.append(f"{path}: cannot list folder: {e.strerror}")
                 return
             for entry in entries:
-                if entry.name.startswith("."):
+                if entry.name.startswith(".") or entry.name.endswith(".abuso-done"):
                     continue
                 yield from self._walk(entry)
             return
