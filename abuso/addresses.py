@@ -23,7 +23,7 @@ _V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 # scan stays linear even over megabytes of hex; ipaddress validates.
 _V6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _V6_ZONE = re.compile(r"%[\w.-]{1,16}")
-_VERSION_WORD = re.compile(r"(?:version|ver\.?|release|rel\.?|rev\.?|build|v)\s*$", re.I)
+_VERSION_WORD = re.compile(r"(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware|v)\s*$", re.I)
 _PORT_AFTER = re.compile(r"(?::|\.|\s+port\s+|#)(\d{1,5})\b", re.I)
 _TCPDUMP_AFTER = re.compile(r"\.(\d{1,5})(?::|\s+>|\s*$|\s)")
 

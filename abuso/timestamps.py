@@ -421,7 +421,8 @@ _STATED = [
     # "All times are UTC", "times are in CET", "timestamps are given in Europe/Berlin", "times shown in GMT-3"
     re.compile(r"\b(?:all\s+)?(?:times?|timestamps?|dates?)(?:\s+(?:are|is|were))?(?:\s+(?:shown|given|listed|"
                r"reported|displayed|expressed))?\s+(?:in|as)\s+(?:the\s+)?" + _ZONE_WORD + _PAREN_OFFSET, re.I),
-    re.compile(r"\b(?:all\s+times?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD + _PAREN_OFFSET, re.I),
+    re.compile(r"\b(?:all\s+times?(?:\s+(?:are|is))?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD
+               + _PAREN_OFFSET, re.I),
     # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own)
     re.compile(r"(?<![\d:])\s\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
     # "GMT-3" in prose

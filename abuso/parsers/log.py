@@ -41,7 +41,7 @@ MAX_CHARS = 2_000_000
 MAX_LINE = 2_000
 #: Lines around an address searched for its stamp; how far back a record's heading stamp may be.
 WINDOW = 2
-RECORD_BACK = 25
+RECORD_BACK = 40
 EVIDENCE = 300
 
 _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
@@ -50,14 +50,14 @@ _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 # "Destination IP:" ends in "IP:" too.
 _VICTIM_BEFORE = re.compile(
     r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bon|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
-    r"|\bsensor|\breporter|\breported\s+by|\bwhois(?:\s+server)?|\bname\s?servers?|\bns\d?|\bresolver"
+    r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\bname\s?servers?|\bns\d?|\bresolver|\blip"
     r"|\bdns(?:\s+server)?|\bmx|\bgateway|\bnext\s?hop|\blocal(?:\s+(?:ip|address|host))?|\bserver"
     r"|\bdaddr|\bdhost|->|=>|>)"
     r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
     r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 _SOURCE_BEFORE = re.compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
-    r"|\brhost|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bip|\baddress|\bhost|\bpeer|\bblocked|\bdenied)"
+    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bip|\baddress|\bhost|\bpeer|\bblocked|\bdenied)"
     r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
 _STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
@@ -67,6 +67,8 @@ _LINE_NOT_SOURCE = re.compile(
     r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
     r"|contact|abuse\s+contact|name\s?servers?|ns\d?|dns|mx|inetnum|inet6num|netrange|cidr|route6?|network"
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
+_LINE_RANGE = re.compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
+                         re.I)
 _RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
 _BY = re.compile(r"\bby\b", re.I)
 #: "3  ge-6-20.car1.Zurich1.Level3.net (213.242.67.105)  1.2 ms": a traceroute hop is a router on the way.
@@ -354,6 +356,8 @@ class _Context:
         received = bool(_RECEIVED.match(line))
         by = _BY.search(line) if received else None
         line_victim = bool(_LINE_NOT_SOURCE.match(line))
+        # Other, non-URL addresses on the line: then a URL host is content, not the actor.
+        others = sum(1 for f in addrs[i] if not line.endswith("://", max(0, f.start - 8), f.start)) > 0
         prev_end = 0
         for f in addrs[i]:
             ip = source_address(f.ip)
@@ -379,7 +383,13 @@ class _Context:
                 elif _SOURCE_BEFORE.search(before):
                     role = "source"
             if role is None and line_victim:
-                role, label = "victim", line.split(":")[0].split("=")[0].strip()[:30]
+                label = line.split(":")[0].split("=")[0].strip()[:30]
+                if _LINE_RANGE.match(label):
+                    self.ranges += 1
+                    continue  # whois output: who holds the address, not who did it
+                role = "victim"
+            if role is None and line.endswith("://", max(0, f.start - 8), f.start) and others:
+                continue  # a URL host in a logged request, beside the client that sent it
             if role == "victim":
                 self._exclude(ip, label if not received else "Received by")
                 continue
