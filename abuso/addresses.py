@@ -23,7 +23,7 @@ _V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 # scan stays linear even over megabytes of hex; ipaddress validates.
 _V6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _V6_ZONE = re.compile(r"%[\w.-]{1,16}")
-_VERSION_WORD = re.compile(r"(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware|v)\s*$", re.I)
+_VERSION_WORD = re.compile(r"\b(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware)\s*$", re.I)
 _PORT_AFTER = re.compile(r"(?::|\.|\s+port\s+|#)(\d{1,5})\b", re.I)
 _TCPDUMP_AFTER = re.compile(r"\.(\d{1,5})(?::|\s+>|\s*$|\s)")
 
@@ -138,7 +138,7 @@ def _find_v6(text: str) -> Iterator[Found]:
             cand, e = cand[:-1], e - 1
         while cand.startswith(":") and not cand.startswith("::"):
             cand, s = cand[1:], s + 1
-        if cand.count(":") < 2 or not any(c.isdigit() for c in cand):
+        if cand.count(":") < 2:
             continue
         if len(cand) > 45 or s and (text[s - 1].isalnum() or text[s - 1] in "_:."):
             continue
