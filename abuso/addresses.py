@@ -25,7 +25,9 @@ _V6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*"
 _V6_ZONE = re.compile(r"%[\w.-]{1,16}")
 _VERSION_WORD = re.compile(r"\b(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware)\s*$", re.I)
 _PORT_AFTER = re.compile(r"(?::|\.|\s+port\s+|#)(\d{1,5})\b", re.I)
-_TCPDUMP_AFTER = re.compile(r"\.(\d{1,5})(?::|\s+>|\s*$|\s)")
+# tcpdump writes the port as a fifth dotted group: "IP 192.0.2.1.51022 > 198.51.100.2.22: Flags".
+# Only the whole shape counts; a lone five-part number is an OID or a version.
+_TCPDUMP = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}) > (\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}):")
 
 
 @dataclass(frozen=True)
@@ -69,19 +71,6 @@ def _v4_ok(text: str, start: int, end: int) -> bool:
     return True
 
 
-def _tcpdump_port(text: str, end: int) -> int | None:
-    """``1.2.3.4.51022 > 5.6.7.8.22``: tcpdump writes the port as a fifth dotted group."""
-    m = _TCPDUMP_AFTER.match(text, end)
-    if not m:
-        return None
-    rest = text[m.end(1):m.end(1) + 3]
-    before = text[max(0, end - 40):end]
-    if rest.lstrip().startswith(">") or before.rstrip().endswith(">") or "> " in before[-20:]:
-        port = int(m.group(1))
-        return port if port <= 65535 else None
-    return None
-
-
 def _port_at(text: str, end: int) -> int | None:
     m = _PORT_AFTER.match(text, end)
     if m:
@@ -106,6 +95,12 @@ def find_addresses(text: str) -> list[Found]:
             found.append(f)
             taken.append((f.start, f.end))
     if "." in text:
+        tcpdump: dict[int, int] = {}
+        if " > " in text:
+            for m in _TCPDUMP.finditer(text):
+                for g in (1, 3):
+                    if int(m.group(g + 1)) <= 65535:
+                        tcpdump[m.start(g)] = int(m.group(g + 1))
         for m in _V4.finditer(text):
             s, e = m.span()
             if any(a <= s < b for a, b in taken) or not _octets_ok(m.group()):
@@ -113,10 +108,8 @@ def find_addresses(text: str) -> list[Found]:
             port = None
             if e + 1 < len(text) and text[e] == "." and text[e + 1].isdigit():
                 # A fifth dotted group: an OID or version, unless tcpdump wrote a port there.
-                port = _tcpdump_port(text, e)
+                port = tcpdump.get(s)
                 if port is None:
-                    continue
-                if s and (text[s - 1].isalnum() or text[s - 1] in "_."):
                     continue
             elif not _v4_ok(text, s, e):
                 continue
