@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
 from ..model import Incident, IPAddress, Verdict
@@ -43,6 +43,8 @@ MAX_LINE = 2_000
 WINDOW = 2
 RECORD_BACK = 40
 EVIDENCE = 300
+#: dateparser calls per message, for stamps no fast shape reads.
+MAX_FALLBACK = 5
 
 _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 
@@ -76,8 +78,10 @@ _HOP = re.compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+
 _CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
 #: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
 _HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
+_DIGIT = re.compile(r"\d")
 _SPT = re.compile(r"\bSPT=(\d{1,5})\b")
 _TIMEISH = re.compile(r"\d:\d\d")
+_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 
 # Table header cells.
 _COL_TIME = re.compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
@@ -96,6 +100,10 @@ class _Occurrence:
     hint: str | None  # type from the line or its record
     port: int | None = None
     evidence: str = ""
+    #: Was the address labelled as the source ("SRC=", "from", "Source IP:")?
+    explicit: bool = True
+    #: The type the subject or the whole block names, for when no nearby line does.
+    fallback: _Lazy | None = None
 
 
 @dataclass
@@ -132,6 +140,37 @@ def _pasted_headers(lines: list[str]) -> int | None:
         else:
             run = 0
     return None
+
+
+class _Lazy:
+    """A value computed on first use, then kept."""
+
+    __slots__ = ("fn", "done", "value")
+
+    def __init__(self, fn: Callable[[], str | None]) -> None:
+        self.fn, self.done, self.value = fn, False, None
+
+    def __call__(self) -> str | None:
+        if not self.done:
+            self.value, self.done = self.fn(), True
+        return self.value
+
+
+class _LineTypes:
+    """Keyword types of lines, computed only for lines near an address."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.cache: dict[int, str | None] = {}
+
+    def __getitem__(self, i: int) -> str | None:
+        if i not in self.cache:
+            ln = self.lines[i]
+            self.cache[i] = type_from_text(ln) if ln.strip() else None
+        return self.cache[i]
+
+    def window(self, i: int) -> str | None:
+        return _best([self[j] for j in range(max(0, i - WINDOW), min(len(self.lines), i + WINDOW + 1))])
 
 
 def _trim(line: str) -> str:
@@ -198,7 +237,7 @@ class LogParser(Parser):
         for b in blocks:
             if ctx.exhausted:
                 break
-            ctx.read_block(b.text, subject_hint)
+            ctx.read_block(b.text, subject_hint, ctx.stated_by_block.get(id(b)))
         return self._verdict(ctx, message)
 
     def _verdict(self, ctx: _Context, message: Any) -> Verdict:
@@ -241,13 +280,15 @@ class _Context:
         self.lines_read = 0
         self.chars_read = 0
         self.cap = ""
-        first = next((b.text for b in message.blocks if b.kind != "headers"), "")
-        self.message_stated = stated_zone(first) or stated_zone("\n".join(b.text for b in message.blocks
-                                                                           if b.kind != "headers"))
+        # What each block states about its zone; a block that states nothing takes the
+        # first statement of the message (a forwarder's remark covers the forwarded log).
+        self.stated_by_block = {id(b): stated_zone(b.text) for b in message.blocks if b.kind != "headers"}
+        self.message_stated = next((z for z in self.stated_by_block.values() if z), None)
         self.block_hint: str | None = None
         self.pasted = 0
         self.ranges = 0
         self.hops = 0
+        self.fallbacks = 0
 
     @property
     def exhausted(self) -> bool:
@@ -257,7 +298,7 @@ class _Context:
         return find_timestamps(line, reference=self.reference, stated=stated, header_offset=self.header_offset,
                                default=self.default, epoch=epoch)
 
-    def read_block(self, text: str, subject_hint: str | None) -> None:
+    def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
         lines = text.split("\n")
         room = MAX_LINES - self.lines_read
         if len(lines) > room:
@@ -277,16 +318,23 @@ class _Context:
             # received parser's, and its body is the spam, not a log.
             self.pasted += 1
             lines = lines[:cut]
-        stated = stated_zone(text) or self.message_stated
+        stated = stated or self.message_stated
         stated_tz = stated[0] if stated else None
-        block_hint = type_from_text(text[:65536])
-        fallback_hint = subject_hint or block_hint
+        # The subject, else the whole block, names the type when no line near an address does;
+        # computed only when some address needs it (keyword rules over 64 KB are not free).
+        fallback_hint = _Lazy(lambda: subject_hint or type_from_text(text[:65536]))
 
         # Pass 1: addresses, stamps and line types.
         addrs = [find_addresses(ln) if ("." in ln or ":" in ln) else [] for ln in lines]
-        stamps: list[list[Stamp]] = [self.stamps(ln, stated_tz) if any(c.isdigit() for c in ln) else []
-                                     for ln in lines]
-        types = [type_from_text(ln) if ln.strip() else None for ln in lines]
+        stamps: list[list[Stamp]] = [self.stamps(ln, stated_tz) if _DIGIT.search(ln) else [] for ln in lines]
+        types = _LineTypes(lines)
+        for i, fs in enumerate(addrs):
+            # An address beside a clock time no fast shape read ("3 mars 2026 13:05"): ask
+            # dateparser, a few times per message at most (1-2 ms a call).
+            if fs and not stamps[i] and self.fallbacks < MAX_FALLBACK and _CLOCK.search(lines[i]):
+                self.fallbacks += 1
+                stamps[i] = find_timestamps(lines[i], reference=self.reference, stated=stated_tz,
+                                            header_offset=self.header_offset, default=self.default, fallback=True)
 
         strong_sources = self._strong_sources(lines, addrs)
         table: _Table | None = None
@@ -299,7 +347,7 @@ class _Context:
                 if table.sep == "|":
                     cells = [c for c in cells if c] or cells
                 if abs(len(cells) - table.cells) <= 1:
-                    self._row(table, cells, ln, addrs[i], stated_tz, strong_sources, fallback_hint)
+                    self._row(table, cells, ln, stamps[i], stated_tz, strong_sources, fallback_hint)
                     continue
                 table = None
             if not addrs[i]:
@@ -317,23 +365,31 @@ class _Context:
                         found.setdefault(ip, f.port)
         return list(found.items())
 
-    def _row(self, table: _Table, cells: list[str], line: str, found: list[Any], stated: Any,
-             strong_sources: list[tuple[IPAddress, int | None]], fallback_hint: str | None) -> None:
+    def _row(self, table: _Table, cells: list[str], line: str, line_stamps: list[Stamp], stated: Any,
+             strong_sources: list[tuple[IPAddress, int | None]], fallback_hint: _Lazy) -> None:
         stamp = None
-        for ci in table.time:
-            if ci < len(cells):
-                stamp = parse_timestamp(cells[ci], reference=self.reference, stated=stated,
-                                        header_offset=self.header_offset, default=self.default, fallback=False)
-                if stamp is not None and (stamp.shape != "epoch" or table.epoch or cells[ci].isdigit()):
-                    break
-                stamp = None
-        if stamp is None:
-            stamps = self.stamps(line, stated, epoch=table.epoch)
-            stamp = stamps[0] if stamps else None
+        if table.time:
+            # The stamp read from the line that lies in a time column (not a "last seen" elsewhere).
+            starts, pos = [], 0
+            for c in line.split(table.sep):
+                starts.append(pos)
+                pos += len(c) + len(table.sep)
+            spans = [(starts[ci], starts[ci + 1] if ci + 1 < len(starts) else len(line))
+                     for ci in table.time if ci < len(starts)]
+            stamp = next((st for st in line_stamps if any(a <= st.start < b for a, b in spans)), None)
+            for ci in table.time if stamp is None else ():
+                if ci < len(cells) and cells[ci]:
+                    stamp = parse_timestamp(cells[ci], reference=self.reference, stated=stated,
+                                            header_offset=self.header_offset, default=self.default,
+                                            fallback=False)
+                    if stamp is not None:
+                        break
+        if stamp is None and line_stamps:
+            stamp = line_stamps[0]
         port = None
         if table.source_port is not None and table.source_port < len(cells) and cells[table.source_port].isdigit():
             port = int(cells[table.source_port])
-        hint = type_from_text(line) or table.hint or fallback_hint
+        hint = type_from_text(line) or table.hint
         sources: list[tuple[IPAddress, int | None]] = []
         for ci, cell in enumerate(cells):
             for f in find_addresses(cell) if ("." in cell or ":" in cell) else []:
@@ -345,10 +401,10 @@ class _Context:
         if not sources and not table.source and len(strong_sources) == 1:
             sources = [strong_sources[0]]
         for ip, p in sources:
-            self._add(ip, stamp, line, hint, port or p, _trim(line))
+            self._add(ip, stamp, line, hint, port or p, _trim(line), fallback=fallback_hint)
 
     def _line(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
-              types: list[str | None], fallback_hint: str | None) -> None:
+              types: _LineTypes, fallback_hint: _Lazy) -> None:
         line = lines[i]
         if _HOP.match(line):
             self.hops += 1
@@ -394,12 +450,12 @@ class _Context:
                 self._exclude(ip, label if not received else "Received by")
                 continue
             stamp, ev = self._pair(i, lines, addrs, stamps, f)
-            hint = "spam" if received else (types[i] or _best(types[max(0, i - WINDOW):i + WINDOW + 1]))
+            hint = "spam" if received else (types[i] or types.window(i))
             port = f.port
             if port is None and line[max(0, f.start - 4):f.start].upper().endswith("SRC="):
                 m = _SPT.search(line)
                 port = int(m.group(1)) if m else None
-            self._add(ip, stamp, line, hint or fallback_hint, port, ev, explicit=role == "source")
+            self._add(ip, stamp, line, hint, port, ev, explicit=role == "source", fallback=fallback_hint)
 
     def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
               f: Any) -> tuple[Stamp | None, str]:
@@ -435,16 +491,14 @@ class _Context:
             self.excluded_labels.add(" ".join(label.split())[:30])
 
     def _add(self, ip: IPAddress, stamp: Stamp | None, line: str, hint: str | None, port: int | None,
-             evidence: str, explicit: bool = True) -> None:
-        occ = _Occurrence(ip, stamp, line, hint, port, evidence)
-        occ.explicit = explicit  # type: ignore[attr-defined]
-        self.occurrences.append(occ)
+             evidence: str, explicit: bool = True, fallback: _Lazy | None = None) -> None:
+        self.occurrences.append(_Occurrence(ip, stamp, line, hint, port, evidence, explicit, fallback))
 
     def incidents(self) -> list[Incident]:
         """Group occurrences into one incident per (ip, time); see the module doc."""
         parser = self.parser.name
         # An address labelled victim anywhere is not accused where its role was unclear.
-        occs = [o for o in self.occurrences if o.ip not in self.victims or getattr(o, "explicit", True)]
+        occs = [o for o in self.occurrences if o.ip not in self.victims or o.explicit]
         self.excluded -= {o.ip for o in occs}
         groups: dict[tuple, list[_Occurrence]] = {}
         timed_ips: set[IPAddress] = set()
@@ -466,7 +520,7 @@ class _Context:
         out = []
         for (ip, t), g in groups.items():
             first = next((o for o in g if o.stamp is not None and not o.stamp.partial), g[0])
-            type_ = _best([o.hint for o in g]) or "undetermined"
+            type_ = _best([o.hint for o in g]) or _best([o.fallback() for o in g if o.fallback]) or "undetermined"
             port = next((o.port for o in g if o.port is not None), None)
             if t is None:
                 if self.parser.date_fallback and self.message.date is not None:
