@@ -32,6 +32,7 @@ _END = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?Infringement\s*>")
 _FORBIDDEN = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.I)
 _XML_NAMES = (".xml",)
 _XML_TYPES = ("application/xml", "text/xml", "application/acns+xml")
+_ENTITY_REF = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[A-Za-z_][\w.-]*;")
 _HTML_BREAKS = re.compile(r"<(?:br|p|/p|div|/div|wbr)\b[^>]*>", re.I)
 
 
@@ -147,10 +148,19 @@ class AcnsParser(Parser):
                     yield "HTML part", raw
 
     def _notice(self, chunk: str, message: Any) -> tuple[Incident | None, str | None]:
+        note = None
         try:
             root = ET.fromstring(chunk)
         except ET.ParseError as e:
-            return None, f"malformed ACNS XML ({e})"
+            # References to entities of a DOCTYPE we never pass on are dropped, never expanded.
+            cleaned = _ENTITY_REF.sub("", chunk)
+            if cleaned == chunk:
+                return None, f"malformed ACNS XML ({e})"
+            try:
+                root = ET.fromstring(cleaned)
+            except ET.ParseError:
+                return None, f"malformed ACNS XML ({e})"
+            note = "undeclared entity references removed"
         source = _child(root, "Source")
         raw_ip = _text(_child(source, "IP_Address"))
         if not raw_ip:
@@ -172,6 +182,8 @@ class AcnsParser(Parser):
         candidates += [_text(_child(item, "TimeStamp")) for item in items]
         candidates.append(_text(_child(_child(root, "Complainant"), "TimeStamp")))
         when, zone, problem = self._time(candidates, message)
+        if note:
+            problem = f"{problem}; {note}" if problem else note
         titles = []
         for item in items:
             title, fname = _text(_child(item, "Title")), _text(_child(item, "FileName"))

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..model import Incident, merge_duplicates
@@ -87,6 +87,7 @@ SHADOWSERVER_REPORTS: tuple[tuple[str, str], ...] = (
 _SS_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)-", re.I)
 _SS_SUBJECT = re.compile(r"\bShadowserver\s+([A-Za-z0-9_]+)", re.I)
 _COLUMN = re.compile(r"[^a-z0-9]+")
+_UTC_SUFFIX = re.compile(r"_(?:utc|gmt)$")
 _TRAILING_ZONE = re.compile(r"^(.*?\d)\s*\(?\s*([A-Z]{1,5}|(?:UTC|GMT)?[+-]\d{1,2}(?::?\d{2})?)\)?$")
 _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y %H:%M:%S",
             "%b %d %Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%dT%H%M%S", "%Y%m%d%H%M%S")
@@ -245,13 +246,20 @@ class CsvParser(Parser):
                 incidents.extend(found)
         if not used:
             return self.not_applicable("; ".join(notes))
-        incidents = merge_duplicates(incidents)
-        notes.extend(budget.capped)
-        reason = "; ".join(notes)
-        return self.found(incidents, reason)
+        rows = self.max_rows - budget.rows
+        unique = merge_duplicates(incidents)
+        summary = f"{rows} row{'s' if rows != 1 else ''} in {used} CSV file{'s' if used != 1 else ''}"
+        if len(unique) < len(incidents):
+            summary += f", {len(incidents) - len(unique)} repeated"
+        return self.found(unique, "; ".join([summary] + notes + budget.capped))
 
-    def _unzip(self, data: bytes, label: str, budget: _Budget, notes: list[str]) -> list[_Table]:
-        """The CSV members of a zip, within the caps; everything else is noted and skipped."""
+    def _unzip(self, data: bytes, label: str, budget: _Budget, notes: list[str], nested: bool = False
+               ) -> list[_Table]:
+        """The CSV members of a zip (and of zips one level inside it), within the caps.
+
+        Everything else is noted and skipped; the byte budget is shared, so nesting
+        cannot multiply it.
+        """
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
             members = [i for i in zf.infolist() if not i.is_dir()]
@@ -265,7 +273,11 @@ class CsvParser(Parser):
         out = []
         for info in members:
             where = f"{label}:{info.filename}"
-            if not info.filename.lower().endswith((".csv", ".tsv", ".txt")):
+            is_zip = info.filename.lower().endswith(".zip")
+            if is_zip and nested:
+                notes.append(f"{where}: zip inside a zip inside a zip, skipped")
+                continue
+            if not is_zip and not info.filename.lower().endswith((".csv", ".tsv", ".txt")):
                 notes.append(f"{where}: not a CSV member, skipped")
                 continue
             if info.flag_bits & 0x1:
@@ -289,48 +301,62 @@ class CsvParser(Parser):
                 budget.capped.append(f"{where} cut at max_bytes={self.max_bytes}")
                 raw = raw[: raw.rfind(b"\n", 0, budget.bytes) + 1]
             budget.bytes -= len(raw)
-            out.append(_Table(where, decode_csv(raw)))
+            if is_zip:
+                out.extend(self._unzip(raw, where, budget, notes, nested=True))
+            else:
+                out.append(_Table(where, decode_csv(raw)))
         return out
 
     # -- reading one table ----------------------------------------------------
 
     def _rows(self, table: _Table, context: _Context, budget: _Budget) -> tuple[list[Incident] | None, str]:
-        """Incidents of one table, or (None, why not)."""
-        lines = _header_and_body(table.text)
-        if lines is None:
+        """Incidents of one table and a note on what was odd in it; (None, why) if it is not usable."""
+        found = _header_and_body(table.text)
+        if found is None:
             return None, f"{table.name}: no header row naming an IP column"
-        header, delimiter, body = lines
-        cols = {}
+        header, delimiter, body = found
+        cols: dict[str, int] = {}
+        utc_cols: set[int] = set()
         for i, name in enumerate(header):
-            cols.setdefault(column_key(name), i)
+            key = column_key(name)
+            cols.setdefault(key, i)
+            # "Date (UTC)", "timestamp_utc": the column says its zone; look it up by its plain name too
+            base = _UTC_SUFFIX.sub("", key)
+            if base != key:
+                utc_cols.add(i)
+                cols.setdefault(base, i)
         ip_col = next(cols[c] for c in IP_COLUMNS if c in cols)
-        stamp_cols = [cols[c] for c in STAMP_COLUMNS if c in cols]
         date_col = next((cols[c] for c in DATE_COLUMNS if c in cols), None)
         time_col = next((cols[c] for c in TIME_COLUMNS if c in cols), None)
-        pair = (date_col, time_col) if date_col is not None and time_col is not None else None
-        singles = [c for c in (time_col, date_col) if c is not None]
         port_col = next((cols[c] for c in PORT_COLUMNS if c in cols), None)
         type_cols = [cols[c] for c in TYPE_COLUMNS if c in cols]
-        utc_header = any(re.search(r"(?:^|_)(?:utc|gmt)$", c) for c in cols)
+
+        naive = context.naive_zone(table.name, header)
+        utc = (timedelta(0), "explicit")
+        # Where the time comes from, best first: full stamp columns, the date + time pair, either alone.
+        sources: list[tuple[tuple[int, ...], tuple[timedelta, str]]] = [
+            ((cols[c],), utc if cols[c] in utc_cols else naive) for c in STAMP_COLUMNS if c in cols]
+        if date_col is not None and time_col is not None:
+            sources.append(((date_col, time_col), utc if {date_col, time_col} & utc_cols else naive))
+        for c in (time_col, date_col):
+            if c is not None:
+                sources.append(((c,), utc if c in utc_cols else naive))
 
         table_type = context.table_type(table.name)
         fallback_type = context.subject_type or "undetermined"
-        naive_tz, naive_zone = context.naive_zone(table.name, header, utc_header)
         stamps: dict[str, datetime | None] = {}
         types: dict[str, str | None] = {}
         date_fallback = context.date_fallback
         parser = self.name
 
         incidents: list[Incident] = []
-        bad_ip = no_time = 0
+        bad_ip = no_time = n = 0
         error = ""
-        n = 0
-        reader = csv.reader(body, delimiter=delimiter, skipinitialspace=True)
         try:
-            for row in reader:
+            for row in csv.reader(body, delimiter=delimiter, skipinitialspace=True):
                 if not row:
                     continue
-                if n >= budget.rows:
+                if budget.rows <= 0:
                     budget.capped.append(f"stopped after {self.max_rows} rows (max_rows)")
                     break
                 n += 1
@@ -340,22 +366,17 @@ class CsvParser(Parser):
                 except (IndexError, ValueError):
                     bad_ip += 1
                     continue
-                # time: the best full stamp column, else date + time columns, else either alone
                 when = None
-                for c in stamp_cols:
-                    when = _cell_stamp(row, c, stamps)
-                    if when is not None:
-                        break
-                if when is None and pair is not None:
+                for source_cols, naive_as in sources:
                     try:
-                        when = _stamp(f"{row[pair[0]].strip()} {row[pair[1]].strip()}", stamps)
+                        value = row[source_cols[0]] if len(source_cols) == 1 else \
+                            f"{row[source_cols[0]].strip()} {row[source_cols[1]].strip()}"
                     except IndexError:
-                        pass
-                if when is None:
-                    for c in singles:
-                        when = _cell_stamp(row, c, stamps)
-                        if when is not None:
-                            break
+                        continue
+                    when = stamps[value] if value in stamps else _stamp(value, stamps)
+                    if when is not None:
+                        offset, zone = naive_as
+                        break
                 if when is None:
                     no_time += 1
                     if date_fallback is not None:
@@ -363,7 +384,7 @@ class CsvParser(Parser):
                     else:
                         zone = "none"
                 elif when.tzinfo is None:
-                    when, zone = (when - naive_tz).replace(tzinfo=timezone.utc), naive_zone
+                    when = (when - offset).replace(tzinfo=timezone.utc)
                 else:
                     when, zone = when.astimezone(timezone.utc), "explicit"
                 type_ = table_type
@@ -373,13 +394,10 @@ class CsvParser(Parser):
                             value = row[c]
                         except IndexError:
                             continue
-                        if value in types:
-                            type_ = types[value]
-                        else:
-                            type_ = types[value] = _cell_type(value)
+                        type_ = types[value] if value in types else types.setdefault(value, _cell_type(value))
                         if type_ is not None:
                             break
-                    if type_ is None:
+                    else:
                         type_ = fallback_type
                 port = None
                 if port_col is not None:
@@ -392,13 +410,15 @@ class CsvParser(Parser):
                             port = None
                 incidents.append(Incident(ip, type_, when, parser, zone, port, delimiter.join(row)))
         except csv.Error as e:
-            error = f"; malformed CSV after row {n} ({e})"
-        parts = [f"{table.name}: {n} rows"]
+            error = f"malformed CSV after row {n} ({e})"
+        odd = []
         if bad_ip:
-            parts.append(f"{bad_ip} without a valid IP")
+            odd.append(f"{bad_ip} of {n} rows without a valid IP")
         if no_time:
-            parts.append(f"{no_time} without a time" + (" (Date header used)" if date_fallback else ""))
-        return incidents, ", ".join(parts) + error
+            odd.append(f"{no_time} without a time" + (" (Date header used)" if date_fallback else ""))
+        if error:
+            odd.append(error)
+        return incidents, (f"{table.name}: " + ", ".join(odd)) if odd else ""
 
 
 class _Context:
@@ -423,15 +443,13 @@ class _Context:
             return shadowserver_type(m.group(2))
         return None
 
-    def naive_zone(self, name: str, header: list[str], utc_header: bool) -> tuple[timedelta, str]:
+    def naive_zone(self, name: str, header: list[str]) -> tuple[timedelta, str]:
         """Offset and zone label for stamps without an offset.
 
-        Shadowserver documents its stamps as UTC; a column named ``… UTC`` says so;
-        otherwise the operator's configured zone, else the report's own Date offset
-        (AbuseHub writes local time), else UTC as a visible guess.
+        Shadowserver documents its stamps as UTC; otherwise the operator's configured
+        zone, else the report's own Date offset (AbuseHub writes local time), else UTC
+        as a visible guess.
         """
-        if utc_header:
-            return timedelta(0), "explicit"
         base = name.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
         first = column_key(header[0]) if header else ""
         m = _SS_FILE.match(base)
@@ -458,24 +476,22 @@ def _attachment_kind(att: Any) -> str | None:
     return None
 
 
-def _header_and_body(text: str) -> tuple[list[str], str, Iterator[str]] | None:
-    """Find the header row (the first of the first few non-comment lines that names an IP column)."""
-    lines = iter(text.splitlines())
-    tried = 0
-    for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        tried += 1
-        if tried > 5:
+def _header_and_body(text: str) -> tuple[list[str], str, io.StringIO] | None:
+    """The header row (the first of the first few non-comment lines naming an IP column) and the rest."""
+    body = io.StringIO(text, newline="")
+    for _ in range(5):
+        line = body.readline()
+        while line and (not line.strip() or line.lstrip().startswith("#")):
+            line = body.readline()
+        if not line:
             return None
         delimiter = sniff_delimiter(line)
         try:
             header = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))
         except (csv.Error, StopIteration):
             continue
-        keys = {column_key(h) for h in header}
-        if any(c in keys for c in IP_COLUMNS):
-            return header, delimiter, lines
+        if any(column_key(h) in IP_COLUMNS or _UTC_SUFFIX.sub("", column_key(h)) in IP_COLUMNS for h in header):
+            return header, delimiter, body
     return None
 
 
