@@ -451,12 +451,11 @@ class _Context:
         as a visible guess.
         """
         base = name.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
-        first = column_key(header[0]) if header else ""
         m = _SS_FILE.match(base)
         # Shadowserver's own files, also when re-sent by a clearing house (AbuseHub attaches them
-        # beside its local-time CSV): a dated report name, or their fixed "timestamp","ip" start.
-        is_ss = bool(m and m.group(1)) or (first == "timestamp" and len(header) > 1
-                                           and column_key(header[1]) == "ip")
+        # beside its local-time CSV): a dated report name, or their columns in a Shadowserver mail.
+        keys = {column_key(h) for h in header}
+        is_ss = bool(m and m.group(1)) or (self.shadowserver and {"timestamp", "ip"} <= keys)
         if is_ss:
             return timedelta(0), "assumed-utc"
         if self.default_offset is not None:
