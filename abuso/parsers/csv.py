@@ -16,7 +16,8 @@ import re
 import zipfile
 import zlib
 from datetime import datetime, timedelta, timezone
-from ipaddress import ip_address
+from ipaddress import IPv4Address, ip_address
+from socket import AF_INET, inet_pton
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -247,7 +248,9 @@ class CsvParser(Parser):
         if not used:
             return self.not_applicable("; ".join(notes))
         rows = self.max_rows - budget.rows
-        unique = merge_duplicates(incidents)
+        # Files that repeat each other (AbuseHub sends its CSV and Shadowserver's) are merged here so the
+        # verdict counts incidents, not rows; within one file the pipeline's merge is enough.
+        unique = merge_duplicates(incidents) if used > 1 else incidents
         summary = f"{rows} row{'s' if rows != 1 else ''} in {used} CSV file{'s' if used != 1 else ''}"
         if len(unique) < len(incidents):
             summary += f", {len(incidents) - len(unique)} repeated"
@@ -334,17 +337,17 @@ class CsvParser(Parser):
         naive = context.naive_zone(table.name, header)
         utc = (timedelta(0), "explicit")
         # Where the time comes from, best first: full stamp columns, the date + time pair, either alone.
-        sources: list[tuple[tuple[int, ...], tuple[timedelta, str]]] = [
-            ((cols[c],), utc if cols[c] in utc_cols else naive) for c in STAMP_COLUMNS if c in cols]
+        # Each source has its own cache: cell text -> (UTC time, zone), since feeds repeat stamps.
+        sources: list[tuple[tuple[int, ...], tuple[timedelta, str], dict]] = [
+            ((cols[c],), utc if cols[c] in utc_cols else naive, {}) for c in STAMP_COLUMNS if c in cols]
         if date_col is not None and time_col is not None:
-            sources.append(((date_col, time_col), utc if {date_col, time_col} & utc_cols else naive))
+            sources.append(((date_col, time_col), utc if {date_col, time_col} & utc_cols else naive, {}))
         for c in (time_col, date_col):
             if c is not None:
-                sources.append(((c,), utc if c in utc_cols else naive))
+                sources.append(((c,), utc if c in utc_cols else naive, {}))
 
         table_type = context.table_type(table.name)
         fallback_type = context.subject_type or "undetermined"
-        stamps: dict[str, datetime | None] = {}
         types: dict[str, str | None] = {}
         date_fallback = context.date_fallback
         parser = self.name
@@ -366,27 +369,21 @@ class CsvParser(Parser):
                 except (IndexError, ValueError):
                     bad_ip += 1
                     continue
-                when = None
-                for source_cols, naive_as in sources:
+                stamp = None
+                for source_cols, naive_as, cache in sources:
                     try:
                         value = row[source_cols[0]] if len(source_cols) == 1 else \
                             f"{row[source_cols[0]].strip()} {row[source_cols[1]].strip()}"
                     except IndexError:
                         continue
-                    when = stamps[value] if value in stamps else _stamp(value, stamps)
-                    if when is not None:
-                        offset, zone = naive_as
+                    stamp = cache[value] if value in cache else _stamp(value, naive_as, cache)
+                    if stamp is not None:
                         break
-                if when is None:
-                    no_time += 1
-                    if date_fallback is not None:
-                        when, zone = date_fallback, "date-header"
-                    else:
-                        zone = "none"
-                elif when.tzinfo is None:
-                    when = (when - offset).replace(tzinfo=timezone.utc)
+                if stamp is not None:
+                    when, zone = stamp
                 else:
-                    when, zone = when.astimezone(timezone.utc), "explicit"
+                    no_time += 1
+                    when, zone = (date_fallback, "date-header") if date_fallback is not None else (None, "none")
                 type_ = table_type
                 if type_ is None:
                     for c in type_cols:
@@ -498,7 +495,12 @@ _DEFANG = re.compile(r"\[\.\]|\(\.\)")
 
 
 def _ip(cell: str) -> Any:
+    """An address from a cell; dotted IPv4 through inet_pton (4x faster than ipaddress' parser)."""
     s = cell.strip()
+    try:
+        return IPv4Address(inet_pton(AF_INET, s))
+    except (OSError, ValueError):
+        pass
     try:
         return ip_address(s)
     except ValueError:
@@ -509,22 +511,20 @@ def _ip(cell: str) -> Any:
     return ip_address(s)
 
 
-def _stamp(value: str, cache: dict[str, datetime | None]) -> datetime | None:
-    try:
-        return cache[value]
-    except KeyError:
-        if len(cache) > 100_000:
-            cache.clear()
-        dt = cache[value] = parse_stamp(value)
-        return dt
-
-
-def _cell_stamp(row: list[str], col: int, cache: dict[str, datetime | None]) -> datetime | None:
-    try:
-        value = row[col]
-    except IndexError:
-        return None
-    return _stamp(value, cache)
+def _stamp(value: str, naive_as: tuple[timedelta, str], cache: dict) -> tuple[datetime, str] | None:
+    """(UTC time, zone) of a cell, remembered in the source's cache (bounded: hostile files vary every cell)."""
+    if len(cache) > 100_000:
+        cache.clear()
+    dt = parse_stamp(value)
+    if dt is None:
+        out = None
+    elif dt.tzinfo is None:
+        offset, zone = naive_as
+        out = ((dt - offset).replace(tzinfo=timezone.utc), zone)
+    else:
+        out = (dt.astimezone(timezone.utc), "explicit")
+    cache[value] = out
+    return out
 
 
 def _cell_type(value: str) -> str | None:
