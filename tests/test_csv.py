@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import gzip
 import io
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -378,3 +379,35 @@ def test_utf8_bom_header_is_recognised():
     data = codecs.BOM_UTF8 + b"ip,timestamp\n192.0.2.32,2026-11-20 10:00:00\n"
     v = parse(mail(("r.csv", data, "text/csv")))
     assert [str(i.ip) for i in v.incidents] == ["192.0.2.32"]
+
+
+# --- gzip and inline parts -------------------------------------------------------------------------
+
+
+def test_gzipped_csv():
+    data = gzip.compress(b"ip,timestamp\n192.0.2.40,2026-11-20 10:00:00\n")
+    v = parse(mail(("r.csv.gz", data, "application/gzip")))
+    assert [str(i.ip) for i in v.incidents] == ["192.0.2.40"]
+
+
+def test_gzip_bomb_is_cut_at_the_byte_cap():
+    data = gzip.compress(b"ip\n192.0.2.41\n" + b"\n" * 5_000_000)
+    assert len(data) < 10_000
+    v = parse(mail(("r.csv.gz", data, "application/x-gzip")), max_bytes=100_000)
+    assert [str(i.ip) for i in v.incidents] == ["192.0.2.41"]
+    assert "r.csv.gz cut at max_bytes=100000" in v.reason
+
+
+def test_corrupt_gzip_is_explained():
+    v = parse(mail(("r.csv.gz", b"\x1f\x8b\x08garbage", "application/gzip")))
+    assert not v.applied and "r.csv.gz: unreadable gzip" in v.reason
+
+
+def test_inline_text_plain_csv_part_is_read():
+    m = EmailMessage()
+    m["From"], m["Subject"], m["Date"] = "soc@reporter.example", "report", "Fri, 20 Nov 2026 12:00:00 +0000"
+    m.set_content("see below\n")
+    m.add_attachment("ip,timestamp\n192.0.2.42,2026-11-20 10:00:00\n", filename="inline.csv",
+                     disposition="inline")
+    v = parse(m.as_bytes())
+    assert [str(i.ip) for i in v.incidents] == ["192.0.2.42"]

@@ -1,4 +1,6 @@
-"""CSV and zipped-CSV attachments (Shadowserver, AbuseHub, generic exports): one incident per row.
+"""CSV attachments (plain, zipped, gzipped or inline ``name=*.csv`` parts): one incident per row.
+
+Shadowserver, AbuseHub and the sheets abuse desks get from other CERTs and SOCs.
 
 Columns are recognised by name, never by position: vendors order them
 differently and re-order them between report versions. Zip members, total
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import re
 import zipfile
@@ -38,7 +41,7 @@ RATIO_MIN_SIZE = 10 * 1024 * 1024
 CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values", "text/x-csv", "application/x-csv",
              "text/tab-separated-values"}
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
-EXCEL_TYPES = {"application/vnd.ms-excel", "application/octet-stream", "text/plain"}
+GZIP_TYPES = {"application/gzip", "application/x-gzip"}
 
 #: Column names (normalized: lower case, runs of non-alphanumerics -> "_") in order of preference.
 IP_COLUMNS = ("src_ip", "source_ip", "ip", "ip_address", "ipaddress", "source_ip_address", "src_ip_address",
@@ -216,23 +219,27 @@ class CsvParser(Parser):
     # -- finding the tables ---------------------------------------------------
 
     def parse(self, message: Any) -> Any:
-        candidates = [(a, k) for a in message.attachments if (k := _attachment_kind(a))]
+        candidates = [(a.filename or f"part {a.part}", a.data, k)
+                      for a in message.attachments if (k := _attachment_kind(a))]
+        candidates += _inline_csv_parts(message.email)
         if not candidates:
             return self.not_applicable("no CSV or zipped CSV attachment")
         notes: list[str] = []
         budget = _Budget(self.max_rows, self.max_bytes)
         tables: list[_Table] = []
-        for att, kind in candidates:
-            label = att.filename or f"part {att.part}"
+        for label, data, kind in candidates:
             if kind == "zip":
-                tables.extend(self._unzip(att.data, label, budget, notes))
-            else:
-                data = att.data
-                if len(data) > budget.bytes:
-                    budget.capped.append(f"{label} cut at max_bytes={self.max_bytes}")
-                    data = data[: budget.bytes]
-                budget.bytes -= len(data)
-                tables.append(_Table(label, decode_csv(data)))
+                tables.extend(self._unzip(data, label, budget, notes))
+                continue
+            if kind == "gzip":
+                data = self._gunzip(data, label, budget, notes)
+                if data is None:
+                    continue
+            elif len(data) > budget.bytes:
+                budget.capped.append(f"{label} cut at max_bytes={self.max_bytes}")
+                data = data[: data.rfind(b"\n", 0, budget.bytes) + 1]
+            budget.bytes -= len(data)
+            tables.append(_Table(label, decode_csv(data)))
         if not tables:
             return self.not_applicable("; ".join(notes) or "no CSV member in the zip attachment(s)")
         context = _Context(message, self)
@@ -255,6 +262,19 @@ class CsvParser(Parser):
         if len(unique) < len(incidents):
             summary += f", {len(incidents) - len(unique)} repeated"
         return self.found(unique, "; ".join([summary] + notes + budget.capped))
+
+    def _gunzip(self, data: bytes, label: str, budget: _Budget, notes: list[str]) -> bytes | None:
+        """A ``.csv.gz`` inflated up to the byte budget (a gzip stream cannot say its size up front)."""
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+                raw = fh.read(budget.bytes + 1)
+        except (OSError, EOFError, zlib.error, ValueError) as e:
+            notes.append(f"{label}: unreadable gzip ({e})")
+            return None
+        if len(raw) > budget.bytes:
+            budget.capped.append(f"{label} cut at max_bytes={self.max_bytes}")
+            raw = raw[: raw.rfind(b"\n", 0, budget.bytes) + 1]
+        return raw
 
     def _unzip(self, data: bytes, label: str, budget: _Budget, notes: list[str], nested: bool = False
                ) -> list[_Table]:
@@ -467,9 +487,31 @@ def _attachment_kind(att: Any) -> str | None:
     ctype = (att.content_type or "").lower()
     if name.endswith(".zip") or ctype in ZIP_TYPES:
         return "zip" if att.data[:4] == b"PK\x03\x04" else None
+    if name.endswith((".csv.gz", ".tsv.gz")) or (ctype in GZIP_TYPES and not name.endswith(".tar.gz")):
+        return "gzip" if att.data[:2] == b"\x1f\x8b" else None
     if ctype in CSV_TYPES or name.endswith((".csv", ".tsv")):
         return "csv"
     return None
+
+
+def _inline_csv_parts(msg: Any) -> list[tuple[str, bytes, str]]:
+    """``text/plain; name=x.csv`` parts shown inline: the normalizer read them as body text."""
+    out = []
+    try:
+        for part in msg.walk():
+            if part.is_multipart() or part.get_content_type() != "text/plain":
+                continue
+            name = part.get_filename() or ""
+            if not name.lower().endswith((".csv", ".tsv")):
+                continue
+            if (part.get("Content-Disposition") or "").split(";")[0].strip().lower() == "attachment":
+                continue  # an attachment: already among message.attachments
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                out.append((name, data, "csv"))
+    except Exception:  # hostile MIME the normalizer tolerated: the other candidates still count
+        pass
+    return out
 
 
 def _header_and_body(text: str) -> tuple[list[str], str, io.StringIO] | None:
