@@ -6,6 +6,9 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from ipaddress import ip_address
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from abuso.normalize import normalize
 from abuso.parsers.acns import MAX_XML_BYTES, AcnsParser, find_notices
 
@@ -164,3 +167,13 @@ def test_timestamp_from_complainant_when_source_and_items_have_none():
         "<Case>", "<Complainant><TimeStamp>2026-11-17T01:02:03Z</TimeStamp></Complainant><Case>")
     v = parse(mail(body))
     assert v.incidents[0].time == datetime(2026, 11, 17, 1, 2, 3, tzinfo=UTC)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=60))
+def test_never_raises_on_hostile_content(inner, ip):
+    body = f"prose\n<Infringement xmlns='http://www.acns.net/ACNS'>{inner}<Source><IP_Address>{ip}</IP_Address>" \
+           f"</Source></Infringement>\n<Infringement>{inner}"
+    v = AcnsParser().parse(normalize(mail(body)))
+    assert isinstance(v.reason, str) and v.applied
+    assert all(i.type == "copyright" for i in v.incidents)
