@@ -1,5 +1,13 @@
-"""Output writers: turn a processed Report into text for a stream (one report at a time).
+"""Output writers: each module has ``render(report) -> str`` (lines ending in a newline)."""
 
-Each module has ``render(report) -> str``; what it returns is written as is, so a
-writer that emits nothing for an invalid report returns "".
-"""
+FORMATS = {
+    "text": "abuso.output.text",
+    "json": "abuso.output.json",
+    "intelmq": "abuso.output.intelmq",
+}
+
+
+def renderer(fmt: str):  # type: ignore[no-untyped-def]
+    import importlib
+
+    return importlib.import_module(FORMATS[fmt]).render
