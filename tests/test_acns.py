@@ -177,3 +177,8 @@ def test_never_raises_on_hostile_content(inner, ip):
     v = AcnsParser().parse(normalize(mail(body)))
     assert isinstance(v.reason, str) and v.applied
     assert all(i.type == "copyright" for i in v.incidents)
+
+
+def test_stamp_at_the_edge_of_time_is_unreadable_not_fatal():
+    v = parse(mail(notice(stamp="0001-01-01T00:00:00+05:00")))
+    assert v.incidents[0].time is None and "unreadable TimeStamp" in v.reason

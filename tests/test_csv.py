@@ -411,3 +411,20 @@ def test_inline_text_plain_csv_part_is_read():
                      disposition="inline")
     v = parse(m.as_bytes())
     assert [str(i.ip) for i in v.incidents] == ["192.0.2.42"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("20/11/2026 14:00", datetime(2026, 11, 20, 14, 0)),
+    ("11/20/2026 14:00:05", datetime(2026, 11, 20, 14, 0, 5)),
+    ("05/06/2026 14:00", None),     # May 6th or June 5th: no guess
+    ("31/02/2026 14:00", None),
+])
+def test_slashed_dates_only_when_unambiguous(value, expected):
+    assert parse_stamp(value) == expected
+
+
+def test_stamp_at_the_edge_of_time_does_not_break_the_table():
+    v = parse(csv_mail("ip,time\n192.0.2.43,0001-01-01 00:00:00\n192.0.2.44,9999-12-31 23:59:59+00:00\n"),
+              zone="+01:00")
+    assert [(str(i.ip), i.time) for i in v.incidents][0] == ("192.0.2.43", None)
+    assert v.incidents[1].time == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)

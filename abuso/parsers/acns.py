@@ -206,12 +206,16 @@ class AcnsParser(Parser):
             except ValueError:
                 bad = bad or value
                 continue
-            if dt.tzinfo is not None:
-                return dt.astimezone(timezone.utc), "explicit", None
             zone = self.options.get("zone")
             offset = zone_offset(str(zone)) if zone is not None else None
-            if offset is not None:
-                return (dt - offset).replace(tzinfo=timezone.utc), "stated", None
+            try:
+                if dt.tzinfo is not None:
+                    return dt.astimezone(timezone.utc), "explicit", None
+                if offset is not None:
+                    return (dt - offset).replace(tzinfo=timezone.utc), "stated", None
+            except OverflowError:  # year 1 or 9999 pushed over the edge by the offset
+                bad = bad or value
+                continue
             # xs:dateTime without offset; ACNS senders write UTC.
             return dt.replace(tzinfo=timezone.utc), "assumed-utc", None
         problem = f"unreadable TimeStamp {bad[:60]!r}" if bad else "no TimeStamp"

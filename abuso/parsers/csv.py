@@ -73,6 +73,7 @@ SHADOWSERVER_REPORTS: tuple[tuple[str, str], ...] = (
     ("darknet", "scanner"),
     ("honeypot_darknet", "scanner"),
     ("event4_darknet", "scanner"),
+    ("event4_honeypot_darknet", "scanner"),
     ("spam_url", "spam"),
     ("phish_url", "phishing"),
     ("malware_url", "malware-distribution"),
@@ -93,6 +94,7 @@ _SS_SUBJECT = re.compile(r"\bShadowserver\s+([A-Za-z0-9_]+)", re.I)
 _COLUMN = re.compile(r"[^a-z0-9]+")
 _UTC_SUFFIX = re.compile(r"_(?:utc|gmt)$")
 _TRAILING_ZONE = re.compile(r"^(.*?\d)\s*\(?\s*([A-Z]{1,5}|(?:UTC|GMT)?[+-]\d{1,2}(?::?\d{2})?)\)?$")
+_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y %H:%M:%S",
             "%b %d %Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%dT%H%M%S", "%Y%m%d%H%M%S")
 
@@ -134,6 +136,9 @@ def parse_stamp(value: str) -> datetime | None:
         return datetime.fromisoformat(s)
     except ValueError:
         pass
+    m = _SLASHED.match(s)
+    if m:
+        return _slashed(m)
     offset = None
     m = _TRAILING_ZONE.match(s)
     if m:
@@ -153,6 +158,21 @@ def parse_stamp(value: str) -> datetime | None:
             return None
         return dt.replace(tzinfo=timezone(offset)) if dt.tzinfo is None else dt
     return None
+
+
+def _slashed(m: re.Match[str]) -> datetime | None:
+    """'20/11/2026 14:00' or '11/20/2026 14:00': only when one of the two cannot be a month."""
+    a, b, year, hh, mm, ss = (int(x or 0) for x in m.groups())
+    if a > 12 >= b:
+        day, month = a, b
+    elif b > 12 >= a:
+        day, month = b, a
+    else:
+        return None  # 05/06/2026: May or June; a guess would put the incident a month off
+    try:
+        return datetime(year, month, day, hh, mm, ss)
+    except ValueError:
+        return None
 
 
 def decode_csv(data: bytes) -> str:
@@ -189,14 +209,14 @@ class _Budget:
 
 
 class _Table:
-    """One CSV file (attachment or zip member) with the columns found in its header."""
+    """One CSV file's decoded text and where it came from (attachment, zip member, gzip)."""
 
     def __init__(self, name: str, text: str) -> None:
         self.name, self.text = name, text
 
 
 class CsvParser(Parser):
-    """Incidents from CSV attachments, plain or zipped."""
+    """Incidents from CSV attachments: plain, zipped, gzipped or inline."""
 
     name = "csv"
 
@@ -558,13 +578,16 @@ def _stamp(value: str, naive_as: tuple[timedelta, str], cache: dict) -> tuple[da
     if len(cache) > 100_000:
         cache.clear()
     dt = parse_stamp(value)
-    if dt is None:
+    try:
+        if dt is None:
+            out = None
+        elif dt.tzinfo is None:
+            offset, zone = naive_as
+            out = ((dt - offset).replace(tzinfo=timezone.utc), zone)
+        else:
+            out = (dt.astimezone(timezone.utc), "explicit")
+    except OverflowError:  # "0001-01-01 00:00" minus an offset
         out = None
-    elif dt.tzinfo is None:
-        offset, zone = naive_as
-        out = ((dt - offset).replace(tzinfo=timezone.utc), zone)
-    else:
-        out = (dt.astimezone(timezone.utc), "explicit")
     cache[value] = out
     return out
 
