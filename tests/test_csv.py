@@ -104,7 +104,7 @@ def test_pdf_and_json_attachments_are_not_csv():
 
 def test_csv_without_ip_column_says_so():
     v = parse(csv_mail("dst_ip,timestamp\n192.0.2.1,2026-11-20 10:00:00\n", name="victims.csv"))
-    assert not v.applied
+    assert v.applied and not v.incidents  # a CSV was there: the reason is shown
     assert v.reason == "victims.csv: no header row naming an IP column"
 
 
@@ -316,7 +316,7 @@ def test_non_csv_members_skipped_and_nested_zip_read():
 
 def test_corrupt_zip_is_explained():
     v = parse(mail(("r.zip", b"PK\x03\x04" + b"\x00" * 100, "application/zip")))
-    assert not v.applied and "unreadable zip" in v.reason
+    assert v.applied and not v.incidents and "unreadable zip" in v.reason
 
 
 def test_encrypted_member_is_skipped():
@@ -400,7 +400,7 @@ def test_gzip_bomb_is_cut_at_the_byte_cap():
 
 def test_corrupt_gzip_is_explained():
     v = parse(mail(("r.csv.gz", b"\x1f\x8b\x08garbage", "application/gzip")))
-    assert not v.applied and "r.csv.gz: unreadable gzip" in v.reason
+    assert v.applied and not v.incidents and "r.csv.gz: unreadable gzip" in v.reason
 
 
 def test_inline_text_plain_csv_part_is_read():

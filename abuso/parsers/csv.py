@@ -261,7 +261,8 @@ class CsvParser(Parser):
             budget.bytes -= len(data)
             tables.append(_Table(label, decode_csv(data)))
         if not tables:
-            return self.not_applicable("; ".join(notes) or "no CSV member in the zip attachment(s)")
+            # A CSV-ish attachment was there: say why it gave nothing (applied, so the reason is shown).
+            return self.found([], "; ".join(notes + budget.capped) or "no CSV member in the zip attachment(s)")
         context = _Context(message, self)
         incidents: list[Incident] = []
         used = 0
@@ -273,7 +274,7 @@ class CsvParser(Parser):
                 used += 1
                 incidents.extend(found)
         if not used:
-            return self.not_applicable("; ".join(notes))
+            return self.found([], "; ".join(notes + budget.capped))
         rows = self.max_rows - budget.rows
         # Files that repeat each other (AbuseHub sends its CSV and Shadowserver's) are merged here so the
         # verdict counts incidents, not rows; within one file the pipeline's merge is enough.
