@@ -294,6 +294,8 @@ def test_row_cap_across_files():
     v = parse(raw, max_rows=15)
     assert len(v.incidents) == 10  # 15 rows read; the 5 of b.csv repeat a.csv
     assert "stopped after 15 rows (max_rows)" in v.reason
+    v = parse(raw + b"", max_rows=5)
+    assert len(v.incidents) == 5 and v.reason.count("stopped after 5 rows") == 1
 
 
 def test_byte_cap_cuts_an_honest_large_member_at_a_line_end():

@@ -401,7 +401,9 @@ class CsvParser(Parser):
                 if not row:
                     continue
                 if budget.rows <= 0:
-                    budget.capped.append(f"stopped after {self.max_rows} rows (max_rows)")
+                    note = f"stopped after {self.max_rows} rows (max_rows)"
+                    if note not in budget.capped:
+                        budget.capped.append(note)
                     break
                 n += 1
                 budget.rows -= 1
