@@ -97,3 +97,23 @@ def test_pipeline_report_to_intelmq(corpus):
     assert ev["classification.type"] == "copyright" and ev["classification.identifier"] == "acns"
     assert ev["time.source"] == "2015-11-13T20:35:03+00:00"
     assert ev["extra.email_subject"] == "Notice of Claimed Infringement - Case ID 314620451"
+
+
+def test_cli_format_intelmq_piped_shadowserver_report(tmp_path):
+    """procmail style: one zipped Shadowserver report on stdin, one IntelMQ event per row on stdout."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, SAMPLES
+
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text(f"parsers: [csv, acns]\nquarantine: {tmp_path / 'q'}\n"
+                   "filters:\n  ip: {within: [192.0.2.0/24]}\n")
+    raw = (SAMPLES / "csv/zipped-botnet-drone.eml").read_bytes()
+    r = subprocess.run([sys.executable, str(ROOT / "bin" / "abuso"), "run", "-c", str(cfg), "--format", "intelmq"],
+                       input=raw, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (ev,) = events(r.stdout.decode())  # the IPv6 row is outside 192.0.2.0/24 and filtered
+    assert ev["source.ip"] == "192.0.2.17" and ev["source.port"] == 49152
+    assert ev["classification.type"] == "infected-system" and ev["time.source"] == "2026-11-20T01:02:03+00:00"
+    assert base64.b64decode(ev["raw"]).decode().startswith("2026-11-20 01:02:03,192.0.2.17,49152")
