@@ -49,7 +49,7 @@ def test_ip_echelon_notice_inline_and_attached_is_one_incident(corpus):
     assert inc.evidence == ("Mission: Impossible - Rogue Nation / "
                             "Mission.Impossible.Rogue.Nation.2015.720p.BluRay.x264-NeZu")
     assert inc.extra["case_id"] == "314620451"
-    assert v.reason == "2 ACNS notices (1 repeated inline and attached)"
+    assert v.reason == "2 ACNS notices (1 repeated)"
 
 
 def test_copyright_compliance_notice_in_pgp_signed_prose(corpus):
@@ -182,3 +182,9 @@ def test_never_raises_on_hostile_content(inner, ip):
 def test_stamp_at_the_edge_of_time_is_unreadable_not_fatal():
     v = parse(mail(notice(stamp="0001-01-01T00:00:00+05:00")))
     assert v.incidents[0].time is None and "unreadable TimeStamp" in v.reason
+
+
+def test_refused_notice_is_applied_with_its_reason():
+    v = parse(mail("<Infringement><Source><IP_Address>192.0.2.1</IP_Address></Source>"))
+    assert v.applied and not v.incidents
+    assert v.reason.endswith("an <Infringement> element without its end tag")

@@ -108,10 +108,11 @@ class AcnsParser(Parser):
                     incidents.append(inc)
         incidents = merge_duplicates(incidents)
         if not incidents:
-            return _empty_verdict(self, problems, notices)
+            # The XML was there (possibly refused): applied, so the reason reaches the desk.
+            return self.found([], "; ".join(problems) or "ACNS notice without a usable source")
         reason = f"{notices} ACNS notice{'s' if notices != 1 else ''}"
         if notices > len(incidents):
-            reason += f" ({notices - len(incidents)} repeated inline and attached)"
+            reason += f" ({notices - len(incidents)} repeated)"
         if problems:
             reason += "; " + "; ".join(problems)
         return self.found(incidents, reason)
@@ -222,14 +223,6 @@ class AcnsParser(Parser):
         if self.options.get("date_fallback") and message.date is not None:
             return message.date, "date-header", problem + "; Date header used"
         return None, "none", problem
-
-
-def _empty_verdict(parser: AcnsParser, problems: list[str], notices: int) -> Any:
-    """ACNS XML was there but gave nothing: the format applied, say why it came out empty."""
-    reason = "; ".join(problems) or "ACNS notice without a usable source"
-    if notices:
-        return parser.found([], reason)
-    return parser.not_applicable(reason)
 
 
 def _decode(data: bytes) -> str:
