@@ -149,16 +149,30 @@ class Report:
         return d
 
 
-def merge_duplicates(incidents: Iterable[Incident]) -> list[Incident]:
+def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()) -> list[Incident]:
     """Merge incidents with the same (ip, type, time); the first parser's evidence wins.
 
     Order is kept (first seen first) so that output is stable. An ``undetermined``
     incident with the same (ip, time) as a typed one is the same event told by a
     parser that could not name it (free text beside an ARF report): it merges
-    into the typed one.
+    into the typed one. Incidents of ``fallback`` parsers (free text) about an
+    address a structured parser also reported yield to that parser, which knows
+    its format's type and time better; they stand where no other parser looked.
     """
+    weak = set(fallback)
+    strong: dict = {}
+    incidents = list(incidents)
+    if weak:
+        for inc in incidents:
+            if inc.parser not in weak:
+                strong.setdefault(inc.ip, []).append(inc)
     seen: dict[tuple, Incident] = {}
     for inc in incidents:
+        if inc.parser in weak and inc.ip in strong and inc.key not in seen:
+            same = next((s.key for s in strong[inc.ip] if s.time == inc.time), None)
+            if same is not None and same in seen and inc.parser not in seen[same].parser.split("+"):
+                seen[same] = replace(seen[same], parser=f"{seen[same].parser}+{inc.parser}")
+            continue
         first = seen.get(inc.key)
         if first is None:
             seen[inc.key] = inc

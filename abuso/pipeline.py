@@ -62,7 +62,7 @@ class Pipeline:
                 report.error = f"parser {parser.name} failed: {type(e).__name__}: {e}"
             report.verdicts[parser.name] = verdict
             found.extend(verdict.incidents)
-        incidents = merge_duplicates(found)
+        incidents = merge_duplicates(found, [p.name for p in self.parsers if getattr(p, "fallback", False)])
         for flt in self.filters:
             kept = []
             for inc in incidents:

@@ -16,6 +16,9 @@ class Parser:
     """
 
     name: ClassVar[str] = "parser"
+    #: A free-text parser: its incidents about an address that a structured parser
+    #: also reported yield to that parser's (abuso.model.merge_duplicates).
+    fallback: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
