@@ -305,3 +305,19 @@ def _timed(parser: LogParser, msg) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     parser.parse(msg)
     return time.perf_counter() - start
+
+
+def test_free_text_yields_to_a_structured_parser_on_the_same_address() -> None:
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    ip, other = ip_address("192.0.2.1"), ip_address("192.0.2.2")
+    xarf = Incident(ip, "spam", t1, "xarf")
+    found = [xarf,
+             Incident(ip, "scanner", t1, "log"),        # same event, the keyword guess differs
+             Incident(ip, "spam", t2, "log"),           # a mail date the log parser took for a time
+             Incident(ip, "spam", None, "log"),         # a mention without time
+             Incident(other, "scanner", t1, "log")]     # an address only the free text names
+    merged = merge_duplicates(found, fallback=["log"])
+    assert [(str(i.ip), i.type, i.time, i.parser) for i in merged] == [
+        ("192.0.2.1", "spam", t1, "xarf+log"), ("192.0.2.2", "scanner", t1, "log")]
+    assert len(merge_duplicates(found)) == 5            # without fallback parsers nothing yields
+    assert LogParser.fallback is True

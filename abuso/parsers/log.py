@@ -221,6 +221,7 @@ class LogParser(Parser):
     """Free text: pasted logs and prose. See the module doc for the rules."""
 
     name = "log"
+    fallback = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
