@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -42,13 +43,15 @@ class Found:
 
 def _octets_ok(text: str) -> bool:
     parts = text.split(".")
-    if any(int(p) > 255 for p in parts):
-        return False
+    padded = False
+    for p in parts:
+        if len(p) == 3 and p > "255":
+            return False
+        if len(p) > 1 and p[0] == "0":
+            padded = True
     # Leading zeros ("4.04.00.00") mark version strings and junk; a fixed
     # three-digit zero padding of every octet ("192.168.001.010") is a log style.
-    if any(len(p) > 1 and p[0] == "0" for p in parts):
-        return all(len(p) == 3 for p in parts)
-    return True
+    return not padded or all(len(p) == 3 for p in parts)
 
 
 def _v4_ok(text: str, start: int, end: int) -> bool:
@@ -80,13 +83,13 @@ def _port_at(text: str, end: int) -> int | None:
     return None
 
 
-def find_addresses(text: str) -> list[Found]:
+def find_addresses(text: str, limit: int | None = None) -> list[Found]:
     """Every IPv4 and IPv6 address in ``text``, in order, with spans.
 
     IPv6 is looked for first so that the IPv4 tail of ``::ffff:1.2.3.4`` is not
     reported twice. A port is attached when written with the address
     (``1.2.3.4:8080``, ``[2001:db8::1]:443``, ``1.2.3.4 port 22``, tcpdump's
-    ``1.2.3.4.51022 >``).
+    ``1.2.3.4.51022 >``). ``limit``: stop after that many (hostile lists).
     """
     found: list[Found] = []
     taken: list[tuple[int, int]] = []
@@ -103,7 +106,7 @@ def find_addresses(text: str) -> list[Found]:
                         tcpdump[m.start(g)] = int(m.group(g + 1))
         for m in _V4.finditer(text):
             s, e = m.span()
-            if any(a <= s < b for a, b in taken) or not _octets_ok(m.group()):
+            if taken and any(a <= s < b for a, b in taken) or not _octets_ok(m.group()):
                 continue
             port = None
             if e + 1 < len(text) and text[e] == "." and text[e + 1].isdigit():
@@ -113,13 +116,16 @@ def find_addresses(text: str) -> list[Found]:
                     continue
             elif not _v4_ok(text, s, e):
                 continue
-            ip = ipaddress.IPv4Address(".".join(str(int(p)) for p in m.group().split(".")))
+            a, b, c, d = (int(p) for p in m.group().split("."))
+            ip = ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
             if port is None and e < len(text) and text[e] in ": p#":
                 port = _port_at(text, e)
             found.append(Found(ip, s, e, port))
+            if limit is not None and len(found) >= limit:
+                break
     if taken:
         found.sort(key=lambda f: f.start)
-    return found
+    return found if limit is None else found[:limit]
 
 
 def _find_v6(text: str) -> Iterator[Found]:
@@ -154,6 +160,7 @@ def _find_v6(text: str) -> Iterator[Found]:
         yield Found(ip, s, e, port)
 
 
+@lru_cache(maxsize=4096)
 def is_useful_source(ip: IPAddress) -> bool:
     """Can this address be the source of an incident at all?
 

@@ -25,7 +25,7 @@ What it does, in order, for every text block except header blocks (the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -39,12 +39,15 @@ from .base import Parser
 MAX_LINES = 20_000
 MAX_CHARS = 2_000_000
 MAX_LINE = 2_000
+#: Address occurrences read per message, and per line (a line with more is a list, not a log line).
+MAX_ADDRESSES = 20_000
+MAX_PER_LINE = 32
 #: Lines around an address searched for its stamp; how far back a record's heading stamp may be.
 WINDOW = 2
 RECORD_BACK = 40
 EVIDENCE = 300
 #: dateparser calls per message, for stamps no fast shape reads.
-MAX_FALLBACK = 5
+MAX_FALLBACK = 3
 
 _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 
@@ -173,6 +176,16 @@ class _LineTypes:
         return _best([self[j] for j in range(max(0, i - WINDOW), min(len(self.lines), i + WINDOW + 1))])
 
 
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def _mask(line: str, found: list[Any]) -> str:
+    """The line with its addresses blanked out, positions kept."""
+    for f in found:
+        line = line[:f.start] + " " * (f.end - f.start) + line[f.end:]
+    return line
+
+
 def _trim(line: str) -> str:
     line = " ".join(line.split())
     return line if len(line) <= EVIDENCE else line[: EVIDENCE - 1] + "…"
@@ -290,6 +303,7 @@ class _Context:
         self.ranges = 0
         self.hops = 0
         self.fallbacks = 0
+        self.addresses = 0
 
     @property
     def exhausted(self) -> bool:
@@ -300,7 +314,7 @@ class _Context:
                                default=self.default, epoch=epoch)
 
     def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
-        lines = text.split("\n")
+        lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
         room = MAX_LINES - self.lines_read
         if len(lines) > room:
             lines, self.cap = lines[:room], f"more than {MAX_LINES} lines"
@@ -326,16 +340,35 @@ class _Context:
         fallback_hint = _Lazy(lambda: subject_hint or type_from_text(text[:65536]))
 
         # Pass 1: addresses, stamps and line types.
-        addrs = [find_addresses(ln) if ("." in ln or ":" in ln) else [] for ln in lines]
+        addrs: list[list[Any]] = []
+        count = 0
+        for ln in lines:
+            fs = find_addresses(ln, MAX_PER_LINE) if ("." in ln or ":" in ln) else []
+            if self.addresses + count + len(fs) > MAX_ADDRESSES:
+                # Stop reading at the line where the cap is reached, and say so.
+                self.lines_read -= len(lines) - len(addrs)
+                lines = lines[:len(addrs)]
+                self.cap = f"more than {MAX_ADDRESSES} addresses"
+                break
+            count += len(fs)
+            addrs.append(fs)
+        self.addresses += count
         stamps: list[list[Stamp]] = [self.stamps(ln, stated_tz) if _DIGIT.search(ln) else [] for ln in lines]
         types = _LineTypes(lines)
         for i, fs in enumerate(addrs):
             # An address beside a clock time no fast shape read ("3 mars 2026 13:05"): ask
             # dateparser, a few times per message at most (1-2 ms a call).
-            if fs and not stamps[i] and self.fallbacks < MAX_FALLBACK and _CLOCK.search(lines[i]):
+            if not fs or stamps[i] or self.fallbacks >= MAX_FALLBACK:
+                continue
+            masked = _mask(lines[i], fs)  # "fdf1::0:22" holds no clock
+            clock = _CLOCK.search(masked)
+            if clock and _WORD.search(masked):
                 self.fallbacks += 1
-                stamps[i] = find_timestamps(lines[i], reference=self.reference, stated=stated_tz,
-                                            header_offset=self.header_offset, default=self.default, fallback=True)
+                lo = max(0, clock.start() - 40)
+                part = masked[lo:clock.end() + 24]
+                stamps[i] = [replace(st, start=st.start + lo, end=st.end + lo) for st in find_timestamps(
+                    part, reference=self.reference, stated=stated_tz, header_offset=self.header_offset,
+                    default=self.default, fallback=True)]
 
         strong_sources = self._strong_sources(lines, addrs)
         table: _Table | None = None
