@@ -137,8 +137,9 @@ def _find_v6(text: str) -> Iterator[Found]:
             cand, e = cand[:-1], e - 1
         while cand.startswith(":") and not cand.startswith("::"):
             cand, s = cand[1:], s + 1
-        if cand.count(":") < 2:
-            continue
+        colons = cand.count(":")
+        if colons < 2 or "::" not in cand and colons != 7 and not (colons == 6 and "." in cand):
+            continue  # "03:14:07", MAC addresses: not enough groups for IPv6
         if len(cand) > 45 or s and (text[s - 1].isalnum() or text[s - 1] in "_:."):
             continue
         if e < len(text) and (text[e].isalnum() or text[e] == "_"):

@@ -476,6 +476,8 @@ def stated_zone(text: str) -> tuple[tzinfo, str] | None:
     """
     for line in text[:_STATED_CHARS].split("\n"):
         low = line.lower()
+        if not ("time" in low or "(" in low or "gmt" in low or "utc" in low or "date" in low):
+            continue
         wanted = [rx for rx, hints in _STATED_HINTS if any(h in low for h in hints)]
         if not wanted:
             continue

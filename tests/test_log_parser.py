@@ -144,7 +144,8 @@ def test_a_victim_named_once_is_not_accused_where_its_role_is_unclear() -> None:
 def test_only_victims_says_so() -> None:
     v = parse("Reporter: 198.51.100.1\nOur mail server 198.51.100.2 got spam.\n")
     assert v.incidents == [] and v.applied
-    assert "all victim, reporter or whois addresses" in v.reason
+    assert v.reason == ("no accused address in 3 lines; 2 victim/reporter addresses left out "
+                        "(Our mail server, Reporter)")
 
 
 def test_whois_ranges_and_traceroutes_are_not_incidents() -> None:
@@ -153,7 +154,9 @@ def test_whois_ranges_and_traceroutes_are_not_incidents() -> None:
             "Targeted Range: 198.51.100.0/24\n"
             " 1  gw.example.net (198.51.100.1)  0.5 ms\n"
             " 2  core.example.net (203.0.113.1)  1.2 ms\n")
-    assert keys(parse(body)) == {("192.0.2.80", "phishing", None)}
+    v = parse(body)
+    assert keys(v) == {("192.0.2.80", "phishing", None)}
+    assert "3 whois or network-range addresses skipped" in v.reason and "2 traceroute hops skipped" in v.reason
 
 
 def test_a_url_host_in_a_logged_request_is_content() -> None:

@@ -255,25 +255,38 @@ class LogParser(Parser):
         return self._verdict(ctx, message)
 
     def _verdict(self, ctx: _Context, message: Any) -> Verdict:
+        """Say what was found, or why nothing was: "0 incidents" alone is what desks hate most."""
         incidents = ctx.incidents()
-        cap = f"; read only the first {ctx.lines_read} lines ({ctx.cap})" if ctx.cap else ""
-        if incidents:
-            timed = sum(1 for i in incidents if i.time is not None)
-            parts = [f"{len(ctx.sources)} source address{'es' if len(ctx.sources) != 1 else ''}"]
-            if timed < len(incidents):
-                parts.append(f"{len(incidents) - timed} without a timestamp")
-            if ctx.excluded:
-                parts.append(f"{len(ctx.excluded)} victim/reporter address{'es' if len(ctx.excluded) != 1 else ''} "
-                             "left out")
-            return self.found(incidents, ", ".join(parts) + cap)
+        notes = []
         if ctx.excluded:
-            n = len(ctx.excluded)
-            return self.found([], f"{n} address{'es' if n != 1 else ''}, all victim, reporter or whois "
-                                  f"addresses ({', '.join(sorted(ctx.excluded_labels)) or 'by role'}){cap}")
+            notes.append(f"{_n(len(ctx.excluded), 'victim/reporter address', 'victim/reporter addresses')} left out"
+                         f" ({', '.join(sorted(ctx.excluded_labels)[:4])})")
+        if ctx.ranges:
+            notes.append(f"{_n(ctx.ranges, 'whois or network-range address', 'whois or network-range addresses')}"
+                         " skipped")
+        if ctx.hops:
+            notes.append(f"{_n(ctx.hops, 'traceroute hop')} skipped")
+        if ctx.pasted:
+            notes.append("a pasted message (headers and body) left to the received/spamcop parsers")
         if ctx.useless:
-            return self.found([], f"only unusable addresses ({', '.join(sorted(ctx.useless)[:3])}: loopback, "
-                                  f"multicast, netmask...) in {ctx.lines_read} lines{cap}")
-        return self.not_applicable(f"no IP address in {ctx.lines_read} lines of text{cap}")
+            notes.append(f"unusable {_n(len(ctx.useless), 'address', 'addresses')} ignored "
+                         f"({', '.join(sorted(ctx.useless)[:3])})")
+        if ctx.cap:
+            notes.append(f"read only the first {ctx.lines_read} lines ({ctx.cap})")
+        tail = "; " + "; ".join(notes) if notes else ""
+        if incidents:
+            head = _n(len(ctx.sources), "source address", "source addresses")
+            untimed = sum(1 for i in incidents if i.time is None or i.extra.get("time_from"))
+            if untimed:
+                head += f", {untimed} without a timestamp" + (" (the report's Date used)" if self.date_fallback else "")
+            return self.found(incidents, head + tail)
+        if notes:
+            return self.found([], f"no accused address in {_n(ctx.lines_read, 'line')}" + tail)
+        return self.not_applicable(f"no IP address in {ctx.lines_read} lines of text")
+
+
+def _n(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 class _Context:
