@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
@@ -88,8 +88,8 @@ _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 
 # Table header cells.
 _COL_TIME = re.compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
-_COL_VICTIM = re.compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local", re.I)
-_COL_SOURCE = re.compile(r"source|\bsrc|attacker|offend|origin|remote|client|^(?:ip|ip[ _-]?addr(?:ess)?|address"
+_COL_VICTIM = re.compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local|^s-ip$|^server", re.I)
+_COL_SOURCE = re.compile(r"source|\bsrc|attacker|offend|origin|remote|client|^c-ip$|^(?:ip|ip[ _-]?addr(?:ess)?|address"
                          r"|host|from|ipv[46]|addr)$", re.I)
 _COL_PORT = re.compile(r"port", re.I)
 _SEPARATORS = ("\t", ";", "|", ",")
@@ -119,6 +119,8 @@ class _Table:
     source_port: int | None = None
     epoch: bool = False
     hint: str | None = None
+    #: The format defines its times as UTC (W3C extended logs).
+    utc: bool = False
 
 
 _HEADER_FIELD = re.compile(r"^(?:Return-Path: +)?[A-Za-z][\w-]{0,40}:[ \t]")
@@ -197,26 +199,28 @@ def _best(types: list[str | None]) -> str | None:
 
 
 def _header(line: str) -> _Table | None:
-    """A table header row: 3+ word cells, naming a time or an address column."""
-    if not line or line.count(":") > 2 or _TIMEISH.search(line):
+    """A table header row: 3+ word cells, naming a time or an address column.
+
+    Also the W3C extended log header (IIS): ``#Fields: date time s-ip ... c-ip``,
+    space separated, times in UTC by the format's definition.
+    """
+    w3c = line.startswith("#Fields:")
+    if not line or not w3c and (line.count(":") > 2 or _TIMEISH.search(line)):
         return None
-    for sep in _SEPARATORS:
-        if line.count(sep) < 2:
+    for sep in (" ",) if w3c else _SEPARATORS:
+        if not w3c and line.count(sep) < 2:
             continue
-        cells = [c.strip() for c in line.split(sep)]
+        cells = line[8:].split() if w3c else [c.strip() for c in line.split(sep)]
         if sep == "|":
             cells = [c for c in cells if c] or cells
         wordy = sum(1 for c in cells if c and re.fullmatch(r"[A-Za-z][\w .#/()-]{0,40}", c))
         if wordy < max(3, len(cells) * 2 // 3):
             continue
-        t = _Table(sep, len(cells))
+        t = _Table(sep, len(cells), utc=w3c)
         for i, c in enumerate(cells):
             if _COL_PORT.search(c):
-                if re.search(r"source|src", c, re.I) and t.source_port is None:
+                if re.search(r"source|src|^c-", c, re.I) and t.source_port is None:
                     t.source_port = i
-                continue
-            if _COL_VICTIM.search(c) and re.search(r"ip|addr|host|dest|dst|target|victim", c, re.I):
-                t.victim.append(i)
             elif _COL_VICTIM.search(c):
                 t.victim.append(i)
             elif _COL_TIME.search(c):
@@ -398,7 +402,7 @@ class _Context:
                     continue
                 table = None
             if not addrs[i]:
-                table = _header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln else None
+                table = _header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#" else None
                 continue
             self._line(i, lines, addrs, stamps, types, fallback_hint)
 
@@ -433,6 +437,10 @@ class _Context:
                         break
         if stamp is None and line_stamps:
             stamp = line_stamps[0]
+        if stamp is not None and table.utc and stamp.zone != "explicit":
+            # W3C extended logs are UTC by definition: read the same stamp again in UTC.
+            start = stamp.start
+            stamp = next((st for st in self.stamps(line, timezone.utc) if st.start == start), stamp)
         port = None
         if table.source_port is not None and table.source_port < len(cells) and cells[table.source_port].isdigit():
             port = int(cells[table.source_port])
@@ -442,7 +450,7 @@ class _Context:
             for f in find_addresses(cell) if ("." in cell or ":" in cell) else []:
                 ip = source_address(f.ip)
                 if ci in table.victim:
-                    self._exclude(ip, "destination column")
+                    self._exclude(ip, "victim column")
                 elif ci in table.source or not table.source:
                     sources.append((ip, f.port))
         if not sources and not table.source and len(strong_sources) == 1:
