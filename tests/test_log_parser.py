@@ -324,3 +324,13 @@ def test_free_text_yields_to_a_structured_parser_on_the_same_address() -> None:
         ("192.0.2.1", "spam", t1, "xarf+log"), ("192.0.2.2", "scanner", t1, "log")]
     assert len(merge_duplicates(found)) == 5            # without fallback parsers nothing yields
     assert LogParser.fallback is True
+
+
+def test_slash_dates_are_day_first_when_the_block_shows_it() -> None:
+    body = ("22/11/2026 10:00:00 brute force from 192.0.2.1\n"
+            "03/11/2026 10:00:00 brute force from 192.0.2.2\n")   # 3 November, like the line above
+    assert keys(parse(body)) == {("192.0.2.1", "brute-force", "2026-11-22T09:00:00+00:00"),
+                                 ("192.0.2.2", "brute-force", "2026-11-03T09:00:00+00:00")}
+    us = "03/11/2026 10:00:00 brute force from 192.0.2.2\n"
+    assert keys(parse(us)) == {("192.0.2.2", "brute-force", "2026-03-11T09:00:00+00:00")}
+    assert keys(parse(us, {"dayfirst": True})) == {("192.0.2.2", "brute-force", "2026-11-03T09:00:00+00:00")}

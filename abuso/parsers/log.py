@@ -82,6 +82,8 @@ _CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
 #: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
 _HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
 _DIGIT = re.compile(r"\d")
+#: "22/11/2026": a slash date whose first number cannot be a month, so the block writes day first.
+_DAY_FIRST = re.compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
 _SPT = re.compile(r"\bSPT=(\d{1,5})\b")
 _TIMEISH = re.compile(r"\d:\d\d")
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
@@ -245,6 +247,8 @@ class LogParser(Parser):
         zone = self.options.get("zone")
         self.default_zone = zone_tzinfo(str(zone)) if zone else None
         self.date_fallback = bool(self.options.get("date_fallback", False))
+        #: Slash dates are month first (US) unless this says so, or the block shows a day > 12 first.
+        self.dayfirst = self.options.get("dayfirst")
 
     def parse(self, message: Any) -> Verdict:
         blocks = [b for b in message.blocks if b.kind != "headers"]
@@ -321,6 +325,7 @@ class _Context:
         self.hops = 0
         self.fallbacks = 0
         self.addresses = 0
+        self.dayfirst = False
 
     @property
     def exhausted(self) -> bool:
@@ -328,7 +333,7 @@ class _Context:
 
     def stamps(self, line: str, stated: Any, epoch: bool = False) -> list[Stamp]:
         return find_timestamps(line, reference=self.reference, stated=stated, header_offset=self.header_offset,
-                               default=self.default, epoch=epoch)
+                               default=self.default, epoch=epoch, dayfirst=self.dayfirst)
 
     def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
         lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
@@ -351,6 +356,8 @@ class _Context:
             self.pasted += 1
             lines = lines[:cut]
         stated = stated or self.message_stated
+        dayfirst = self.parser.dayfirst
+        self.dayfirst = bool(_DAY_FIRST.search(text, 0, 65536)) if dayfirst is None else bool(dayfirst)
         stated_tz = stated[0] if stated else None
         # The subject, else the whole block, names the type when no line near an address does;
         # computed only when some address needs it (keyword rules over 64 KB are not free).
@@ -385,7 +392,7 @@ class _Context:
                 part = masked[lo:clock.end() + 24]
                 stamps[i] = [replace(st, start=st.start + lo, end=st.end + lo) for st in find_timestamps(
                     part, reference=self.reference, stated=stated_tz, header_offset=self.header_offset,
-                    default=self.default, fallback=True)]
+                    default=self.default, dayfirst=self.dayfirst, fallback=True)]
 
         strong_sources = self._strong_sources(lines, addrs)
         table: _Table | None = None
@@ -432,7 +439,7 @@ class _Context:
                 if ci < len(cells) and cells[ci]:
                     stamp = parse_timestamp(cells[ci], reference=self.reference, stated=stated,
                                             header_offset=self.header_offset, default=self.default,
-                                            fallback=False)
+                                            dayfirst=self.dayfirst, fallback=False)
                     if stamp is not None:
                         break
         if stamp is None and line_stamps:
