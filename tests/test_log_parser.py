@@ -334,3 +334,20 @@ def test_slash_dates_are_day_first_when_the_block_shows_it() -> None:
     us = "03/11/2026 10:00:00 brute force from 192.0.2.2\n"
     assert keys(parse(us)) == {("192.0.2.2", "brute-force", "2026-03-11T09:00:00+00:00")}
     assert keys(parse(us, {"dayfirst": True})) == {("192.0.2.2", "brute-force", "2026-11-03T09:00:00+00:00")}
+
+
+def test_record_fields_below_the_address_date_it() -> None:
+    body = ("Offending IP:  192.0.2.20\n\n"
+            "       - Issue: Client software detected as known botware.\n\n"
+            "       - Block Type: New Ban\n\n"
+            "       - Time: 2015-05-15 17:03:11-07:00\n\n"
+            "       - Targeted Range: 198.51.100.0/24\n\n"
+            "Thank you.\n2026-11-25 10:00:00 +0000 is when we sent this.\n")
+    v = parse(body)
+    assert keys(v) == {("192.0.2.20", "infected-system", "2015-05-16T00:03:11+00:00")}
+    assert v.incidents[0].evidence == "Offending IP: 192.0.2.20 | - Time: 2015-05-15 17:03:11-07:00"
+
+
+def test_your_server_and_open_resolvers_are_accused() -> None:
+    v = parse("Your server 192.0.2.7 is an open DNS resolver 192.0.2.8 used in amplification attacks.")
+    assert {str(i.ip) for i in v.incidents} == {"192.0.2.7", "192.0.2.8"}

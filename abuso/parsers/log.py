@@ -53,16 +53,19 @@ _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 
 # The words right before an address that give its role. Checked victim first:
 # "Destination IP:" ends in "IP:" too.
+# Deliberately absent: "server", "resolver", "DNS" - in a report, "your server 1.2.3.4" and "open
+# resolver 1.2.3.4" are the accused; the reporter's own say "our".
 _VICTIM_BEFORE = re.compile(
-    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bon|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
-    r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\bname\s?servers?|\bns\d?|\bresolver|\blip"
-    r"|\bdns(?:\s+server)?|\bmx|\bgateway|\bnext\s?hop|\blocal(?:\s+(?:ip|address|host))?|\bserver"
-    r"|\bdaddr|\bdhost|->|=>|>)"
+    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
+    r"|\b(?:attacks?|attacked|scans?|scanned|probes?|probing|logins?|connections?|traffic|requests?|hits?)\s+on"
+    r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\blip|\bgateway|\bnext\s?hop"
+    r"|\blocal(?:\s+(?:ip|address|host))?|\bdaddr|\bdhost|->|=>|>)"
     r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
     r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+#: Labels that name the accused; they outweigh a victim label the same address got elsewhere.
 _SOURCE_BEFORE = re.compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
-    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bip|\baddress|\bhost|\bpeer|\bblocked|\bdenied)"
+    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied)"
     r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
 _STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
@@ -70,7 +73,7 @@ _STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+addres
 #: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
 _LINE_NOT_SOURCE = re.compile(
     r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
-    r"|contact|abuse\s+contact|name\s?servers?|ns\d?|dns|mx|inetnum|inet6num|netrange|cidr|route6?|network"
+    r"|contact|abuse\s+contact|name\s?servers?|n?server|ns\d?|inetnum|inet6num|netrange|cidr|route6?|network"
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
 _LINE_RANGE = re.compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
                          re.I)
@@ -534,7 +537,9 @@ class _Context:
         # A record's fields below its address ("Offending IP: ..." then "  - Time: ...").
         for j in range(i + WINDOW + 1, min(n, i + RECORD_BACK + 1)):
             ln = lines[j]
-            if not ln.strip() or ln[:1] not in " \t-*" or addrs[j] and not _HEADING.match(ln):
+            if not ln.strip():
+                continue  # fields may be spaced out with blank lines
+            if ln[:1] not in " \t-*" or addrs[j] and not _HEADING.match(ln):
                 break
             if stamps[j] and _HEADING.match(ln):
                 return stamps[j][0], _trim(lines[i] + " | " + ln)
