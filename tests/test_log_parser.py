@@ -338,7 +338,7 @@ def test_slash_dates_are_day_first_when_the_block_shows_it() -> None:
 
 def test_record_fields_below_the_address_date_it() -> None:
     body = ("Offending IP:  192.0.2.20\n\n"
-            "       - Issue: Client software detected as known botware.\n\n"
+            "       - Issue: Client software detected as known botware (IE: botnets).\n\n"
             "       - Block Type: New Ban\n\n"
             "       - Time: 2015-05-15 17:03:11-07:00\n\n"
             "       - Targeted Range: 198.51.100.0/24\n\n"
