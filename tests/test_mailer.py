@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import time
 from base64 import b64encode
 from dataclasses import dataclass
 from email import policy
@@ -210,7 +211,7 @@ def test_good_answer_headers_and_body(server: Recorder, tmp_path: Path) -> None:
     assert re.search(r"  -\s+2001:db8::1\s+-\s+scanner\s+log", body)
     for line in table[1:4]:  # aligned: each column starts where its title does
         assert line.index("192.0.2.17" if "192" in line else "2001") == header.index("Source IP")
-    assert "did not state a time zone" in body
+    assert "* no time zone in the report: taken from its Date header, or UTC assumed" in body
     assert "ACME" not in body and "dsl-4711" not in body  # customer and RADIUS data stay private
 
     note = report.notes["mailer"]
@@ -372,6 +373,34 @@ def test_a_retried_message_is_not_answered_twice(server: Recorder, tmp_path: Pat
     other.process(human_report(Message_ID="<new@victim.example.com>"))
     other.close()
     assert len(server.messages) == 2
+
+
+def _answer_in_child(args: tuple) -> dict:
+    port, state, message_id, barrier = args
+    mailer = make_mailer(Path(state).parent, smtp=f"127.0.0.1:{port}", state=state)
+    report = human_report(Message_ID=message_id)
+    # Widen the race: pause between the claim's SELECT and its INSERT.
+    mailer._state().set_trace_callback(lambda sql: time.sleep(0.3) if sql.startswith("INSERT") else None)
+    barrier.wait()
+    mailer.process(report)
+    mailer.close()
+    return report.notes["mailer"]
+
+
+def test_parallel_deliveries_answer_a_sender_once(server: Recorder, tmp_path: Path) -> None:
+    """procmail starts one abuso per message, possibly at the same instant: the claim is atomic."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    n = 4
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(n)
+        jobs = [(server.port, str(tmp_path / "mailer.sqlite"), f"<par-{i}@victim.example.com>", barrier)
+                for i in range(n)]
+        with ctx.Pool(n) as pool:
+            notes = pool.map(_answer_in_child, jobs)
+    assert sorted("sent" in note for note in notes) == [False] * (n - 1) + [True]
+    assert len(server.messages) == 1
 
 
 # --- SMTP failures -----------------------------------------------------------------------------

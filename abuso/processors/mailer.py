@@ -303,7 +303,7 @@ class MailerProcessor(Processor):
         """What the template placeholders stand for; every value is cleaned untrusted text."""
         msg = report.message.email if report.message is not None else _parse(report.raw)
         return {
-            "subject": clean(report.subject if report.subject is not None else _get(msg, "Subject") or "(none)"),
+            "subject": clean(report.subject if report.subject is not None else _get(msg, "Subject") or "") or "(none)",
             "date": clean(_get(msg, "Date") or "(none)", 80),
             "message_id": clean(report.message_id or _get(msg, "Message-ID") or "(none)", 250),
             "from": clean(report.sender or _get(msg, "From") or "(none)", 200),
@@ -335,7 +335,7 @@ class MailerProcessor(Processor):
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
         msg[LOOP_HEADER] = self.address
-        plain = body.isascii() and all(len(ln) <= 78 for ln in body.splitlines())
+        plain = body.isascii() and all(len(ln) <= 998 for ln in body.splitlines())  # RFC 5322 2.1.1
         msg.set_content(body, charset="utf-8", cte="7bit" if plain else "quoted-printable")
         return msg
 
@@ -358,12 +358,13 @@ class MailerProcessor(Processor):
         if extra > 0:
             lines.append(f"  ... and {extra} more")
         if guessed:
-            lines.append("  * the report did not state a time zone; we took it from the Date header or assumed UTC")
+            lines.append("  * no time zone in the report: taken from its Date header, or UTC assumed")
         return "\n".join(lines)
 
     def reasons(self, report: Report) -> str:
         """Each parser's verdict and each filter's reason, so nobody gets '0 incidents' unexplained."""
-        lines = [f"  - {clean(name, 40)}: {clean(str(v), 300)}" for name, v in report.verdicts.items()]
+        lines = [f"  - {clean(name, 40)}: {clean(str(v), 300) or 'nothing found'}"
+                 for name, v in report.verdicts.items()]
         for d in report.dropped[: self.max_rows]:
             lines.append(f"  - {d.incident.ip} ({clean(d.incident.type, 40)}): not used, {clean(d.filter, 40)} "
                          f"filter: {clean(d.reason, 200)}")
