@@ -314,6 +314,44 @@ def test_every_suppression_rule_on_its_own(name: str, edits: dict, reason: str, 
     assert not (tmp_path / "out").exists()
 
 
+def test_feedback_loop_reports_are_machine_generated(tmp_path: Path, corpus: Path) -> None:
+    """AOL's ARF feedback loop carries no Auto-Submitted, but nobody reads answers to scomp@aol.net."""
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = report_of((corpus / "abuseio" / "feedback-loop" / "AOL_example_1.eml").read_bytes())
+    mailer.process(report)
+    assert report.notes["mailer"]["skipped"].startswith("a feedback-report report (machine-generated")
+    assert not (tmp_path / "out").exists()
+
+
+_TRICKS = [b"<>", b"MAILER-DAEMON", b"a@b.example\r\nBcc: c@d.example", b"\"x\\\" <y@z.example>\" <a@b.example>",
+           b"=?utf-8?q?a=0D=0ABcc:_c@d.example?= <a@b.example>", b"a@b.example, c@d.example", b"<a@b..example>",
+           b"group: a@b.example, c@d.example;", b"a@[127.0.0.1]", b"\xff\xfe@b.example", b"jane@victim.example.com"]
+_HOSTILE = st.one_of(
+    st.binary(max_size=120).filter(lambda b: not b.startswith((b" ", b"\t"))),
+    st.emails().map(str.encode),
+    st.sampled_from(_TRICKS),
+    st.tuples(st.sampled_from(_TRICKS), st.binary(max_size=20)).map(lambda t: t[0] + t[1].replace(b"\n", b"")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reply_to=_HOSTILE, sender=_HOSTILE, return_path=_HOSTILE, refs=_HOSTILE)
+def test_hostile_headers_give_an_address_or_a_reason(reply_to, sender, return_path, refs, tmp_path: Path) -> None:
+    """Whatever bytes the headers hold: one plain address to answer, or a stated reason not to; no crash."""
+    raw = (b"Return-Path: " + return_path + b"\nFrom: " + sender + b"\nReply-To: " + reply_to +
+           b"\nReferences: " + refs + b"\nSubject: x\nMessage-ID: <h@victim.example.com>\n\nbody\n")
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), period=0)
+    report = report_of(raw)
+    mailer.process(report)
+    note = report.notes["mailer"]
+    if "skipped" in note:
+        assert note["skipped"] and "\n" not in note["skipped"]
+        return
+    assert re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9.-]+", note["to"])
+    written = email.message_from_bytes(Path(note["file"]).read_bytes(), policy=policy.default)
+    assert written["To"] == note["to"] and written.get_all("To") == [note["to"]]
+
+
 def test_auto_submitted_no_and_null_from_line(tmp_path: Path) -> None:
     """'Auto-Submitted: no' is a human; an mbox From_ line with MAILER-DAEMON is a bounce."""
     mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))

@@ -279,8 +279,8 @@ class MailerProcessor(Processor):
             rtype = str(msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
         except Exception:  # a malformed Content-Type is no reason to stay silent
             rtype = ""
-        if rtype.lower() in ("delivery-status", "disposition-notification"):
-            raise Skip(f"a {rtype} report (bounce or receipt)")
+        if rtype.lower() in ("delivery-status", "disposition-notification", "feedback-report"):
+            raise Skip(f"a {rtype} report (machine-generated: bounce, read receipt or ARF feedback loop)")
         sender = _address(_get(msg, "From"))
         if sender == self.address:
             raise Skip(f"mail from our own address {self.address}")
