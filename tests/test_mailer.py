@@ -334,7 +334,7 @@ _HOSTILE = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reply_to=_HOSTILE, sender=_HOSTILE, return_path=_HOSTILE, refs=_HOSTILE)
 def test_hostile_headers_give_an_address_or_a_reason(reply_to, sender, return_path, refs, tmp_path: Path) -> None:
     """Whatever bytes the headers hold: one plain address to answer, or a stated reason not to; no crash."""
