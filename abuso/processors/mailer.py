@@ -37,6 +37,7 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..model import Report
 from .base import Processor
@@ -60,8 +61,6 @@ _NOREPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|bounces?|.*-bounces?)(?:[+-
 _MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.I)
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Headers that mark automatic mail besides Auto-Submitted (vacation programs in the wild).
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Reply")
 #: State rows are kept at least this long: MTAs retry deferred mail for about five days.
@@ -70,20 +69,6 @@ _MIN_KEEP = 7 * 86400
 
 class Skip(Exception):
     """Why this report gets no answer (goes to ``notes["mailer"]["skipped"]``)."""
-
-
-def parse_duration(value: Any) -> float:
-    """'1d', '12h', '30m', '45s', '2w' or a number of seconds; 0 turns the limit off."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value!r}")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f"not a duration (use e.g. 1d, 12h, 30m): {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
 def parse_hostport(value: Any) -> tuple[str, int]:
@@ -188,7 +173,7 @@ class MailerProcessor(Processor):
                     self.templates[kind] = p.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as e:
                     raise ConfigError(f"cannot read template {p}: {e}", key=kind)
-        self.period = parse_duration(o.get("period", "1d"))
+        self.period = parse_duration(o.get("period", "1d")).total_seconds()
         self.timeout = float(o.get("timeout", 30))
         self.max_rows = int(o.get("max_rows", 50))
         self.state_path = self.path(o.get("state", "~/abuso/mailer.sqlite"))
@@ -225,8 +210,13 @@ class MailerProcessor(Processor):
             return
         try:
             via, failure = self.deliver(message, to)
+        except TransientError:
+            self._release(digest)  # refused or never sent: the retry of this message may answer
+            raise
         except BaseException:
-            self._release(digest)  # nothing went out: a retry of this message may answer
+            # Interrupted (time limit, signal) with the server maybe holding our answer: the claim stays
+            # 'pending' (counts as sent) and the SMTP dialogue is in an unknown state.
+            self._drop()
             raise
         self._finish(digest, "failed" if failure else "sent")
         note: dict[str, Any] = {"to": to, "message_id": mid, "via": via}
@@ -438,16 +428,23 @@ class MailerProcessor(Processor):
 
     def _write(self, msg: EmailMessage) -> str:
         """Atomically write an .eml; the name is time, process and a counter, never message content."""
-        self.dry_run.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dry_run.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TransientError(f"mailer: cannot create {self.dry_run}: {e}")
         self._seq += 1
         stamp = datetime.fromtimestamp(self.now(), timezone.utc).strftime("%Y%m%dT%H%M%S")
         name = f"{stamp}-{os.getpid()}-{self._seq:06d}-{secrets.token_hex(4)}.eml"
         tmp = self.dry_run / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(msg.as_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dry_run / name)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(msg.as_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.dry_run / name)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise TransientError(f"mailer: cannot write {self.dry_run / name}: {e}")
         return str(self.dry_run / name)
 
     def _sendmail(self, msg: EmailMessage) -> str | None:
@@ -570,4 +567,4 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-__all__ = ["MailerProcessor", "LOOP_HEADER", "ID_PREFIX", "parse_duration", "parse_hostport", "clean"]
+__all__ = ["MailerProcessor", "LOOP_HEADER", "ID_PREFIX", "parse_hostport", "clean"]
