@@ -519,13 +519,21 @@ def test_batch_reuses_one_connection_and_reconnects(server: Recorder, tmp_path: 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 and localhost, made here."""
-    x509 = pytest.importorskip("cryptography.x509")
+    """A CA and a server certificate for 127.0.0.1 and localhost, made here (cryptography, else openssl)."""
+    folder = tmp_path_factory.mktemp("tls")
+    try:
+        _certs_cryptography(folder)
+    except ImportError:
+        _certs_openssl(folder)
+    return folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+
+
+def _certs_cryptography(folder: Path) -> None:
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    folder = tmp_path_factory.mktemp("tls")
     now = dt.datetime.now(UTC)
 
     def name(cn: str) -> x509.Name:
@@ -551,7 +559,22 @@ def certs(tmp_path_factory) -> tuple[Path, Path, Path]:
     (folder / "cert.pem").write_bytes(cert.public_bytes(pem))
     (folder / "key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
-    return folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+
+
+def _certs_openssl(folder: Path) -> None:
+    def run(*args: str) -> None:
+        try:
+            subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+        except FileNotFoundError:
+            pytest.skip("needs the cryptography package or the openssl command to make a test certificate")
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=abuso test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "key.pem", "-out", "cert.csr", "-subj", "/CN=localhost")
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+        "-extfile", "ext.cnf", "-out", "cert.pem")
 
 
 @pytest.fixture
