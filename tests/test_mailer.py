@@ -783,3 +783,26 @@ def test_pipeline_end_to_end(server: Recorder, tmp_path: Path) -> None:
                     f"smtp: '127.0.0.1:{free_port()}', state: down.sqlite}}\n")
     with Pipeline.from_config(down) as pipeline, pytest.raises(TransientError):
         pipeline.process(sample("human.eml"), "human.eml")
+
+
+def test_procmail_pipe_exit_statuses(server: Recorder, tmp_path: Path) -> None:
+    """`abuso run -c CONFIG < message`: 0 and one answer; 75 (EX_TEMPFAIL) while the SMTP server is down."""
+    import os
+    import sys
+
+    def run(port: int) -> subprocess.CompletedProcess:
+        cfg = tmp_path / "abuso.yaml"
+        cfg.write_text(f"parsers: []\nprocessors:\n  - mailer: {{from: {OURS}, bad: {ETC / 'bad-response.txt'}, "
+                       f"smtp: '127.0.0.1:{port}', state: state.sqlite, timeout: 5}}\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.run([sys.executable, "-m", "abuso", "run", "-c", str(cfg)], input=sample("human.eml"),
+                              capture_output=True, timeout=60, env=env, cwd=tmp_path)
+
+    down = run(free_port())
+    assert down.returncode == 75, down.stderr
+    assert server.messages == []
+    done = run(server.port)
+    assert done.returncode == 0, done.stderr
+    assert [m.rcpt_tos for m in server.messages] == [["security@victim.example.com"]]
+    again = run(server.port)  # the MTA delivers the same message once more
+    assert again.returncode == 0 and len(server.messages) == 1

@@ -2,24 +2,42 @@
 
 Hostile mail arrives unattended, so the rule is to answer less rather than
 more. RFC 3834 suppressions come first (null sender, MAILER-DAEMON-ish
-senders, ``Auto-Submitted``, ``Precedence``, ``List-*``, our own loop header
-and replies to our own answers); then at most one answer per recipient per
-``period`` and never two answers to the same message (the MTA retries a
-whole message after a transient failure).
+senders, ``Auto-Submitted``, ``Precedence``, ``List-*``, bounces, read
+receipts and ARF feedback loops, our own ``X-Abuso-Loop`` header, our own
+Message-IDs and replies to them, mail from our own address); then at most
+one answer per recipient per ``period`` and never two answers to the same
+message (the MTA retries a whole message after a transient failure).
 
 That state lives in a small SQLite file of its own (option ``state``,
-default ``~/abuso/mailer.sqlite``, WAL mode: keep it on a local disk, not
-NFS), separate from the ``store`` so that the mailer works with or without
-one; parallel abuso processes share it safely. Table ``answers``: recipient (lower-cased
-address), report (SHA-256 of the raw message), at (Unix time), status
-(pending, sent or failed), kind, message_id. Rows older than the period (at
-least a week, to cover MTA retries) are pruned.
+default ``~/abuso/mailer.sqlite``; WAL mode, so keep it on a local disk),
+separate from the ``store`` so that the mailer works with or without one;
+parallel abuso processes share it safely. Table ``answers``: recipient
+(lower-cased address), report (SHA-256 of the raw message), at (Unix time),
+status (pending, sent or failed), kind, message_id. Rows older than the
+period (at least a week, to cover MTA retries) are pruned.
 
 Templates use ``string.Template`` syntax: ``${subject}``, ``${date}``,
 ``${message_id}``, ``${from}`` (the reporter), ``${count}``, ``${incidents}``
 (an aligned table), ``${reasons}`` and ``${to}``. Unknown placeholders are
 left as written; untrusted values are inserted once and never re-expanded.
 Customer and RADIUS details attached to incidents are never sent.
+
+Options::
+
+    from: Abuse Desk <abuse@example.net>   # required; also the loop header and Message-ID domain
+    good: etc/good-response.txt            # valid reports (omit: no answer to them)
+    bad: etc/bad-response.txt              # reports without incidents (omit: no answer)
+    smtp: localhost:25                     # or [::1]:587; or instead: sendmail: /usr/sbin/sendmail
+    starttls: false                        # required before AUTH to a remote host; never falls back
+    cafile: /etc/ssl/our-ca.pem            # to verify the server (default: system CAs)
+    user: abuso                            # AUTH, with password_file (first line is the password)
+    password_file: /etc/abuso/smtp.pw
+    timeout: 30                            # seconds, SMTP or sendmail
+    envelope_from: <>                      # RFC 3834 3.3: the null sender, or an address for bounces
+    period: 1d                             # one answer per recipient per period; 0: no limit
+    state: ~/abuso/mailer.sqlite
+    dry_run: answers/                      # write .eml files there instead of sending (state applies)
+    max_rows: 50                           # incidents and dropped addresses listed at most
 """
 
 from __future__ import annotations
