@@ -356,6 +356,36 @@ def test_hostile_headers_give_an_address_or_a_reason(reply_to, sender, return_pa
     assert written["To"] == note["to"] and written.get_all("To") == [note["to"]]
 
 
+@pytest.mark.parametrize("results, answered", [
+    ([], False),
+    (["mx.example.net; spf=pass smtp.mailfrom=jane@victim.example.com"], True),
+    (["MX.example.net 1; dkim=pass header.d=victim.example.com header.s=s1; spf=fail"], True),
+    (["mx.example.net; dmarc=pass (p=reject) header.from=example.com"], True),  # relaxed: a parent domain
+    (["mx.example.net; dkim=fail header.d=victim.example.com; spf=softfail smtp.mailfrom=victim.example.com"], False),
+    (["mx.example.net; dkim=pass header.d=spammer.example"], False),  # authenticated, but not the Reply-To domain
+    (["mx.example.net.evil.example; dkim=pass header.d=victim.example.com"], False),  # not our MTA's id
+    (["other.example; dkim=pass header.d=victim.example.com", "mx.example.net; spf=none"], False),
+    (["mx.example.net;\n\tdkim=pass\n\theader.d=mail.victim.example.com"], True),  # folded; relaxed: a subdomain
+    (["mx.example.net; dkim=pass header.d=evilvictim.example.com"], False),  # a suffix, not a subdomain
+    (["mx.example.net; dkim=pass header.d=victim.example.com.evil.example"], False),
+    (["mx.example.net; spf=pass smtp.mailfrom=jane@example.org"], False),
+])
+def test_authserv_id_guards_against_backscatter(results: list[str], answered: bool, tmp_path: Path) -> None:
+    """Spam to abuse@ forges its sender: with authserv_id only senders our MTA authenticated get answers."""
+    raw = sample("human.eml")
+    for value in results:
+        raw = b"Authentication-Results: " + value.encode() + b"\n" + raw
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), authserv_id="mx.example.net")
+    report = report_of(raw)
+    mailer.process(report)
+    if answered:
+        assert report.notes["mailer"]["sent"] == "bad"
+    else:
+        assert report.notes["mailer"]["skipped"].startswith(
+            "victim.example.com not authenticated by SPF, DKIM or DMARC at mx.example.net")
+        assert not (tmp_path / "out").exists()
+
+
 def test_auto_submitted_no_and_null_from_line(tmp_path: Path) -> None:
     """'Auto-Submitted: no' is a human; an mbox From_ line with MAILER-DAEMON is a bounce."""
     mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))

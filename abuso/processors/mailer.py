@@ -38,6 +38,7 @@ Options::
     state: ~/abuso/mailer.sqlite
     dry_run: answers/                      # write .eml files there instead of sending (state applies)
     max_rows: 50                           # incidents and dropped addresses listed at most
+    authserv_id: mx.example.net            # answer only senders our MTA saw pass SPF/DKIM/DMARC
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ ID_PREFIX = "abuso-reply."
 
 OPTIONS = {
     "from", "good", "bad", "smtp", "starttls", "cafile", "user", "password_file", "timeout",
-    "sendmail", "dry_run", "period", "state", "envelope_from", "max_rows",
+    "sendmail", "dry_run", "period", "state", "envelope_from", "max_rows", "authserv_id",
 }
 
 #: Local parts of robots and lists (RFC 3834 section 2): checked in Return-Path, Sender, From, Reply-To.
@@ -139,7 +140,7 @@ class MailerProcessor(Processor):
             raise ConfigError(f"not a usable address: {sender!r}", key="from")
         if not options.get("good") and not options.get("bad"):
             raise ConfigError("give at least one template: good, bad (a path)", key="good")
-        for key in ("good", "bad", "sendmail", "dry_run", "state", "cafile", "password_file", "user"):
+        for key in ("good", "bad", "sendmail", "dry_run", "state", "cafile", "password_file", "user", "authserv_id"):
             if options.get(key) is not None and not isinstance(options[key], str):
                 raise ConfigError("must be a string", key=key)
         for key in ("period",):
@@ -202,6 +203,7 @@ class MailerProcessor(Processor):
         self.cafile = str(self.path(o["cafile"])) if o.get("cafile") else None
         self.user = o.get("user")
         self.password_file = self.path(o["password_file"]) if o.get("password_file") else None
+        self.authserv_id = (o.get("authserv_id") or "").strip().lower() or None
         self._db: sqlite3.Connection | None = None
         self._smtp: Any = None
         self._seq = 0
@@ -301,7 +303,37 @@ class MailerProcessor(Processor):
             raise Skip(f"{target_header} is our own address")
         if _ROBOT.match(to.partition("@")[0]) or _NOREPLY.match(to.partition("@")[0]):
             raise Skip(f"{target_header} is a robot or list address: {to}")
+        if self.authserv_id:
+            self._authenticated(msg, to)
         return to
+
+    def _authenticated(self, msg: Any, to: str) -> None:
+        """Backscatter guard: our own MTA must have seen SPF, DKIM or DMARC pass for the domain we answer.
+
+        abuse@ mailboxes are spam magnets and most spam forges its sender; only
+        Authentication-Results headers carrying our ``authserv_id`` are believed
+        (RFC 8601 5: the border MTA removes forged ones with its own id).
+        """
+        from ..normalize import header_all
+
+        domain = to.rpartition("@")[2]
+        passed: list[str] = []
+        for value in header_all(msg, "Authentication-Results"):
+            parts = [p.strip() for p in _CONTROL.sub(" ", value).split(";")]
+            if not parts or [w.lower() for w in parts[0].split()[:1]] != [self.authserv_id]:
+                continue
+            for part in parts[1:]:
+                m = re.match(r"(dkim|spf|dmarc)\s*=\s*pass\b(.*)", part, re.I | re.S)
+                if not m:
+                    continue
+                for prop in re.findall(r"(?:header\.[di]|header\.from|smtp\.mailfrom|smtp\.helo)\s*=\s*(\S+)",
+                                       m.group(2), re.I):
+                    d = prop.rpartition("@")[2].strip('"<>;').lower().rstrip(".")
+                    passed.append(d)
+                    if d and (domain == d or domain.endswith("." + d) or d.endswith("." + domain)):
+                        return
+        seen = f" (passed: {', '.join(sorted(set(passed)))})" if passed else ""
+        raise Skip(f"{domain} not authenticated by SPF, DKIM or DMARC at {self.authserv_id}{seen}")
 
     def _ours(self, msgid: str) -> bool:
         return msgid[1:].startswith(ID_PREFIX) and msgid.lower().endswith(f"@{self.domain}>")
