@@ -532,6 +532,27 @@ def test_server_down_is_transient(tmp_path: Path) -> None:
     assert rows(tmp_path) == []
 
 
+def test_unusable_or_locked_state_is_transient(server: Recorder, tmp_path: Path) -> None:
+    """No answer without its state (it is what prevents floods): the MTA keeps the message and retries."""
+    (tmp_path / "a-file").write_text("")
+    mailer = make_mailer(tmp_path, server, state=str(tmp_path / "a-file" / "mailer.sqlite"))
+    with pytest.raises(TransientError, match="state .*a-file"):
+        mailer.process(human_report())
+    mailer = make_mailer(tmp_path, server, timeout=0.5)
+    mailer.process(human_report())  # creates the state
+    holder = sqlite3.connect(tmp_path / "mailer.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another abuso process, stuck
+    try:
+        with pytest.raises(TransientError, match="database is locked"):
+            mailer.process(human_report(Message_ID="<locked@victim.example.com>", Reply_To="noc@other.example"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    mailer.process(human_report(Message_ID="<later@victim.example.com>", Reply_To="noc@other.example"))
+    mailer.close()
+    assert [m.rcpt_tos for m in server.messages] == [["security@victim.example.com"], ["noc@other.example"]]
+
+
 def test_batch_reuses_one_connection_and_reconnects(server: Recorder, tmp_path: Path) -> None:
     mailer = make_mailer(tmp_path, server, period=0)
     for i in range(20):

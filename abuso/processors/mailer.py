@@ -197,7 +197,9 @@ class MailerProcessor(Processor):
         self.max_rows = int(o.get("max_rows", 50))
         self.state_path = self.path(o.get("state", "~/abuso/mailer.sqlite"))
         self.dry_run = self.path(o["dry_run"]) if o.get("dry_run") else None
-        self.sendmail = str(self.path(o["sendmail"])) if o.get("sendmail") else None
+        # A bare program name is looked up in PATH; a path is relative to the config folder.
+        sendmail = o.get("sendmail")
+        self.sendmail = (str(self.path(sendmail)) if "/" in sendmail else sendmail) if sendmail else None
         self.host, self.port = parse_hostport(o.get("smtp", "localhost:25"))
         self.starttls = bool(o.get("starttls", False))
         self.cafile = str(self.path(o["cafile"])) if o.get("cafile") else None
@@ -229,7 +231,7 @@ class MailerProcessor(Processor):
             report.notes[self.name] = {"skipped": why, "to": to}
             return
         try:
-            via, failure = self.deliver(message, to)
+            done = self.deliver(message, to)
         except TransientError:
             self._release(digest)  # refused or never sent: the retry of this message may answer
             raise
@@ -238,15 +240,10 @@ class MailerProcessor(Processor):
             # 'pending' (counts as sent) and the SMTP dialogue is in an unknown state.
             self._drop()
             raise
+        failure = done.pop("failed", None)
         self._finish(digest, "failed" if failure else "sent")
-        note: dict[str, Any] = {"to": to, "message_id": mid, "via": via}
-        if failure:
-            note = {"failed": failure, "kind": kind, **note}
-        else:
-            note = {"sent": kind, **note}
-        if via.startswith("dry-run:"):
-            note["via"], note["file"] = "dry-run", via[len("dry-run:"):]
-        report.notes[self.name] = note
+        head = {"failed": failure, "kind": kind} if failure else {"sent": kind}
+        report.notes[self.name] = {**head, "to": to, "message_id": mid, **done}
 
     def recipient(self, report: Report) -> str:
         """The address to answer, or Skip with the RFC 3834 reason not to answer at all."""
@@ -418,19 +415,32 @@ class MailerProcessor(Processor):
 
     def _state(self) -> sqlite3.Connection:
         if self._db is None:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = sqlite3.connect(str(self.state_path), timeout=max(self.timeout, 30), isolation_level=None)
-            # WAL with synchronous=NORMAL: a commit survives a crash of abuso without an fsync per answer
-            # (2 commits per answer cost ~10 ms on a busy disk); only a power cut may lose the last few.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS answers (recipient TEXT NOT NULL, report TEXT NOT NULL, "
-                       "at REAL NOT NULL, status TEXT NOT NULL, kind TEXT, message_id TEXT)")
-            db.execute("CREATE INDEX IF NOT EXISTS answers_recipient ON answers(recipient, at)")
-            db.execute("CREATE INDEX IF NOT EXISTS answers_report ON answers(report)")
-            db.execute("DELETE FROM answers WHERE at < ?", (self.now() - max(self.period, _MIN_KEEP),))
-            self._db = db
+            try:
+                self._db = self._open()
+            except (OSError, sqlite3.Error) as e:
+                raise TransientError(f"mailer: state {self.state_path}: {e}")
         return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(str(self.state_path), timeout=self.timeout, isolation_level=None)
+        try:
+            self._schema(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _schema(self, db: sqlite3.Connection) -> None:
+        # WAL with synchronous=NORMAL: a commit survives a crash of abuso without an fsync per answer
+        # (2 commits per answer cost ~10 ms on a busy disk); only a power cut may lose the last few.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE IF NOT EXISTS answers (recipient TEXT NOT NULL, report TEXT NOT NULL, "
+                   "at REAL NOT NULL, status TEXT NOT NULL, kind TEXT, message_id TEXT)")
+        db.execute("CREATE INDEX IF NOT EXISTS answers_recipient ON answers(recipient, at)")
+        db.execute("CREATE INDEX IF NOT EXISTS answers_report ON answers(report)")
+        db.execute("DELETE FROM answers WHERE at < ?", (self.now() - max(self.period, _MIN_KEEP),))
 
     def _claim(self, to: str, digest: str, kind: str, mid: str) -> str | None:
         """Reserve the answer atomically (parallel deliveries race here); the reason to skip if taken.
@@ -440,7 +450,10 @@ class MailerProcessor(Processor):
         """
         db = self._state()
         now = self.now()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:  # locked longer than the timeout by parallel deliveries
+            raise TransientError(f"mailer: state {self.state_path}: {e}")
         try:
             row = db.execute("SELECT at, status FROM answers WHERE report = ? LIMIT 1", (digest,)).fetchone()
             if row:
@@ -461,20 +474,25 @@ class MailerProcessor(Processor):
         return None
 
     def _release(self, digest: str) -> None:
-        self._state().execute("DELETE FROM answers WHERE report = ? AND status = 'pending'", (digest,))
+        self._write_state("DELETE FROM answers WHERE report = ? AND status = 'pending'", (digest,))
 
     def _finish(self, digest: str, status: str) -> None:
-        self._state().execute("UPDATE answers SET status = ? WHERE report = ?", (status, digest))
+        self._write_state("UPDATE answers SET status = ? WHERE report = ?", (status, digest))
+
+    def _write_state(self, sql: str, args: tuple) -> None:
+        try:
+            self._state().execute(sql, args)
+        except sqlite3.Error as e:
+            raise TransientError(f"mailer: state {self.state_path}: {e}")
 
     # --- delivery ------------------------------------------------------------------------
 
-    def deliver(self, msg: EmailMessage, to: str) -> tuple[str, str | None]:
-        """Send one answer: (how, None) or (how, permanent failure text). Transient trouble raises."""
+    def deliver(self, msg: EmailMessage, to: str) -> dict[str, str]:
+        """Send one answer: {"via": how, ...} plus "failed" for a permanent refusal. Transient trouble raises."""
         if self.dry_run is not None:
-            return "dry-run:" + self._write(msg), None
-        if self.sendmail:
-            return "sendmail", self._sendmail(msg)
-        return "smtp", self._smtp_send(msg, to)
+            return {"via": "dry-run", "file": self._write(msg)}
+        failure = self._sendmail(msg) if self.sendmail else self._smtp_send(msg, to)
+        return {"via": "sendmail" if self.sendmail else "smtp", **({"failed": failure} if failure else {})}
 
     def _write(self, msg: EmailMessage) -> str:
         """Atomically write an .eml; the name is time, process and a counter, never message content."""
