@@ -525,6 +525,22 @@ def test_interrupted_delivery_never_answers_twice(server: Recorder, tmp_path: Pa
     assert len(server.messages) == 1
 
 
+def test_unconfirmed_answer_is_transient_but_never_resent(server: Recorder, tmp_path: Path) -> None:
+    """No reply after our message went out: the server may hold it (RFC 1047), so the retry stays silent."""
+    server.delay = 2.0
+    mailer = make_mailer(tmp_path, server, timeout=0.5)
+    with pytest.raises(TransientError, match="did not confirm the answer to security@victim.example.com"):
+        mailer.process(human_report())
+    assert len(server.messages) == 1
+    server.delay = 0
+    report = human_report()
+    mailer.process(report)
+    mailer.close()
+    assert report.notes["mailer"]["skipped"].startswith("this message was already handled (pending at ")
+    assert len(server.messages) == 1
+    assert rows(tmp_path) == [("security@victim.example.com", "pending", "good")]
+
+
 def test_server_down_is_transient(tmp_path: Path) -> None:
     mailer = make_mailer(tmp_path, smtp=f"127.0.0.1:{free_port()}", timeout=2)
     with pytest.raises(TransientError, match="Connection refused|ConnectionRefused"):

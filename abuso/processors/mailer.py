@@ -90,6 +90,10 @@ class Skip(Exception):
     """Why this report gets no answer (goes to ``notes["mailer"]["skipped"]``)."""
 
 
+class DeliveryUnknown(TransientError):
+    """The answer may have gone out (no reply after the message was sent): keep the claim, never resend."""
+
+
 def parse_hostport(value: Any) -> tuple[str, int]:
     """'host', 'host:587', '[::1]:25' -> (host, port)."""
     s = str(value).strip()
@@ -232,6 +236,8 @@ class MailerProcessor(Processor):
             return
         try:
             done = self.deliver(message, to)
+        except DeliveryUnknown:
+            raise  # the claim stays 'pending': better no answer than two
         except TransientError:
             self._release(digest)  # refused or never sent: the retry of this message may answer
             raise
@@ -522,13 +528,13 @@ class MailerProcessor(Processor):
         try:
             done = subprocess.run(cmd, input=msg.as_bytes(), capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            raise TransientError(f"mailer: {self.sendmail} did not finish in {self.timeout:g} s")
+            raise DeliveryUnknown(f"mailer: {self.sendmail} did not finish in {self.timeout:g} s")
         except OSError as e:
             raise TransientError(f"mailer: cannot run {self.sendmail}: {e}")
         if done.returncode == 0:
             return None
         err = clean(done.stderr.decode("utf-8", "replace") or f"exit status {done.returncode}", 300)
-        if done.returncode == 75:  # EX_TEMPFAIL
+        if done.returncode == 75:  # EX_TEMPFAIL: not queued
             raise TransientError(f"mailer: {self.sendmail}: {err}")
         return f"{self.sendmail} exit {done.returncode}: {err}"
 
@@ -554,30 +560,42 @@ class MailerProcessor(Processor):
     def _smtp_send(self, msg: EmailMessage, to: str) -> str | None:
         """Send over a connection kept open across reports of a batch; one reconnect if the server hung up."""
         import smtplib
+        from email import policy
 
         where = f"{self.host}:{self.port}"
+        content = msg.as_bytes(policy=policy.SMTP)
         for attempt in (1, 2):
             fresh = self._smtp is None
             try:
                 if fresh:
                     self._smtp = self._connect()
-                self._smtp.send_message(msg, from_addr=self.envelope_from or "<>", to_addrs=[to])
-                return None
+            except (smtplib.SMTPException, OSError) as e:  # our relay's trouble, whatever the code: retry later
+                self._drop()
+                raise TransientError(f"mailer: SMTP server {where}: {_smtp_error(e)}")
+            conn = self._smtp
+            try:
+                code, text = conn.mail(self.envelope_from or "<>")
+                if code == 250:
+                    code, text = conn.rcpt(to)
+                if code not in (250, 251):
+                    return self._failure(where, code, text)
             except smtplib.SMTPServerDisconnected as e:
                 self._drop()
                 if fresh or attempt == 2:
                     raise TransientError(f"mailer: SMTP server {where} hung up: {e}")
-            except smtplib.SMTPRecipientsRefused as e:
-                code, text = next(iter(e.recipients.values()), (0, b""))
-                return self._failure(where, code, text)
-            except smtplib.SMTPResponseException as e:
-                return self._failure(where, e.smtp_code, e.smtp_error)
-            except smtplib.SMTPNotSupportedError as e:
-                self._drop()
-                raise TransientError(f"mailer: SMTP server {where}: {e}")
+                continue  # an idle connection of a batch was closed: once more on a fresh one
             except (smtplib.SMTPException, OSError) as e:
                 self._drop()
-                raise TransientError(f"mailer: SMTP server {where}: {type(e).__name__}: {e}")
+                raise TransientError(f"mailer: SMTP server {where}: {_smtp_error(e)}")
+            try:
+                code, text = conn.data(content)
+            except smtplib.SMTPDataError as e:  # DATA itself refused: nothing was sent
+                return self._failure(where, e.smtp_code, e.smtp_error)
+            except (smtplib.SMTPException, OSError) as e:
+                self._drop()
+                raise DeliveryUnknown(f"mailer: SMTP server {where} did not confirm the answer to {to}: "
+                                      f"{_smtp_error(e)}")
+            return None if code == 250 else self._failure(where, code, text)
         return None  # pragma: no cover - the loop returns or raises
 
     def _failure(self, where: str, code: int, text: Any) -> str:
@@ -629,6 +647,16 @@ def _get(msg: Any, name: str) -> str | None:
     from ..normalize import header_str
 
     return header_str(msg, name)
+
+
+def _smtp_error(e: Exception) -> str:
+    code = getattr(e, "smtp_code", None)
+    text = getattr(e, "smtp_error", None)
+    if code is not None:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return f"{code} {clean(text, 300)}"
+    return f"{type(e).__name__}: {clean(e, 300)}"
 
 
 def _iso(ts: float) -> str:
