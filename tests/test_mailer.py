@@ -386,6 +386,21 @@ def test_authserv_id_guards_against_backscatter(results: list[str], answered: bo
         assert not (tmp_path / "out").exists()
 
 
+def test_a_bare_report_from_library_code(tmp_path: Path) -> None:
+    """Report(raw=...) built by hand, never normalized: the mailer reads the headers itself."""
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = Report(raw=sample("human.eml"))
+    mailer.process(report)
+    assert report.notes["mailer"]["to"] == "security@victim.example.com"
+    msg = email.message_from_bytes(Path(report.notes["mailer"]["file"]).read_bytes(), policy=policy.default)
+    assert msg["Subject"] == "Re: SSH brute force from 192.0.2.17"
+    assert "Your message:  SSH brute force from 192.0.2.17" in msg.get_content()
+    assert msg["In-Reply-To"] == "<20261122024002.GA1234@victim.example.com>"
+    robot = Report(raw=sample("bounce.eml"))
+    mailer.process(robot)
+    assert robot.notes["mailer"]["skipped"].startswith("null sender")
+
+
 def test_auto_submitted_no_and_null_from_line(tmp_path: Path) -> None:
     """'Auto-Submitted: no' is a human; an mbox From_ line with MAILER-DAEMON is a bounce."""
     mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))

@@ -369,10 +369,10 @@ class MailerProcessor(Processor):
         msg["Subject"] = subject if subject[:3].lower() == "re:" else f"Re: {subject}"
         msg["Date"] = format_datetime(datetime.fromtimestamp(self.now(), timezone.utc))
         msg["Message-ID"] = f"<{ID_PREFIX}{secrets.token_hex(12)}@{self.domain}>"
-        parent = _MSGID.findall(report.message_id or "")
+        src = report.message.email if report.message is not None else _parse(report.raw)
+        parent = _MSGID.findall(report.message_id or _get(src, "Message-ID") or "")
         if parent:
             msg["In-Reply-To"] = parent[0]
-            src = report.message.email if report.message is not None else _parse(report.raw)
             refs = _MSGID.findall(_get(src, "References") or _get(src, "In-Reply-To") or "")
             chain = [r for r in refs if r != parent[0]][-9:] + [parent[0]]
             msg["References"] = " ".join(chain)
