@@ -268,7 +268,7 @@ class MailerProcessor(Processor):
             raise Skip("null sender (Return-Path: <>)")
         unixfrom = msg.get_unixfrom() or ""
         env = unixfrom[5:].split(None, 1)[0] if unixfrom.startswith("From ") and unixfrom[5:].split() else None
-        if env in ("<>", "MAILER-DAEMON"):
+        if env is not None and env.lower() in ("<>", "mailer-daemon"):
             raise Skip(f"null sender (From_ line: {clean(env)})")
         auto = _get(msg, "Auto-Submitted")
         if auto is not None and auto.split(";")[0].strip().lower() != "no":
