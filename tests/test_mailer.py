@@ -730,7 +730,12 @@ def test_dry_run_writes_eml_files_named_by_time_not_content(tmp_path: Path) -> N
 
 
 def _msmtp() -> str | None:
-    for path in ("/usr/sbin/sendmail", "/usr/bin/msmtp"):
+    """The system's sendmail when msmtp provides it (msmtp-mta), else msmtp itself: same -t -oi interface."""
+    import shutil
+
+    for path in ("/usr/sbin/sendmail", shutil.which("msmtp")):
+        if path is None:
+            continue
         try:
             out = subprocess.run([path, "--version"], capture_output=True, timeout=10).stdout
         except OSError:
@@ -743,7 +748,8 @@ def _msmtp() -> str | None:
 def test_sendmail_t_oi_through_msmtp(server: Recorder, tmp_path: Path, monkeypatch) -> None:
     path = _msmtp()
     if path is None:
-        pytest.skip("needs a real sendmail that can be pointed at the test server: apt-get install msmtp-mta")
+        pytest.skip("needs a real sendmail that can be pointed at the test SMTP server: apt-get install msmtp "
+                    "(.ci/install-mailer.sh does)")
     home = tmp_path / "home"
     home.mkdir()
     rc = home / ".msmtprc"
