@@ -528,10 +528,10 @@ def test_interrupted_delivery_never_answers_twice(server: Recorder, tmp_path: Pa
     config = {"parsers": [], "processors": [{"mailer": {
         "from": OURS, "bad": str(tmp_path / "bad.txt"), "smtp": f"127.0.0.1:{server.port}",
         "state": str(tmp_path / "mailer.sqlite"), "period": 0}}]}
-    server.delay = 1.5
+    server.delay = 3.0
     with Pipeline.from_config(config) as pipeline:
-        outcome = process_item(pipeline, str, sample("human.eml"), "human.eml", 0.5)
-    assert outcome.status == QUARANTINED and "longer than 0.5s" in outcome.reason
+        outcome = process_item(pipeline, str, sample("human.eml"), "human.eml", 1.0)
+    assert outcome.status == QUARANTINED and "longer than 1s" in outcome.reason
     assert len(server.messages) == 1  # the server did get it
     server.delay = 0
     with Pipeline.from_config(config) as pipeline:
@@ -542,8 +542,8 @@ def test_interrupted_delivery_never_answers_twice(server: Recorder, tmp_path: Pa
 
 def test_unconfirmed_answer_is_transient_but_never_resent(server: Recorder, tmp_path: Path) -> None:
     """No reply after our message went out: the server may hold it (RFC 1047), so the retry stays silent."""
-    server.delay = 2.0
-    mailer = make_mailer(tmp_path, server, timeout=0.5)
+    server.delay = 3.0
+    mailer = make_mailer(tmp_path, server, timeout=1.0)
     with pytest.raises(TransientError, match="did not confirm the answer to security@victim.example.com"):
         mailer.process(human_report())
     assert len(server.messages) == 1
@@ -569,7 +569,7 @@ def test_unusable_or_locked_state_is_transient(server: Recorder, tmp_path: Path)
     mailer = make_mailer(tmp_path, server, state=str(tmp_path / "a-file" / "mailer.sqlite"))
     with pytest.raises(TransientError, match="state .*a-file"):
         mailer.process(human_report())
-    mailer = make_mailer(tmp_path, server, timeout=0.5)
+    mailer = make_mailer(tmp_path, server, timeout=1.0)
     mailer.process(human_report())  # creates the state
     holder = sqlite3.connect(tmp_path / "mailer.sqlite", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another abuso process, stuck
