@@ -850,6 +850,16 @@ def test_config_errors_name_file_line_and_key(options: str, key: str, message: s
     assert message in str(e.value)
 
 
+def test_unreadable_template_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"Gr\xfc\xdfe ${subject}\n")
+    for name, reason in (("missing.txt", "No such file or directory"), ("latin1.txt", "can't decode byte 0xfc")):
+        config = {"parsers": [], "processors": [{"mailer": {"from": OURS, "bad": str(tmp_path / name)}}]}
+        with pytest.raises(ConfigError) as e:
+            Pipeline.from_config(config)
+        assert str(e.value).startswith(f"processors.mailer.bad: cannot read template {tmp_path / name}: ")
+        assert reason in str(e.value) and e.value.status == 78
+
+
 def test_pipeline_end_to_end(server: Recorder, tmp_path: Path) -> None:
     """The mailer as a config names it, with relative template paths resolved against the config folder."""
     (tmp_path / "etc").mkdir()

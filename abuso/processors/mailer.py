@@ -195,7 +195,8 @@ class MailerProcessor(Processor):
                 try:
                     self.templates[kind] = p.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as e:
-                    raise ConfigError(f"cannot read template {p}: {e}", key=kind)
+                    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                    raise ConfigError(f"cannot read template {p}: {reason}", key=f"processors.mailer.{kind}")
         self.period = parse_duration(o.get("period", "1d")).total_seconds()
         self.timeout = float(o.get("timeout", 30))
         self.max_rows = int(o.get("max_rows", 50))
