@@ -1,0 +1,454 @@
+"""ARF feedback reports (RFC 5965, RFC 6591 auth-failure, RFC 6650) -> incidents.
+
+Mailbox providers (AOL, Yahoo, Comcast, the Return Path FBLs, SpamExperts...)
+send one ``multipart/report; report-type=feedback-report`` per complaint: a
+human part, a ``message/feedback-report`` part with ``Feedback-Type``,
+``Source-IP`` and ``Arrival-Date``, and the original message. In real mail the
+report is often forwarded or attached, the ``report-type`` is missing, the
+fields come as ``text/plain`` and ``Source-IP`` is absent (AbuseIO #340): all of
+these are accepted here, and a missing ``Source-IP`` is taken from the original
+message's ``Received`` chain (the incident then says ``derived: received``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import Message as _StdMessage
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+
+from ..model import Incident, Verdict
+from .base import Parser
+
+#: RFC 5965 / 6591 / IANA "Feedback Report Type Values" -> classification.type.
+FEEDBACK_TYPES: dict[str, str] = {
+    "abuse": "spam",
+    "fraud": "phishing",
+    "virus": "malware-distribution",
+    # RFC 6591: mail from Source-IP claimed a domain whose SPF/DKIM/DMARC check
+    # failed, i.e. the source impersonated that domain (RSIT "masquerade").
+    "auth-failure": "masquerade",
+    "other": "undetermined",
+}
+#: Feedback-Types that accuse nobody, with the reason the verdict gives.
+NO_INCIDENT: dict[str, str] = {
+    "not-spam": "Feedback-Type not-spam: the recipient marked this mail as wanted, no incident",
+    # X-ARF over SMTP marks its ARF wrapper so; the xarf parser reads the JSON part.
+    "xarf": "Feedback-Type xarf: the X-ARF JSON part is the xarf parser's",
+}
+
+#: At most this many feedback reports are read from one mail (hostile digests).
+MAX_REPORTS = 200
+#: How deep attached-in-attached messages are searched for a report.
+MAX_DEPTH = 8
+#: How many MIME parts are looked at before giving up.
+MAX_PARTS = 1000
+#: A text/plain candidate for the fields is only sniffed in its first bytes.
+SNIFF_CHARS = 4096
+#: At most this much of a feedback part is read as fields.
+MAX_FIELDS_CHARS = 64 * 1024
+
+_FIELD_RX = re.compile(r"^feedback-type[ \t]*:", re.I | re.M)
+_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
+                   "message/global-headers")
+_HAS_ZONE = re.compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([^)]*\))?\s*$", re.I)
+_ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
+
+
+def looks_like_arf(message: Any) -> bool:
+    """Cheap pre-check: does the word "feedback" occur anywhere at all?
+
+    ``bytes in`` runs at memchr speed, so a message that is not ARF costs a few
+    microseconds; decoded blocks are checked too for base64-wrapped forwards.
+    """
+    raw = message.raw
+    if b"eedback" in raw or b"EEDBACK" in raw:
+        return True
+    return any("eedback" in b.text or "EEDBACK" in b.text for b in message.blocks)
+
+
+# --- dates ------------------------------------------------------------------
+
+
+def parse_stamp(value: Any) -> tuple[datetime | None, bool]:
+    """(datetime, explicit zone?) from RFC 2822, ISO 8601 or epoch seconds; (None, False) if unreadable.
+
+    The datetime is aware when the stamp carried its zone, naive otherwise.
+    """
+    if isinstance(value, datetime):
+        return value, value.tzinfo is not None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _epoch(value)
+    if not isinstance(value, str):
+        return None, False
+    v = " ".join(value.split())
+    if not v or len(v) > 200:
+        return None, False
+    m = _ISO.match(v)
+    if m:
+        zone = (m.group(3) or "").upper()
+        if zone in ("Z", "UTC", "GMT"):
+            zone = "+00:00"
+        elif zone and ":" not in zone:
+            zone = zone[:3] + ":" + zone[3:]
+        try:
+            dt = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone}")
+        except ValueError:
+            return None, False
+        return dt, bool(zone)
+    if v.isdigit() and 9 <= len(v) <= 10:
+        return _epoch(int(v))
+    try:
+        dt = parsedate_to_datetime(v)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None, False
+    if dt is None:
+        return None, False
+    if dt.tzinfo is None:
+        # "-0000" is UTC with the sender's own zone unknown (RFC 5322 3.3).
+        if "-0000" in v:
+            return dt.replace(tzinfo=timezone.utc), True
+        return dt, False
+    if not _HAS_ZONE.search(v):  # unknown zone names parse as +0000: that is a guess, not a stamp
+        return dt.replace(tzinfo=None), False
+    return dt, True
+
+
+def _epoch(value: float) -> tuple[datetime | None, bool]:
+    try:
+        return datetime.fromtimestamp(value, timezone.utc), True
+    except (OverflowError, OSError, ValueError):
+        return None, False
+
+
+def resolve_time(value: Any, message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str]:
+    """An aware UTC datetime and where its offset came from (the Incident ``zone``).
+
+    A stamp without a zone takes the report's Date offset ("date-header"), else
+    the configured ``defaults.zone`` ("stated": the desk stated it for this
+    reporter), else UTC ("assumed-utc").
+    """
+    dt, explicit = parse_stamp(value)
+    if dt is None:
+        return None, "none"
+    try:
+        if explicit:
+            return dt.astimezone(timezone.utc), "explicit"
+        offset = getattr(message, "date_offset", None)
+        if offset is not None:
+            return dt.replace(tzinfo=timezone(offset)).astimezone(timezone.utc), "date-header"
+        zone = options.get("zone")
+        if zone:
+            from ..timestamps import zone_offset
+
+            off = zone_offset(str(zone))
+            if off is not None:
+                label = "assumed-utc" if off == timedelta(0) else "stated"
+                return dt.replace(tzinfo=timezone(off)).astimezone(timezone.utc), label
+        return dt.replace(tzinfo=timezone.utc), "assumed-utc"
+    except (OverflowError, ValueError):
+        return None, "none"
+
+
+def fallback_time(message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str, dict[str, str]]:
+    """The report's own Date for an incident without a time, if the config asks for it."""
+    if options.get("date_fallback") and getattr(message, "date", None) is not None:
+        return message.date, "date-header", {"time_from": "date-header"}
+    return None, "none", {}
+
+
+def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a field value: '192.0.2.1', '[192.0.2.1]', 'IPv6:2001:db8::1', '192.0.2.1 (host)'."""
+    if not isinstance(value, str):
+        return None
+    token = value.strip().split()[0] if value.strip() else ""
+    token = token.strip("[]<>(),;\"'")
+    if token.lower().startswith("ipv6:"):
+        token = token[5:]
+    try:
+        ip = ipaddress.ip_address(token)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return None
+    return ip
+
+
+# --- finding the reports ----------------------------------------------------
+
+
+@dataclass
+class FeedbackReport:
+    """One feedback report found in a mail: its fields and the original message."""
+
+    fields: dict[str, list[str]]
+    text: str
+    part: str
+    original: _StdMessage | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0].strip() if values else None
+
+
+def parse_fields(text: str) -> dict[str, list[str]]:
+    """RFC 5322-style ``Name: value`` lines (folded lines joined), names lower-cased.
+
+    Reading them ourselves rather than through the email package keeps a
+    feedback part readable when it starts with a blank line or is text/plain.
+    """
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            last = None if fields else last
+            continue
+        if line[0] in " \t" and last is not None:
+            last[-1] = last[-1] + " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not name or " " in name or len(name) > 60:
+            last = None
+            continue
+        last = fields.setdefault(name.lower(), [])
+        last.append(value.strip())
+    return fields
+
+
+def _decoded(part: _StdMessage) -> str:
+    from ..normalize import decode_text
+
+    try:
+        text, _ = decode_text(part)
+    except Exception:
+        return ""
+    return text
+
+
+def _feedback_text(part: _StdMessage, ctype: str) -> str | None:
+    """The field text of a feedback part, or None if ``part`` is not one."""
+    if ctype == "message/feedback-report":
+        payload = part.get_payload()
+        if isinstance(payload, list):  # the email package parsed the fields as a message
+            inner = payload[0] if payload else None
+            if not isinstance(inner, _StdMessage):
+                return ""
+            items = inner.raw_items() if hasattr(inner, "raw_items") else inner.items()
+            head = "\n".join(f"{k}: {v}" for k, v in items)
+            body = inner.get_payload()
+            return (head + "\n" + (body if isinstance(body, str) else ""))[:MAX_FIELDS_CHARS]
+        return _decoded(part)[:MAX_FIELDS_CHARS]
+    if ctype.startswith("text/") or ctype == "application/octet-stream":
+        text = _decoded(part)
+        if _FIELD_RX.search(text[:SNIFF_CHARS]):
+            return text[:MAX_FIELDS_CHARS]
+    return None
+
+
+def _children(part: _StdMessage) -> list[_StdMessage]:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, _StdMessage)]
+    return []
+
+
+def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[str]]:
+    """Every feedback report in these messages (attached and forwarded ones too).
+
+    A report is a multipart container with a feedback part among its direct
+    children; ``report-type`` and even ``multipart/report`` are not required,
+    because senders and forwarders get them wrong.
+    """
+    reports: list[FeedbackReport] = []
+    problems: list[str] = []
+    seen: set[int] = set()
+    budget = [MAX_PARTS]
+
+    def walk(part: _StdMessage, path: str, depth: int) -> None:
+        if id(part) in seen or len(reports) >= MAX_REPORTS:
+            return
+        seen.add(id(part))
+        budget[0] -= 1
+        if budget[0] < 0:
+            if budget[0] == -1:
+                problems.append(f"more than {MAX_PARTS} MIME parts; the rest were not searched")
+            return
+        try:
+            ctype = part.get_content_type()
+        except Exception:
+            return
+        kids = _children(part)
+        if ctype.startswith("message/"):
+            if depth >= MAX_DEPTH:
+                problems.append(f"part {path}: messages nested deeper than {MAX_DEPTH}; not searched")
+                return
+            for kid in kids:
+                walk(kid, path, depth + 1)
+            return
+        if not part.is_multipart():
+            return
+        report = None
+        for i, kid in enumerate(kids, 1):
+            try:
+                kctype = kid.get_content_type()
+            except Exception:
+                continue
+            text = _feedback_text(kid, kctype)
+            if text is not None:
+                report = FeedbackReport(parse_fields(text), text, f"{path}.{i}")
+                break
+        if report is None:
+            for i, kid in enumerate(kids, 1):
+                walk(kid, f"{path}.{i}", depth)
+            return
+        for kid in kids:
+            if kid.get_content_type() in _ORIGINAL_TYPES:
+                inner = _children(kid)
+                if kid.get_content_type().endswith("-headers") or not inner:
+                    from ..normalize import parse_bytes
+
+                    report.original = parse_bytes(_decoded(kid).encode("utf-8", "surrogateescape"))
+                else:
+                    report.original = inner[0]
+                seen.add(id(kid))  # the reported spam is evidence, not another report
+                break
+        reports.append(report)
+        for i, kid in enumerate(kids, 1):  # a digest may carry further reports beside this one
+            if id(kid) not in seen and kid.get_content_type() in ("message/rfc822", "message/global"):
+                walk(kid, f"{path}.{i}", depth)
+
+    for n, root in enumerate(roots):
+        walk(root, "1" if n == 0 else f"embedded{n}", 0)
+    if len(reports) >= MAX_REPORTS:
+        problems.append(f"more than {MAX_REPORTS} feedback reports; the rest were not read")
+    return reports, problems
+
+
+def _source_of(msg: _StdMessage) -> Any:
+    """The received-parser's verdict on where ``msg`` entered the reporter's systems (a Hop or None)."""
+    from .received import source_of
+
+    return source_of(msg)
+
+
+# --- the parser ---------------------------------------------------------------
+
+
+class ArfParser(Parser):
+    """RFC 5965 feedback reports: one incident per report, typed by its Feedback-Type."""
+
+    name = "arf"
+
+    def parse(self, message: Any) -> Verdict:
+        if not looks_like_arf(message):
+            return self.not_applicable("not an ARF report (no feedback-report part)")
+        roots = [message.email] + list(getattr(message, "embedded", []))
+        reports, problems = find_reports(roots)
+        if not reports:
+            return self.not_applicable("not an ARF report (no feedback-report part)")
+        incidents: list[Incident] = []
+        notes: list[str] = []
+        for rep in reports:
+            found, note = self._incident(rep, message)
+            if found is not None:
+                incidents.append(found)
+            if note:
+                notes.append(note)
+        notes.extend(problems)
+        prefix = f"{len(reports)} feedback reports" if len(reports) > 1 else ""
+        reason = "; ".join(x for x in [prefix] + _dedupe(notes) if x)
+        return self.found(incidents, reason)
+
+    def _incident(self, rep: FeedbackReport, message: Any) -> tuple[Incident | None, str]:
+        raw_type = (rep.get("feedback-type") or "").strip().lower()
+        ft = raw_type.split()[0].rstrip(";") if raw_type else ""
+        if ft in NO_INCIDENT:
+            return None, NO_INCIDENT[ft]
+        note = ""
+        if not ft:
+            type_, note = "undetermined", "feedback report without a Feedback-Type: type undetermined"
+        elif ft in FEEDBACK_TYPES:
+            type_ = FEEDBACK_TYPES[ft]
+        else:
+            type_, note = "undetermined", f"unknown Feedback-Type {ft!r}: type undetermined"
+
+        extra: dict[str, Any] = {"feedback_type": ft or None}
+        for name in ("reported-domain", "reported-uri", "original-mail-from", "auth-failure"):
+            value = rep.get(name)
+            if value:
+                extra[name.replace("-", "_")] = value[:500]
+        stamp = rep.get("arrival-date") or rep.get("received-date")
+        time, zone = resolve_time(stamp, message, self.options) if stamp else (None, "none")
+        if stamp and time is None:
+            note = _join(note, f"unreadable Arrival-Date {stamp[:80]!r}")
+
+        ip = None
+        source = rep.get("source-ip")
+        if source:
+            ip = parse_ip(source)
+            if ip is None:
+                note = _join(note, f"unusable Source-IP {source[:80]!r}")
+        evidence = _evidence(rep)
+        if ip is None:
+            hop, why = self._derive(rep)
+            if hop is None:
+                return None, _join(note, why)
+            ip = hop.ip if not isinstance(hop.ip, str) else ipaddress.ip_address(hop.ip)
+            extra["derived"] = "received"
+            # The hop's own stamp goes with the hop's address; Arrival-Date only if it has none.
+            if getattr(hop, "time", None) is not None:
+                time, zone = hop.time, getattr(hop, "zone", "explicit") or "explicit"
+            evidence = _join(evidence, str(getattr(hop, "evidence", "") or "")[:1000], "\n")
+            note = _join(note, "no Source-IP: address taken from the original message's Received chain")
+        if time is None:
+            time, zone, more = fallback_time(message, self.options)
+            extra.update(more)
+        port = None
+        sport = rep.get("source-port")  # RFC 6692
+        if sport and sport.isdigit() and 0 < int(sport) < 65536:
+            port = int(sport)
+        try:
+            inc = Incident(ip=ip, type=type_, time=time, parser=self.name, zone=zone, port=port,
+                           evidence=evidence, extra={k: v for k, v in extra.items() if v is not None})
+        except (ValueError, TypeError) as e:
+            return None, _join(note, f"report skipped: {e}")
+        return inc, note
+
+    def _derive(self, rep: FeedbackReport) -> tuple[Any, str]:
+        if rep.original is None:
+            return None, "feedback report without Source-IP and without the original message: no incident"
+        try:
+            hop = _source_of(rep.original)
+        except ImportError:
+            return None, "feedback report without Source-IP; the received parser is not available"
+        except Exception as e:  # a fallback must never cost the report
+            return None, f"feedback report without Source-IP; its Received chain is unreadable ({type(e).__name__})"
+        if hop is None or getattr(hop, "ip", None) is None:
+            return None, "feedback report without Source-IP, and no source in the original's Received chain"
+        return hop, ""
+
+
+def _evidence(rep: FeedbackReport) -> str:
+    keep = ("feedback-type", "source-ip", "arrival-date", "received-date", "reported-domain", "user-agent")
+    lines = [f"{k.title()}: {rep.fields[k][0]}" for k in keep if k in rep.fields]
+    return "\n".join(lines)[:2000]
+
+
+def _join(a: str, b: str, sep: str = "; ") -> str:
+    return f"{a}{sep}{b}" if a and b else (a or b)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for x in items:
+        if x and x not in out:
+            out.append(x)
+    return out
+
