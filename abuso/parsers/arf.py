@@ -51,6 +51,7 @@ SNIFF_CHARS = 4096
 #: At most this much of a feedback part is read as fields.
 MAX_FIELDS_CHARS = 64 * 1024
 
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,59}$")
 _FIELD_RX = re.compile(r"^feedback-type[ \t]*:", re.I | re.M)
 _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
                    "message/global-headers")
@@ -214,7 +215,7 @@ def parse_fields(text: str) -> dict[str, list[str]]:
             continue
         name, sep, value = line.partition(":")
         name = name.strip()
-        if not sep or not name or " " in name or len(name) > 60:
+        if not sep or not _FIELD_NAME.match(name):
             last = None
             continue
         last = fields.setdefault(name.lower(), [])

@@ -70,6 +70,11 @@ _ADDR_RX = re.compile(rf"({_IPV4})|{_IPV6_BRACKET}")
 _URL_THEN_ADDR = re.compile(rf"\b(?:https?|ftp)://\S+\s+\[(?:({_IPV4})|([0-9A-Fa-f:]+:[0-9A-Fa-f:]*))\]")
 _IP_PHRASE = re.compile(rf"\bIP(?:[- ]?address)?\s*:?\s+({_IPV4})", re.I)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: An unnamed text part of a marked mail is the report when it starts with
+#: "---" or with Key: value lines that include one of the X-ARF key fields
+#: (pyxarf and SSHCure send it without a file name).
+_KEY_LINES = re.compile(r"\A\s*(?:---[ \t]*\n|(?:[A-Za-z][\w-]*:[^\n]*\n)*?(?:Source|Report-Type|Category):)", re.I)
+SNIFF_CHARS = 4096
 
 
 def _norm_key(key: Any) -> str:
@@ -184,7 +189,8 @@ def load_yaml(text: str) -> tuple[Any, str]:
     except (RecursionError, ValueError, TypeError, OverflowError) as e:
         return None, f"report.txt unreadable: {type(e).__name__}"
     fields = parse_fields(text)
-    if fields:
+    keys = {_norm_key(k) for k in fields}
+    if keys & set(_SOURCE_KEYS + _TYPE_KEYS + _CATEGORY_KEYS):
         return {k: v[0] for k, v in fields.items()}, problem + "; read as Key: value lines"
     return None, problem
 
@@ -218,6 +224,9 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
         except Exception:
             problems.append("MIME structure unreadable")
             continue
+        broken = [p for p in parts if not p.is_multipart() and p.get_content_maintype() == "multipart"]
+        for part in broken:
+            parts.extend(q for sub in split_broken_multipart(part) for q in sub.walk())
         for part in parts:
             if id(part) in seen or part.is_multipart():
                 continue
@@ -244,7 +253,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             head = text.lstrip()[:1]
             if is_json or (head in "{[" and head and not is_yaml):
                 doc, problem = load_json(text)
-            elif is_yaml or (marked and text.lstrip().startswith("---")):
+            elif is_yaml or (marked and _KEY_LINES.match(text[:SNIFF_CHARS])):
                 doc, problem = load_yaml(text)
             else:
                 continue
@@ -253,6 +262,38 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             if doc is not None:
                 docs.append(_Doc(doc, name or ctype, name))
     return docs, problems, marked
+
+
+_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
+
+
+def split_broken_multipart(part: Any) -> list[Any]:
+    """The sub-parts of a multipart whose boundary the email package could not use.
+
+    fail2ban's xarf action writes ``boundary=Abuse<time>@<host>;`` unquoted; the
+    ``@`` ends the parameter for the email package, which then finds no part
+    at all. The boundary is taken from the raw header as written instead.
+    """
+    from ..normalize import parse_bytes
+
+    try:
+        raw_ct = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
+    except Exception:
+        return []
+    m = _BOUNDARY.search(raw_ct)
+    body = part.get_payload()
+    if not m or not isinstance(body, str):
+        return []
+    boundary = m.group(1) or m.group(2)
+    marks = list(re.finditer(rf"(?m)^--{re.escape(boundary)}(--)?[ \t]*\r?$", body))
+    subs = []
+    for here, after in zip(marks, marks[1:] + [None], strict=True):
+        if here.group(1):  # the closing delimiter: what follows is epilogue
+            break
+        chunk = body[here.end(): after.start() if after else len(body)].lstrip("\r\n")
+        if chunk.strip() and len(subs) < MAX_PARTS:
+            subs.append(parse_bytes(chunk.encode("utf-8", "surrogateescape")))
+    return subs
 
 
 def _records(data: Any) -> Iterable[dict[str, Any]]:
@@ -264,10 +305,11 @@ def _records(data: Any) -> Iterable[dict[str, Any]]:
         rec: dict[str, Any] = {}
         for key, value in item.items():
             rec.setdefault(_norm_key(key), value)
-        inner = rec.get("report")
-        if isinstance(inner, dict):
-            for key, value in inner.items():
-                rec.setdefault(_norm_key(key), value)
+        for wrapper in ("report", "machinereadable"):  # abusix JSON; pyxarf's JSON
+            inner = rec.get(wrapper)
+            if isinstance(inner, dict):
+                for key, value in inner.items():
+                    rec.setdefault(_norm_key(key), value)
         yield rec
 
 
