@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ..model import Incident, Verdict
 from ..taxonomy import TAXONOMY, normalize_type
-from .arf import fallback_time, parse_fields, parse_ip, resolve_time
+from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import Parser
 
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
@@ -75,6 +75,8 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 #: (pyxarf and SSHCure send it without a file name).
 _KEY_LINES = re.compile(r"\A\s*(?:---[ \t]*\n|(?:[A-Za-z][\w-]*:[^\n]*\n)*?(?:Source|Report-Type|Category):)", re.I)
 SNIFF_CHARS = 4096
+MAX_HEADER_BYTES = 64 * 1024
+_JSON_HINT = re.compile(r'"(?:xarf_version|source_identifier|SourceIp|ReportType|Report-Type|Source)"', re.I)
 
 
 def _norm_key(key: Any) -> str:
@@ -98,10 +100,21 @@ def type_of(value: Any) -> str | None:
 
 
 def looks_like_xarf(message: Any) -> bool:
-    """Cheap pre-check on the raw bytes (X-ARF, X-XARF, Open-Arf, xarf.json all contain 'arf')."""
-    raw = message.raw
-    if b"arf" in raw or b"ARF" in raw or b"Arf" in raw or b"ReportType" in raw or b"SourceIp" in raw:
+    """Cheap pre-check: a marking header (top level or forwarded), a JSON part, or a JSON body.
+
+    Only the header section of the raw mail and the heads of blocks are
+    searched, so a message that is not X-ARF costs microseconds whatever its size.
+    """
+    head = header_section(message.raw)
+    if b"arf" in head or b"ARF" in head or b"Arf" in head:  # X-ARF, X-XARF, Open-Arf
         return True
+    for b in message.blocks:
+        if b.kind == "headers":
+            text = b.text[:MAX_HEADER_BYTES]
+            if "arf" in text or "ARF" in text or "Arf" in text:
+                return True
+        elif b.text[:64].lstrip()[:1] == "{" and _JSON_HINT.search(b.text[:SNIFF_CHARS]):
+            return True
     return any(_is_json_name(a.filename, a.content_type) for a in getattr(message, "attachments", ()))
 
 
