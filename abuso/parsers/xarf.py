@@ -62,6 +62,7 @@ _SOURCE_KEYS = ("sourceip", "source", "sourceidentifier", "ip", "srcip", "source
 _TYPE_KEYS = ("reporttype", "type", "feedtype")
 _CATEGORY_KEYS = ("category", "class", "reportclass")
 _TIME_KEYS = ("date", "timestamp", "firstseen", "lastseen", "time", "eventtime")
+_EVIDENCE = " evidence"  # cannot clash with a normalised key (those have no space)
 _SOURCE_PORT_KEYS = ("sourceport", "srcport")
 
 _IPV4 = r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
@@ -173,7 +174,9 @@ class _NoTimestampLoader:
         if cls._cls is None:
             import yaml
 
-            base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            # Not CSafeLoader: its Cython composer recurses in C, and "[" * 50000
+            # (or "- " * 50000) crashes the process; the Python one raises RecursionError.
+            base = yaml.SafeLoader
 
             class Loader(base):  # type: ignore[misc,valid-type]
                 pass
@@ -256,15 +259,15 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             is_json = _is_json_name(name, ctype)
             is_yaml = name.endswith(("report.txt", ".yaml", ".yml")) or ctype in ("text/yaml", "application/yaml",
                                                                                   "application/x-yaml")
-            if not (is_json or is_yaml or (marked and ctype == "text/plain")):
+            if not (is_json or is_yaml or ctype == "text/plain"):
                 continue
             data = _payload(part)
             if len(data) > MAX_DOC_BYTES:
                 problems.append(f"X-ARF part {name or ctype} is {len(data)} bytes; not read")
                 continue
             text = _text(data, part).lstrip("\ufeff")
-            head = text.lstrip()[:1]
-            if is_json or (head in "{[" and head and not is_yaml):
+            head = text[:64].lstrip()[:1]
+            if is_json or (head in ("{", "[") and not is_yaml and (marked or _JSON_HINT.search(text[:SNIFF_CHARS]))):
                 doc, problem = load_json(text)
             elif is_yaml or (marked and _KEY_LINES.match(text[:SNIFF_CHARS])):
                 doc, problem = load_yaml(text)
@@ -316,13 +319,19 @@ def _records(data: Any) -> Iterable[dict[str, Any]]:
         if not isinstance(item, dict):
             continue
         rec: dict[str, Any] = {}
+        written: list[str] = []  # the scalar fields as the reporter wrote them, for evidence
         for key, value in item.items():
             rec.setdefault(_norm_key(key), value)
+            if isinstance(value, (str, int, float)):
+                written.append(f"{key}: {value}")
         for wrapper in ("report", "machinereadable"):  # abusix JSON; pyxarf's JSON
             inner = rec.get(wrapper)
             if isinstance(inner, dict):
                 for key, value in inner.items():
                     rec.setdefault(_norm_key(key), value)
+                    if isinstance(value, (str, int, float)):
+                        written.append(f"{key}: {value}")
+        rec[_EVIDENCE] = "\n".join(written)[:2000]
         yield rec
 
 
@@ -409,10 +418,7 @@ class XarfParser(Parser):
                     continue
                 more["derived"] = "text"
                 more["source"] = source[:500]
-            evidence = "\n".join(f"{k}: {rec[k]}" for k in ("source", "sourceip", "sourceidentifier", "ip",
-                                                             "category", "reporttype", "type", "date",
-                                                             "timestamp", "port", "service")
-                                 if isinstance(rec.get(k), (str, int)))[:2000]
+            evidence = rec.get(_EVIDENCE, "")
             try:
                 out.append(Incident(ip=ip, type=type_, time=time, parser=self.name, zone=zone, port=port,
                                     evidence=evidence, extra=more))
