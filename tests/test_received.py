@@ -1,0 +1,216 @@
+"""The received parser: the entry hop of a carried message's Received chain."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email import message_from_string
+from ipaddress import ip_address
+
+import pytest
+
+from abuso.normalize import normalize
+from abuso.parsers.received import ReceivedParser, entry_hop, parse_received, source_of
+
+from .conftest import CORPUS
+
+
+def utc(*a: int) -> datetime:
+    return datetime(*a, tzinfo=timezone.utc)
+
+
+# --- one header: which address is the client's ---------------------------------------
+
+@pytest.mark.parametrize("header, ip", [
+    # Sendmail / Postfix: "helo (rdns [addr])"; the by clause's version string is not an address
+    ("from sauron.julianhaight.com (sauron.julianhaight.com [216.127.43.85]) by rs26s3.x.else "
+     "(8.12.9/8.12.6/3.0) with SMTP id h5K; Thu, 19 Jun 2003 20:14:43 -0400", "216.127.43.85"),
+    ("from mx.example.org (unknown [IPv6:2001:db8::25]) by mx2.example.net (Postfix) with ESMTPS id 4A; "
+     "Mon, 23 Nov 2026 10:00:00 +0100", "2001:db8::25"),
+    ("from helo.example (rdns.example [198.51.100.4]) (may be forged) by mx; Mon, 23 Nov 2026 10:00:00 +0100",
+     "198.51.100.4"),
+    # Exim, with and without a verified name, with a port, IPv6
+    ("from [10.0.0.1] (helo=ibm.com) by relay.victim.net with smtp (Exim 3.34 #2) id 19T72p-0004wF-00 for x; "
+     "Thu, 19 Jun 2003 17:34:13 -0400", "10.0.0.1"),
+    ("from host.example ([198.51.100.7]:51234 helo=foo) by mx with esmtps (Exim 4.96); "
+     "Mon, 23 Nov 2026 09:00:00 +0000", "198.51.100.7"),
+    ("from [2001:db8:1::7] (port=4242 helo=[192.0.2.1]) by mx (Exim 4.96); Mon, 23 Nov 2026 09:00:00 +0000",
+     "2001:db8:1::7"),
+    # qmail: the HELO is a claim, the parenthesised address is what qmail saw
+    ("from unknown (HELO 207.44.214.92) (10.0.0.1) by us5-1.noname-dns.net with SMTP; 11 Nov 2003 15:11:04 -0000",
+     "10.0.0.1"),
+    ("from mailgate.cesmail.net (216.154.195.36) by blade3.cesmail.net with SMTP; 11 Nov 2003 08:14:29 -0000",
+     "216.154.195.36"),
+    # Microsoft: the by host's address is never the client
+    ("from ex1.example.com (203.0.113.5) by ex2.example.com (10.1.1.6) with Microsoft SMTP Server id 15.1.2; "
+     "Mon, 23 Nov 2026 09:00:00 +0000", "203.0.113.5"),
+    ("from NAM1.outbound.protection.outlook.com (2a01:111:f400:fe5b::601) by BN8.prod.outlook.com "
+     "(2603:10b6:408:70::25) with Microsoft SMTP Server; Mon, 23 Nov 2026 09:00:00 +0000", "2a01:111:f400:fe5b::601"),
+    # a HELO literal is used only when nothing else is there
+    ("from x (helo [192.0.2.9]) by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.9"),
+    ("from [::ffff:192.0.2.44] by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.44"),
+])
+def test_client_address(header: str, ip: str) -> None:
+    assert parse_received(header).ip == ip_address(ip)
+
+
+@pytest.mark.parametrize("header", [
+    "from mail.example.com (InterMail vK.4.04.00.00 201-232-137-20010605) by mx; Mon, 23 Nov 2026 09:00:00 +0000",
+    "(qmail 30067 invoked from network); 20 Jun 2003 00:14:32 -0000",
+    "from userid 1000 by host.example.org; Mon, 23 Nov 2026 09:00:00 +0000",
+    "by mx.example.org (Postfix, from userid 0) id 4A2; Mon, 23 Nov 2026 09:00:00 +0000",
+    "from mx (8.12.9/8.12.9) by relay (1.2.3.4) ; Mon, 23 Nov 2026 09:00:00 +0000",
+])
+def test_no_client_address(header: str) -> None:
+    assert parse_received(header).ip is None
+
+
+def test_header_time_is_after_the_last_semicolon() -> None:
+    r = parse_received("from a (a [192.0.2.1]) by b with SMTP id x; for <u;v@example>; "
+                       "Thu, 19 Jun 2003 17:34:13 -0400 (EDT)")
+    assert (r.time, r.zone) == (utc(2003, 6, 19, 21, 34, 13), "explicit")
+
+
+def test_header_time_without_semicolon() -> None:
+    r = parse_received("from yahoo.fr ([10.0.0.1]) by gideon.mail.atl.earthlink.net (EarthLink SMTP Server) "
+                       "with ESMTP id 1ajtCI2rB3Nl3pK0 Tue, 11 Nov 2003 03:11:35 -0500 (EST)")
+    assert r.time == utc(2003, 11, 11, 8, 11, 35)
+
+
+def test_header_time_without_offset_uses_configured_zone() -> None:
+    h = "from a (a [192.0.2.1]) by b; Mon, 23 Nov 2026 10:00:00"
+    assert (parse_received(h).time, parse_received(h).zone) == (utc(2026, 11, 23, 10), "assumed-utc")
+    r = parse_received(h, default_zone="CET")
+    assert (r.time, r.zone) == (utc(2026, 11, 23, 9), "stated")
+
+
+def test_unparseable_date_gives_no_time() -> None:
+    r = parse_received("from a (a [192.0.2.1]) by b; sometime last week")
+    assert r.ip == ip_address("192.0.2.1") and r.time is None
+
+
+# --- the chain: which hop is the entry ---------------------------------------------------
+
+def test_walks_past_the_reporters_relays_by_domain() -> None:
+    hop = entry_hop([
+        "from mail.victim.net [204.204.204.204] by ux1.victim.net with esmtp (Exim 1.61 #1) id 1; "
+        "Thu, 19 Jun 2003 17:34:24 -0400",
+        "from [10.0.0.1] (helo=ibm.com) by relay.victim.net with smtp (Exim 3.34 #2) id 2 for x; "
+        "Thu, 19 Jun 2003 17:34:13 -0400",
+    ])
+    assert hop is not None
+    assert (hop.ip, hop.time, hop.zone) == (ip_address("10.0.0.1"), utc(2003, 6, 19, 21, 34, 13), "explicit")
+    assert hop.index == 1 and "relay.victim.net" in hop.evidence
+
+
+def test_internal_private_relays_are_skipped_when_a_public_client_follows() -> None:
+    hop = entry_hop([
+        "from mbox1.isp.example (mbox1.isp.example [10.2.0.5]) by store.isp.example; Mon, 23 Nov 2026 10:00:05 +0000",
+        "from filter (localhost [127.0.0.1]) by mbox1.isp.example; Mon, 23 Nov 2026 10:00:04 +0000",
+        "from mx1 (mx1 [10.2.0.9]) by mbox1.isp.example; Mon, 23 Nov 2026 10:00:03 +0000",
+        "from spammer.example (dsl-7.example [198.51.100.77]) by mx1.isp.example; Mon, 23 Nov 2026 10:00:02 +0000",
+        "from [192.168.1.20] by spammer.example; Mon, 23 Nov 2026 10:00:01 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("198.51.100.77")
+    assert hop.time == utc(2026, 11, 23, 10, 0, 2)
+
+
+def test_private_client_above_a_forged_hop_is_the_source() -> None:
+    # spamcop-03: the spammer HELOs as 207.44.214.92 and forges a hop "by 207.44.214.92" below.
+    hop = entry_hop([
+        "(qmail 10122 invoked from network); 11 Nov 2003 15:11:04 -0000",
+        "from unknown (HELO 207.44.214.92) (10.0.0.1) by us5-1.noname-dns.net with SMTP; 11 Nov 2003 15:11:04 -0000",
+        "from [242.21.16.157] by 207.44.214.92 id dEQ8AHL5o5Bw; Tue, 11 Nov 2003 17:07:06 +0200",
+    ])
+    assert hop is not None and hop.ip == ip_address("10.0.0.1")
+
+
+def test_public_client_with_a_foreign_name_stops_the_walk() -> None:
+    hop = entry_hop([
+        "from relay.other.example (relay.other.example [192.0.2.30]) by mx.isp.example; "
+        "Mon, 23 Nov 2026 10:00:02 +0000",
+        "from [198.51.100.1] by relay.other.example; Mon, 23 Nov 2026 10:00:01 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("192.0.2.30")
+
+
+def test_helo_claiming_the_reporters_domain_is_not_trusted() -> None:
+    hop = entry_hop([
+        "from mx.isp.example ([198.51.100.9]) by store.isp.example; Mon, 23 Nov 2026 10:00:02 +0000",
+        "from [192.0.2.1] by mx.isp.example; Mon, 23 Nov 2026 10:00:01 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("198.51.100.9")
+
+
+def test_trusted_option_extends_the_reporters_relays() -> None:
+    chain = [
+        "from fwd.partner.example (fwd.partner.example [192.0.2.30]) by mx.isp.example; "
+        "Mon, 23 Nov 2026 10:00:02 +0000",
+        "from bad.example (bad.example [198.51.100.1]) by fwd.partner.example; Mon, 23 Nov 2026 10:00:01 +0000",
+    ]
+    assert entry_hop(chain, trusted=["partner.example"]).ip == ip_address("198.51.100.1")
+    assert entry_hop(chain, trusted=["192.0.2.0/24"]).ip == ip_address("198.51.100.1")
+
+
+def test_fetchmail_retrieval_continues_into_the_mailbox_providers_chain() -> None:
+    hop = entry_hop([
+        "from pop.mindspring.com [207.69.200.119] by mailgate.cesmail.net with POP3 (fetchmail-6.2.1) "
+        "for x (single-drop); Tue, 11 Nov 2003 03:14:28 -0500 (EST)",
+        "from yahoo.fr ([198.51.100.3]) by gideon.mail.atl.earthlink.net with ESMTP id 1aj; "
+        "Tue, 11 Nov 2003 03:11:35 -0500 (EST)",
+    ])
+    assert hop is not None and hop.ip == ip_address("198.51.100.3")
+
+
+def test_loopback_and_link_local_are_never_the_source() -> None:
+    assert entry_hop([
+        "from localhost (localhost [127.0.0.1]) by mx; Mon, 23 Nov 2026 10:00:00 +0000",
+        "from EX (fe80::1%12) by EX2 with Microsoft SMTP Server; Mon, 23 Nov 2026 10:00:00 +0000",
+    ]) is None
+
+
+def test_all_hops_internal_gives_the_innermost_client() -> None:
+    hop = entry_hop([
+        "from a.isp.example (a.isp.example [192.0.2.2]) by b.isp.example; Mon, 23 Nov 2026 10:00:02 +0000",
+        "from c.isp.example (c.isp.example [192.0.2.3]) by a.isp.example; Mon, 23 Nov 2026 10:00:01 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("192.0.2.3")
+
+
+def test_source_of_reads_a_message_object() -> None:
+    msg = message_from_string(
+        "Received: from relay.victim.net (relay.victim.net [192.0.2.10])\n"
+        "\tby mx.victim.net (Postfix) with ESMTP id 1; Mon, 23 Nov 2026 10:00:02 +0100\n"
+        "Received: from spam.example (spam.example [198.51.100.66])\n"
+        "\tby relay.victim.net (Postfix) with ESMTP id 2; Mon, 23 Nov 2026 10:00:01 +0100\n"
+        "Subject: hi\n\nbody\n")
+    hop = source_of(msg)
+    assert hop is not None
+    assert (hop.ip, hop.time, hop.zone) == (ip_address("198.51.100.66"), utc(2026, 11, 23, 9, 0, 1), "explicit")
+    assert hop.evidence.startswith("Received: from spam.example")
+    assert source_of(message_from_string("Subject: no chain\n\nx\n")) is None
+
+
+# --- the parser on whole reports -------------------------------------------------------
+
+def _parse(raw: bytes):
+    return ReceivedParser().parse(normalize(raw))
+
+
+def test_report_transport_headers_are_not_evidence() -> None:
+    raw = (b"Received: from spam.example (spam.example [198.51.100.66]) by mx.isp.example; "
+           b"Mon, 23 Nov 2026 10:00:01 +0000\nFrom: a@b.example\nSubject: complaint\n\nYou spammed me.\n")
+    v = _parse(raw)
+    assert not v.applied and not v.incidents and "no forwarded message" in v.reason
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.parametrize("name, ip, time", [
+    ("received-01.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),
+    ("received-02.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # '>'-quoted
+    ("received-03.eml", "204.204.204.204", utc(2003, 6, 19, 21, 34, 24)),  # pasted in the body
+    ("spamcop-02.eml", "10.0.0.1", utc(2003, 11, 11, 8, 11, 35)),
+    ("spamcop-03.eml", "10.0.0.1", utc(2003, 11, 11, 15, 11, 4)),
+])
+def test_corpus_entry_hop(name: str, ip: str, time: datetime) -> None:
+    v = _parse((CORPUS / "mail-abuse" / name).read_bytes())
+    assert [(i.ip, i.type, i.time, i.zone) for i in v.incidents] == [(ip_address(ip), "spam", time, "explicit")]
