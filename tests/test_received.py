@@ -9,7 +9,7 @@ from ipaddress import ip_address
 import pytest
 
 from abuso.normalize import normalize
-from abuso.parsers.received import ReceivedParser, entry_hop, parse_received, source_of
+from abuso.parsers.received import ReceivedParser, carried_chains, entry_hop, parse_received, source_of
 
 from .conftest import CORPUS
 
@@ -136,9 +136,37 @@ def test_public_client_with_a_foreign_name_stops_the_walk() -> None:
 def test_helo_claiming_the_reporters_domain_is_not_trusted() -> None:
     hop = entry_hop([
         "from mx.isp.example ([198.51.100.9]) by store.isp.example; Mon, 23 Nov 2026 10:00:02 +0000",
-        "from [192.0.2.1] by mx.isp.example; Mon, 23 Nov 2026 10:00:01 +0000",
+        "from [192.0.2.1] by relay.elsewhere.example; Mon, 23 Nov 2026 10:00:01 +0000",
     ])
     assert hop is not None and hop.ip == ip_address("198.51.100.9")
+
+
+@pytest.mark.parametrize("chain, ip", [
+    # Comcast: the claimed name is the receiver of the header below
+    (["from reszmta-po-08v.sys.comcast.net (LHLO reszmta-po-08v.sys.comcast.net) (96.114.154.200) by "
+      "resmail-po-048v.sys.comcast.net with LMTP; Tue, 19 Jan 2016 12:42:59 +0000 (UTC)",
+      "from resimta-po-11v.sys.comcast.net ([96.114.154.139]) by reszmta-po-08v.sys.comcast.net with comcast id "
+      "7oV; Tue, 19 Jan 2016 12:42:59 +0000",
+      "from mta15.domain3.tld ([198.51.100.5]) by resimta-po-11v.sys.comcast.net with comcast id 7oiw; "
+      "Tue, 19 Jan 2016 12:42:58 +0000",
+      "from localhost.localdomain (memdoo01.domain3.tld [XX.YY.ZZ.7]) by mta15.domain3.tld (Postfix) with ESMTPA "
+      "id BF2; Tue, 19 Jan 2016 13:42:56 +0100 (CET)"], "198.51.100.5"),
+    # Cox: a single-label internal host name, confirmed by the header below
+    (["from fed1rmimpi210 ([68.230.241.25]) by fed1rmfepi202.cox.net (InterMail vM.8.01.05.15 201-2260-151-145) "
+      "with ESMTP id <2015@fed1rmimpi210>; Mon, 21 Dec 2015 17:52:31 -0500",
+      "from domain3.tld ([198.51.100.7]) by fed1rmimpi210 with cox id wNsU; Mon, 21 Dec 2015 17:52:30 -0500"],
+     "198.51.100.7"),
+    # RoadRunner: a private client is the source when the public hop below it was received elsewhere
+    (["from dnvrco-pub-iedge-vip.email.rr.com ([107.14.70.245]) by dnvrco-fep21.email.rr.com with ESMTP id <x>; "
+      "Wed, 13 Jan 2016 16:42:14 +0000",
+      "from [10.17.18.16] ([10.17.18.16:50449] helo=server.domain4.tld) by dnvrco-iedge02 with ESMTP id 11; "
+      "Wed, 13 Jan 2016 16:42:12 +0000",
+      "from User (unknown [105.112.29.52]) by server.domain4.tld (Postfix) with ESMTPA id 7A7; "
+      "Wed, 13 Jan 2016 17:41:53 +0100 (CET)"], "10.17.18.16"),
+])
+def test_provider_internal_hops(chain: list[str], ip: str) -> None:
+    hop = entry_hop(chain)
+    assert hop is not None and hop.ip == ip_address(ip)
 
 
 def test_trusted_option_extends_the_reporters_relays() -> None:
@@ -205,12 +233,45 @@ def test_report_transport_headers_are_not_evidence() -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
 @pytest.mark.parametrize("name, ip, time", [
-    ("received-01.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),
-    ("received-02.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # '>'-quoted
-    ("received-03.eml", "204.204.204.204", utc(2003, 6, 19, 21, 34, 24)),  # pasted in the body
-    ("spamcop-02.eml", "10.0.0.1", utc(2003, 11, 11, 8, 11, 35)),
-    ("spamcop-03.eml", "10.0.0.1", utc(2003, 11, 11, 15, 11, 4)),
+    ("received-01.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # after "Offending message:"
+    ("received-02.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # the same, '>'-quoted
+    ("received-03.eml", "204.204.204.204", utc(2003, 6, 19, 21, 34, 24)),  # pasted into the body
+    ("spamcop-02.eml", "10.0.0.1", utc(2003, 11, 11, 8, 11, 35)),    # fetchmail hop, no ';' before the date
+    ("spamcop-03.eml", "10.0.0.1", utc(2003, 11, 11, 15, 11, 4)),    # forged hop below the entry
+    ("spamcop-05.eml", "10.0.0.1", utc(2003, 11, 10, 17, 20, 14)),
 ])
-def test_corpus_entry_hop(name: str, ip: str, time: datetime) -> None:
-    v = _parse((CORPUS / "mail-abuse" / name).read_bytes())
-    assert [(i.ip, i.type, i.time, i.zone) for i in v.incidents] == [(ip_address(ip), "spam", time, "explicit")]
+def test_corpus_carried_chain(name: str, ip: str, time: datetime) -> None:
+    chains = carried_chains(normalize((CORPUS / "mail-abuse" / name).read_bytes()))
+    assert len(chains) == 1
+    hop = entry_hop(chains[0])
+    assert hop is not None and (hop.ip, hop.time, hop.zone) == (ip_address(ip), time, "explicit")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+def test_pasted_chain_gives_one_spam_incident() -> None:
+    v = _parse((CORPUS / "mail-abuse" / "received-03.eml").read_bytes())
+    assert [(i.ip, i.type, i.time, i.zone, i.parser) for i in v.incidents] == [
+        (ip_address("204.204.204.204"), "spam", utc(2003, 6, 19, 21, 34, 24), "explicit", "received")]
+    assert "by daver.bungi.com" in v.incidents[0].evidence
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.parametrize("name, why", [
+    ("mail-abuse/spamcop-01.eml", "SpamCop"),
+    ("abuseio/feedback-loop/AOL_example_1.eml", "ARF"),
+    ("abuseio/netcraft/Netcraft_Example_1.eml", "X-ARF"),
+])
+def test_reports_that_name_the_source_are_not_second_guessed(name: str, why: str) -> None:
+    v = _parse((CORPUS / name).read_bytes())
+    assert not v.applied and not v.incidents and why in v.reason
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+def test_source_of_matches_arf_source_ip() -> None:
+    """The ARF fallback: on real feedback loops the entry hop is the stated Source-IP."""
+    for name, ip in [("Comcast_example_1.eml", "10.17.18.5"), ("Cox_example_1.eml", "10.17.18.7"),
+                     ("AOL_example_2.eml", "10.17.18.2"), ("RoadRunner_example_1.eml", "10.17.18.16"),
+                     ("Synacor_example_1.eml", "10.17.18.21")]:
+        msg = normalize((CORPUS / "abuseio" / "feedback-loop" / name).read_bytes())
+        hops = [source_of(e) for e in msg.embedded if e.get_all("Received")]
+        assert [h.ip for h in hops if h] == [ip_address(ip)], name

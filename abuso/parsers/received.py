@@ -52,7 +52,8 @@ from ..model import Incident, IPAddress
 from ..normalize import header_all, parse_date
 from .base import Parser
 
-__all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "ReceivedParser"]
+__all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "carried_chains",
+           "ReceivedParser"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Received:
     #: The address is only the client's HELO claim.
     from_helo: bool = False
     microsoft: bool = False
+    #: The first word after "from": a verified name (Exim, qmail) or only the HELO (Sendmail "helo ([addr])").
+    claimed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,8 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
         name = first
     if name and (name.lower() in _NOT_A_NAME or _address(name) is not None):
         name = None
-    return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, **common)
+    claimed = first if first and first.lower() not in _NOT_A_NAME and _address(first) is None else None
+    return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, **common)
 
 
 def _header_time(text: str) -> tuple[datetime | None, str]:
@@ -285,15 +289,39 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
             domains.add(d)
         if hop.ip is None or _never_source(hop.ip):
             continue
+        if hop.by is None and hop.time is None:  # truncated header: neither receiver nor date
+            last = last or (i, hop)
+            continue
         last = (i, hop)
         if trust.has_ip(hop.ip) or trust.has_name(hop.name) or hop.retrieval:
             continue
         if hop.name and not hop.microsoft and domain_of(hop.name) in domains and not hop.from_helo:
             continue
+        if _continues(hops, i, hop.name or hop.claimed, domains):
+            continue
         if _internal(hop.ip) and _reenters(hops, i, domains, trust):
             continue
         return _hop(i, hop)
     return _hop(*last) if last else None
+
+
+def _continues(hops: Sequence[Received], i: int, name: str | None, domains: set[str]) -> bool:
+    """An unverified client name of the reporter's that the next lower header confirms as its receiver.
+
+    Big providers write internal hops as ``from helo ([addr])`` (Comcast, Cox,
+    RoadRunner); such a hop is the reporter's when its claimed name is the
+    receiving host of the header below, or both are in the reporter's domains.
+    """
+    if not name:
+        return False
+    below = next((h for h in hops[i + 1:] if h.by), None)
+    if below is None or below.by is None:
+        return False
+    n, b = name.lower().rstrip("."), below.by.lower().rstrip(".")
+    ours = domain_of(n) in domains or _internal_host(n)
+    if n == b:
+        return ours
+    return domain_of(n) in domains and (domain_of(b) in domains or _internal_host(b))
 
 
 def _reenters(hops: Sequence[Received], i: int, domains: set[str], trust: _Trust) -> bool:
@@ -358,17 +386,11 @@ class ReceivedParser(Parser):
         self.zone = self.options.get("zone")
 
     def parse(self, message: Any) -> Any:
-        chains: list[list[str]] = []
-        wrappers = _wrappers(message)
-        for inner in message.embedded:
-            if id(inner) in wrappers:
-                continue
-            chain = header_all(inner, "Received")
-            if chain:
-                chains.append(chain)
-        for block in message.blocks:
-            if block.kind in ("body", "forward", "html"):
-                chains.extend(chains_in_text(block.text))
+        named = _names_source(message)
+        if named:
+            return self.not_applicable(f"{named} names the source itself; its carried Received chain is "
+                                       "not second-guessed")
+        chains = carried_chains(message)
         if not chains:
             return self.not_applicable("no forwarded message with Received headers")
         incidents: list[Incident] = []
@@ -387,6 +409,51 @@ class ReceivedParser(Parser):
         if not incidents:
             return self.found([], f"{n} Received chain{'s' if n != 1 else ''} without a client address")
         return self.found(incidents, f"entry hop of {n} Received chain{'s' if n != 1 else ''}")
+
+
+def carried_chains(message: Any) -> list[list[str]]:
+    """Received chains of the messages a normalized report carries (never its own transport)."""
+    chains: list[list[str]] = []
+    wrappers = _wrappers(message)
+    for inner in message.embedded:
+        if id(inner) in wrappers:
+            continue
+        chain = header_all(inner, "Received")
+        if chain:
+            chains.append(chain)
+    for block in message.blocks:
+        if block.kind in ("body", "forward", "html"):
+            chains.extend(chains_in_text(block.text))
+    return chains
+
+
+_SPAMCOP_FROM = re.compile(r"^[ \t]*Email from[ \t]+\S+[ \t]*/", re.I | re.M)
+
+
+def _names_source(message: Any) -> str | None:
+    """Does the report state the source itself (ARF Source-IP, X-ARF, SpamCop "Email from")?
+
+    Then that statement is authoritative: the reporter (or SpamCop, with the
+    reporter's configured mail hosts) knows its relays better than a heuristic
+    walk, and a second, differently-timed incident for the same spam would only
+    be noise. The ``arf`` parser falls back to :func:`source_of` itself when an
+    ARF report lacks Source-IP.
+    """
+    for n, part in enumerate(message.email.walk()):
+        if n > 500:
+            break
+        try:
+            if part.get_content_type() == "message/feedback-report":
+                return "an ARF report"
+        except Exception:  # a hostile Content-Type header
+            continue
+    for msg in [message.email, *message.embedded]:
+        if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":
+            return "an X-ARF report"
+    for b in message.blocks:
+        if b.kind != "headers" and "mail from" in b.text and _SPAMCOP_FROM.search(b.text):
+            return "a SpamCop report ('Email from')"
+    return None
 
 
 def _wrappers(message: Any) -> set[int]:
