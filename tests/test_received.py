@@ -8,7 +8,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from abuso.normalize import normalize
+from abuso.normalize import normalize, rejoin_headers
 from abuso.parsers.received import ReceivedParser, carried_chains, entry_hop, parse_received, source_of
 
 from .conftest import CORPUS
@@ -275,3 +275,21 @@ def test_source_of_matches_arf_source_ip() -> None:
         msg = normalize((CORPUS / "abuseio" / "feedback-loop" / name).read_bytes())
         hops = [source_of(e) for e in msg.embedded if e.get_all("Received")]
         assert [h.ip for h in hops if h] == [ip_address(ip)], name
+
+
+def test_rejoin_received_broken_anywhere_by_quoting() -> None:
+    """shared normalize.rejoin_headers: a forwarder's client wraps Received lines at any word."""
+    text = ("Received: from host-203-0-113-7.isp.example (host-203-0-113-7.isp.example\n"
+            "[203.0.113.7]) by mx.customer.example (Postfix) with\n"
+            "ESMTP id 8E2; Tue, 24\n"
+            "Nov 2026 07:58:10 -0500 (EST)\n"
+            "Received: from a (a [192.0.2.1]) by b; Tue, 24 Nov 2026\n"
+            "07:58:09 -0500\n"
+            "Subject: hello\n"
+            "continued prose is not joined to Subject\n")
+    lines = rejoin_headers(text).split("\n")
+    assert lines[0].endswith("with ESMTP id 8E2; Tue, 24 Nov 2026 07:58:10 -0500 (EST)")
+    assert lines[1] == "Received: from a (a [192.0.2.1]) by b; Tue, 24 Nov 2026 07:58:09 -0500"
+    assert lines[2:4] == ["Subject: hello", "continued prose is not joined to Subject"]
+    hop = entry_hop([lines[0][len("Received: "):]])
+    assert hop is not None and (hop.ip, hop.time) == (ip_address("203.0.113.7"), utc(2026, 11, 24, 12, 58, 10))
