@@ -427,9 +427,6 @@ def carried_chains(message: Any) -> list[list[str]]:
     return chains
 
 
-_SPAMCOP_FROM = re.compile(r"^[ \t]*Email from[ \t]+\S+[ \t]*/", re.I | re.M)
-
-
 def _names_source(message: Any) -> str | None:
     """Does the report state the source itself (ARF Source-IP, X-ARF, SpamCop "Email from")?
 
@@ -450,9 +447,10 @@ def _names_source(message: Any) -> str | None:
     for msg in [message.email, *message.embedded]:
         if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":
             return "an X-ARF report"
-    for b in message.blocks:
-        if b.kind != "headers" and "mail from" in b.text and _SPAMCOP_FROM.search(b.text):
-            return "a SpamCop report ('Email from')"
+    from .spamcop import names_source as spamcop_names_source
+
+    if spamcop_names_source(message):
+        return "a SpamCop report ('Email from')"
     return None
 
 

@@ -52,6 +52,9 @@ _OFFENDING = re.compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending 
                         r"MESSAGE[ \t]*=+)[ \t]*$", re.I | re.M)
 
 
+_HAS_TIME = re.compile(r"\d:\d\d")
+
+
 def _address(text: str) -> IPAddress | None:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
@@ -80,7 +83,7 @@ def report_sections(text: str) -> str:
 
 def _date(text: str, following: str) -> tuple[Any, str]:
     """SpamCop's date; a forwarder's mail client may have wrapped it onto the next line."""
-    dt, _ = parse_date(text.strip())
+    dt, _ = parse_date(text.strip()) if _HAS_TIME.search(text) else (None, None)
     if dt is None and following:
         dt, _ = parse_date(f"{text.strip()} {following.strip()}")
     return (dt, "explicit") if dt is not None else (None, "none")
@@ -92,6 +95,15 @@ def _next_line(text: str, end: int) -> str:
         return ""
     stop = text.find("\n", nl + 1)
     return text[nl + 1: stop if stop >= 0 else len(text)]
+
+
+def names_source(message: Any) -> bool:
+    """Does a SpamCop report in this message state the spam source ("Email from ADDR / DATE")?"""
+    for b in message.blocks:
+        if b.kind != "headers" and _ANY_SPAMCOP.search(b.text) and (_BANNER.search(b.text) or _TRACKING.search(b.text)):
+            if _EMAIL_FROM.search(report_sections(b.text)):
+                return True
+    return False
 
 
 class SpamCopParser(Parser):
@@ -127,8 +139,12 @@ class SpamCopParser(Parser):
             ip = _address(m.group(1))
             if ip is None:
                 continue
-            time, zone = _date(m.group(2), _next_line(text, m.end()))
-            yield self._incident(ip, time, zone, m.group(0).strip(), role="source")
+            following = _next_line(text, m.end())
+            time, zone = _date(m.group(2), following)
+            evidence = m.group(0).strip()
+            if time is not None and not _HAS_TIME.search(m.group(2)):
+                evidence += " " + following.strip()
+            yield self._incident(ip, time, zone, evidence, role="source")
 
     def _sites(self, text: str) -> Iterator[Incident]:
         if not _SITE_HEAD.search(text):
