@@ -267,17 +267,22 @@ def rejoin_headers(text: str) -> str:
 
     A line that continues a ``Received:``-style header but lost its leading
     white space is joined back when it starts with a lower-case word typical of
-    a header continuation (by, with, id, for, via, from, (...)) or with a date part.
+    a header continuation (by, with, id, for, via, from, (...)) or with a date part;
+    inside a Received header, any line that is not a new header is joined.
     """
     lines = text.split("\n")
     out: list[str] = []
-    in_header = False
+    in_header = in_received = False
     for ln in lines:
         if _HEADER_START.match(ln):
             in_header = True
+            in_received = bool(_RECEIVED_START.match(ln))
             out.append(ln)
             continue
-        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)):
+        # A Received header is free-form up to its date: any wrapped piece of it ("ESMTP id 4A;",
+        # "07:58:12 -0500") continues it until the next "Name:" line or a blank line.
+        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)
+                                 or (in_received and ln.strip() and not _HEADER_LINE.match(ln))):
             out[-1] = out[-1].rstrip() + " " + ln.strip()
             continue
         in_header = False
@@ -285,6 +290,7 @@ def rejoin_headers(text: str) -> str:
     return "\n".join(out)
 
 
+_RECEIVED_START = re.compile(r"^Received:[ \t]*(?:from|by|\()", re.I)
 _CONTINUATION = re.compile(
     r"^(?:(?:by|with|id|for|via|from)\b|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4}\b)", re.I
 )
