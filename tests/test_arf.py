@@ -176,7 +176,7 @@ def test_parse_ip(value: str, expected: str | None) -> None:
 def test_missing_source_ip_falls_back_to_received_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
 
-    def fake_source_of(msg):
+    def fake_source_of(msg, zone=None):
         seen.append(msg["Subject"])
         return SimpleNamespace(ip=ipaddress.ip_address("192.0.2.50"),
                                time=datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), zone="explicit",
@@ -192,7 +192,7 @@ def test_missing_source_ip_falls_back_to_received_chain(monkeypatch: pytest.Monk
 
 
 def test_unusable_source_ip_also_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(arf_module, "_source_of", lambda msg: SimpleNamespace(
+    monkeypatch.setattr(arf_module, "_source_of", lambda msg, zone=None: SimpleNamespace(
         ip=ipaddress.ip_address("192.0.2.50"), time=None, zone="none", evidence=""))
     v = parse(arf_mail("Feedback-Type: abuse\nSource-IP: redacted\nArrival-Date: Tue, 24 Nov 2026 09:00:03 +0000"))
     inc = v.incidents[0]
@@ -202,13 +202,13 @@ def test_unusable_source_ip_also_falls_back(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_fallback_finding_nothing_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(arf_module, "_source_of", lambda msg: None)
+    monkeypatch.setattr(arf_module, "_source_of", lambda msg, zone=None: None)
     v = parse(arf_mail("Feedback-Type: abuse"))
     assert v.applied and v.incidents == [] and "no source in the original's Received chain" in v.reason
 
 
 def test_fallback_survives_a_failing_received_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(msg):
+    def boom(msg, zone=None):
         raise ValueError("bad header")
 
     monkeypatch.setattr(arf_module, "_source_of", boom)
@@ -217,7 +217,7 @@ def test_fallback_survives_a_failing_received_parser(monkeypatch: pytest.MonkeyP
 
 
 def test_fallback_without_received_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(msg):
+    def missing(msg, zone=None):
         raise ImportError("no module")
 
     monkeypatch.setattr(arf_module, "_source_of", missing)

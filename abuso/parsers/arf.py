@@ -353,11 +353,11 @@ def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[s
     return reports, problems
 
 
-def _source_of(msg: _StdMessage) -> Any:
-    """The received-parser's verdict on where ``msg`` entered the reporter's systems (a Hop or None)."""
+def _source_of(msg: _StdMessage, zone: Any = None) -> Any:
+    """The received parser's answer to where ``msg`` entered the reporter's systems (a Hop or None)."""
     from .received import source_of
 
-    return source_of(msg)
+    return source_of(msg, default_zone=zone)
 
 
 # --- the parser ---------------------------------------------------------------
@@ -448,7 +448,7 @@ class ArfParser(Parser):
         if rep.original is None:
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
-            hop = _source_of(rep.original)
+            hop = _source_of(rep.original, self.options.get("zone"))
         except ImportError:
             return None, "feedback report without Source-IP; the received parser is not available"
         except Exception as e:  # a fallback must never cost the report
