@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.normalize import normalize
 from abuso.parsers import arf as arf_module
@@ -330,3 +332,23 @@ def test_bails_out_fast_on_non_arf_mail() -> None:
     assert not parser.parse(msg).applied
     per_call = _best_per_call(lambda: parser.parse(msg))
     assert len(msg.raw) > 30_000 and per_call < 100e-6, f"{per_call * 1e6:.1f} µs per non-ARF message"
+
+
+# --- hostile input never raises ----------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["message/feedback-report", "text/plain", "text/plain; charset=utf-16"]))
+def test_any_feedback_text_gives_a_verdict(fields: str, ctype: str) -> None:
+    v = parse(arf_mail("Feedback-Type: abuse\n" + fields.replace("\r", ""), feedback_ctype=ctype))
+    assert isinstance(v.reason, str) and len(v.incidents) <= 1
+    for i in v.incidents:
+        assert i.time is None or i.time.utcoffset().total_seconds() == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=600))
+def test_any_bytes_after_report_headers_give_a_verdict(junk: bytes) -> None:
+    raw = arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.1")
+    v = parse(raw[: len(raw) // 2] + junk)
+    assert isinstance(v.reason, str)

@@ -8,6 +8,8 @@ import time as _time
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.normalize import normalize
 from abuso.parsers.xarf import MAX_DOC_BYTES, XarfParser, ip_for_source, split_broken_multipart, type_of
@@ -297,3 +299,38 @@ def test_bails_out_fast_on_non_xarf_mail() -> None:
             parser.parse(msg)
         best = min(best, (_time.perf_counter() - t0) / 2000)
     assert len(msg.raw) > 25_000 and best < 100e-6, f"{best * 1e6:.1f} µs per non-X-ARF message"
+
+
+def test_unmarked_json_needs_source_and_type() -> None:
+    ses = {"notificationType": "Complaint", "source": "sender@shop.example", "sourceIp": "192.0.2.1"}
+    raw = json_mail(ses, as_body=True)
+    assert parse(raw).incidents == []
+    vouched = json_mail({"SourceIp": "192.0.2.1"})  # named xarf.json: a source alone is a report
+    assert [str(i.ip) for i in parse(vouched).incidents] == ["192.0.2.1"]
+
+
+# --- hostile input never raises ----------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_any_report_text_gives_a_verdict(text: str) -> None:
+    text = text.replace("\r", "")
+    for raw in (xarf_mail(text), json_mail(text), json_mail(text, as_body=True)):
+        v = parse(raw)
+        assert isinstance(v.reason, str)
+        assert all(i.parser == "xarf" for i in v.incidents)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["Source", "SourceIp", "Date", "timestamp", "Category", "ReportType",
+                                        "type", "Port", "source_port", "Report"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                                 st.text(max_size=40), st.lists(st.text(max_size=20), max_size=3),
+                                 st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3)),
+                       max_size=8))
+def test_any_json_values_give_a_verdict(doc: dict) -> None:
+    v = parse(json_mail(doc))
+    assert isinstance(v.reason, str)
+    for i in v.incidents:
+        assert i.time is None or i.time.utcoffset().total_seconds() == 0

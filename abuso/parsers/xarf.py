@@ -361,8 +361,13 @@ class XarfParser(Parser):
         notes: list[str] = list(problems)
         useful = 0
         for doc in docs:
+            # An unmarked, generically named JSON/YAML part must look like a whole
+            # report (a source and a type), not just share a key such as "source".
+            vouched = marked or "xarf" in doc.hint or doc.hint.endswith("report.txt")
             for rec in _records(doc.data):
-                if not any(k in rec for k in _SOURCE_KEYS + _TYPE_KEYS + _CATEGORY_KEYS):
+                has_source = any(k in rec for k in _SOURCE_KEYS)
+                has_type = any(k in rec for k in _TYPE_KEYS + _CATEGORY_KEYS)
+                if not (has_source and has_type) and not (vouched and (has_source or has_type)):
                     continue  # some other YAML or JSON attachment
                 useful += 1
                 found, note = self._incidents(rec, doc, message)
