@@ -352,3 +352,22 @@ def test_any_bytes_after_report_headers_give_a_verdict(junk: bytes) -> None:
     raw = arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.1")
     v = parse(raw[: len(raw) // 2] + junk)
     assert isinstance(v.reason, str)
+
+
+@pytest.mark.parametrize("cte", ["base64", "quoted-printable"])
+def test_transfer_encoded_feedback_part(cte: str) -> None:
+    import base64
+
+    fields = b"Feedback-Type: abuse\nSource-IP: 192.0.2.15\nArrival-Date: Tue, 24 Nov 2026 09:00:00 +0000\n"
+    # quoted-printable with a soft line break inside the address: only right if it is decoded
+    enc = base64.encodebytes(fields) if cte == "base64" else fields.replace(b"192.0.2.15", b"192.0.=\n2.15")
+    raw = arf_mail("PLACEHOLDER", feedback_ctype=f"message/feedback-report\nContent-Transfer-Encoding: {cte}")
+    raw = raw.replace(b"PLACEHOLDER", enc.strip())
+    assert [(str(i.ip), i.type) for i in parse(raw).incidents] == [("192.0.2.15", "spam")]
+
+
+def test_declared_report_without_feedback_part_says_truncated() -> None:
+    raw = (b"From: f@x.example\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=feedback-report;"
+           b" boundary=B\n\n--B\nContent-Type: text/plain\n\nA user compl")
+    v = parse(raw)
+    assert v.applied and v.incidents == [] and "truncated" in v.reason

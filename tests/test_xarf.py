@@ -334,3 +334,9 @@ def test_any_json_values_give_a_verdict(doc: dict) -> None:
     assert isinstance(v.reason, str)
     for i in v.incidents:
         assert i.time is None or i.time.utcoffset().total_seconds() == 0
+
+
+def test_mail_address_source_is_not_resolved_to_a_host() -> None:
+    v = parse(xarf_mail(report(source_type="email", source="spammer@mail.customer.example"),
+                        body="mail.customer.example [192.0.2.70] sent it"))
+    assert v.incidents == [] and "is a mail address" in v.reason

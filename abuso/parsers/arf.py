@@ -251,6 +251,24 @@ def _decoded(part: _StdMessage) -> str:
     return text
 
 
+def _undo_transfer_encoding(text: str, cte: str) -> str:
+    """Fields of an encoded message/feedback-report (RFC 5965 forbids it; some FBLs do it anyway).
+
+    The email package does not decode message/* parts: it parsed the encoded
+    text as if it were the fields, so the decoding is done here.
+    """
+    import base64
+    import binascii
+    import quopri
+
+    data = text.strip().encode("ascii", "ignore")
+    try:
+        raw = base64.b64decode(b"".join(data.split()), validate=False) if cte == "base64" else quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return text
+    return raw.decode("utf-8", "replace")
+
+
 def _feedback_text(part: _StdMessage, ctype: str) -> str | None:
     """The field text of a feedback part, or None if ``part`` is not one."""
     if ctype == "message/feedback-report":
@@ -262,7 +280,9 @@ def _feedback_text(part: _StdMessage, ctype: str) -> str | None:
             items = inner.raw_items() if hasattr(inner, "raw_items") else inner.items()
             head = "\n".join(f"{k}: {v}" for k, v in items)
             body = inner.get_payload()
-            return (head + "\n" + (body if isinstance(body, str) else ""))[:MAX_FIELDS_CHARS]
+            text = (head + "\n" + (body if isinstance(body, str) else ""))[:MAX_FIELDS_CHARS]
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            return _undo_transfer_encoding(text, cte) if cte in ("base64", "quoted-printable") else text
         return _decoded(part)[:MAX_FIELDS_CHARS]
     if ctype.startswith("text/"):
         text = _decoded(part)
@@ -375,6 +395,8 @@ class ArfParser(Parser):
         reports, problems = find_reports(roots)
         if not reports:
             why = f" ({'; '.join(_dedupe(problems))})" if problems else ""
+            if b"feedback-report" in header_section(message.raw).lower():
+                return self.found([], "declared a feedback report, but has no feedback part (truncated?)" + why)
             return self.not_applicable(f"not an ARF report (no feedback-report part){why}")
         incidents: list[Incident] = []
         notes: list[str] = []

@@ -415,6 +415,9 @@ class XarfParser(Parser):
             source = str(source).strip()
             ip = parse_ip(source)
             more = dict(extra)
+            if ip is None and "@" in source and "://" not in source:
+                notes.append(f"X-ARF Source {source[:80]!r} is a mail address, not a host")
+                continue
             if ip is None:
                 ip = ip_for_source(source, message)
                 if ip is None:
