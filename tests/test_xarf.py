@@ -134,7 +134,29 @@ def test_invalid_yaml_that_is_still_key_value_lines() -> None:
     text = report() + "Schema-URL: http: //support.example/schema.json\n"
     v = parse(xarf_mail(text))
     assert one(v)[:2] == ("192.0.2.33", "brute-force")
+    nested = text + "Extra:\n  - [unclosed\n"  # not flat, and not YAML either: still its lines
+    v = parse(xarf_mail(nested))
+    assert one(v)[:2] == ("192.0.2.33", "brute-force")
     assert "not valid YAML" in v.reason and "Key: value lines" in v.reason
+
+
+@pytest.mark.parametrize("text", [
+    report(),
+    report() + "Report-ID: '1234'\n",                 # quoted: YAML's
+    report() + "Note: Local timezone is +0100 (CET)\n",
+    report().replace("---\n", "") + "Port: 0:65535\n",
+])
+def test_flat_fast_path_agrees_with_yaml(text: str) -> None:
+    import yaml
+
+    from abuso.parsers.xarf import flat_fields
+
+    flat = flat_fields(text)
+    full = yaml.safe_load(text)
+    if flat is None:
+        assert "'" in text
+        return
+    assert {k: str(v) for k, v in full.items() if k in flat} == {k: v for k, v in flat.items()}
 
 
 def test_yaml_tags_are_never_constructed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,6 +77,8 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _KEY_LINES = re.compile(r"\A\s*(?:---[ \t]*\n|(?:[A-Za-z][\w-]*:[^\n]*\n)*?(?:Source|Report-Type|Category):)", re.I)
 SNIFF_CHARS = 4096
 MAX_HEADER_BYTES = 64 * 1024
+_MARK_B = re.compile(rb"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
+_MARK_S = re.compile(r"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
 _JSON_HINT = re.compile(r'"(?:xarf_version|source_identifier|SourceIp|ReportType|Report-Type|Source)"', re.I)
 
 
@@ -107,12 +109,13 @@ def looks_like_xarf(message: Any) -> bool:
     searched, so a message that is not X-ARF costs microseconds whatever its size.
     """
     head = header_section(message.raw)
-    if b"arf" in head or b"ARF" in head or b"Arf" in head:  # X-ARF, X-XARF, Open-Arf
+    # substring first (memchr speed), the anchored regex only to confirm: "arf.mail.yahoo.com" is no mark
+    if (b"arf" in head or b"ARF" in head or b"Arf" in head) and _MARK_B.search(head):
         return True
     for b in message.blocks:
         if b.kind == "headers":
             text = b.text[:MAX_HEADER_BYTES]
-            if "arf" in text or "ARF" in text or "Arf" in text:
+            if ("arf" in text or "ARF" in text or "Arf" in text) and _MARK_S.search(text):
                 return True
         elif b.text[:64].lstrip()[:1] == "{" and _JSON_HINT.search(b.text[:SNIFF_CHARS]):
             return True
@@ -189,12 +192,40 @@ class _NoTimestampLoader:
         return cls._cls
 
 
+#: A line of a flat X-ARF 0.2 report: "---", "Key: plain value", or blank. A
+#: value that starts like YAML syntax (quotes, [ { & * ! | > % @ `) or holds a
+#: " #" comment needs the real parser.
+_FLAT_LINE = re.compile(r"(?:---|\.\.\.|[A-Za-z][\w.-]*:(?:[ \t]+(?![ \t])[^'\"\[\]{}&*!|>%@`#][^#]*)?|)[ \t]*\r?")
+
+
+def flat_fields(text: str) -> dict[str, str] | None:
+    """The report as written, if it is the flat ``Key: value`` list nearly every sender writes.
+
+    Equal to what YAML makes of such a text for every field the parser reads
+    (values stay strings; ports and stamps are parsed from strings anyway),
+    and about 20 times cheaper than the pure-Python YAML parser.
+    """
+    out: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not _FLAT_LINE.fullmatch(line):
+            return None
+        name, sep, value = line.partition(":")
+        if sep and name[:1].isalpha():
+            out[name] = value.strip()
+    return out or None
+
+
 def load_yaml(text: str) -> tuple[Any, str]:
-    """(data, problem): YAML through a safe loader; on a syntax error, plain ``Key: value`` lines."""
+    """(data, problem): flat Key: value lines, else a safe YAML loader, else lines despite YAML errors."""
     import yaml
 
+    flat = flat_fields(text)
+    if flat is not None:
+        return flat, ""
+    loader = None
     try:
-        data = yaml.load(text, Loader=_NoTimestampLoader.get())  # noqa: S506 - a SafeLoader subclass
+        loader = _NoTimestampLoader.get()(text)  # the reader already rejects non-printable text
+        data = loader.get_single_data()
         if isinstance(data, (dict, list)):
             return data, ""
         problem = "report.txt is not a YAML mapping"
@@ -204,6 +235,9 @@ def load_yaml(text: str) -> tuple[Any, str]:
         problem = f"report.txt is not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}"
     except (RecursionError, ValueError, TypeError, OverflowError) as e:
         return None, f"report.txt unreadable: {type(e).__name__}"
+    finally:
+        if loader is not None:
+            loader.dispose()
     fields = parse_fields(text)
     keys = {_norm_key(k) for k in fields}
     if keys & set(_SOURCE_KEYS + _TYPE_KEYS + _CATEGORY_KEYS):
