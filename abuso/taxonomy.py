@@ -124,11 +124,6 @@ ALIASES: dict[str, str] = {
     "csem": "violence",
     "childabuse": "violence",
     "exposed-data": "data-leak",
-    "p2p": "copyright",
-    "cyberlocker": "copyright",
-    "link-site": "copyright",
-    "ugc-platform": "copyright",
-    "usenet": "copyright",
 }
 
 
