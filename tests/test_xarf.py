@@ -362,3 +362,8 @@ def test_mail_address_source_is_not_resolved_to_a_host() -> None:
     v = parse(xarf_mail(report(source_type="email", source="spammer@mail.customer.example"),
                         body="mail.customer.example [192.0.2.70] sent it"))
     assert v.incidents == [] and "is a mail address" in v.reason
+
+
+def test_copyright_subtypes_come_from_the_category() -> None:
+    v = parse(json_mail({**XARF4, "category": "copyright", "type": "p2p"}))
+    assert one(v)[1] == "copyright"

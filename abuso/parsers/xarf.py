@@ -9,9 +9,11 @@ as an ``xarf.json`` attachment, sometimes as the JSON body itself, and inside
 an ARF wrapper with ``Feedback-Type: xarf`` (AbuseIO #390). Key spellings
 differ between all of them, so keys are compared without case and punctuation.
 
-Hostile input: YAML is read with a safe loader (no tags, no timestamps), JSON
-with ``json``; both are size-capped, and a malformed document gives a verdict
-that says so, never an exception.
+Hostile input: the flat ``Key: value`` reports nearly all senders write are
+read line by line; anything else goes through a pure-Python safe YAML loader
+(no tags, no timestamps, RecursionError instead of a C stack overflow), JSON
+through ``json``; both are size-capped, and a malformed document gives a
+verdict that says so, never an exception.
 """
 
 from __future__ import annotations
