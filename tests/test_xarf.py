@@ -367,3 +367,19 @@ def test_mail_address_source_is_not_resolved_to_a_host() -> None:
 def test_copyright_subtypes_come_from_the_category() -> None:
     v = parse(json_mail({**XARF4, "category": "copyright", "type": "p2p"}))
     assert one(v)[1] == "copyright"
+
+
+def test_forwarded_xarf_report() -> None:
+    inner = xarf_mail(report(source="192.0.2.81")).decode()
+    raw = ("From: noc@isp.example\nSubject: Fwd: abuse report\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=F\n\n--F\nContent-Type: text/plain\n\nfor you\n"
+           f"--F\nContent-Type: message/rfc822\n\n{inner}\n--F--\n").encode()
+    assert one(parse(raw))[:2] == ("192.0.2.81", "brute-force")
+
+
+def test_two_report_parts_in_one_mail() -> None:
+    second = ('--X\nContent-Type: text/plain; name="report.txt"\n\n'
+              + report(source="192.0.2.82", report_type="regbot", service="http") + "\n")
+    v = parse(xarf_mail(report(source="192.0.2.81"), extra_parts=second))
+    assert sorted((str(i.ip), i.type) for i in v.incidents) == [("192.0.2.81", "brute-force"),
+                                                                 ("192.0.2.82", "spam")]
