@@ -308,7 +308,9 @@ def test_incident_fields() -> None:
                        "Arrival-Date: Tue, 24 Nov 2026 09:00:00 +0000"))
     inc = v.incidents[0]
     assert (inc.parser, inc.port, inc.extra["reported_domain"]) == ("arf", 5522, "x.example")
-    assert "Source-Ip: 192.0.2.7" in inc.evidence and inc.taxonomy == "abusive-content"
+    assert inc.evidence.splitlines() == ["Feedback-Type: abuse", "Source-IP: 192.0.2.7", "Source-Port: 5522",
+                                         "Reported-Domain: x.example", "Arrival-Date: Tue, 24 Nov 2026 09:00:00 +0000"]
+    assert inc.taxonomy == "abusive-content"
 
 
 # --- speed --------------------------------------------------------------------------

@@ -425,7 +425,7 @@ class ArfParser(Parser):
             type_, note = "undetermined", f"unknown Feedback-Type {ft!r}: type undetermined"
 
         extra: dict[str, Any] = {"feedback_type": ft or None}
-        for name in ("reported-domain", "reported-uri", "original-mail-from", "auth-failure"):
+        for name in ("reported-domain", "reported-uri", "original-mail-from", "auth-failure", "incidents"):
             value = rep.get(name)
             if value:
                 extra[name.replace("-", "_")] = value[:500]
@@ -480,9 +480,14 @@ class ArfParser(Parser):
         return hop, ""
 
 
+_EVIDENCE_FIELDS = {"feedback-type", "source-ip", "source-port", "arrival-date", "received-date", "reported-domain",
+                    "reported-uri", "user-agent", "incidents", "auth-failure"}
+
+
 def _evidence(rep: FeedbackReport) -> str:
-    keep = ("feedback-type", "source-ip", "arrival-date", "received-date", "reported-domain", "user-agent")
-    lines = [f"{k.title()}: {rep.fields[k][0]}" for k in keep if k in rep.fields]
+    """The report's own lines for the fields that make the accusation, as the reporter wrote them."""
+    lines = [ln.strip() for ln in rep.text.splitlines()
+             if ln.partition(":")[0].strip().lower() in _EVIDENCE_FIELDS]
     return "\n".join(lines)[:2000]
 
 
