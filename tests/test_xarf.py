@@ -383,3 +383,15 @@ def test_two_report_parts_in_one_mail() -> None:
     v = parse(xarf_mail(report(source="192.0.2.81"), extra_parts=second))
     assert sorted((str(i.ip), i.type) for i in v.incidents) == [("192.0.2.81", "brute-force"),
                                                                  ("192.0.2.82", "spam")]
+
+
+def test_normalizer_reads_fail2ban_parts_too() -> None:
+    """The log lines of a fail2ban report reach the other parsers (shared normalize change)."""
+    msg = normalize(sample_path("samples/xarf/fail2ban.eml").read_bytes())
+    assert any("Failed password for invalid user admin from 192.0.2.200" in b.text for b in msg.blocks)
+    assert any("boundary unusable" in p for p in msg.problems)
+
+
+def test_split_without_boundary_lines() -> None:
+    msg = normalize(b"From: a@b.example\nContent-Type: multipart/mixed; boundary=x@y\n\nno parts at all\n")
+    assert split_broken_multipart(msg.email) == []

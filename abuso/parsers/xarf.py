@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ..model import Incident, Verdict
+from ..normalize import split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import Parser
@@ -314,38 +315,6 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             if doc is not None:
                 docs.append(_Doc(doc, name or ctype, name))
     return docs, problems, marked
-
-
-_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
-
-
-def split_broken_multipart(part: Any) -> list[Any]:
-    """The sub-parts of a multipart whose boundary the email package could not use.
-
-    fail2ban's xarf action writes ``boundary=Abuse<time>@<host>;`` unquoted; the
-    ``@`` ends the parameter for the email package, which then finds no part
-    at all. The boundary is taken from the raw header as written instead.
-    """
-    from ..normalize import parse_bytes
-
-    try:
-        raw_ct = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
-    except Exception:
-        return []
-    m = _BOUNDARY.search(raw_ct)
-    body = part.get_payload()
-    if not m or not isinstance(body, str):
-        return []
-    boundary = m.group(1) or m.group(2)
-    marks = list(re.finditer(rf"(?m)^--{re.escape(boundary)}(--)?[ \t]*\r?$", body))
-    subs = []
-    for here, after in zip(marks, marks[1:] + [None], strict=True):
-        if here.group(1):  # the closing delimiter: what follows is epilogue
-            break
-        chunk = body[here.end(): after.start() if after else len(body)].lstrip("\r\n")
-        if chunk.strip() and len(subs) < MAX_PARTS:
-            subs.append(parse_bytes(chunk.encode("utf-8", "surrogateescape")))
-    return subs
 
 
 def _records(data: Any) -> Iterable[dict[str, Any]]:
