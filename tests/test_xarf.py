@@ -395,3 +395,13 @@ def test_normalizer_reads_fail2ban_parts_too() -> None:
 def test_split_without_boundary_lines() -> None:
     msg = normalize(b"From: a@b.example\nContent-Type: multipart/mixed; boundary=x@y\n\nno parts at all\n")
     assert split_broken_multipart(msg.email) == []
+
+
+def test_uri_source_with_ip_field() -> None:
+    """Netcraft adds 'Ip:' beside a URL Source; that beats guessing from the text."""
+    text = report(category="fraud", report_type="phishing", source_type="uri",
+                  source="http://shop.customer.example/login/") + "Ip: 192.0.2.45\n"
+    v = parse(xarf_mail(text, body="Phishing at http://shop.customer.example/login/ [192.0.2.99]"))
+    inc = v.incidents[0]
+    assert (str(inc.ip), inc.extra["source"]) == ("192.0.2.45", "http://shop.customer.example/login/")
+    assert "derived" not in inc.extra

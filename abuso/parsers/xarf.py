@@ -414,12 +414,17 @@ class XarfParser(Parser):
         if sources is None:
             return [], "; ".join(notes + ["X-ARF report without Source"])
         out: list[Incident] = []
+        alt_ip = next((ip for k in ("ip", "sourceip", "srcip") if isinstance(rec.get(k), str)
+                       and (ip := parse_ip(rec[k])) is not None), None)
         for source in (sources if isinstance(sources, list) else [sources])[:MAX_INCIDENTS]:
             if not isinstance(source, (str, int)):
                 continue
             source = str(source).strip()
             ip = parse_ip(source)
             more = dict(extra)
+            if ip is None and alt_ip is not None:  # Netcraft: Source is the URL, Ip its address
+                ip = alt_ip
+                more["source"] = source[:500]
             if ip is None and "@" in source and "://" not in source:
                 notes.append(f"X-ARF Source {source[:80]!r} is a mail address, not a host")
                 continue
