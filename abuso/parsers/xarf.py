@@ -259,8 +259,10 @@ def load_json(text: str) -> tuple[Any, str]:
 
 
 class _Doc:
-    def __init__(self, data: Any, where: str, hint: str) -> None:
-        self.data, self.where, self.hint = data, where, hint
+    """A parsed report document and the (lower-cased) name of the part it came from."""
+
+    def __init__(self, data: Any, hint: str) -> None:
+        self.data, self.hint = data, hint
 
 
 def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
@@ -313,7 +315,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             if problem:
                 problems.append(problem)
             if doc is not None:
-                docs.append(_Doc(doc, name or ctype, name))
+                docs.append(_Doc(doc, name))
     return docs, problems, marked
 
 
