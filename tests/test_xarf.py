@@ -68,6 +68,13 @@ def test_xarf_02_login_attack() -> None:
     assert "Source: 192.0.2.33" in inc.evidence
 
 
+def test_attached_log_is_evidence() -> None:
+    log = '--X\nContent-Type: text/plain; name="logfile.log"\n\nNov 24 09:14:07 srv sshd[1]: Failed password\n'
+    inc = parse(xarf_mail(report(), extra_parts=log)).incidents[0]
+    assert inc.evidence.startswith("Reported-From: reports@reporter.example\n")
+    assert inc.evidence.endswith("\n\nNov 24 09:14:07 srv sshd[1]: Failed password")
+
+
 @pytest.mark.parametrize("category, report_type, service, expected", [
     ("abuse", "login-attack", "ssh", "brute-force"),
     ("abuse", "regbot", "regbot", "spam"),

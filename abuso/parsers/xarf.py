@@ -35,6 +35,8 @@ MAX_DOC_BYTES = 512 * 1024
 #: At most this many incidents from one mail.
 MAX_INCIDENTS = 1000
 MAX_PARTS = 500
+#: How much of an attached log file goes into the evidence.
+LOG_EVIDENCE_CHARS = 2000
 
 #: Headers by which senders mark an X-ARF mail (any value but "no").
 MARK_HEADERS = ("X-ARF", "X-XARF", "Open-ARF")
@@ -265,14 +267,16 @@ class _Doc:
         self.data, self.hint = data, hint
 
 
-def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
-    """The X-ARF documents of a mail (YAML report parts, JSON parts or body), problems, and marked?"""
+def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool, str]:
+    """The X-ARF documents of a mail (YAML report parts, JSON parts or body), problems, marked?, and
+    the head of its attached log file (X-ARF 0.2 ``Attachment: text/plain``), the best evidence."""
     roots = [message.email] + list(getattr(message, "embedded", []))
     marked = any(_marked(m) for m in roots)
     docs: list[_Doc] = []
     problems: list[str] = []
     seen: set[int] = set()
     count = 0
+    log = ""
     for root in roots:
         try:
             parts = list(root.walk())
@@ -289,7 +293,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             count += 1
             if count > MAX_PARTS:
                 problems.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
-                return docs, problems, marked
+                return docs, problems, marked, log
             try:
                 ctype = part.get_content_type()
             except Exception:
@@ -298,6 +302,9 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
             is_json = _is_json_name(name, ctype)
             is_yaml = name.endswith(("report.txt", ".yaml", ".yml")) or ctype in ("text/yaml", "application/yaml",
                                                                                   "application/x-yaml")
+            if not log and name.endswith(".log") and ctype.startswith("text/"):
+                log = _text(_payload(part)[:LOG_EVIDENCE_CHARS], part).strip()
+                continue
             if not (is_json or is_yaml or ctype == "text/plain"):
                 continue
             data = _payload(part)
@@ -316,7 +323,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool]:
                 problems.append(problem)
             if doc is not None:
                 docs.append(_Doc(doc, name))
-    return docs, problems, marked
+    return docs, problems, marked, log
 
 
 def _records(data: Any) -> Iterable[dict[str, Any]]:
@@ -358,7 +365,7 @@ class XarfParser(Parser):
     def parse(self, message: Any) -> Verdict:
         if not looks_like_xarf(message):
             return self.not_applicable("not an X-ARF report (no X-ARF header, report.txt or xarf.json)")
-        docs, problems, marked = find_documents(message)
+        docs, problems, marked, log = find_documents(message)
         if not docs:
             if marked or problems:
                 reason = "; ".join(problems) or "X-ARF header but no report.txt or JSON report part"
@@ -377,7 +384,7 @@ class XarfParser(Parser):
                 if not (has_source and has_type) and not (vouched and (has_source or has_type)):
                     continue  # some other YAML or JSON attachment
                 useful += 1
-                found, note = self._incidents(rec, doc, message)
+                found, note = self._incidents(rec, doc, message, log)
                 incidents.extend(found)
                 if note and note not in notes:
                     notes.append(note)
@@ -390,7 +397,7 @@ class XarfParser(Parser):
             notes.append("X-ARF header but no report with Source, Category or Report-Type")
         return self.found(incidents, "; ".join(notes))
 
-    def _incidents(self, rec: dict[str, Any], doc: _Doc, message: Any) -> tuple[list[Incident], str]:
+    def _incidents(self, rec: dict[str, Any], doc: _Doc, message: Any, log: str) -> tuple[list[Incident], str]:
         notes: list[str] = []
         type_ = self._type(rec, doc.hint)
         if type_ is None:
@@ -438,7 +445,7 @@ class XarfParser(Parser):
                     continue
                 more["derived"] = "text"
                 more["source"] = source[:500]
-            evidence = rec.get(_EVIDENCE, "")
+            evidence = rec.get(_EVIDENCE, "") + (f"\n\n{log}" if log else "")
             try:
                 out.append(Incident(ip=ip, type=type_, time=time, parser=self.name, zone=zone, port=port,
                                     evidence=evidence, extra=more))
