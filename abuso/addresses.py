@@ -138,15 +138,25 @@ def _find_v6(text: str) -> Iterator[Found]:
         while cand.startswith(":") and not cand.startswith("::"):
             cand, s = cand[1:], s + 1
         colons = cand.count(":")
+        url_port = None
+        if colons == 8 and "::" not in cand and text.endswith("://", max(0, s - 3), s):
+            # http://2001:db8:0:0:0:0:0:2:2222/ - an unbracketed address with a port, as
+            # Google Safe Browsing writes them: eight groups, then the port.
+            head, _, tail = cand.rpartition(":")
+            if tail.isdigit() and int(tail) <= 65535:
+                cand, url_port, e, colons = head, int(tail), s + len(head), 7
         if colons < 2 or "::" not in cand and colons != 7 and not (colons == 6 and "." in cand):
             continue  # "03:14:07", MAC addresses: not enough groups for IPv6
         if len(cand) > 45 or s and (text[s - 1].isalnum() or text[s - 1] in "_:."):
             continue
-        if e < len(text) and (text[e].isalnum() or text[e] == "_"):
+        if url_port is None and e < len(text) and (text[e].isalnum() or text[e] == "_"):
             continue
         try:
             ip = ipaddress.IPv6Address(cand)
         except ValueError:
+            continue
+        if url_port is not None:
+            yield Found(ip, s, e, url_port)
             continue
         end = e
         z = _V6_ZONE.match(text, e)

@@ -351,3 +351,34 @@ def test_record_fields_below_the_address_date_it() -> None:
 def test_your_server_and_open_resolvers_are_accused() -> None:
     v = parse("Your server 192.0.2.7 is an open DNS resolver 192.0.2.8 used in amplification attacks.")
     assert {str(i.ip) for i in v.incidents} == {"192.0.2.7", "192.0.2.8"}
+
+
+def test_list_headings_name_the_type_and_listed_stamps_each_count() -> None:
+    body = ("IPs Engaged In Harvesting On Your Network:\n\n192.0.2.19 (H)\n  - Mon, 21 Sep 2015 11:00AM PDT\n\n\n"
+            "IPs Engaged In Dictionary Attacks On Your Network:\n\n192.0.2.21 (D)\n"
+            "  - Mon, 21 Sep 2015 10:00AM PDT\n    - Subject: hello\n  - Mon, 21 Sep 2015 06:12AM PDT\n\n\n"
+            "Other Potentially Suspicious IPs On Your Network:\n\n192.0.2.23 (R)\n  - Mon, 21 Sep 2015 12:00AM PDT\n"
+            "---------------------------------------\n"
+            "192.0.2.99 is our monitoring host, dictionary attacks are reported daily\n")
+    assert keys(parse(body, subject="Monitor Report")) == {
+        ("192.0.2.19", "scanner", "2015-09-21T18:00:00+00:00"),
+        ("192.0.2.21", "spam", "2015-09-21T17:00:00+00:00"),
+        ("192.0.2.21", "spam", "2015-09-21T13:12:00+00:00"),
+        ("192.0.2.23", "undetermined", "2015-09-21T07:00:00+00:00"),
+        ("192.0.2.99", "brute-force", None)}   # after the rule the heading no longer applies
+
+
+def test_an_address_in_a_quoted_subject_is_not_dated_by_the_reports_status_time() -> None:
+    body = ("Please preserve on any reply our Subject: [cx-81328588](192.0.2.13) status: As of "
+            "2015-09-15 02:16:17 CEST\n\n\n"
+            "|2015-09-14 07:49:54 CEST |81328588 |JS/iFrame.cqq virus |192.0.2.13 |victim.tld |\n")
+    assert keys(parse(body)) == {("192.0.2.13", "malware-distribution", "2015-09-14T05:49:54+00:00")}
+
+
+def test_safe_browsing_lists_and_unbracketed_ipv6_with_port() -> None:
+    body = ('<notification_message asn="64512" date="2015-01-01">\n <list type="0">\n'
+            '  <url_info url="http://example.com/" ip="192.0.2.23" />\n </list>\n <list type="1">\n'
+            '  <url_info url="http://2001:db8:0:0:f3:22:0:2:2222/phish/" />\n </list>\n</notification_message>\n')
+    v = parse(body)
+    assert keys(v) == {("192.0.2.23", "system-compromise", None), ("2001:db8::f3:22:0:2", "phishing", None)}
+    assert {i.port for i in v.incidents} == {None, 2222}

@@ -296,6 +296,27 @@ class LogParser(Parser):
         return self.not_applicable(f"no IP address in {ctx.lines_read} lines of text")
 
 
+#: Section headings whose words mean something else than the keyword rules say (Project Honey
+#: Pot: "dictionary attacks" are spam to guessed mailboxes; harvesters crawl for addresses).
+_SECTIONS = [
+    (re.compile(r"\bharvest", re.I), "scanner"),
+    (re.compile(r"\bdictionary attack|\bcomment spam|\bemail spam", re.I), "spam"),
+    (re.compile(r"\bpotentially suspicious|\bother suspicious", re.I), "undetermined"),
+]
+_RULE = re.compile(r"^\s*[-=_*+]{5,}\s*$")
+#: Google Safe Browsing notifications: <list type="0"> compromised sites, type 1 phishing (AbuseIO's reading).
+_SB_LIST = re.compile(r'^\s*<list type="(\d)">')
+_SB_TYPES = {"0": "system-compromise", "1": "phishing"}
+_QUOTED_SUBJECT = re.compile(r"\bsubject:", re.I)
+
+
+def _section_type(heading: str) -> str | None:
+    for rx, type_ in _SECTIONS:
+        if rx.search(heading):
+            return type_
+    return type_from_text(heading)
+
+
 def _n(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
@@ -399,6 +420,7 @@ class _Context:
 
         strong_sources = self._strong_sources(lines, addrs)
         table: _Table | None = None
+        section: str | None = None  # the type a list's heading names ("IPs Engaged In Harvesting ...:")
         for i, ln in enumerate(lines):
             if not ln.strip():
                 table = None
@@ -413,8 +435,15 @@ class _Context:
                 table = None
             if not addrs[i]:
                 table = _header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#" else None
+                xml = _SB_LIST.match(ln)
+                if _RULE.match(ln) or ln.strip() == "</list>":
+                    section = None
+                elif xml:
+                    section = _SB_TYPES.get(xml.group(1))
+                elif ln.rstrip().endswith(":") and len(ln) <= 100 and (i == 0 or not lines[i - 1].strip()):
+                    section = _section_type(ln)
                 continue
-            self._line(i, lines, addrs, stamps, types, fallback_hint)
+            self._line(i, lines, addrs, stamps, types, fallback_hint, section)
 
     def _strong_sources(self, lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAddress, int | None]]:
         found: dict[IPAddress, int | None] = {}
@@ -469,7 +498,7 @@ class _Context:
             self._add(ip, stamp, line, hint, port or p, _trim(line), fallback=fallback_hint)
 
     def _line(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
-              types: _LineTypes, fallback_hint: _Lazy) -> None:
+              types: _LineTypes, fallback_hint: _Lazy, section: str | None = None) -> None:
         line = lines[i]
         if _HOP.match(line):
             self.hops += 1
@@ -514,26 +543,41 @@ class _Context:
             if role == "victim":
                 self._exclude(ip, label if not received else "Received by")
                 continue
-            stamp, ev = self._pair(i, lines, addrs, stamps, f)
-            hint = "spam" if received else (types[i] or types.window(i))
+            if _QUOTED_SUBJECT.search(line, 0, f.start):
+                # "Please preserve our Subject: [...](192.0.2.1) ... As of <date>": a reference to
+                # the report, dated when it was sent; the address is mentioned, not dated.
+                pairs: list[tuple[Stamp | None, str]] = [(None, _trim(line))]
+            else:
+                pairs = self._pair(i, lines, addrs, stamps, f)
+            hint = "spam" if received else (types[i] or section or types.window(i))
             port = f.port
             if port is None and line[max(0, f.start - 4):f.start].upper().endswith("SRC="):
                 m = _SPT.search(line)
                 port = int(m.group(1)) if m else None
-            self._add(ip, stamp, line, hint, port, ev, explicit=role == "source", fallback=fallback_hint)
+            for stamp, ev in pairs:
+                self._add(ip, stamp, line, hint, port, ev, explicit=role == "source", fallback=fallback_hint)
 
     def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]],
-              f: Any) -> tuple[Stamp | None, str]:
+              f: Any) -> list[tuple[Stamp | None, str]]:
+        """The stamps that date the address at line i, with evidence; [(None, line)] if none."""
         own = stamps[i]
         if own:
             # The stamp nearest before the address, else the line's first one.
             before = [s for s in own if s.end <= f.start]
-            return (before[-1] if before else own[0]), _trim(lines[i])
+            return [((before[-1] if before else own[0]), _trim(lines[i]))]
         n = len(lines)
+        listed = self._listed(i, lines, addrs, stamps)
+        if listed:
+            return listed
+        up = down = True  # a horizontal rule ("-----") ends a record: no stamp across it
         for d in range(1, WINDOW + 1):
-            for j in (i - d, i + d):
-                if 0 <= j < n and stamps[j] and not (addrs[j] and j > i):
-                    return stamps[j][0], _trim(lines[j] + " | " + lines[i])
+            for j, ok in ((i - d, up), (i + d, down)):
+                if not ok or not 0 <= j < n:
+                    continue
+                if _RULE.match(lines[j]):
+                    up, down = (False, down) if j < i else (up, False)
+                elif stamps[j] and not (addrs[j] and j > i):
+                    return [(stamps[j][0], _trim(lines[j] + " | " + lines[i]))]
         # A record's fields below its address ("Offending IP: ..." then "  - Time: ...").
         for j in range(i + WINDOW + 1, min(n, i + RECORD_BACK + 1)):
             ln = lines[j]
@@ -542,14 +586,34 @@ class _Context:
             if ln[:1] not in " \t-*" or addrs[j] and not _HEADING.match(ln):
                 break
             if stamps[j] and _HEADING.match(ln):
-                return stamps[j][0], _trim(lines[i] + " | " + ln)
+                return [(stamps[j][0], _trim(lines[i] + " | " + ln))]
         # A record's heading stamp ("Date: 11/22/2026 5:07:44 PM" above "Source Network Address: ...").
         for j in range(i - WINDOW - 1, max(-1, i - RECORD_BACK - 1), -1):
             if stamps[j]:
                 if not addrs[j] and _HEADING.match(lines[j]):
-                    return stamps[j][0], _trim(lines[j] + " | " + lines[i])
+                    return [(stamps[j][0], _trim(lines[j] + " | " + lines[i]))]
                 break
-        return None, _trim(lines[i])
+        return [(None, _trim(lines[i]))]
+
+    @staticmethod
+    def _listed(i: int, lines: list[str], addrs: list[list[Any]], stamps: list[list[Stamp]]
+                ) -> list[tuple[Stamp | None, str]]:
+        """Stamps listed under an address, one per indented item (Project Honey Pot):
+
+            192.168.1.21 (S)
+              - Mon, 21 Sep 2015 10:00AM PDT
+                - Subject: ...
+              - Mon, 21 Sep 2015 06:12AM PDT
+        """
+        out = []
+        for j in range(i + 1, min(len(lines), i + RECORD_BACK + 1)):
+            ln = lines[j]
+            if not ln[:1].isspace() or not ln.strip() or addrs[j]:
+                break
+            item = ln.lstrip()
+            if stamps[j] and item[:1] in "-*" and stamps[j][0].start <= len(ln) - len(item) + 2:
+                out.append((stamps[j][0], _trim(lines[i] + " | " + ln)))
+        return out
 
     def _exclude(self, ip: IPAddress, label: str) -> None:
         self.victims.add(ip)
