@@ -364,14 +364,19 @@ class _Context:
         room = MAX_LINES - self.lines_read
         if len(lines) > room:
             lines, self.cap = lines[:room], f"more than {MAX_LINES} lines"
-        out: list[str] = []
-        for ln in lines:
-            self.chars_read += len(ln) + 1
-            if self.chars_read > MAX_CHARS:
-                self.cap = f"more than {MAX_CHARS // 1_000_000} MB of text"
-                break
-            out.append(ln[:MAX_LINE])
-        lines = out
+        if self.chars_read + len(text) + 1 <= MAX_CHARS:
+            self.chars_read += len(text) + 1
+        else:
+            out: list[str] = []
+            for ln in lines:
+                self.chars_read += len(ln) + 1
+                if self.chars_read > MAX_CHARS:
+                    self.cap = f"more than {MAX_CHARS // 1_000_000} MB of text"
+                    break
+                out.append(ln)
+            lines = out
+        if len(text) > MAX_LINE:
+            lines = [ln[:MAX_LINE] for ln in lines]
         self.lines_read += len(lines)
         cut = _pasted_headers(lines)
         if cut is not None:
