@@ -1,25 +1,39 @@
 """The free-text ``log`` parser: addresses and timestamps in pasted logs and prose.
 
 What it does, in order, for every text block except header blocks (the
-``received`` parser owns Received chains of attached messages):
+``received`` parser owns Received chains of attached messages; a pasted header
+section, SpamCop's "[ Offending message ]", is left to it with the spam after it):
 
 1. Read each line once: its addresses (abuso.addresses), its timestamps
    (abuso.timestamps) and the role of each address from the words before it
    ("SRC=", "from", "Source IP:" vs "DST=", "Destination", "our server",
-   "->"), plus whole-line labels ("Reporter:", "inetnum:").
+   "->"), plus whole-line labels ("Reporter:", "inetnum:"). Whois ranges,
+   CIDR networks, traceroute hops and URL hosts inside a logged request are
+   not accused.
 2. Tables with a header row (myNetWatchman's "AgentName, Event Date Time,
-   Destination IP, ...") are read by column name, so a destination column is
-   never taken for the source. A table whose rows name no source takes the one
-   address the report labels as source ("Source IP: ...").
-3. Pair each source address with a time: a stamp on its own line, else the
-   nearest stamp within two lines (before first; every line counts, including
-   the first body line and each adjacent pair, which Mail::Abuse skipped), else
-   the stamp that heads the record it belongs to (a Windows event's "Date:").
-4. One incident per (ip, time): the same event logged by two lines (a firewall
+   Destination IP, ...", W3C "#Fields:") are read by column name, so a
+   destination column is never taken for the source. A table whose rows name
+   no source takes the one address the report labels as source ("Source IP:").
+3. Pair each source address with a time: a stamp on its own line; else the
+   stamps listed under it ("  - Mon, 21 Sep 2015 10:00AM PDT"); else the
+   nearest stamp within two lines, not across a "-----" rule (every line
+   counts, including the first body line and each adjacent pair, which
+   Mail::Abuse skipped); else a record's "Time:" field below it or its
+   "Date:" heading above it (Windows events).
+4. Type: keywords of the line, else of the list heading it is under
+   ("IPs Engaged In Harvesting:"), else of the lines around it, else of the
+   subject, else of the whole block; "undetermined" when nothing says.
+5. One incident per (ip, time): the same event logged by two lines (a firewall
    deny and the worm signature behind it) gets the highest-priority type of the
    taxonomy keyword rules, never a random one. Stamps without seconds merge
    into a precise stamp of the same minute. An address that never got a stamp
    gives one incident without time (or the report's Date with date_fallback).
+
+Options: ``zone`` (config defaults.zone, for naive stamps when the report has
+no Date offset), ``date_fallback``, ``dayfirst`` (slash dates; by default a
+block is day-first when it shows a slash date starting with a day > 12).
+Work is capped (lines, characters, addresses, dateparser calls) and the
+verdict says when a cap cut the reading short.
 """
 
 from __future__ import annotations
@@ -343,7 +357,6 @@ class _Context:
         # first statement of the message (a forwarder's remark covers the forwarded log).
         self.stated_by_block = {id(b): stated_zone(b.text) for b in message.blocks if b.kind != "headers"}
         self.message_stated = next((z for z in self.stated_by_block.values() if z), None)
-        self.block_hint: str | None = None
         self.pasted = 0
         self.ranges = 0
         self.hops = 0
