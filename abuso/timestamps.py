@@ -137,8 +137,9 @@ for _i, _names in enumerate((
     "nov november novembre noviembre",
     "dec december dez dezember déc décembre diciembre dicembre",
 ), 1):
-    for _n in _names.split():
-        MONTHS[_n] = _i
+    for _name in _names.split():
+        MONTHS[_name] = _i
+del _i, _names, _name
 # Any short word; _read() checks it against MONTHS (a 70-way alternation costs ~10x more per position).
 _MON = r"(?P<mon>[^\W\d_]{3,9})\.?"
 _DAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"

@@ -51,6 +51,14 @@ def utc(*a: int) -> datetime:
     ("22Nov2026  3:14:07 drop src: 1.2.3.4", utc(2026, 11, 22, 2, 14, 7), "date-header", "rfc2822"),
     # GMT-3 in the stamp
     ("2026-11-22 10:00:00 GMT-3", utc(2026, 11, 22, 13, 0), "explicit", "iso"),
+    # Apache error log, Windows event XML (nanoseconds), RFC 3339 syslog
+    ("[Sun Nov 22 03:14:07.123456 2026] [core:error] [pid 1]", utc(2026, 11, 22, 2, 14, 7, 123456), "date-header",
+     "monthfirst"),
+    ("<TimeCreated SystemTime='2026-11-22T17:07:44.123456700Z'/>", utc(2026, 11, 22, 17, 7, 44, 123456), "explicit",
+     "iso"),
+    ("2026-11-22T03:14:07.5+01:00 host sshd[1]:", utc(2026, 11, 22, 2, 14, 7, 500000), "explicit", "iso"),
+    ("November 22nd, 2026 3:14:07 PM EST", utc(2026, 11, 22, 20, 14, 7), "explicit", "monthfirst"),
+    ("22-Nov-2026 03:14:07", utc(2026, 11, 22, 2, 14, 7), "date-header", "rfc2822"),
     # epoch: labelled, and at the start of a line (squid)
     ("time=1795588447 src=1.2.3.4", utc(2026, 11, 25, 6, 34, 7), "explicit", "epoch"),
     ("1795588447.123 TCP_DENIED/403", utc(2026, 11, 25, 6, 34, 7, 123000), "explicit", "epoch"),
