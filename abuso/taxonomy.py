@@ -159,8 +159,9 @@ KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
     # A worm's probes come from the machine it infected (myNetWatchman's "W32.Opaserv Worm?").
     ("infected-system", re.compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host|worm\b|opaserv", re.I)),
     ("ddos", re.compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
-    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\bEvent ID:?[ \t]*4625\b", re.I)),
-    ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|wp-login\.php|xmlrpc\.php|\bRCE\b", re.I)),
+    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\bEvent ID:?[ \t]*4625\b"
+                                r"|POST /wp-login\.php|POST /xmlrpc\.php", re.I)),
+    ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
     ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report", re.I)),
     ("scanner", re.compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
 ]
