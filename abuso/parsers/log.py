@@ -101,7 +101,8 @@ _HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logg
 _DIGIT = re.compile(r"\d")
 #: "22/11/2026": a slash date whose first number cannot be a month, so the block writes day first.
 _DAY_FIRST = re.compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
-_SPT = re.compile(r"\bSPT=(\d{1,5})\b")
+#: The source port written apart from the address: iptables SPT=, Check Point s_port:, sport=.
+_SPT = re.compile(r"\b(?:SPT|s_port|sport|src_?port)\s*[=:]\s*(\d{1,5})\b", re.I)
 _TIMEISH = re.compile(r"\d:\d\d")
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 
@@ -569,7 +570,7 @@ class _Context:
                 pairs = self._pair(i, lines, addrs, stamps, f)
             hint = "spam" if received else (types[i] or section or types.window(i))
             port = f.port
-            if port is None and line[max(0, f.start - 4):f.start].upper().endswith("SRC="):
+            if port is None and re.search(r"\b(?:src|saddr)\s*[=:]\s*$", line[max(0, f.start - 8):f.start], re.I):
                 m = _SPT.search(line)
                 port = int(m.group(1)) if m else None
             for stamp, ev in pairs:
