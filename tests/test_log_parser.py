@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso import taxonomy
 from abuso.model import Incident, merge_duplicates
@@ -382,3 +384,22 @@ def test_safe_browsing_lists_and_unbracketed_ipv6_with_port() -> None:
     v = parse(body)
     assert keys(v) == {("192.0.2.23", "system-compromise", None), ("2001:db8::f3:22:0:2", "phishing", None)}
     assert {i.port for i in v.incidents} == {None, 2222}
+
+
+_PIECES = ["192.0.2.1", "2001:db8::7", "Nov 22 03:14:07", "2026-11-22T03:14:07Z", "SRC=", "DST=", "from ",
+           "to ", "Source IP:", "Destination IP:", "sshd", "DROP", "spam", "\n", "\n\n", ",", "\t", "|", " - ",
+           "#Fields: date time c-ip", "<list type=\"1\">", "-----", "  - ", "Subject:", "Received: from ",
+           "All times are CET", "1795588447", "4.04.00.00", "[", "]", "(", ")", ":", "x" * 50]
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=60), date=st.booleans())
+def test_any_mix_of_log_pieces_parses_without_error(pieces: list[str], date: bool) -> None:
+    v = parse(" ".join(pieces), date="Wed, 25 Nov 2026 12:00:00 +0100" if date else None)
+    keys_seen = set()
+    for inc in v.incidents:
+        assert inc.time is None or inc.time.tzinfo is not None
+        assert len(inc.evidence) <= 300
+        assert inc.key not in keys_seen
+        keys_seen.add(inc.key)
+    assert v.reason

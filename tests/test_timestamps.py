@@ -237,3 +237,26 @@ def test_explicit_stamps_round_trip(dt: datetime, offset_min: int, fmt: str) -> 
     found = find_timestamps(f"seen {text} from 192.0.2.1")
     assert [s.time for s in found] == [aware.astimezone(UTC)]
     assert found[0].zone == "explicit"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_text_gives_aware_utc_stamps_inside_the_line(text: str) -> None:
+    for s in find_timestamps(text, reference=REF, epoch=True):
+        assert s.time.tzinfo is UTC and 0 <= s.start < s.end <= len(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stamp=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2030, 12, 31)),
+       ahead=st.integers(-300, 300))
+def test_yearless_stamps_land_within_the_year_before_the_report(stamp: datetime, ahead: int) -> None:
+    stamp = stamp.replace(microsecond=0)
+    ref = stamp.replace(tzinfo=UTC) + timedelta(days=ahead)
+    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    line = f"{months[stamp.month - 1]} {stamp.day:2d} {stamp:%H:%M:%S} host sshd[1]: x"
+    (found,) = find_timestamps(line, reference=ref)
+    assert found.time <= ref + timedelta(days=1)
+    assert found.time > ref - timedelta(days=366 * 4 + 2)  # Feb 29 may reach back to the last leap year
+    if not (stamp.month == 2 and stamp.day == 29):
+        assert found.time > ref - timedelta(days=366)
+    assert (found.time.month, found.time.day, found.time.time()) == (stamp.month, stamp.day, stamp.time())
