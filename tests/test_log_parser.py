@@ -403,3 +403,20 @@ def test_any_mix_of_log_pieces_parses_without_error(pieces: list[str], date: boo
         assert inc.key not in keys_seen
         keys_seen.add(inc.key)
     assert v.reason
+
+
+def test_subject_addresses_are_mentions_without_time() -> None:
+    v = parse("Please stop it.", subject="Spam from 192.0.2.44 - Tue, 24 Nov 2026 10:00:00 +0000")
+    assert keys(v) == {("192.0.2.44", "spam", None)}
+    assert v.incidents[0].evidence.startswith("Subject: Spam from 192.0.2.44")
+    v = parse("2026-11-24 09:00:00 +0000 DROP SRC=192.0.2.44 DST=198.51.100.1", subject="Scan from 192.0.2.44")
+    assert keys(v) == {("192.0.2.44", "scanner", "2026-11-24T09:00:00+00:00")}
+
+
+@pytest.mark.parametrize("body", [
+    "2026-11-20 10:00:00 +0000 Angriff: Quell-IP 192.0.2.1, Ziel-IP 198.51.100.1 (Portscan)",
+    "2026-11-20 10:00:00 +0000 scan de 192.0.2.1 vers notre serveur 198.51.100.1",
+    "2026-11-20 10:00:00 +0000 scan from 192.0.2.1, seen by 198.51.100.1 (our honeypot)",
+])
+def test_roles_in_other_languages_and_after_the_address(body: str) -> None:
+    assert {str(i.ip) for i in parse(body).incidents} == {"192.0.2.1"}

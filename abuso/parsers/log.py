@@ -71,6 +71,7 @@ _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 # resolver 1.2.3.4" are the accused; the reporter's own say "our".
 _VICTIM_BEFORE = re.compile(
     r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
+    r"|\bziel(?:-?ip)?|\bcible|\bdestino|\b(?:unser\w*|notre|nos|nuestros?)\b[\w\s-]{0,20}"
     r"|\b(?:attacks?|attacked|scans?|scanned|probes?|probing|logins?|connections?|traffic|requests?|hits?)\s+on"
     r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\blip|\bgateway|\bnext\s?hop"
     r"|\blocal(?:\s+(?:ip|address|host))?|\bdaddr|\bdhost|->|=>|>)"
@@ -79,11 +80,12 @@ _VICTIM_BEFORE = re.compile(
 #: Labels that name the accused; they outweigh a victim label the same address got elsewhere.
 _SOURCE_BEFORE = re.compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
-    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied)"
+    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied"
+    r"|\bquell(?:e|-?ip)?|\bangreifer|\battaquant|\borigen|\batacante)"
     r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
 _STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
-                            r"|\boffending\s+ip|\boffender)\s*[:=(\[]\s*\(?$", re.I)
+                            r"|\boffending\s+ip|\boffender|\bquell-?ip|\bangreifer)\s*[:=(\[]\s*\(?$", re.I)
 #: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
 _LINE_NOT_SOURCE = re.compile(
     r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
@@ -91,6 +93,9 @@ _LINE_NOT_SOURCE = re.compile(
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
 _LINE_RANGE = re.compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
                          re.I)
+#: Words right after an address that make it the reporter's: "192.0.2.9 (our honeypot)".
+_VICTIM_AFTER = re.compile(r"\s*[(\[]\s*(?:our|my|unser\w*|notre|the victim|victim|target|honeypot|sensor"
+                           r"|reporter)\b", re.I)
 _RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
 _BY = re.compile(r"\bby\b", re.I)
 #: "3  ge-6-20.car1.Zurich1.Level3.net (213.242.67.105)  1.2 ms": a traceroute hop is a router on the way.
@@ -278,6 +283,7 @@ class LogParser(Parser):
             if ctx.exhausted:
                 break
             ctx.read_block(b.text, subject_hint, ctx.stated_by_block.get(id(b)))
+        ctx.read_subject(message.subject or "", subject_hint)
         return self._verdict(ctx, message)
 
     def _verdict(self, ctx: _Context, message: Any) -> Verdict:
@@ -464,6 +470,19 @@ class _Context:
                 continue
             self._line(i, lines, addrs, stamps, types, fallback_hint, section)
 
+    def read_subject(self, subject: str, hint: str | None) -> None:
+        """Addresses in the Subject, as mentions without time.
+
+        A subject-only complaint ("Spam from 192.0.2.1") still names its source; a
+        subject's date is when the report was made, so it dates nothing, and the
+        mention folds into the body's timed incidents for the same address.
+        """
+        before, lines_read = len(self.occurrences), self.lines_read
+        self.read_block(subject[:MAX_LINE], hint, None)
+        self.lines_read = lines_read
+        self.occurrences[before:] = [replace(o, stamp=None, evidence="Subject: " + _trim(subject))
+                                     for o in self.occurrences[before:]]
+
     def _strong_sources(self, lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAddress, int | None]]:
         found: dict[IPAddress, int | None] = {}
         for ln, fs in zip(lines, addrs, strict=True):
@@ -551,6 +570,10 @@ class _Context:
                     label = m.group().strip(" :=#([")
                 elif _SOURCE_BEFORE.search(before):
                     role = "source"
+            if role is None:
+                after = _VICTIM_AFTER.match(line, f.end)
+                if after:
+                    role, label = "victim", after.group().strip(" ([")
             if role is None and line_victim:
                 label = line.split(":")[0].split("=")[0].strip()[:30]
                 if _LINE_RANGE.match(label):
