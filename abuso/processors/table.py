@@ -1,0 +1,255 @@
+"""``table``: map incidents to the customer or network that held the address, from a text file.
+
+One line per block (``#`` starts a comment at the start of a line or after a blank)::
+
+    192.0.2.0/24      id=ACME;name=ACME Ltd;contact.email=noc@acme.example
+    192.0.2.128/25    id=BETA;from=2026-07-01                     # re-assigned from ACME
+    192.0.2.128/25    id=ACME;until=2026-06-30
+    2001:db8:1::/48   id=GAMMA;contact.email=abuse@gamma.example;contact.phone=+1 555 0100
+
+The longest prefix that was valid at the incident's time wins (``from`` and
+``until`` are inclusive days in UTC, or ISO times); a block held by nobody at that
+time falls back to its parent block. Dotted keys become nested dicts. The match
+is attached as ``incident.extra["customer"]`` (plus ``network``, the matching
+block), which explain, JSON output and the store's ``customer`` column use.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..model import Report
+from .base import Processor
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+_RESERVED = {"from", "until", "network"}
+_CACHE: dict[tuple[str, int, int], NetworkTable] = {}
+
+
+@dataclass(frozen=True)
+class Entry:
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    customer: dict[str, Any]
+    line: int
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+
+    def valid_at(self, when: datetime | None) -> bool:
+        if when is None:
+            return self.start is None and self.end is None
+        return (self.start is None or when >= self.start) and (self.end is None or when < self.end)
+
+    def window(self) -> str:
+        start = self.start.isoformat() if self.start else "the beginning"
+        end = self.end.isoformat() if self.end else "now"
+        return f"from {start} until {end}"
+
+
+class NetworkTable:
+    """Longest-prefix match over per-prefix-length dicts of integer prefixes.
+
+    A lookup is at most one dict probe per prefix length in use (a handful in
+    practice), whatever the number of lines.
+    """
+
+    def __init__(self, entries: list[Entry], name: str = "<table>") -> None:
+        self.name = name
+        self.entries = entries
+        levels: dict[int, dict[int, dict[int, list[Entry]]]] = {4: {}, 6: {}}
+        for e in entries:
+            bits = e.network.max_prefixlen
+            key = int(e.network.network_address) >> (bits - e.network.prefixlen)
+            levels[e.network.version].setdefault(e.network.prefixlen, {}).setdefault(key, []).append(e)
+        self._levels = {v: sorted(d.items(), reverse=True) for v, d in levels.items()}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def candidates(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[Entry]:
+        """Every entry whose block holds ``ip``, longest prefix first (any time)."""
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        n, bits = int(ip), ip.max_prefixlen
+        out: list[Entry] = []
+        for plen, table in self._levels[ip.version]:
+            out.extend(table.get(n >> (bits - plen), ()))
+        return out
+
+    def lookup(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, when: datetime | None) -> Entry | None:
+        """The most specific entry holding ``ip`` at ``when`` (None: only undated entries count)."""
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        n, bits = int(ip), ip.max_prefixlen
+        for plen, table in self._levels[ip.version]:
+            found = table.get(n >> (bits - plen))
+            if found:
+                for e in found:
+                    if e.valid_at(when):
+                        return e
+        return None
+
+    # -- loading -------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path) -> NetworkTable:
+        """Parse a table file once; reloaded only when the file changes (size or mtime)."""
+        try:
+            st = path.stat()
+            key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+            cached = _CACHE.get(key)
+            if cached is not None:
+                return cached
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError("no such file", str(path))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", str(path))
+        except OSError as e:
+            raise ConfigError(f"cannot read: {e.strerror or e}", str(path))
+        table = cls.parse(text, str(path))
+        _CACHE.clear()  # keep one version per process; old tables go
+        _CACHE[key] = table
+        return table
+
+    @classmethod
+    def parse(cls, text: str, name: str = "<table>") -> NetworkTable:
+        entries: list[Entry] = []
+        same_block: dict[Any, list[Entry]] = {}
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = _COMMENT.sub("", line).strip()
+            if not line:
+                continue
+
+            def err(message: str, lineno: int = lineno) -> ConfigError:
+                return ConfigError(message, name, lineno)
+
+            block, _, rest = re.sub(r"\s", " ", line, count=1).partition(" ")
+            rest = rest.strip()
+            try:
+                network = ipaddress.ip_network(block, strict=True)
+            except ValueError as e:
+                if "host bits set" in str(e):
+                    fixed = ipaddress.ip_network(block, strict=False)
+                    raise err(f"{block}: host bits set (did you mean {fixed}?)")
+                raise err(f"{block!r} is not a CIDR block (e.g. 192.0.2.0/24 or 2001:db8::/32)")
+            customer, start, end = _fields(rest, err)
+            customer["network"] = str(network)
+            entry = Entry(network, customer, lineno, start, end)
+            for other in same_block.get(network, ()):
+                if _overlap(entry, other):
+                    raise err(f"{network} is already assigned on line {other.line} for an overlapping time"
+                              f" ({other.window()}); give both lines from=/until= dates that do not overlap")
+            same_block.setdefault(network, []).append(entry)
+            entries.append(entry)
+        return cls(entries, name)
+
+
+def _fields(rest: str, err: Any) -> tuple[dict[str, Any], datetime | None, datetime | None]:
+    customer: dict[str, Any] = {}
+    start = end = None
+    for field in rest.split(";"):
+        field = field.strip()
+        if not field:
+            continue
+        key, eq, value = field.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq:
+            raise err(f"{field!r}: expected key=value")
+        if not _KEY.match(key):
+            raise err(f"{key!r}: a key is letters, digits, '_' or '-', dotted for nesting (contact.email)")
+        if key == "from":
+            start = _when(value, False, err, key)
+            continue
+        if key == "until":
+            end = _when(value, True, err, key)
+            continue
+        if key == "network":
+            raise err("'network' is set by the table itself (the matching block)")
+        node = customer
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise err(f"{key!r}: {'.'.join(parts[:i + 1])!r} already has a value, it cannot also hold keys")
+            node = child
+        if parts[-1] in node:
+            what = "holds keys" if isinstance(node[parts[-1]], dict) else "is given twice"
+            raise err(f"{key!r} {what}")
+        node[parts[-1]] = value
+    if start is not None and end is not None and start >= end:
+        raise err("from= must be before until=")
+    return customer, start, end
+
+
+def _when(value: str, end: bool, err: Any, key: str) -> datetime:
+    """A day (``until`` includes all of it) or an ISO time; UTC unless it says otherwise."""
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d").date()
+            t = datetime.combine(day, time(0), timezone.utc)
+            return t + timedelta(days=1) if end else t
+        t = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise err(f"{key}={value!r}: expected a date (2026-06-30) or an ISO time (2026-06-30T12:00:00Z)")
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _overlap(a: Entry, b: Entry) -> bool:
+    return max(a.start or _EARLIEST, b.start or _EARLIEST) < min(a.end or _LATEST, b.end or _LATEST)
+
+
+class TableProcessor(Processor):
+    name = "table"
+    OPTIONS = {"file"}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], base: Path | None = None) -> None:
+        for key in options:
+            if key not in cls.OPTIONS:
+                raise ConfigError(f"unknown option (expected: {', '.join(sorted(cls.OPTIONS))})", key=key)
+        if not isinstance(options.get("file"), str) or not options["file"].strip():
+            raise ConfigError("the path of the network table is required", key="file")
+
+    def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
+        super().__init__(options, base)
+        self.check_options(self.options)
+        self.file = self.path(self.options["file"])
+        self.table = NetworkTable.load(self.file)
+
+    def process(self, report: Report) -> None:
+        matched = 0
+        unmatched: list[str] = []
+        now = None
+        for i, inc in enumerate(report.incidents):
+            when = inc.time or report.date
+            if when is None:
+                when = now = now or datetime.now(timezone.utc)
+            entry = self.table.lookup(inc.ip, when)
+            if entry is None:
+                unmatched.append(self._why_not(inc.ip, when))
+                continue
+            matched += 1
+            report.incidents[i] = inc.with_extra(customer=copy.deepcopy(entry.customer))
+        note: dict[str, Any] = {"matched": matched}
+        if unmatched:
+            note["unmatched"] = unmatched
+        report.notes[self.name] = note
+
+    def _why_not(self, ip: Any, when: datetime) -> str:
+        others = self.table.candidates(ip)
+        if not others:
+            return f"{ip}: no block in {self.file.name} holds it"
+        held = "; ".join(f"line {e.line} ({e.network}) {e.window()}" for e in others[:3])
+        return f"{ip}: nobody held it at {when.isoformat()} ({held})"

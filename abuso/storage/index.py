@@ -1,0 +1,420 @@
+"""The store's index: one schema and one SQL layer over SQLite (default) and PostgreSQL.
+
+Both backends get the same statements; only the placeholder style, a few column
+types and the error classes differ (:class:`_Dialect`). Addresses are indexed as
+16-byte big-endian keys (IPv4 as ``::ffff:a.b.c.d``) so that a CIDR query is a
+``BETWEEN`` on bytes, which SQLite (BLOB, memcmp) and PostgreSQL (BYTEA) order the
+same way. Times are fixed-width UTC text (``2026-11-22T02:14:07.000000Z``) whose
+byte order is time order; PostgreSQL gets ``COLLATE "C"`` so no locale reorders them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import time as _time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ..errors import AbusoError, ConfigError, TransientError
+
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS reports (
+    id {pk},
+    digest TEXT NOT NULL UNIQUE,
+    message_id TEXT,
+    subject TEXT,
+    sender TEXT,
+    date {time},
+    origin TEXT,
+    path TEXT NOT NULL,
+    valid {bool} NOT NULL,
+    verdicts TEXT NOT NULL,
+    stored {time} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id {pk},
+    report BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+    ip TEXT NOT NULL,
+    ipkey {blob} NOT NULL,
+    type TEXT NOT NULL,
+    taxonomy TEXT NOT NULL,
+    time {time},
+    zone TEXT,
+    parser TEXT,
+    port INTEGER,
+    customer TEXT,
+    username TEXT,
+    evidence TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_ipkey ON incidents (ipkey);
+CREATE INDEX IF NOT EXISTS incidents_time ON incidents (time);
+CREATE INDEX IF NOT EXISTS incidents_report ON incidents (report);
+CREATE INDEX IF NOT EXISTS incidents_customer ON incidents (customer);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_V4_MAPPED = 0xFFFF << 32
+
+
+def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    """16 bytes that sort like the address; IPv4 lives at ``::ffff:0:0/96``."""
+    n = int(ip)
+    if ip.version == 4:
+        n |= _V4_MAPPED
+    return n.to_bytes(16, "big")
+
+
+def net_range(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[bytes, bytes]:
+    """The lowest and highest :func:`ip_key` inside a network."""
+    return ip_key(net.network_address), ip_key(net.broadcast_address)
+
+
+def time_text(t: datetime | None) -> str | None:
+    """Fixed-width UTC text: sorts as time does, readable in psql/sqlite3."""
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        raise ValueError("naive datetime")
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time_text(s: str | None) -> datetime | None:
+    if not s:
+        return None
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def customer_label(customer: Any) -> str | None:
+    """The searchable name of a ``customer`` extra (the table processor's dict)."""
+    if customer is None:
+        return None
+    if isinstance(customer, dict):
+        for k in ("id", "customer", "name"):
+            v = customer.get(k)
+            if isinstance(v, (str, int)) and str(v):
+                return str(v)
+        return None
+    return str(customer)
+
+
+def user_label(user: Any) -> str | None:
+    """The searchable name of a ``user`` extra (RADIUS): a name, a dict, or several."""
+    if user is None:
+        return None
+    if isinstance(user, dict):
+        for k in ("name", "user", "username", "id"):
+            if user.get(k):
+                return str(user[k])
+        return None
+    if isinstance(user, (list, tuple)):
+        names = [n for n in (user_label(u) for u in user) if n]
+        return ",".join(names) or None
+    return str(user)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for an error message (no password)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable url>"
+
+
+@dataclass
+class _Dialect:
+    name: str
+    pk: str
+    blob: str
+    time: str
+    bool: str
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.name == "postgresql" else statement
+
+
+SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER")
+POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN")
+
+
+class Index:
+    """Reports and incidents of a store, searchable; plus the ``seen`` key/value table.
+
+    Safe for several processes at once: SQLite runs in WAL mode with a busy
+    timeout and takes the write lock up front (``BEGIN IMMEDIATE``); PostgreSQL
+    relies on ``ON CONFLICT`` upserts. A backend that stays unavailable raises
+    :class:`TransientError` so the message is retried, never lost.
+    """
+
+    def __init__(self, conn: Any, dialect: _Dialect, where: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.where = where
+        self._create()
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None, default_path: Path, base: Path | None = None, timeout: float = 30.0,
+             create: bool = True) -> Index:
+        """``None``: SQLite at ``default_path``; ``sqlite:///rel``, ``sqlite:////abs``; ``postgresql://…``.
+
+        ``create=False`` (for searching) refuses to make a new, empty SQLite index.
+        """
+        if url is None or url.split(":", 1)[0].lower() == "sqlite":
+            path = default_path if url is None else sqlite_path(url, base)
+            if not create and not path.exists():
+                raise AbusoError(f"no store index at {path} (nothing stored yet?)")
+            return cls._sqlite(path, timeout)
+        kind = url.split(":", 1)[0].lower()
+        if kind in ("postgresql", "postgres"):
+            return cls._postgresql(url, timeout)
+        raise ConfigError(f"unsupported index URL scheme {kind!r} (use sqlite:/// or postgresql://)", key="url")
+
+    @classmethod
+    def _sqlite(cls, path: Path, timeout: float) -> Index:
+        import sqlite3
+
+        new = not path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise sqlite3.OperationalError("cannot switch to WAL mode")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if new:
+                os.chmod(path, 0o640)
+            return cls(conn, SQLITE, str(path))
+        except sqlite3.Error as e:
+            raise TransientError(f"store index {path}: {e}")
+
+    @classmethod
+    def _postgresql(cls, url: str, timeout: float) -> Index:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
+        try:
+            conn = psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
+        except psycopg.Error as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TransientError(f"store index {redact_url(url)}: {msg}")
+        return cls(conn, POSTGRESQL, redact_url(url))
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        if self.dialect.name == "sqlite":
+            import sqlite3
+
+            return (sqlite3.OperationalError,)
+        import psycopg
+
+        return (psycopg.OperationalError,)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction; the write lock is taken at once so writers queue instead of deadlocking."""
+        try:
+            if self.dialect.name == "sqlite":
+                cur = self.conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            else:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    yield cur
+        except self._errors() as e:
+            raise TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
+
+    def _x(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        cur.execute(self.dialect.sql(statement), tuple(params))
+        return cur
+
+    def _create(self) -> None:
+        d = self.dialect
+        ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
+        if d.name == "postgresql":
+            # Two machines starting at once must not both create the tables.
+            with self._tx() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(727113)")
+                cur.execute(ddl)
+                self._check_version(cur)
+        else:
+            with self._tx() as cur:
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                self._check_version(cur)
+
+    def _check_version(self, cur: Any) -> None:
+        self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
+                (str(SCHEMA_VERSION),))
+        found = self._x(cur, "SELECT value FROM meta WHERE name = 'schema'").fetchone()[0]
+        if int(found) > SCHEMA_VERSION:
+            raise AbusoError(f"store index {self.where} has schema {found}; this abuso knows {SCHEMA_VERSION}: upgrade")
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    # -- reports -----------------------------------------------------------------
+
+    def has(self, digest: str) -> str | None:
+        """The stored path of a report with this digest, or None."""
+        try:
+            cur = self.conn.cursor()
+            row = self._x(cur, "SELECT path FROM reports WHERE digest = ?", (digest,)).fetchone()
+        except self._errors() as e:
+            raise TransientError(f"store index {self.where}: {e}")
+        return row[0] if row else None
+
+    def add(self, digest: str, path: str, report: Any, stored: datetime) -> bool:
+        """Index a report and its incidents in one transaction; False if the digest was already there."""
+        verdicts = json.dumps({n: str(v) for n, v in report.verdicts.items()}, ensure_ascii=False)
+        valid = bool(report.valid) if self.dialect.name == "postgresql" else int(bool(report.valid))
+        with self._tx() as cur:
+            row = self._x(cur, """
+                INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (digest) DO NOTHING RETURNING id""",
+                (digest, _clean(report.message_id), _clean(report.subject), _clean(report.sender),
+                 time_text(report.date), _clean(report.origin), path, valid, verdicts, time_text(stored))).fetchone()
+            if row is None:
+                return False
+            rows = [(row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time), inc.zone,
+                     inc.parser, inc.port, customer_label(inc.extra.get("customer")),
+                     user_label(inc.extra.get("user")), _clean(inc.evidence),
+                     json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None)
+                    for inc in report.incidents]
+            if rows:
+                cur.executemany(self.dialect.sql("""
+                    INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
+                                           customer, username, evidence, extra)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
+        return True
+
+    def search(self, *, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+               since: datetime | None = None, until: datetime | None = None, type: str | None = None,
+               taxonomy: str | None = None, customer: str | None = None, user: str | None = None,
+               limit: int | None = None) -> list[dict[str, Any]]:
+        """Incidents matching every given criterion, newest first, each with its report's metadata."""
+        where, params = [], []
+        if network is not None:
+            lo, hi = net_range(network)
+            where.append("i.ipkey BETWEEN ? AND ?")
+            params += [lo, hi]
+        if since is not None:
+            where.append("i.time >= ?")
+            params.append(time_text(since))
+        if until is not None:
+            where.append("i.time < ?")
+            params.append(time_text(until))
+        for column, value in (("i.type", type), ("i.taxonomy", taxonomy), ("i.customer", customer),
+                              ("i.username", user)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        statement = ("SELECT i.ip, i.type, i.taxonomy, i.time, i.zone, i.parser, i.port, i.customer, i.username,"
+                     " i.evidence, i.extra, r.digest, r.path, r.message_id, r.subject, r.sender, r.date, r.origin"
+                     " FROM incidents i JOIN reports r ON r.id = i.report")
+        if where:
+            statement += " WHERE " + " AND ".join(where)
+        statement += " ORDER BY i.time IS NULL, i.time DESC, i.id DESC"
+        if limit:
+            statement += " LIMIT ?"
+            params.append(int(limit))
+        try:
+            cur = self.conn.cursor()
+            rows = self._x(cur, statement, params).fetchall()
+        except self._errors() as e:
+            raise TransientError(f"store index {self.where}: {e}")
+        out = []
+        for r in rows:
+            out.append({
+                "ip": r[0], "type": r[1], "taxonomy": r[2], "time": _iso(r[3]), "zone": r[4], "parser": r[5],
+                "port": r[6], "customer": r[7], "user": r[8], "evidence": r[9],
+                "extra": json.loads(r[10]) if r[10] else {},
+                "digest": r[11], "path": r[12], "message_id": r[13], "subject": r[14], "sender": r[15],
+                "date": _iso(r[16]), "origin": r[17],
+            })
+        return out
+
+    def count(self) -> tuple[int, int]:
+        """(reports, incidents) in the index."""
+        cur = self.conn.cursor()
+        reports = self._x(cur, "SELECT count(*) FROM reports").fetchone()[0]
+        incidents = self._x(cur, "SELECT count(*) FROM incidents").fetchone()[0]
+        return int(reports), int(incidents)
+
+    # -- seen --------------------------------------------------------------------
+
+    def remember(self, key: str, period: float, now: float | None = None) -> bool:
+        """True (and remember ``key`` from now on) unless it was remembered less than ``period`` seconds ago.
+
+        One statement, so two processes asking at once get one True between them.
+        """
+        now = _time.time() if now is None else now
+        with self._tx() as cur:
+            row = self._x(cur, """
+                INSERT INTO seen (key, at) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE SET at = excluded.at WHERE seen.at <= ?
+                RETURNING key""", (key, now, now - period)).fetchone()
+        return row is not None
+
+    def forget(self, older_than: float, now: float | None = None) -> int:
+        """Drop ``seen`` keys older than ``older_than`` seconds; how many went."""
+        now = _time.time() if now is None else now
+        with self._tx() as cur:
+            return self._x(cur, "DELETE FROM seen WHERE at < ?", (now - older_than,)).rowcount
+
+
+def sqlite_path(url: str, base: Path | None) -> Path:
+    """SQLAlchemy's convention: ``sqlite:///relative.db`` (to the config) and ``sqlite:////abs.db``."""
+    rest = url.split(":", 1)[1]
+    if not rest.startswith("///") or len(rest) == 3:
+        raise ConfigError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path", key="url")
+    p = Path(rest[3:]).expanduser()
+    if not p.is_absolute():
+        p = (base or Path.cwd()) / p
+    return p
+
+
+def _iso(value: str | None) -> str | None:
+    t = parse_time_text(value)
+    return t.isoformat() if t else None
+
+
+def _clean(value: Any) -> Any:
+    """Text fit for both databases: PostgreSQL refuses NUL characters in TEXT."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
