@@ -38,7 +38,8 @@ def incident(ip: str, when: datetime | None = T0, type: str = "brute-force", **e
 
 def report(body: str, *incidents: Incident, subject: str = "abuse", date: datetime | None = T0) -> Report:
     mid = f"<{zlib.crc32(body.encode())}@example.org>"  # stable across processes, unlike hash()
-    raw = f"From: reporter@example.org\nSubject: {subject}\nMessage-ID: {mid}\n\n{body}\n".encode()
+    raw = f"From: reporter@example.org\nSubject: {subject}\nMessage-ID: {mid}\n\n{body}\n"
+    raw = raw.encode("utf-8", "surrogateescape")
     return Report(raw=raw, origin="stdin", message_id=mid, subject=subject,
                   sender="reporter@example.org", date=date, incidents=list(incidents),
                   verdicts={"log": Verdict("log", True, "", list(incidents))})
@@ -134,11 +135,32 @@ def test_no_file_name_comes_from_the_message(store):
     assert store.search()[0]["subject"].startswith("../../../../etc/passwd")
 
 
-def test_nul_and_non_ascii_text_survives_both_backends(store):
-    r = report("unicode", incident("2001:db8::1"), subject="Beschwerde \u00fcber Spam \x00 \U0001f4e7")
-    store.put(r)
+def test_nul_surrogates_and_non_ascii_text_survive_both_backends(store):
+    # \udcff is what an undecodable header byte becomes; neither database can encode it as is.
+    subject = "Beschwerde \u00fcber Spam \x00 \U0001f4e7 \udcff"
+    inc = Incident(ipaddress.ip_address("2001:db8::1"), "spam", T0, "log", evidence="bad \ud800 bytes")
+    r = report("unicode", inc, subject=subject)
+    location, new = store.put(r)
+    assert new
     (row,) = store.search()
-    assert row["subject"].startswith("Beschwerde \u00fcber Spam") and "\U0001f4e7" in row["subject"]
+    assert row["subject"] == "Beschwerde \u00fcber Spam \ufffd \U0001f4e7 \ufffd"
+    assert row["evidence"] == "bad \ufffd bytes"
+    meta = store.get(digest_of(r.raw)).meta  # the JSON file keeps the text exactly
+    assert meta["subject"] == subject and meta["incidents"][0]["evidence"] == "bad \ud800 bytes"
+
+
+def test_postgresql_connection_lost_is_transient_then_recovers(request, tmp_path):
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path, url) as store:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        r = report("after a restart", incident("192.0.2.7"))
+        with pytest.raises(TransientError):
+            store.put(r)
+        assert store.put(r)[1] is True
 
 
 # -- crash safety ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import time as _time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,10 +167,11 @@ class Index:
     :class:`TransientError` so the message is retried, never lost.
     """
 
-    def __init__(self, conn: Any, dialect: _Dialect, where: str) -> None:
+    def __init__(self, conn: Any, dialect: _Dialect, where: str, reconnect: Any = None) -> None:
         self.conn = conn
         self.dialect = dialect
         self.where = where
+        self._reconnect = reconnect
         self._create()
 
     # -- opening -----------------------------------------------------------------
@@ -216,14 +218,22 @@ class Index:
             import psycopg
         except ImportError:
             raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
-        try:
-            conn = psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
-        except psycopg.Error as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise TransientError(f"store index {redact_url(url)}: {msg}")
-        return cls(conn, POSTGRESQL, redact_url(url))
+        def connect() -> Any:
+            try:
+                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
+            except psycopg.Error as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise TransientError(f"store index {redact_url(url)}: {msg}")
+
+        return cls(connect(), POSTGRESQL, redact_url(url), connect)
 
     # -- plumbing ----------------------------------------------------------------
+
+    def _ready(self) -> None:
+        """A long batch outlives a database restart: the message that saw the connection
+        die was retried (TransientError); the next one gets a new connection."""
+        if self._reconnect is not None and (self.conn.closed or getattr(self.conn, "broken", False)):
+            self.conn = self._reconnect()
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         if self.dialect.name == "sqlite":
@@ -237,6 +247,7 @@ class Index:
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         """One transaction; the write lock is taken at once so writers queue instead of deadlocking."""
+        self._ready()
         try:
             if self.dialect.name == "sqlite":
                 cur = self.conn.cursor()
@@ -290,6 +301,7 @@ class Index:
 
     def has(self, digest: str) -> str | None:
         """The stored path of a report with this digest, or None."""
+        self._ready()
         try:
             cur = self.conn.cursor()
             row = self._x(cur, "SELECT path FROM reports WHERE digest = ?", (digest,)).fetchone()
@@ -306,14 +318,14 @@ class Index:
                 INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (digest) DO NOTHING RETURNING id""",
-                (digest, _clean(report.message_id), _clean(report.subject), _clean(report.sender),
-                 time_text(report.date), _clean(report.origin), path, valid, verdicts, time_text(stored))).fetchone()
+                _cleaned((digest, report.message_id, report.subject, report.sender, time_text(report.date),
+                          report.origin, path, valid, verdicts, time_text(stored)))).fetchone()
             if row is None:
                 return False
-            rows = [(row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time), inc.zone,
-                     inc.parser, inc.port, customer_label(inc.extra.get("customer")),
-                     user_label(inc.extra.get("user")), _clean(inc.evidence),
-                     json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None)
+            rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
+                              inc.zone, inc.parser, inc.port, customer_label(inc.extra.get("customer")),
+                              user_label(inc.extra.get("user")), inc.evidence,
+                              json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None))
                     for inc in report.incidents]
             if rows:
                 cur.executemany(self.dialect.sql("""
@@ -352,6 +364,7 @@ class Index:
         if limit:
             statement += " LIMIT ?"
             params.append(int(limit))
+        self._ready()
         try:
             cur = self.conn.cursor()
             rows = self._x(cur, statement, params).fetchall()
@@ -413,8 +426,22 @@ def _iso(value: str | None) -> str | None:
     return t.isoformat() if t else None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _clean(value: Any) -> Any:
-    """Text fit for both databases: PostgreSQL refuses NUL characters in TEXT."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
+    """Text fit for both databases: no NUL (PostgreSQL refuses it in TEXT), no lone surrogates
+    (what undecodable header bytes become; neither database can encode them)."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
     return value
+
+
+def _cleaned(values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_clean(v) for v in values)

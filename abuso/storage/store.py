@@ -160,7 +160,8 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
         "problems": list(getattr(msg, "problems", []) or []),
         "text": msg.text if msg is not None else None,
     }
-    return json.dumps(meta, ensure_ascii=False, default=str, indent=1).encode("utf-8", "surrogatepass")
+    # A lone surrogate (undecodable header bytes) is written as its JSON escape, which reads back the same.
+    return json.dumps(meta, ensure_ascii=False, default=str, indent=1).encode("utf-8", "backslashreplace")
 
 
 def _makedirs(path: Path) -> None:
