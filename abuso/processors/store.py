@@ -5,6 +5,7 @@ Config::
     - store: {path: ~/abuso/store}                          # index: <path>/index.sqlite
     - store: {path: /srv/abuso, url: sqlite:////srv/abuso.db}
     - store: {path: /srv/abuso, url: postgresql://abuso@db/abuso}   # several machines, one index
+    - store: {path: ~/abuso/store, fsync: false}     # re-runs over an archive: 3x faster, less durable
 
 The store is listed first so that its note (path, duplicate) is there for the
 processors after it, but it writes in :meth:`finish`, after every processor has
@@ -36,7 +37,7 @@ def active_store() -> Store | None:
 
 class StoreProcessor(Processor):
     name = "store"
-    OPTIONS = {"path", "url", "timeout"}
+    OPTIONS = {"path", "url", "timeout", "fsync"}
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -53,6 +54,8 @@ class StoreProcessor(Processor):
             from ..storage.index import sqlite_path
 
             sqlite_path(url, None)
+        if not isinstance(options.get("fsync", True), bool):
+            raise ConfigError("must be true or false", key="fsync")
         timeout = options.get("timeout", 30)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigError("must be a positive number of seconds", key="timeout")
@@ -89,4 +92,5 @@ class StoreProcessor(Processor):
 
 def open_store(options: Mapping[str, Any], base: Any, create: bool = True) -> Store:
     """The Store a store processor's options describe (also used by `abuso query`, with ``create=False``)."""
-    return Store.open(options.get("path"), options.get("url"), base, float(options.get("timeout", 30)), create)
+    return Store.open(options.get("path"), options.get("url"), base, float(options.get("timeout", 30)), create,
+                      bool(options.get("fsync", True)))

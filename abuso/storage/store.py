@@ -56,20 +56,23 @@ class Store:
             send_answer()        # first time in 24 h, on any machine sharing the index
     """
 
-    def __init__(self, root: Path, index: Index) -> None:
+    def __init__(self, root: Path, index: Index, fsync: bool = True) -> None:
         self.root = root
         self.index = index
+        #: fsync each file and its folder before the index names it (durable across a power cut).
+        #: Off, renames stay atomic against crashes but the OS decides when data reaches the disk.
+        self.fsync = fsync
 
     @classmethod
     def open(cls, path: str | Path | None = None, url: str | None = None, base: Path | None = None,
-             timeout: float = 30.0, create: bool = True) -> Store:
+             timeout: float = 30.0, create: bool = True, fsync: bool = True) -> Store:
         """``create=False`` opens an existing store only (for searching)."""
         root = Path(path or "~/abuso/store").expanduser()
         if not root.is_absolute():
             root = (base or Path.cwd()) / root
         if create:
             _makedirs(root)
-        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create))
+        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create), fsync)
 
     # -- writing -----------------------------------------------------------------
 
@@ -101,9 +104,10 @@ class Store:
     def write_files(self, location: str, report: Any, digest: str, stored: datetime) -> None:
         final = self.root / location
         _makedirs(final.parent)
-        _atomic_write(final.with_name(digest + ".eml"), report.raw)
-        _atomic_write(final.with_name(digest + ".json"), _meta_bytes(report, digest, stored))
-        _fsync_dir(final.parent)
+        _atomic_write(final.with_name(digest + ".eml"), report.raw, self.fsync)
+        _atomic_write(final.with_name(digest + ".json"), _meta_bytes(report, digest, stored), self.fsync)
+        if self.fsync:
+            _fsync_dir(final.parent)
 
     # -- reading -----------------------------------------------------------------
 
@@ -181,7 +185,7 @@ def _makedirs(path: Path) -> None:
         os.chmod(d, DIR_MODE)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, FILE_MODE)
@@ -190,7 +194,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
