@@ -163,6 +163,20 @@ def test_postgresql_connection_lost_is_transient_then_recovers(request, tmp_path
         assert store.put(r)[1] is True
 
 
+def test_fsync_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    with Store.open(tmp_path / "a") as s:
+        s.put(report("durable", incident("192.0.2.7")))
+    assert len(synced) >= 3  # both files and their folder
+    synced.clear()
+    with Store.open(tmp_path / "b", fsync=False) as s:
+        assert s.put(report("fast", incident("192.0.2.7")))[1]
+        assert s.get(digest_of(report("fast", incident("192.0.2.7")).raw)).meta["valid"] is True
+    assert synced == []
+
+
 # -- crash safety ----------------------------------------------------------------------
 
 def test_failed_rename_leaves_no_half_file_and_the_next_run_stores(store, monkeypatch):
@@ -318,6 +332,30 @@ def test_two_processes_write_at_once(options):
     assert sorted(queue.get(timeout=5) for _ in procs) == [False, False, False, True]
 
 
+_FORKED_STORE: list[Store] = []
+
+
+def _use_inherited_store(queue):
+    s = _FORKED_STORE[0]  # opened by the parent before the fork
+    fresh = [s.put(report(f"child {i}", incident("192.0.2.9")))[1] for i in range(5)]
+    s.close()
+    queue.put(fresh)
+
+
+def test_a_store_opened_before_fork_works_in_parent_and_child(store):
+    store.put(report("parent before", incident("192.0.2.7")))
+    _FORKED_STORE[:] = [store]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_use_inherited_store, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and queue.get(timeout=5) == [True] * 5
+    # The child neither used nor closed the parent's connection: the parent goes on.
+    assert store.put(report("parent after", incident("192.0.2.8")))[1] is True
+    assert store.index.count() == (7, 7)
+
+
 # -- the processor -----------------------------------------------------------------------
 
 def test_processor_notes_then_writes_in_finish(options):
@@ -390,6 +428,7 @@ class FakeParser:
     ({"url": "sqlite://relative"}, "processors.store.url"),
     ({"path": ""}, "processors.store.path"),
     ({"timeout": -1}, "processors.store.timeout"),
+    ({"fsync": "no"}, "processors.store.fsync"),
 ])
 def test_bad_options_name_file_line_key(tmp_path, opts, key):
     from abuso.config import load

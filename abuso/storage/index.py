@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 _V4_MAPPED = 0xFFFF << 32
+#: Connections inherited across fork(): kept referenced so they are never closed in the child.
+_INHERITED: list[Any] = []
 
 
 def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
@@ -167,11 +169,12 @@ class Index:
     :class:`TransientError` so the message is retried, never lost.
     """
 
-    def __init__(self, conn: Any, dialect: _Dialect, where: str, reconnect: Any = None) -> None:
+    def __init__(self, conn: Any, dialect: _Dialect, where: str, reconnect: Any) -> None:
         self.conn = conn
         self.dialect = dialect
         self.where = where
         self._reconnect = reconnect
+        self._pid = os.getpid()
         self._create()
 
     # -- opening -----------------------------------------------------------------
@@ -197,20 +200,23 @@ class Index:
     def _sqlite(cls, path: Path, timeout: float) -> Index:
         import sqlite3
 
-        new = not path.exists()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise sqlite3.OperationalError("cannot switch to WAL mode")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
+        def connect() -> Any:
+            new = not path.exists()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+                conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as e:
+                raise TransientError(f"store index {path}: {e}")
             if new:
                 os.chmod(path, 0o640)
-            return cls(conn, SQLITE, str(path))
-        except sqlite3.Error as e:
-            raise TransientError(f"store index {path}: {e}")
+            return conn
+
+        return cls(connect(), SQLITE, str(path), connect)
 
     @classmethod
     def _postgresql(cls, url: str, timeout: float) -> Index:
@@ -218,6 +224,7 @@ class Index:
             import psycopg
         except ImportError:
             raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
+
         def connect() -> Any:
             try:
                 return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
@@ -230,9 +237,19 @@ class Index:
     # -- plumbing ----------------------------------------------------------------
 
     def _ready(self) -> None:
-        """A long batch outlives a database restart: the message that saw the connection
-        die was retried (TransientError); the next one gets a new connection."""
-        if self._reconnect is not None and (self.conn.closed or getattr(self.conn, "broken", False)):
+        """Reconnect after a fork or a lost connection.
+
+        A forked worker must not use (or close: SQLite would checkpoint and drop the WAL,
+        PostgreSQL would end the parent's session) the connection it inherited, so it is
+        left alone and the worker opens its own. A long batch outlives a database restart:
+        the message that saw the connection die was retried (TransientError); the next one
+        gets a new connection.
+        """
+        if self._pid != os.getpid():
+            _INHERITED.append(self.conn)
+            self.conn = self._reconnect()
+            self._pid = os.getpid()
+        elif self.dialect.name == "postgresql" and (self.conn.closed or getattr(self.conn, "broken", False)):
             self.conn = self._reconnect()
 
     def _errors(self) -> tuple[type[BaseException], ...]:
@@ -292,6 +309,9 @@ class Index:
             raise AbusoError(f"store index {self.where} has schema {found}; this abuso knows {SCHEMA_VERSION}: upgrade")
 
     def close(self) -> None:
+        if self._pid != os.getpid():
+            _INHERITED.append(self.conn)
+            return
         try:
             self.conn.close()
         except Exception:
@@ -383,6 +403,7 @@ class Index:
 
     def count(self) -> tuple[int, int]:
         """(reports, incidents) in the index."""
+        self._ready()
         cur = self.conn.cursor()
         reports = self._x(cur, "SELECT count(*) FROM reports").fetchone()[0]
         incidents = self._x(cur, "SELECT count(*) FROM incidents").fetchone()[0]
