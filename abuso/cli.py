@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from . import __version__
+
 COMMANDS = {
     "run": "abuso.commands.run:run",
     "explain": "abuso.commands.run:explain",
@@ -28,7 +30,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="abuso", message="abuso %(version)s")
+@click.version_option(version=__version__, message="abuso %(version)s")
 def cli() -> None:
     """Turn the mail arriving at an abuse@ mailbox into incidents."""
 
@@ -38,7 +40,8 @@ def main() -> None:
     from .errors import AbusoError
 
     try:
-        cli.main(standalone_mode=False)
+        # With standalone_mode=False click returns the status of click.exceptions.Exit.
+        status = cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
@@ -58,4 +61,4 @@ def main() -> None:
     except Exception as e:  # a bug: say so in one line, ask for a report, and let the MTA retry
         click.echo(f"abuso: internal error: {type(e).__name__}: {e} (please report this)", err=True)
         sys.exit(75)
-    sys.exit(0)
+    sys.exit(status if isinstance(status, int) else 0)

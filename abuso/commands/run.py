@@ -1,0 +1,83 @@
+"""``abuso run`` and ``abuso explain``: process one piped message or a batch."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+_FORMATS = ["text", "json", "intelmq"]
+
+
+def _options(f: Any) -> Any:
+    for deco in reversed([
+        click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="ABUSO_CONFIG",
+                     help="YAML config (default: $ABUSO_CONFIG, else built-in defaults)."),
+        click.option("-j", "--jobs", type=int, default=1, show_default=True,
+                     help="Worker processes for a batch (0 = one per core)."),
+        click.option("--files-from", type=click.Path(allow_dash=True),
+                     help="Read message paths from FILE (- = stdin)."),
+        click.option("--mark", is_flag=True, help="Maildir: process unseen mail only and mark it seen when done."),
+        click.option("--watch", is_flag=True, help="Mailbox reader: keep running and wait for new mail."),
+        click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: if a tty)."),
+        click.argument("paths", nargs=-1, type=click.Path()),
+    ]):
+        f = deco(f)
+    return f
+
+
+@click.command()
+@click.option("-f", "--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
+              help="Output: human text, JSON lines (one report per line) or IntelMQ events.")
+@_options
+def run(fmt: str, **kw: Any) -> None:
+    """Process one message from stdin (no PATH), or messages in files, folders, Maildirs and mboxes.
+
+    Exit status: 0 done; 65 some messages quarantined or unreadable; 75 temporary
+    failure (the MTA retries); 78 bad config.
+    """
+    _run(fmt=fmt, explain=False, **kw)
+
+
+@click.command()
+@_options
+def explain(**kw: Any) -> None:
+    """Like run, but tell for every report what each parser found or why not, and what the filters dropped."""
+    _run(fmt="text", explain=True, **kw)
+
+
+def _run(*, config_path: str | None, fmt: str, explain: bool, jobs: int, files_from: str | None, mark: bool,
+         watch: bool, progress: bool | None, paths: tuple[str, ...]) -> None:
+    from ..config import load
+    from ..runner import Runner, cpu_count
+
+    config = load(config_path) if config_path else load(None)
+    reader = _reader(config, paths, files_from, mark, watch)
+    if jobs <= 0:
+        jobs = cpu_count()
+    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress).run()
+    sys.stdout.flush()
+    if summary.total > 1 or paths or files_from:
+        click.echo(f"abuso: {summary.total} messages, {summary.valid} valid, {summary.incidents} incidents, "
+                   f"{summary.quarantined} quarantined, {summary.transient} to retry", err=True)
+    raise click.exceptions.Exit(summary.status)
+
+
+def _reader(config: Any, paths: tuple[str, ...], files_from: str | None, mark: bool, watch: bool) -> Any:
+    from .. import registry
+
+    if paths or files_from:
+        from ..readers.paths import PathsReader
+
+        return PathsReader({"paths": list(paths), "files_from": files_from, "mark": mark})
+    if config.reader is not None:
+        options = dict(config.reader.options)
+        if watch:
+            options["watch"] = True
+        return registry.load("readers", config.reader.name)(options)
+    if watch:
+        raise click.UsageError("--watch needs a mailbox reader (reader: imap or pop3) in the config")
+    from ..readers.stdin import StdinReader
+
+    return StdinReader()

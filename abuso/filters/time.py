@@ -1,0 +1,68 @@
+"""Keep incidents whose time falls in a window around the report's own Date.
+
+Relative to the report, never to *now*: re-processing an old archive must give
+the same answer as processing the mail when it arrived (Mail::Abuse got this wrong).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from ..durations import parse_duration
+from ..errors import ConfigError
+from ..model import Incident, Report
+from .base import Filter
+
+
+class TimeFilter(Filter):
+    """``before``: how long before the report's Date an incident may be (default 30d);
+    ``after``: how long after (clock skew, default 1d); ``untimed``: keep or drop
+    incidents the report gives no time for (default keep)."""
+
+    name = "time"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.check_options(self.options)
+        self.before = parse_duration(self.options.get("before", "30d"))
+        self.after = parse_duration(self.options.get("after", "1d"))
+        self.keep_untimed = self.options.get("untimed", "keep") == "keep"
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        for key, value in options.items():
+            if key in ("before", "after"):
+                try:
+                    parse_duration(value)
+                except ValueError as e:
+                    raise ConfigError(str(e), key=key)
+            elif key == "untimed":
+                if value not in ("keep", "drop"):
+                    raise ConfigError("must be keep or drop", key=key)
+            else:
+                raise ConfigError("unknown key (expected before, after, untimed)", key=key)
+
+    def reject(self, incident: Incident, report: Report) -> str | None:
+        if incident.time is None:
+            return None if self.keep_untimed else "no time given (untimed: drop)"
+        ref = report.date
+        basis = "the report's Date"
+        if ref is None:
+            ref = report.notes.get("arrival") or datetime.now(timezone.utc)
+            basis = "arrival time (the report has no valid Date)"
+            if "arrival" not in report.notes:
+                basis = "now (the report has no valid Date nor Received header)"
+        if incident.time < ref - self.before:
+            return f"{incident.time.isoformat()} is more than {_human(self.before)} before {basis}"
+        if incident.time > ref + self.after:
+            return f"{incident.time.isoformat()} is more than {_human(self.after)} after {basis}"
+        return None
+
+
+def _human(td: Any) -> str:
+    s = int(td.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s and s % n == 0:
+            return f"{s // n}{unit}"
+    return f"{s}s"

@@ -1,0 +1,36 @@
+"""A short human summary: one line per report, one indented line per incident.
+
+When the ``explain`` processor ran, its fuller account is printed instead.
+"""
+
+from __future__ import annotations
+
+from ..model import Incident, Report
+
+
+def incident_line(inc: Incident) -> str:
+    when = inc.time.strftime("%Y-%m-%d %H:%M:%S UTC") if inc.time else "(no time)"
+    port = f":{inc.port}" if inc.port is not None else ""
+    extra = ""
+    customer = inc.extra.get("customer")
+    if isinstance(customer, dict) and customer:
+        extra += " customer=" + ",".join(f"{k}={v}" for k, v in customer.items() if not isinstance(v, dict))
+    if inc.extra.get("user"):
+        extra += f" user={inc.extra['user']}"
+    return f"  {str(inc.ip) + port:<24} {inc.type:<22} {when}  [{inc.zone}, {inc.parser}]{extra}"
+
+
+def render(report: Report) -> str:
+    explained = report.notes.get("explain")
+    if explained:
+        return explained if explained.endswith("\n") else explained + "\n"
+    n = len(report.incidents)
+    head = f"{report.origin}: {n} incident{'s' if n != 1 else ''}"
+    if not n:
+        reasons = [f"{name}: {v}" for name, v in report.verdicts.items() if v.applied or v.incidents]
+        dropped = report.filtered
+        if dropped:
+            reasons.append("filtered " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+        head += " (" + ("; ".join(reasons) if reasons else "no parser recognised this report") + ")"
+    lines = [head] + [incident_line(i) for i in report.incidents]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,201 @@
+"""Messages from files, folder trees, Maildirs and mbox files, told apart by content.
+
+Archives are streamed: an mbox is split as it is read and a folder tree is
+walked lazily, so a batch over 100k messages keeps a flat memory profile.
+By default nothing is changed on disk (cron runs over archives). With
+``mark: true`` only unfinished mail is processed, and marked only after its
+processors finished (at-least-once): Maildir messages move to ``cur/`` with the
+``S`` flag; an mbox, which cannot be changed in place safely, gets the SHA-256
+of each finished message appended to ``<mbox>.abuso-done`` beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from .base import Item, Reader
+
+#: An mbox "From " separator line: ``From sender@host Sat Nov 22 03:14:07 2026``.
+_FROM_LINE = re.compile(rb"^From \S+ +.*\d{4}\s*$|^From \S+ +\w{3} \w{3} [ \d]\d \d\d:\d\d")
+_HEADER = re.compile(rb"^(?:[A-Za-z][A-Za-z0-9_-]*:|From )")
+_ESCAPED_FROM = re.compile(rb"^>+From ")
+
+
+def is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() and (path / "new").is_dir()
+
+
+def sniff(head: bytes) -> str:
+    """'mbox' if the bytes start like an mbox, else 'message'."""
+    first = head.split(b"\n", 1)[0]
+    if first.startswith(b"From ") and _FROM_LINE.match(first.rstrip(b"\r")):
+        return "mbox"
+    return "message"
+
+
+def iter_mbox(stream: IO[bytes], origin: str) -> Iterator[Item]:
+    """Split an mbox (mboxo/mboxrd) as it is read; '>From ' lines are unescaped."""
+    lines: list[bytes] = []
+    n = 0
+    prev_blank = True
+    for line in stream:
+        if line.startswith(b"From ") and prev_blank and _FROM_LINE.match(line.rstrip(b"\r\n")):
+            if lines:
+                n += 1
+                yield Item(_strip_trailing_blank(lines), f"{origin}#{n}", ("mbox", origin, n))
+            lines = []
+            prev_blank = False
+            continue
+        if _ESCAPED_FROM.match(line):
+            line = line[1:]
+        lines.append(line)
+        prev_blank = line in (b"\n", b"\r\n")
+    if lines and any(ln.strip() for ln in lines):
+        n += 1
+        yield Item(_strip_trailing_blank(lines), f"{origin}#{n}", ("mbox", origin, n))
+
+
+def _strip_trailing_blank(lines: list[bytes]) -> bytes:
+    data = b"".join(lines)
+    if data.endswith(b"\n\n"):
+        data = data[:-1]
+    return data
+
+
+class PathsReader(Reader):
+    """Options: ``paths`` (list), ``files_from`` (a file of paths, '-' for stdin), ``mark`` (bool)."""
+
+    name = "paths"
+
+    def __init__(self, options=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(options)
+        self.paths = [Path(p).expanduser() for p in self.options.get("paths", [])]
+        self.files_from = self.options.get("files_from")
+        self.mark = bool(self.options.get("mark", False))
+        self.errors: list[str] = []
+
+    def _sources(self) -> Iterable[Path]:
+        yield from self.paths
+        if self.files_from:
+            stream = sys.stdin if self.files_from == "-" else open(self.files_from, encoding="utf-8",
+                                                                     errors="surrogateescape")
+            try:
+                for line in stream:
+                    line = line.rstrip("\n")
+                    if line.strip():
+                        yield Path(line)
+            finally:
+                if stream is not sys.stdin:
+                    stream.close()
+
+    def __iter__(self) -> Iterator[Item]:
+        for path in self._sources():
+            yield from self._walk(path)
+
+    def _walk(self, path: Path) -> Iterator[Item]:
+        if path.is_dir():
+            if is_maildir(path):
+                yield from self._maildir(path)
+                # Maildir++ sub-folders (.Spam, .Archive) are Maildirs inside the Maildir.
+                for sub in sorted(path.iterdir()):
+                    if sub.name.startswith(".") and sub.is_dir() and is_maildir(sub):
+                        yield from self._maildir(sub)
+                return
+            try:
+                entries = sorted(path.iterdir())
+            except OSError as e:
+                self.errors.append(f"{path}: cannot list folder: {e.strerror}")
+                return
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.endswith(".abuso-done"):
+                    continue
+                yield from self._walk(entry)
+            return
+        yield from self._file(path)
+
+    def _file(self, path: Path) -> Iterator[Item]:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            self.errors.append(f"{path}: cannot read: {e.strerror}")
+            return
+        with f:
+            head = f.read(1024)
+            if sniff(head) == "mbox":
+                f.seek(0)
+                done = _read_done(path) if self.mark else set()
+                for item in iter_mbox(f, str(path)):
+                    if not done or hashlib.sha256(item.data).hexdigest() not in done:
+                        yield item
+                return
+            if not _HEADER.match(head.lstrip(b"\r\n")):
+                self.errors.append(f"{path}: not a mail message (it does not start with header lines); skipped")
+                return
+            data = head + f.read()
+        yield Item(data, str(path), ("file", str(path)))
+
+    def _maildir(self, path: Path) -> Iterator[Item]:
+        for sub in ("new", "cur"):
+            folder = path / sub
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError as e:
+                self.errors.append(f"{folder}: cannot list folder: {e.strerror}")
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                if self.mark and sub == "cur" and "S" in _flags(name):
+                    continue
+                file = folder / name
+                try:
+                    data = file.read_bytes()
+                except OSError as e:  # delivered and removed meanwhile, or unreadable
+                    self.errors.append(f"{file}: cannot read: {e.strerror}")
+                    continue
+                yield Item(data, str(file), ("maildir", str(file)))
+
+    def done(self, item: Item, error: str | None = None) -> None:
+        """With ``mark``, a processed Maildir message moves to cur/ with the S flag;
+        a processed mbox message is recorded in ``<mbox>.abuso-done``."""
+        if not self.mark or not item.key:
+            return
+        if item.key[0] == "mbox":
+            try:
+                with open(_done_path(Path(item.key[1])), "a", encoding="ascii") as f:
+                    f.write(hashlib.sha256(item.data).hexdigest() + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                self.errors.append(f"{item.key[1]}: cannot record message {item.key[2]} as done: {e.strerror}")
+            return
+        if item.key[0] != "maildir":
+            return
+        src = Path(item.key[1])
+        base, _, info = src.name.partition(":2,")
+        flags = "".join(sorted(set(info) | {"S"}))
+        dst = src.parent.parent / "cur" / f"{base}:2,{flags}"
+        try:
+            os.replace(src, dst)
+        except OSError as e:
+            self.errors.append(f"{src}: cannot mark as seen: {e.strerror}")
+
+
+def _done_path(mbox: Path) -> Path:
+    return mbox.with_name(mbox.name + ".abuso-done")
+
+
+def _read_done(mbox: Path) -> set[str]:
+    try:
+        return set(_done_path(mbox).read_text(encoding="ascii", errors="replace").split())
+    except FileNotFoundError:
+        return set()
+
+
+def _flags(name: str) -> str:
+    return name.partition(":2,")[2]

@@ -1,0 +1,228 @@
+"""Run a pipeline over a reader: one message (procmail) or a batch (cron), on N cores.
+
+One bad message never stops a batch: it is quarantined with its reason and the
+run goes on. Output order follows reader order whatever ``jobs`` is, and only a
+bounded window of messages is in flight, so memory stays flat on any archive.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from .config import Config
+from .errors import EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, TransientError
+from .readers.base import Item, Reader
+
+OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
+
+
+@dataclass
+class Outcome:
+    origin: str
+    status: str
+    output: str = ""
+    reason: str = ""
+    valid: bool = False
+    incidents: int = 0
+
+
+class _Timeout(BaseException):
+    """BaseException so that no stage's ``except Exception`` can swallow it."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _Timeout()
+
+
+def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origin: str, timeout: float) -> Outcome:
+    """Process one message; every failure becomes an Outcome, never an exception."""
+    use_alarm = timeout > 0 and hasattr(signal, "SIGALRM")
+    if use_alarm:
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        report = pipeline.process(data, origin)
+        if report.error:  # a parser crashed on this input: keep the message for a human
+            return Outcome(origin, QUARANTINED, render(report), report.error, report.valid, len(report.incidents))
+        return Outcome(origin, OK, render(report), "", report.valid, len(report.incidents))
+    except _Timeout:
+        return Outcome(origin, QUARANTINED, reason=f"took longer than {timeout:g}s to process (defaults.timeout)")
+    except TransientError as e:
+        return Outcome(origin, TRANSIENT, reason=str(e))
+    except MessageError as e:
+        return Outcome(origin, QUARANTINED, reason=str(e))
+    except RecursionError:
+        return Outcome(origin, QUARANTINED, reason="message structure nested too deeply")
+    except MemoryError:
+        return Outcome(origin, TRANSIENT, reason="out of memory")
+    except Exception as e:  # a bug in abuso on this input: keep the message for a human
+        return Outcome(origin, QUARANTINED, reason=f"internal error: {type(e).__name__}: {e}")
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+# --- worker processes ---------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(source: Any, fmt: str, explain: bool, timeout: float) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
+    from .output import renderer
+    from .pipeline import Pipeline
+
+    _WORKER["pipeline"] = _build(source, explain, Pipeline)
+    _WORKER["render"] = renderer(fmt)
+    _WORKER["timeout"] = timeout
+
+
+def _worker_run(data: bytes, origin: str) -> Outcome:
+    return process_item(_WORKER["pipeline"], _WORKER["render"], data, origin, _WORKER["timeout"])
+
+
+def _build(source: Any, explain: bool, pipeline_cls: Any) -> Any:
+    from .config import build, load
+
+    config = load(source) if not isinstance(source, Config) else source
+    if explain and not any(s.name == "explain" for s in config.processors):
+        data = dict(config.data)
+        data["processors"] = list(data.get("processors") or []) + ["explain"]
+        config = build(data, config.file, config.base, {})
+    return pipeline_cls(config)
+
+
+# --- the run -----------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    valid: int = 0
+    incidents: int = 0
+    quarantined: int = 0
+    transient: int = 0
+    #: Inputs that could not even be read (missing file, no permission): never silently 0.
+    unreadable: int = 0
+
+    @property
+    def status(self) -> int:
+        if self.transient:
+            return EX_TEMPFAIL
+        if self.quarantined or self.unreadable:
+            return EX_DATAERR
+        return EX_OK
+
+
+class Runner:
+    """Drives ``reader`` through the pipeline; writes rendered reports to ``out``."""
+
+    def __init__(self, config: Config, reader: Reader, *, fmt: str = "text", jobs: int = 1, explain: bool = False,
+                 out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None) -> None:
+        self.config, self.reader, self.fmt, self.explain = config, reader, fmt, explain
+        self.jobs = max(1, jobs)
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.timeout = float(config.defaults.get("timeout", 60))
+        self.summary = Summary()
+        self.progress = self.err.isatty() if progress is None else progress
+        self._started = time.monotonic()
+
+    def run(self) -> Summary:
+        try:
+            if self.jobs == 1:
+                self._run_serial()
+            else:
+                self._run_parallel()
+        finally:
+            self.reader.close()
+            for problem in getattr(self.reader, "errors", []):
+                self.err.write(f"abuso: {problem}\n")
+                self.summary.unreadable += 1
+            if self.progress:
+                self.err.write("\n")
+        return self.summary
+
+    def _run_serial(self) -> None:
+        from .output import renderer
+        from .pipeline import Pipeline
+
+        pipeline = _build(self.config, self.explain, Pipeline)
+        render = renderer(self.fmt)
+        try:
+            for item in self.reader:
+                self._finish(item, process_item(pipeline, render, item.data, item.origin, self.timeout))
+        finally:
+            pipeline.close()
+
+    def _run_parallel(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        source = self.config.file or self.config.data
+        ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        window: collections.deque = collections.deque()
+        limit = self.jobs * 8
+        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(source, self.fmt, self.explain, self.timeout)) as pool:
+            for item in self.reader:
+                window.append((item, pool.submit(_worker_run, item.data, item.origin)))
+                while len(window) >= limit:
+                    self._collect(window.popleft())
+            while window:
+                self._collect(window.popleft())
+
+    def _collect(self, entry: tuple[Item, Any]) -> None:
+        item, future = entry
+        try:
+            outcome = future.result()
+        except Exception as e:  # the worker died (killed, out of memory): retry later
+            outcome = Outcome(item.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}")
+        self._finish(item, outcome)
+
+    def _finish(self, item: Item, outcome: Outcome) -> None:
+        s = self.summary
+        s.total += 1
+        if outcome.output:
+            self.out.write(outcome.output)
+        if outcome.status == OK:
+            s.valid += outcome.valid
+            s.incidents += outcome.incidents
+            self.reader.done(item, None)
+        elif outcome.status == QUARANTINED:
+            self._quarantine(item, outcome)
+        else:
+            s.transient += 1
+            self.err.write(f"abuso: {item.origin}: temporary failure, will retry: {outcome.reason}\n")
+        if self.progress and s.total % 25 == 0:
+            rate = s.total / max(time.monotonic() - self._started, 1e-6)
+            self.err.write(f"\r{s.total} messages, {s.valid} valid, {s.quarantined} quarantined, {rate:.0f}/s ")
+            self.err.flush()
+
+    def _quarantine(self, item: Item, outcome: Outcome) -> None:
+        from .quarantine import quarantine
+
+        try:
+            path = quarantine(Path(self.config.quarantine), item.data, item.origin, outcome.reason)
+        except OSError as e:  # cannot keep it safe here: do not mark it done, let it be retried
+            self.summary.transient += 1
+            self.err.write(f"abuso: {item.origin}: {outcome.reason}; and cannot quarantine it: {e}\n")
+            return
+        self.summary.quarantined += 1
+        self.err.write(f"abuso: {item.origin}: quarantined as {path.name}: {outcome.reason}\n")
+        self.reader.done(item, outcome.reason)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
