@@ -128,6 +128,9 @@ def test_processor_attaches_customer_and_notes_the_unmatched(tmp_path):
     assert r.notes["table"] == {"matched": 3, "unmatched": ["198.51.100.1: no block in networks.txt holds it"]}
     r.incidents[0].extra["customer"]["id"] = "CHANGED"  # each incident owns its copy
     assert proc.table.lookup(ipaddress.ip_address("192.0.2.7"), T).customer["id"] == "ACME"
+    empty = Report(raw=b"")
+    proc.process(empty)
+    assert empty.notes == {}  # nothing to say about a report without incidents
 
 
 def test_unmatched_note_says_when_the_block_was_held():

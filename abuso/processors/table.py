@@ -262,6 +262,8 @@ class TableProcessor(Processor):
         self.table = NetworkTable.load(self.file)
 
     def process(self, report: Report) -> None:
+        if not report.incidents:
+            return
         matched = 0
         unmatched: list[str] = []
         now = None
