@@ -464,6 +464,12 @@ def test_unreachable_postgresql_is_transient(tmp_path):
     assert "s3cret" not in str(e.value) and "***" in str(e.value)
 
 
+def test_damaged_sqlite_index_is_transient_not_a_quarantine(tmp_path):
+    (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(TransientError, match="index.sqlite: file is not a database"):
+        Store.open(tmp_path)
+
+
 def test_locked_sqlite_is_transient(tmp_path):
     import sqlite3
 

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time as _time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -252,14 +252,19 @@ class Index:
         elif self.dialect.name == "postgresql" and (self.conn.closed or getattr(self.conn, "broken", False)):
             self.conn = self._reconnect()
 
-    def _errors(self) -> tuple[type[BaseException], ...]:
+    def _transient(self, e: BaseException) -> bool:
+        """Worth a retry (locked, unreachable, disk full, damaged file: the mail must wait for an
+        operator, not be quarantined); a bad value or a bug is not."""
         if self.dialect.name == "sqlite":
             import sqlite3
 
-            return (sqlite3.OperationalError,)
+            return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
         import psycopg
 
-        return (psycopg.OperationalError,)
+        return isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError))
+
+    def _fail(self, e: BaseException) -> TransientError:
+        return TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -271,15 +276,29 @@ class Index:
                 cur.execute("BEGIN IMMEDIATE")
                 try:
                     yield cur
+                    cur.execute("COMMIT")
                 except BaseException:
-                    cur.execute("ROLLBACK")
+                    if self.conn.in_transaction:
+                        with suppress(Exception):
+                            cur.execute("ROLLBACK")
                     raise
-                cur.execute("COMMIT")
             else:
                 with self.conn.transaction(), self.conn.cursor() as cur:
                     yield cur
-        except self._errors() as e:
-            raise TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
+        except Exception as e:
+            if self._transient(e):
+                raise self._fail(e)
+            raise
+
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._ready()
+        try:
+            cur = self.conn.cursor()
+            return self._x(cur, statement, params).fetchall()
+        except Exception as e:
+            if self._transient(e):
+                raise self._fail(e)
+            raise
 
     def _x(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:
         cur.execute(self.dialect.sql(statement), tuple(params))
@@ -321,13 +340,8 @@ class Index:
 
     def has(self, digest: str) -> str | None:
         """The stored path of a report with this digest, or None."""
-        self._ready()
-        try:
-            cur = self.conn.cursor()
-            row = self._x(cur, "SELECT path FROM reports WHERE digest = ?", (digest,)).fetchone()
-        except self._errors() as e:
-            raise TransientError(f"store index {self.where}: {e}")
-        return row[0] if row else None
+        rows = self._read("SELECT path FROM reports WHERE digest = ?", (digest,))
+        return rows[0][0] if rows else None
 
     def add(self, digest: str, path: str, report: Any, stored: datetime) -> bool:
         """Index a report and its incidents in one transaction; False if the digest was already there."""
@@ -384,12 +398,7 @@ class Index:
         if limit:
             statement += " LIMIT ?"
             params.append(int(limit))
-        self._ready()
-        try:
-            cur = self.conn.cursor()
-            rows = self._x(cur, statement, params).fetchall()
-        except self._errors() as e:
-            raise TransientError(f"store index {self.where}: {e}")
+        rows = self._read(statement, params)
         out = []
         for r in rows:
             out.append({
@@ -403,10 +412,8 @@ class Index:
 
     def count(self) -> tuple[int, int]:
         """(reports, incidents) in the index."""
-        self._ready()
-        cur = self.conn.cursor()
-        reports = self._x(cur, "SELECT count(*) FROM reports").fetchone()[0]
-        incidents = self._x(cur, "SELECT count(*) FROM incidents").fetchone()[0]
+        reports = self._read("SELECT count(*) FROM reports")[0][0]
+        incidents = self._read("SELECT count(*) FROM incidents")[0][0]
         return int(reports), int(incidents)
 
     # -- seen --------------------------------------------------------------------
