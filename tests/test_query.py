@@ -137,6 +137,24 @@ def test_config_without_store_or_without_history(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+def test_a_read_only_role_can_query_a_prepared_postgresql_store(request, tmp_path):
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path / "store", url) as s:
+        s.put(_report(1, "192.0.2.7", T0, "spam"))
+    with psycopg.connect(url, autocommit=True) as admin:
+        role = "desk_" + url.rsplit("/", 1)[1]  # roles are cluster-wide: one per test database
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    desk = url.replace("//abuso@", f"//{role}@")
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - store: " + json.dumps({"path": "store", "url": desk}) + "\n")
+    assert [row["ip"] for row in query("-c", str(cfg))] == ["192.0.2.7"]
+    with psycopg.connect(desk) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CREATE TABLE x (y int)")  # the role really cannot create tables
+
+
 def test_parse_helpers():
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     assert parse_when("7d", "--since", now) == datetime(2026, 11, 18, 12, 0, tzinfo=UTC)

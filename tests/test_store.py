@@ -381,6 +381,35 @@ def test_processor_notes_then_writes_in_finish(options):
     assert active_store() is None
 
 
+def test_reprocessing_with_duplicates_update_refreshes_and_moves(options):
+    proc = StoreProcessor({**options, "duplicates": "update"})
+    try:
+        before = report("learnt later")  # today's parsers find nothing: stored under empty/
+        proc.process(before)
+        proc.finish(before)
+        old = Path(before.notes["store"]["path"])
+        assert "/empty/" in str(old) and old.exists()
+        after = report("learnt later", incident("192.0.2.7", type="spam"))  # same bytes, better parser
+        proc.process(after)
+        proc.finish(after)
+        note = after.notes["store"]
+        assert note["duplicate"] is True and note["updated"] is True
+        new = Path(note["path"])
+        assert new == proc.store.root / f"2026/11/22/{digest_of(after.raw)}.eml"
+        assert new.read_bytes() == after.raw and not old.exists() and not old.with_suffix(".json").exists()
+        assert proc.store.index.count() == (1, 1)
+        assert [(r["ip"], r["type"], r["path"]) for r in proc.store.search()] == [
+            ("192.0.2.7", "spam", f"2026/11/22/{digest_of(after.raw)}")]
+        assert proc.store.get(digest_of(after.raw)).meta["valid"] is True
+        again = report("learnt later", incident("192.0.2.7", type="spam"), incident("192.0.2.8"))  # same place
+        proc.process(again)
+        proc.finish(again)
+        assert Path(again.notes["store"]["path"]) == new and new.read_bytes() == after.raw
+        assert sorted(r["ip"] for r in proc.store.search()) == ["192.0.2.7", "192.0.2.8"]
+    finally:
+        proc.close()
+
+
 def test_pipeline_stores_with_customer_from_a_later_processor(tmp_path, monkeypatch):
     from abuso import registry
     from abuso.pipeline import Pipeline
@@ -429,6 +458,7 @@ class FakeParser:
     ({"path": ""}, "processors.store.path"),
     ({"timeout": -1}, "processors.store.timeout"),
     ({"fsync": "no"}, "processors.store.fsync"),
+    ({"duplicates": "overwrite"}, "processors.store.duplicates"),
 ])
 def test_bad_options_name_file_line_key(tmp_path, opts, key):
     from abuso.config import load

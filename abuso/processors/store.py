@@ -6,6 +6,10 @@ Config::
     - store: {path: /srv/abuso, url: sqlite:////srv/abuso.db}
     - store: {path: /srv/abuso, url: postgresql://abuso@db/abuso}   # several machines, one index
     - store: {path: ~/abuso/store, fsync: false}     # re-runs over an archive: 3x faster, less durable
+    - store: {path: ~/abuso/store, duplicates: update}   # re-processing refreshes stored analyses
+
+Re-process the stored mail after an upgrade with
+``find ~/abuso/store -name '*.eml' | abuso run -c CONFIG --files-from -``.
 
 The store is listed first so that its note (path, duplicate) is there for the
 processors after it, but it writes in :meth:`finish`, after every processor has
@@ -37,7 +41,7 @@ def active_store() -> Store | None:
 
 class StoreProcessor(Processor):
     name = "store"
-    OPTIONS = {"path", "url", "timeout", "fsync"}
+    OPTIONS = {"path", "url", "timeout", "fsync", "duplicates"}
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -54,6 +58,9 @@ class StoreProcessor(Processor):
             from ..storage.index import sqlite_path
 
             sqlite_path(url, None)
+        if options.get("duplicates", "skip") not in ("skip", "update"):
+            raise ConfigError("must be skip (a re-sent report changes nothing) or update (re-processing"
+                              " refreshes its analysis)", key="duplicates")
         if not isinstance(options.get("fsync", True), bool):
             raise ConfigError("must be true or false", key="fsync")
         timeout = options.get("timeout", 30)
@@ -77,9 +84,12 @@ class StoreProcessor(Processor):
 
     def finish(self, report: Report) -> None:
         note = report.notes.get(self.name)
-        if not note or note.get("duplicate"):
+        update = self.options.get("duplicates") == "update"
+        if not note or (note.get("duplicate") and not update):
             return
-        location, new = self.store.put(report, note["digest"])
+        location, new = self.store.put(report, note["digest"], update=update)
+        if not new and update:
+            note["updated"] = True
         note["path"] = str(self.store.root / (location + ".eml"))
         note["duplicate"] = not new
 

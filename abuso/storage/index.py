@@ -305,27 +305,34 @@ class Index:
         return cur
 
     def _create(self) -> None:
+        """Create the tables unless they exist; a role without CREATE rights can use a prepared database."""
         d = self.dialect
-        ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
         if d.name == "postgresql":
-            # Two machines starting at once must not both create the tables.
+            if self._read("SELECT to_regclass('meta') IS NOT NULL")[0][0]:
+                self._check_version()
+                return
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
             with self._tx() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(727113)")
+                cur.execute("SELECT pg_advisory_xact_lock(727113)")  # two machines starting at once
                 cur.execute(ddl)
-                self._check_version(cur)
+                self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
+                        (str(SCHEMA_VERSION),))
         else:
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
             with self._tx() as cur:
                 for statement in ddl.split(";"):
                     if statement.strip():
                         cur.execute(statement)
-                self._check_version(cur)
+                self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
+                        (str(SCHEMA_VERSION),))
+        self._check_version()
 
-    def _check_version(self, cur: Any) -> None:
-        self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
-                (str(SCHEMA_VERSION),))
-        found = self._x(cur, "SELECT value FROM meta WHERE name = 'schema'").fetchone()[0]
-        if int(found) > SCHEMA_VERSION:
-            raise AbusoError(f"store index {self.where} has schema {found}; this abuso knows {SCHEMA_VERSION}: upgrade")
+    def _check_version(self) -> None:
+        rows = self._read("SELECT value FROM meta WHERE name = 'schema'")
+        if not rows or int(rows[0][0]) > SCHEMA_VERSION:
+            found = rows[0][0] if rows else "unknown"
+            raise AbusoError(f"store index {self.where} has schema {found}; this abuso knows {SCHEMA_VERSION}:"
+                             " upgrade abuso")
 
     def close(self) -> None:
         if self._pid != os.getpid():
@@ -343,19 +350,29 @@ class Index:
         rows = self._read("SELECT path FROM reports WHERE digest = ?", (digest,))
         return rows[0][0] if rows else None
 
-    def add(self, digest: str, path: str, report: Any, stored: datetime) -> bool:
-        """Index a report and its incidents in one transaction; False if the digest was already there."""
+    def add(self, digest: str, path: str, report: Any, stored: datetime, replace: bool = False) -> bool:
+        """Index a report and its incidents in one transaction; False if the digest was already there.
+
+        ``replace=True`` (re-processing) refreshes an existing report's analysis, incidents and
+        path instead, keeping its first-stored time; it returns False then too.
+        """
         verdicts = json.dumps({n: str(v) for n, v in report.verdicts.items()}, ensure_ascii=False)
         valid = bool(report.valid) if self.dialect.name == "postgresql" else int(bool(report.valid))
+        meta = (report.message_id, report.subject, report.sender, time_text(report.date), report.origin)
         with self._tx() as cur:
             row = self._x(cur, """
                 INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (digest) DO NOTHING RETURNING id""",
-                _cleaned((digest, report.message_id, report.subject, report.sender, time_text(report.date),
-                          report.origin, path, valid, verdicts, time_text(stored)))).fetchone()
-            if row is None:
-                return False
+                _cleaned((digest, *meta, path, valid, verdicts, time_text(stored)))).fetchone()
+            new = row is not None
+            if not new:
+                if not replace:
+                    return False
+                row = self._x(cur, "UPDATE reports SET message_id = ?, subject = ?, sender = ?, date = ?,"
+                                   " origin = ?, path = ?, valid = ?, verdicts = ? WHERE digest = ? RETURNING id",
+                              _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
+                self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
             rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
                               inc.zone, inc.parser, inc.port, customer_label(inc.extra.get("customer")),
                               user_label(inc.extra.get("user")), inc.evidence,
@@ -366,7 +383,7 @@ class Index:
                     INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
                                            customer, username, evidence, extra)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
-        return True
+        return new
 
     def search(self, *, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
                since: datetime | None = None, until: datetime | None = None, type: str | None = None,

@@ -88,23 +88,38 @@ class Store:
         day = day.astimezone(timezone.utc)
         return f"{prefix}{day.year:04d}/{day.month:02d}/{day.day:02d}/{digest}"
 
-    def put(self, report: Any, digest: str | None = None, location: str | None = None) -> tuple[str, bool]:
-        """Store a report unless its bytes are already stored; (location, newly stored)."""
+    def put(self, report: Any, digest: str | None = None, location: str | None = None,
+            update: bool = False) -> tuple[str, bool]:
+        """Store a report unless its bytes are already stored; (location, newly stored).
+
+        ``update=True`` re-processes: a report already stored gets this analysis (JSON file,
+        index rows) and moves if its day changed (e.g. out of ``empty/`` once a parser learnt it).
+        """
         digest = digest or digest_of(report.raw)
         found = self.index.has(digest)
-        if found is not None:
-            return found, False
-        location = location or self.location(report, digest)
         stored = datetime.now(timezone.utc)
+        if found is not None:
+            if not update:
+                return found, False
+            moved = location or self.location(report, digest)
+            self.write_files(moved, report, digest, stored, raw=moved != found)
+            self.index.add(digest, moved, report, stored, replace=True)
+            if moved != found:  # the index names the new place: the old files can go
+                for ext in (".eml", ".json"):
+                    with suppress(FileNotFoundError):
+                        (self.root / (found + ext)).unlink()
+            return moved, False
+        location = location or self.location(report, digest)
         self.write_files(location, report, digest, stored)
-        if not self.index.add(digest, location, report, stored):  # another process won the race
+        if not self.index.add(digest, location, report, stored, replace=update):  # another process won the race
             return self.index.has(digest) or location, False
         return location, True
 
-    def write_files(self, location: str, report: Any, digest: str, stored: datetime) -> None:
+    def write_files(self, location: str, report: Any, digest: str, stored: datetime, raw: bool = True) -> None:
         final = self.root / location
         _makedirs(final.parent)
-        _atomic_write(final.with_name(digest + ".eml"), report.raw, self.fsync)
+        if raw:
+            _atomic_write(final.with_name(digest + ".eml"), report.raw, self.fsync)
         _atomic_write(final.with_name(digest + ".json"), _meta_bytes(report, digest, stored), self.fsync)
         if self.fsync:
             _fsync_dir(final.parent)
