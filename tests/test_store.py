@@ -252,7 +252,7 @@ def test_search_by_cidr_time_type_customer_user(store):
     store.put(report("b", incident("192.0.2.200", T0 + timedelta(hours=1), type="spam", customer={"name": "Bob"})))
     store.put(report("c", incident("198.51.100.1", T0 - timedelta(days=3), type="scanner")))
     store.put(report("d", incident("2001:db8:1::5", T0 + timedelta(hours=2), type="phishing", user=["x", "y"])))
-    store.put(report("e", incident("2001:db8:2::5", None, type="ddos")))
+    store.put(report("e", incident("2001:db8:2::5", None, type="ddos", radius={"user": "carol", "nas": "bras1"})))
 
     def ips(**kw):
         return [r["ip"] for r in store.search(**kw)]
@@ -273,6 +273,7 @@ def test_search_by_cidr_time_type_customer_user(store):
     assert ips(customer="Bob") == ["192.0.2.200"]
     assert ips(user="alice") == ["192.0.2.7"]
     assert ips(user="x,y") == ["2001:db8:1::5"]
+    assert ips(user="carol") == ["2001:db8:2::5"]
     assert ips(limit=2) == ["2001:db8:1::5", "192.0.2.200"]
     (row,) = store.search(customer="ACME")
     assert row["extra"]["customer"] == acme and row["time"] == "2026-11-22T02:14:07+00:00"
@@ -288,6 +289,9 @@ def test_remember_rate_limits(store):
     assert store.index.remember("mailer:a@example.org", 3600, now=now + 3600) is True
     assert store.index.remember("mailer:a@example.org", 3600, now=now + 3700) is False  # remembered anew
     assert store.index.forget(older_than=200, now=now + 3700) == 1  # b (3690 s old) goes, a (100 s) stays
+    assert store.remember("mailer:b@example.org", 3600) is True
+    assert store.remember("mailer:b@example.org", 3600) is False
+    store.release("mailer:b@example.org")  # the answer could not be sent: let the retry answer
     assert store.remember("mailer:b@example.org", 3600) is True
 
 

@@ -116,7 +116,7 @@ def customer_label(customer: Any) -> str | None:
 
 
 def user_label(user: Any) -> str | None:
-    """The searchable name of a ``user`` extra (RADIUS): a name, a dict, or several."""
+    """The searchable name of a ``user`` (or ``radius``) extra: a name, a dict, or several."""
     if user is None:
         return None
     if isinstance(user, dict):
@@ -375,7 +375,7 @@ class Index:
                 self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
             rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
                               inc.zone, inc.parser, inc.port, customer_label(inc.extra.get("customer")),
-                              user_label(inc.extra.get("user")), inc.evidence,
+                              user_label(inc.extra.get("user") or inc.extra.get("radius")), inc.evidence,
                               json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None))
                     for inc in report.incidents]
             if rows:
@@ -447,6 +447,11 @@ class Index:
                 ON CONFLICT (key) DO UPDATE SET at = excluded.at WHERE seen.at <= ?
                 RETURNING key""", (key, now, now - period)).fetchone()
         return row is not None
+
+    def release(self, key: str) -> None:
+        """Undo a :meth:`remember` whose action failed (the SMTP server was down): the retry may act."""
+        with self._tx() as cur:
+            self._x(cur, "DELETE FROM seen WHERE key = ?", (key,))
 
     def forget(self, older_than: float, now: float | None = None) -> int:
         """Drop ``seen`` keys older than ``older_than`` seconds; how many went."""

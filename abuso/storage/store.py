@@ -50,10 +50,16 @@ class Store:
     """Files plus index. Open with :meth:`open`; safe for several processes at once.
 
     ``remember(key, period)`` is a small shared key/value memory for rate limits
-    (the mailer answers a sender at most once per period)::
+    (the mailer answers a sender at most once per period). It claims the key
+    atomically, so two workers (or machines sharing a PostgreSQL index) never both
+    get True; ``release(key)`` gives the claim back when the action failed::
 
-        if store.remember(f"mailer:{sender}", 86400):
-            send_answer()        # first time in 24 h, on any machine sharing the index
+        if store.remember(f"mailer:{sender}", 86400):   # first time in 24 h
+            try:
+                send_answer()
+            except Exception:
+                store.release(f"mailer:{sender}")       # the retry may answer
+                raise
     """
 
     def __init__(self, root: Path, index: Index, fsync: bool = True) -> None:
@@ -148,6 +154,10 @@ class Store:
     def remember(self, key: str, period: float) -> bool:
         """True the first time ``key`` is asked for in ``period`` seconds (and remembers it); else False."""
         return self.index.remember(key, period)
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` at once (undo a :meth:`remember` whose action failed)."""
+        self.index.release(key)
 
     def close(self) -> None:
         self.index.close()
