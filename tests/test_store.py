@@ -119,6 +119,8 @@ def test_modes_are_private(store):
         assert stat.S_IMODE(f.with_suffix(".json").stat().st_mode) == 0o640
         for d in (f.parent, f.parent.parent, f.parent.parent.parent):
             assert stat.S_IMODE(d.stat().st_mode) == 0o750, d
+    for index_file in store.root.glob("index.sqlite*"):  # SQLite gives -wal/-shm the database's mode
+        assert stat.S_IMODE(index_file.stat().st_mode) == 0o640, index_file
 
 
 def test_no_file_name_comes_from_the_message(store):
