@@ -125,7 +125,8 @@ def test_processor_attaches_customer_and_notes_the_unmatched(tmp_path):
     assert "customer" not in r.incidents[1].extra
     assert r.incidents[2].extra["customer"]["id"] == "BETA"  # no time: the report's Date decides
     assert r.incidents[3].extra["customer"]["id"] == "ACME-OLD"
-    assert r.notes["table"] == {"matched": 3, "unmatched": ["198.51.100.1: no block in networks.txt holds it"]}
+    assert r.notes["table"] == {"matched": 3, "unmatched": 1,
+                                "why": ["198.51.100.1: no block in networks.txt holds it"]}
     r.incidents[0].extra["customer"]["id"] = "CHANGED"  # each incident owns its copy
     assert proc.table.lookup(ipaddress.ip_address("192.0.2.7"), T).customer["id"] == "ACME"
     empty = Report(raw=b"")
@@ -139,8 +140,17 @@ def test_unmatched_note_says_when_the_block_was_held():
     proc.name, proc.table, proc.file = "table", t, Path("n.txt")
     r = Report(raw=b"", incidents=[inc("192.0.2.7")])
     proc.process(r)
-    (why,) = r.notes["table"]["unmatched"]
+    (why,) = r.notes["table"]["why"]
     assert why.startswith("192.0.2.7: nobody held it at 2026-11-22T02:14:07+00:00 (line 1 (192.0.2.0/24)")
+
+
+def test_many_unmatched_incidents_keep_the_note_short(tmp_path):
+    (tmp_path / "n.txt").write_text("\ufeff192.0.2.0/24 id=A\r\n")  # BOM and CRLF from a Windows editor
+    proc = TableProcessor({"file": "n.txt"}, tmp_path)
+    r = Report(raw=b"", incidents=[inc(f"198.51.100.{i}") for i in range(200)] + [inc("192.0.2.1")])
+    proc.process(r)
+    assert r.notes["table"]["matched"] == 1 and r.notes["table"]["unmatched"] == 200
+    assert len(r.notes["table"]["why"]) == 10
 
 
 def test_config_errors(tmp_path):

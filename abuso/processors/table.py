@@ -33,6 +33,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 _RESERVED = {"from", "until", "network"}
 _CACHE: dict[tuple[str, int, int], NetworkTable] = {}
+MAX_REASONS = 10
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class NetworkTable:
             cached = _CACHE.get(key)
             if cached is not None:
                 return cached
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
         except FileNotFoundError:
             raise ConfigError("no such file", str(path))
         except UnicodeDecodeError as e:
@@ -121,7 +122,8 @@ class NetworkTable:
         except OSError as e:
             raise ConfigError(f"cannot read: {e.strerror or e}", str(path))
         table = cls.parse(text, str(path))
-        _CACHE.clear()  # keep one version per process; old tables go
+        for old in [k for k in _CACHE if k[0] == key[0]]:  # one version per file; old ones go
+            del _CACHE[old]
         _CACHE[key] = table
         return table
 
@@ -264,8 +266,8 @@ class TableProcessor(Processor):
     def process(self, report: Report) -> None:
         if not report.incidents:
             return
-        matched = 0
-        unmatched: list[str] = []
+        matched = unmatched = 0
+        why: list[str] = []
         now = None
         for i, inc in enumerate(report.incidents):
             when = inc.time or report.date
@@ -273,13 +275,15 @@ class TableProcessor(Processor):
                 when = now = now or datetime.now(timezone.utc)
             entry = self.table.lookup(inc.ip, when)
             if entry is None:
-                unmatched.append(self._why_not(inc.ip, when))
+                unmatched += 1
+                if len(why) < MAX_REASONS:
+                    why.append(self._why_not(inc.ip, when))
                 continue
             matched += 1
             report.incidents[i] = inc.with_extra(customer=copy.deepcopy(entry.customer))
-        note: dict[str, Any] = {"matched": matched}
-        if unmatched:
-            note["unmatched"] = unmatched
+        note: dict[str, Any] = {"matched": matched, "unmatched": unmatched}
+        if why:
+            note["why"] = why  # the first few; a CSV report may hold thousands of incidents
         report.notes[self.name] = note
 
     def _why_not(self, ip: Any, when: datetime) -> str:
