@@ -338,6 +338,25 @@ def test_two_processes_write_at_once(options):
     assert sorted(queue.get(timeout=5) for _ in procs) == [False, False, False, True]
 
 
+def _open_and_put(options, n, queue):
+    with Store.open(options["path"], options.get("url")) as s:
+        queue.put(s.put(report(f"first day {n}", incident("192.0.2.7")))[1])
+
+
+def test_several_machines_starting_on_an_empty_index_at_once(options):
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_put, args=(options, n, queue)) for n in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert [queue.get(timeout=5) for _ in procs] == [True] * 3
+    with Store.open(options["path"], options.get("url")) as s:
+        assert s.index.count() == (3, 3)
+
+
 _FORKED_STORE: list[Store] = []
 
 

@@ -11,7 +11,10 @@ The day is the earliest incident's (UTC). Names are the digest of the raw bytes 
 never come from the message; the same bytes are stored once. Every file is written
 to a temporary name in its final folder, fsynced, then renamed, so a crash leaves
 either the whole file or none under the final name; a report is in the index only
-after its files are complete, and the index decides what is a duplicate.
+after its files are complete, and the index decides what is a duplicate. A writer
+killed mid-write leaves a hidden ``.<digest>.*.tmp`` file, never read by abuso; the
+next run stores the report again. Sweep them with
+``find STORE -name '.*.tmp' -mtime +1 -delete``.
 """
 
 from __future__ import annotations
