@@ -95,6 +95,15 @@ def test_report_without_incidents_goes_under_empty_by_its_date(store):
     assert (store.root / (location + ".eml")).read_bytes() == r.raw
 
 
+def test_a_date_at_the_end_of_time_is_no_crash(store):
+    edge = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-12)))  # past 9999 in UTC
+    r = report("end of time", date=edge)
+    r.notes["arrival"] = edge  # not JSON: written as text
+    location, new = store.put(r)
+    assert new and location.startswith("empty/") and store.search() == []
+    assert store.get(digest_of(r.raw)).meta["date"] == edge.isoformat()
+
+
 def test_identical_bytes_are_stored_once_and_change_nothing(store):
     r = report("same", incident("192.0.2.7"))
     first = store.put(r)

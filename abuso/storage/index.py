@@ -93,7 +93,16 @@ def time_text(t: datetime | None) -> str | None:
         return None
     if t.tzinfo is None:
         raise ValueError("naive datetime")
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    u = utc(t)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if u else None
+
+
+def utc(t: datetime) -> datetime | None:
+    """``t`` in UTC, or None when that falls outside year 1..9999 (a hostile Date: 31 Dec 9999 -1200)."""
+    try:
+        return t.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
 
 
 def parse_time_text(s: str | None) -> datetime | None:

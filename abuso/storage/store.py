@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .index import Index, parse_time_text, time_text
+from .index import Index, parse_time_text, time_text, utc
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -87,14 +87,15 @@ class Store:
 
     def location(self, report: Any, digest: str) -> str:
         """Where a report goes, relative to the root and without extension: ``YYYY/MM/DD/<digest>``."""
-        times = [i.time for i in report.incidents if i.time is not None]
+        times = [u for u in (utc(i.time) for i in report.incidents if i.time is not None) if u]
+        date = utc(report.date) if report.date else None
         if report.incidents:
-            day = min(times) if times else (report.date or datetime.now(timezone.utc))
+            day = min(times) if times else date
             prefix = ""
         else:
-            day = report.date or datetime.now(timezone.utc)
+            day = date
             prefix = "empty/"
-        day = day.astimezone(timezone.utc)
+        day = day or datetime.now(timezone.utc)
         return f"{prefix}{day.year:04d}/{day.month:02d}/{day.day:02d}/{digest}"
 
     def put(self, report: Any, digest: str | None = None, location: str | None = None,
