@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_ipkey ON incidents (ipkey);
-CREATE INDEX IF NOT EXISTS incidents_time ON incidents (time);
+CREATE INDEX IF NOT EXISTS incidents_time ON incidents ({time_index});
 CREATE INDEX IF NOT EXISTS incidents_report ON incidents (report);
 CREATE INDEX IF NOT EXISTS incidents_customer ON incidents (customer);
 CREATE TABLE IF NOT EXISTS seen (
@@ -160,13 +160,18 @@ class _Dialect:
     blob: str
     time: str
     bool: str
+    #: Newest first with undated incidents last, in an order the time index can deliver.
+    newest: str
+    time_index: str
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.name == "postgresql" else statement
 
 
-SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER")
-POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN")
+SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
+                  newest="i.time DESC, i.id DESC", time_index="time")  # SQLite: NULL sorts lowest
+POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN",
+                      newest="i.time DESC NULLS LAST, i.id DESC", time_index="time DESC NULLS LAST, id DESC")
 
 
 class Index:
@@ -320,14 +325,14 @@ class Index:
             if self._read("SELECT to_regclass('meta') IS NOT NULL")[0][0]:
                 self._check_version()
                 return
-            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
             with self._tx() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(727113)")  # two machines starting at once
                 cur.execute(ddl)
                 self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
                         (str(SCHEMA_VERSION),))
         else:
-            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool)
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
             with self._tx() as cur:
                 for statement in ddl.split(";"):
                     if statement.strip():
@@ -420,7 +425,7 @@ class Index:
                      " FROM incidents i JOIN reports r ON r.id = i.report")
         if where:
             statement += " WHERE " + " AND ".join(where)
-        statement += " ORDER BY i.time IS NULL, i.time DESC, i.id DESC"
+        statement += " ORDER BY " + self.dialect.newest
         if limit:
             statement += " LIMIT ?"
             params.append(int(limit))
