@@ -22,12 +22,23 @@ import pytest
 
 
 def find_bindir() -> Path | None:
-    """Where initdb/pg_ctl/postgres live: PATH first, then Debian's versioned folders."""
+    """Where initdb/pg_ctl/postgres live: PATH first, then Debian's versioned folders (newest first).
+
+    Debian's pg_wrapper may stand for initdb on PATH: a folder counts only if it holds all three.
+    """
+    def complete(folder: Path) -> bool:
+        return all(os.access(folder / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres"))
+
     found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
+    if found and complete(Path(os.path.realpath(found)).parent):
         return Path(os.path.realpath(found)).parent
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.access(os.path.join(candidate, "initdb"), os.X_OK):
+
+    def version(folder: str) -> tuple[int, ...]:
+        digits = Path(folder).parent.name.split(".")
+        return tuple(int(d) for d in digits if d.isdigit())
+
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if complete(Path(candidate)):
             return Path(candidate)
     return None
 
@@ -64,9 +75,19 @@ class PgServer:
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "abuso", "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=20")
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
+        for attempt in range(3):  # the free port may be taken by someone else before we bind it
+            opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=20")
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60",
+                          "start")
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    logfile = self.root / "log"
+                    log = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
+                    raise RuntimeError(f"PostgreSQL did not start; its log ends:\n{log}")
+                self.port = _free_port()
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://abuso@127.0.0.1:{self.port}/{db}"
