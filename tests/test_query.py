@@ -90,6 +90,12 @@ def test_json_rows_carry_the_report(config):
     assert row["extra"] == {"customer": {"id": "ACME"}, "user": "alice"}
 
 
+def test_config_from_the_environment(config):
+    result = CliRunner().invoke(cli, ["query", "--ip", "192.0.2.7", "--format", "json"],
+                                env={"ABUSO_CONFIG": str(config)}, catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(result.output)["ip"] == "192.0.2.7"
+
+
 def test_table_output_is_aligned(config):
     result = CliRunner().invoke(cli, ["query", "-c", str(config), "--since", "2026-11-22"], catch_exceptions=False)
     assert result.exit_code == 0

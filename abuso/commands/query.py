@@ -87,7 +87,7 @@ def _printable(text: str) -> str:
 
 
 @click.command()
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), envvar="ABUSO_CONFIG",
               help="The abuso config whose store processor holds the history.")
 @click.option("--ip", "ip", metavar="IP|CIDR", help="An address or a block (IPv4 or IPv6).")
 @click.option("--since", metavar="TIME", help="Incidents at or after TIME (2026-11-01, 2026-11-01T08:00Z, 7d).")
