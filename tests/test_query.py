@@ -119,6 +119,7 @@ def test_table_format_shows_control_characters():
     (["--since", "yesterday"], "--since: 'yesterday' is not a time"),
     (["--type", "spamm"], "--type: unknown type 'spamm'"),
     (["--since", "2026-11-22", "--until", "2026-11-21"], "--since must be before --until"),
+    (["--since", "99999999999d"], "--since: '99999999999d' is outside the years 1 to 9999"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
     cfg = tmp_path / "abuso.yaml"

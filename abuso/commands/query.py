@@ -35,14 +35,16 @@ def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 def parse_when(value: str, option: str, now: datetime | None = None) -> datetime:
     """ISO date or time (UTC unless it says otherwise), or an age such as ``7d``, ``12h``, ``30m``."""
     text = value.strip()
-    m = _RELATIVE.match(text)
-    if m:
-        return (now or datetime.now(timezone.utc)) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
     try:
+        m = _RELATIVE.match(text)
+        if m:
+            return (now or datetime.now(timezone.utc)) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
         t = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    except OverflowError:
+        raise QueryError(f"{option}: {value!r} is outside the years 1 to 9999")
     except ValueError:
         raise QueryError(f"{option}: {value!r} is not a time (use 2026-11-22, 2026-11-22T08:00, or an age: 7d, 12h)")
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
 def _type_filter(value: str) -> dict[str, str]:
@@ -96,7 +98,7 @@ def _printable(text: str) -> str:
 @click.option("--customer", metavar="C", help="The customer the table processor assigned (its id or name).")
 @click.option("--user", metavar="U", help="The user the radius processor found.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(min=0, max=10**9), default=100, show_default=True,
               help="At most N incidents, newest first (0: all).")
 def query(config_path: str, ip: str | None, since: str | None, until: str | None, type_: str | None,
           customer: str | None, user: str | None, fmt: str, limit: int) -> None:

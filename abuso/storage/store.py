@@ -189,7 +189,7 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
         "filtered": report.filtered,
         "dropped": [{"filter": d.filter, "reason": d.reason, "incident": d.incident.to_dict()}
                     for d in report.dropped],
-        "notes": {k: v for k, v in report.notes.items() if k != "store"},
+        "notes": {k: v for k, v in report.notes.items() if k not in ("store", "explain")},  # explain: a rendering
         "problems": list(getattr(msg, "problems", []) or []),
         "text": msg.text if msg is not None else None,
     }
