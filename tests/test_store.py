@@ -17,6 +17,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.errors import ConfigError, TransientError
 from abuso.model import Incident, Report, Verdict
@@ -244,17 +246,37 @@ def test_process_killed_between_write_and_rename(options, tmp_path):
 
 # -- index -------------------------------------------------------------------------------
 
-def test_ip_keys_sort_like_addresses():
-    addrs = ["0.0.0.0", "10.0.0.1", "192.0.2.7", "255.255.255.255", "::1", "2001:db8::1", "ffff::1"]
+def test_ip_keys_sort_like_addresses_and_keep_families_apart():
+    addrs = ["0.0.0.0", "10.0.0.1", "192.0.2.7", "255.255.255.255", "::", "::1", "::ffff:0.0.0.1", "2001:db8::1",
+             "ffff::1"]
     keys = [ip_key(ipaddress.ip_address(a)) for a in addrs]
-    assert all(len(k) == 16 for k in keys)
-    v4 = keys[:4]
-    assert v4 == sorted(v4)
-    assert sorted(keys[4:]) == keys[4:]
+    assert [len(k) for k in keys] == [5] * 4 + [17] * 5
+    assert keys == sorted(keys)
     lo, hi = net_range(ipaddress.ip_network("192.0.2.0/24"))
     assert lo <= ip_key(ipaddress.ip_address("192.0.2.255")) <= hi
     assert not lo <= ip_key(ipaddress.ip_address("192.0.3.0")) <= hi
     assert not lo <= ip_key(ipaddress.ip_address("::c000:207")) <= hi  # IPv4-compatible v6 is not the v4 host
+    lo, hi = net_range(ipaddress.ip_network("::/0"))
+    assert not lo <= ip_key(ipaddress.ip_address("192.0.2.7")) <= hi
+
+
+_addresses = st.one_of(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+                       st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address),
+                       st.integers(0, 2**16 - 1).map(lambda n: ipaddress.IPv6Address((0x20010DB8 << 96) + n)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(addrs=st.lists(_addresses, min_size=1, max_size=12, unique=True), pick=st.integers(0, 11),
+       plen=st.integers(0, 128))
+def test_cidr_search_agrees_with_python(tmp_path_factory, addrs, pick, plen):
+    anchor = addrs[pick % len(addrs)]
+    network = ipaddress.ip_network((anchor, min(plen, anchor.max_prefixlen)), strict=False)
+    root = tmp_path_factory.mktemp("prop")
+    with Store.open(root, fsync=False) as s:
+        for i, a in enumerate(addrs):
+            s.index.add(f"{i:064x}", f"x/{i}", report(f"p{i}", incident(str(a))), T0)
+        found = sorted(ipaddress.ip_address(r["ip"]) for r in s.search(network=network, limit=None))
+    assert found == sorted(a for a in addrs if a in network)  # `in` is False across families
 
 
 def test_search_by_cidr_time_type_customer_user(store):

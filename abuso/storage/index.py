@@ -2,7 +2,7 @@
 
 Both backends get the same statements; only the placeholder style, a few column
 types and the error classes differ (:class:`_Dialect`). Addresses are indexed as
-16-byte big-endian keys (IPv4 as ``::ffff:a.b.c.d``) so that a CIDR query is a
+a version byte plus the big-endian address (5 or 17 bytes) so that a CIDR query is a
 ``BETWEEN`` on bytes, which SQLite (BLOB, memcmp) and PostgreSQL (BYTEA) order the
 same way. Times are fixed-width UTC text (``2026-11-22T02:14:07.000000Z``) whose
 byte order is time order; PostgreSQL gets ``COLLATE "C"`` so no locale reorders them.
@@ -69,17 +69,14 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_V4_MAPPED = 0xFFFF << 32
 #: Connections inherited across fork(): kept referenced so they are never closed in the child.
 _INHERITED: list[Any] = []
 
 
 def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
-    """16 bytes that sort like the address; IPv4 lives at ``::ffff:0:0/96``."""
-    n = int(ip)
-    if ip.version == 4:
-        n |= _V4_MAPPED
-    return n.to_bytes(16, "big")
+    """The version byte, then the address big-endian: keys sort like addresses within a family,
+    and the families never interleave (``::/0`` holds no IPv4 address, as in Python)."""
+    return bytes((ip.version,)) + ip.packed
 
 
 def net_range(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[bytes, bytes]:
