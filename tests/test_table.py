@@ -134,10 +134,9 @@ def test_processor_attaches_customer_and_notes_the_unmatched(tmp_path):
     assert empty.notes == {}  # nothing to say about a report without incidents
 
 
-def test_unmatched_note_says_when_the_block_was_held():
-    t = NetworkTable.parse("192.0.2.0/24 id=A;from=2026-01-01;until=2026-01-31\n", "n.txt")
-    proc = TableProcessor.__new__(TableProcessor)
-    proc.name, proc.table, proc.file = "table", t, Path("n.txt")
+def test_unmatched_note_says_when_the_block_was_held(tmp_path):
+    (tmp_path / "n.txt").write_text("192.0.2.0/24 id=A;from=2026-01-01;until=2026-01-31\n")
+    proc = TableProcessor({"file": "n.txt"}, tmp_path)
     r = Report(raw=b"", incidents=[inc("192.0.2.7")])
     proc.process(r)
     (why,) = r.notes["table"]["why"]
@@ -174,8 +173,31 @@ def test_loads_once_and_reloads_when_the_file_changes(tmp_path):
     f.write_text("192.0.2.0/24 id=A\n")
     first = NetworkTable.load(f)
     assert NetworkTable.load(f) is first
-    f.write_text("192.0.2.0/24 id=BB\n")
-    assert cust(NetworkTable.load(f), "192.0.2.1") == "BB"
+    f.write_text("192.0.2.0/24 id=B\n")  # same size, maybe the same mtime tick: the content decides
+    assert cust(NetworkTable.load(f), "192.0.2.1") == "B"
+
+
+def test_a_long_run_picks_up_an_edited_table_and_survives_a_broken_edit(tmp_path, monkeypatch):
+    f = tmp_path / "n.txt"
+    f.write_text("192.0.2.0/24 id=OLD\n")
+    proc = TableProcessor({"file": "n.txt"}, tmp_path)
+    clock = [1000.0]
+    monkeypatch.setattr("abuso.processors.table.time_monotonic", lambda: clock[0])
+    proc._checked = clock[0]
+
+    def customer_now() -> str:
+        r = Report(raw=b"", incidents=[inc("192.0.2.7")])
+        proc.process(r)
+        return r.incidents[0].extra["customer"]["id"], r.notes["table"].get("problem")
+
+    f.write_text("192.0.2.0/24 id=NEW\n")
+    assert customer_now() == ("OLD", None)  # not looked at again yet
+    clock[0] += TableProcessor.RECHECK
+    assert customer_now() == ("NEW", None)
+    f.write_text("192.0.2.0/24 id=NEWER\n192.0.2.0/33 id=BROKEN\n")
+    clock[0] += TableProcessor.RECHECK
+    cid, problem = customer_now()
+    assert cid == "NEW" and "n.txt:2: '192.0.2.0/33': the prefix length must be 0 to 32" in problem
 
 
 def test_example_table_in_etc_loads():

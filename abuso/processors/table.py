@@ -17,12 +17,14 @@ block), which explain, JSON output and the store's ``customer`` column use.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import re
 import socket
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from time import monotonic as time_monotonic
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -32,7 +34,7 @@ from .base import Processor
 _KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 _RESERVED = {"from", "until", "network"}
-_CACHE: dict[tuple[str, int, int], NetworkTable] = {}
+_CACHE: dict[tuple[str, str], NetworkTable] = {}
 MAX_REASONS = 10
 
 
@@ -107,20 +109,25 @@ class NetworkTable:
 
     @classmethod
     def load(cls, path: Path) -> NetworkTable:
-        """Parse a table file once; reloaded only when the file changes (size or mtime)."""
+        """Parse a table file once; parsed again only when its content changes.
+
+        Keyed by a digest of the bytes, not the mtime: two edits within one clock tick
+        (same size, same mtime) must not leave the old table in use.
+        """
         try:
-            st = path.stat()
-            key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-            cached = _CACHE.get(key)
-            if cached is not None:
-                return cached
-            text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
+            data = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError("no such file", str(path))
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", str(path))
         except OSError as e:
             raise ConfigError(f"cannot read: {e.strerror or e}", str(path))
+        key = (str(path.resolve()), hashlib.sha256(data).hexdigest())
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        try:
+            text = data.decode("utf-8-sig")  # editors on Windows add a BOM
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", str(path))
         table = cls.parse(text, str(path))
         for old in [k for k in _CACHE if k[0] == key[0]]:  # one version per file; old ones go
             del _CACHE[old]
@@ -257,15 +264,32 @@ class TableProcessor(Processor):
         if not isinstance(options.get("file"), str) or not options["file"].strip():
             raise ConfigError("the path of the network table is required", key="file")
 
+    #: How often a long run (--watch, a big batch) looks whether the table file was edited.
+    RECHECK = 10.0
+
     def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
         super().__init__(options, base)
         self.check_options(self.options)
         self.file = self.path(self.options["file"])
         self.table = NetworkTable.load(self.file)
+        self._checked = time_monotonic()
+
+    def _refresh(self) -> str | None:
+        """Pick up an edited table; a broken edit keeps the old table working and says why."""
+        now = time_monotonic()
+        if now - self._checked < self.RECHECK:
+            return None
+        self._checked = now
+        try:
+            self.table = NetworkTable.load(self.file)
+        except ConfigError as e:
+            return f"kept the table loaded before; the edited file is broken: {e}"
+        return None
 
     def process(self, report: Report) -> None:
         if not report.incidents:
             return
+        problem = self._refresh()
         matched = unmatched = 0
         why: list[str] = []
         now = None
@@ -282,6 +306,8 @@ class TableProcessor(Processor):
             matched += 1
             report.incidents[i] = inc.with_extra(customer=copy.deepcopy(entry.customer))
         note: dict[str, Any] = {"matched": matched, "unmatched": unmatched}
+        if problem:
+            note["problem"] = problem
         if why:
             note["why"] = why  # the first few; a CSV report may hold thousands of incidents
         report.notes[self.name] = note
