@@ -20,6 +20,8 @@ from typing import Iterator
 
 import pytest
 
+PASSWORD = "t3st-only-" + uuid.uuid4().hex[:8]
+
 
 def find_bindir() -> Path | None:
     """Where initdb/pg_ctl/postgres live: PATH first, then Debian's versioned folders (newest first).
@@ -73,8 +75,16 @@ class PgServer:
             raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def start(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "abuso", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+        pwfile = self.root / "pw"
+        pwfile.write_text(PASSWORD + "\n")
+        if self.as_user:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        # TCP needs the password (as in production); the socket in our temp dir is trusted.
+        self._run("initdb", "-D", str(self.data), "-U", "abuso", "--auth-local=trust", "--auth-host=scram-sha-256",
+                  f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync")
         for attempt in range(3):  # the free port may be taken by someone else before we bind it
             opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                     "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=20")
@@ -89,8 +99,8 @@ class PgServer:
                     raise RuntimeError(f"PostgreSQL did not start; its log ends:\n{log}")
                 self.port = _free_port()
 
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql://abuso@127.0.0.1:{self.port}/{db}"
+    def url(self, db: str = "postgres", password: bool = True) -> str:
+        return f"postgresql://abuso{':' + PASSWORD if password else ''}@127.0.0.1:{self.port}/{db}"
 
     def create_database(self) -> str:
         import psycopg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -152,13 +153,15 @@ def test_a_read_only_role_can_query_a_prepared_postgresql_store(request, tmp_pat
         s.put(_report(1, "192.0.2.7", T0, "spam"))
     with psycopg.connect(url, autocommit=True) as admin:
         role = "desk_" + url.rsplit("/", 1)[1]  # roles are cluster-wide: one per test database
-        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'desk-pw'")
         admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
-    desk = url.replace("//abuso@", f"//{role}@")
+    desk = re.sub(r"//abuso:[^@]*@", f"//{role}@", url)
+    (tmp_path / "desk.pw").write_text("desk-pw\n")
     cfg = tmp_path / "abuso.yaml"
-    cfg.write_text("parsers: []\nprocessors:\n  - store: " + json.dumps({"path": "store", "url": desk}) + "\n")
+    options = {"path": "store", "url": desk, "password_file": "desk.pw"}
+    cfg.write_text("parsers: []\nprocessors:\n  - store: " + json.dumps(options) + "\n")
     assert [row["ip"] for row in query("-c", str(cfg))] == ["192.0.2.7"]
-    with psycopg.connect(desk) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with psycopg.connect(desk, password="desk-pw") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("CREATE TABLE x (y int)")  # the role really cannot create tables
 
 

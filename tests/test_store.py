@@ -514,6 +514,7 @@ class FakeParser:
     ({"path": ""}, "processors.store.path"),
     ({"timeout": -1}, "processors.store.timeout"),
     ({"fsync": "no"}, "processors.store.fsync"),
+    ({"path": "x", "password_file": "pw"}, "processors.store.password_file"),
     ({"duplicates": "overwrite"}, "processors.store.duplicates"),
 ])
 def test_bad_options_name_file_line_key(tmp_path, opts, key):
@@ -554,6 +555,26 @@ def test_damaged_sqlite_index_is_transient_not_a_quarantine(tmp_path):
     (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(TransientError, match="index.sqlite: file is not a database"):
         Store.open(tmp_path)
+
+
+def test_password_file_and_a_refused_login(request, tmp_path):
+    from abuso.processors.store import open_store
+    from tests.pg import PASSWORD
+
+    url = request.getfixturevalue("pg_url")
+    bare = url.replace(f":{PASSWORD}@", "@")
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    with open_store({"path": "s", "url": bare, "password_file": "pw"}, tmp_path) as s:
+        assert s.put(report("with a password file", incident("192.0.2.7")))[1]
+    (tmp_path / "pw").write_text("wrong\n")
+    with pytest.raises(ConfigError) as e:  # a refused login is the config's fault: no retry helps
+        open_store({"path": "s", "url": bare, "password_file": "pw"}, tmp_path)
+    assert "password authentication failed" in str(e.value) and "wrong" not in str(e.value)
+    with pytest.raises(ConfigError, match="cannot read"):
+        open_store({"path": "s", "url": bare, "password_file": "missing"}, tmp_path)
+    with pytest.raises(ConfigError) as e:
+        open_store({"path": "s", "url": url.replace(PASSWORD, "s3cret")}, tmp_path)
+    assert "s3cret" not in str(e.value) and "abuso:***@" in str(e.value)  # the URL's password is never shown
 
 
 def test_locked_sqlite_is_transient(tmp_path):

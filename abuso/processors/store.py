@@ -5,8 +5,12 @@ Config::
     - store: {path: ~/abuso/store}                          # index: <path>/index.sqlite
     - store: {path: /srv/abuso, url: sqlite:////srv/abuso.db}
     - store: {path: /srv/abuso, url: postgresql://abuso@db/abuso}   # several machines, one index
+    - store: {path: /srv/abuso, url: postgresql://abuso@db/abuso, password_file: /etc/abuso/db.pw}
     - store: {path: ~/abuso/store, fsync: false}     # re-runs over an archive: 3x faster, less durable
     - store: {path: ~/abuso/store, duplicates: update}   # re-processing refreshes stored analyses
+
+Keep the database password out of the URL (check-config prints options): use
+``password_file`` or libpq's ``~/.pgpass``.
 
 Re-process the stored mail after an upgrade with
 ``find ~/abuso/store -name '*.eml' | abuso run -c CONFIG --files-from -``.
@@ -24,6 +28,7 @@ attached. Other processors reach the store's memory for rate limits through
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -41,14 +46,14 @@ def active_store() -> Store | None:
 
 class StoreProcessor(Processor):
     name = "store"
-    OPTIONS = {"path", "url", "timeout", "fsync", "duplicates"}
+    OPTIONS = {"path", "url", "password_file", "timeout", "fsync", "duplicates"}
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
         for key in options:
             if key not in cls.OPTIONS:
                 raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(cls.OPTIONS))})", key=key)
-        for key in ("path", "url"):
+        for key in ("path", "url", "password_file"):
             if key in options and not (isinstance(options[key], str) and options[key].strip()):
                 raise ConfigError("must be a non-empty string", key=key)
         url = options.get("url")
@@ -58,6 +63,13 @@ class StoreProcessor(Processor):
             from ..storage.index import sqlite_path
 
             sqlite_path(url, None)
+        elif url is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("psycopg") is None:
+                raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
+        elif "password_file" in options:
+            raise ConfigError("only a postgresql:// url takes a password", key="password_file")
         if options.get("duplicates", "skip") not in ("skip", "update"):
             raise ConfigError("must be skip (a re-sent report changes nothing) or update (re-processing"
                               " refreshes its analysis)", key="duplicates")
@@ -102,5 +114,13 @@ class StoreProcessor(Processor):
 
 def open_store(options: Mapping[str, Any], base: Any, create: bool = True) -> Store:
     """The Store a store processor's options describe (also used by `abuso query`, with ``create=False``)."""
+    password = None
+    if options.get("password_file"):
+        p = Path(options["password_file"]).expanduser()
+        p = p if p.is_absolute() else Path(base or Path.cwd()) / p
+        try:
+            password = p.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read {p}: {getattr(e, 'strerror', None) or e}", key="password_file")
     return Store.open(options.get("path"), options.get("url"), base, float(options.get("timeout", 30)), create,
-                      bool(options.get("fsync", True)))
+                      bool(options.get("fsync", True)), password)

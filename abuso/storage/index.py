@@ -165,6 +165,12 @@ class _Dialect:
         return statement.replace("?", "%s") if self.name == "postgresql" else statement
 
 
+#: Refused login, unknown role or database: the config is wrong, not the network.
+_PG_CONFIG_ERRORS = {"28P01", "28000", "3D000"}
+#: libpq gives no SQLSTATE for a refused connection: its message is all there is.
+_PG_CONFIG_TEXT = re.compile(r"password authentication failed|no password supplied|"
+                             r'(role|database) "[^"]*" does not exist')
+
 SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
                   newest="i.time DESC, i.id DESC", time_index="time")  # SQLite: NULL sorts lowest
 POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN",
@@ -192,7 +198,7 @@ class Index:
 
     @classmethod
     def open(cls, url: str | None, default_path: Path, base: Path | None = None, timeout: float = 30.0,
-             create: bool = True) -> Index:
+             create: bool = True, password: str | None = None) -> Index:
         """``None``: SQLite at ``default_path``; ``sqlite:///rel``, ``sqlite:////abs``; ``postgresql://…``.
 
         ``create=False`` (for searching) refuses to make a new, empty SQLite index.
@@ -204,7 +210,7 @@ class Index:
             return cls._sqlite(path, timeout)
         kind = url.split(":", 1)[0].lower()
         if kind in ("postgresql", "postgres"):
-            return cls._postgresql(url, timeout)
+            return cls._postgresql(url, timeout, password)
         raise ConfigError(f"unsupported index URL scheme {kind!r} (use sqlite:/// or postgresql://)", key="url")
 
     @classmethod
@@ -230,7 +236,7 @@ class Index:
         return cls(connect(), SQLITE, str(path), connect)
 
     @classmethod
-    def _postgresql(cls, url: str, timeout: float) -> Index:
+    def _postgresql(cls, url: str, timeout: float, password: str | None = None) -> Index:
         try:
             import psycopg
         except ImportError:
@@ -238,9 +244,12 @@ class Index:
 
         def connect() -> Any:
             try:
-                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
+                extra = {"password": password} if password is not None else {}
+                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True, **extra)
             except psycopg.Error as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                if getattr(e, "sqlstate", None) in _PG_CONFIG_ERRORS or _PG_CONFIG_TEXT.search(msg):
+                    raise ConfigError(f"store index {redact_url(url)}: {msg}", key="url")
                 raise TransientError(f"store index {redact_url(url)}: {msg}")
 
         return cls(connect(), POSTGRESQL, redact_url(url), connect)

@@ -74,14 +74,15 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path | None = None, url: str | None = None, base: Path | None = None,
-             timeout: float = 30.0, create: bool = True, fsync: bool = True) -> Store:
+             timeout: float = 30.0, create: bool = True, fsync: bool = True,
+             password: str | None = None) -> Store:
         """``create=False`` opens an existing store only (for searching)."""
         root = Path(path or "~/abuso/store").expanduser()
         if not root.is_absolute():
             root = (base or Path.cwd()) / root
         if create:
             _makedirs(root)
-        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create), fsync)
+        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password), fsync)
 
     # -- writing -----------------------------------------------------------------
 
