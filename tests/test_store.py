@@ -84,6 +84,12 @@ def test_report_is_stored_under_the_day_of_its_earliest_incident(store):
     assert back.raw == r.raw and back.meta["subject"] == "abuse"
 
 
+def test_get_takes_only_digests(store):
+    assert store.get("0" * 64) is None
+    with pytest.raises(ValueError):
+        store.get("../../etc/passwd")
+
+
 def test_times_are_filed_in_utc(store):
     cet = timezone(timedelta(hours=1))
     r = report("just after midnight in Berlin", incident("192.0.2.7", datetime(2026, 11, 22, 0, 30, tzinfo=cet)))
