@@ -33,7 +33,6 @@ from .base import Processor
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
-_RESERVED = {"from", "until", "network"}
 _CACHE: dict[tuple[str, str], NetworkTable] = {}
 MAX_REASONS = 10
 
