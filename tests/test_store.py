@@ -166,6 +166,10 @@ def test_nul_surrogates_and_non_ascii_text_survive_both_backends(store):
     assert row["evidence"] == "bad \ufffd bytes"
     meta = store.get(digest_of(r.raw)).meta  # the JSON file keeps the text exactly
     assert meta["subject"] == subject and meta["incidents"][0]["evidence"] == "bad \ud800 bytes"
+    odd = Incident(ipaddress.ip_address("192.0.2.7"), "scanner", T0, "csv", port=99_999_999_999)
+    assert store.put(report("a parser's nonsense port", odd))[1]
+    assert [r["port"] for r in store.search(type="scanner")] == [None]
+    assert store.remember("mailer:evil\x00@example.org", 60) is True
 
 
 def test_postgresql_connection_lost_is_transient_then_recovers(request, tmp_path):

@@ -394,7 +394,7 @@ class Index:
                               _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
                 self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
             rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
-                              inc.zone, inc.parser, inc.port, customer_label(inc.extra.get("customer")),
+                              inc.zone, inc.parser, _port(inc.port), customer_label(inc.extra.get("customer")),
                               user_label(inc.extra.get("user") or inc.extra.get("radius")), inc.evidence,
                               json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None))
                     for inc in report.incidents]
@@ -465,13 +465,13 @@ class Index:
             row = self._x(cur, """
                 INSERT INTO seen (key, at) VALUES (?, ?)
                 ON CONFLICT (key) DO UPDATE SET at = excluded.at WHERE seen.at <= ?
-                RETURNING key""", (key, now, now - period)).fetchone()
+                RETURNING key""", (_clean(key), now, now - period)).fetchone()
         return row is not None
 
     def release(self, key: str) -> None:
         """Undo a :meth:`remember` whose action failed (the SMTP server was down): the retry may act."""
         with self._tx() as cur:
-            self._x(cur, "DELETE FROM seen WHERE key = ?", (key,))
+            self._x(cur, "DELETE FROM seen WHERE key = ?", (_clean(key),))
 
     def forget(self, older_than: float, now: float | None = None) -> int:
         """Drop ``seen`` keys older than ``older_than`` seconds; how many went."""
@@ -511,6 +511,11 @@ def _clean(value: Any) -> Any:
     except UnicodeEncodeError:
         value = _SURROGATE.sub("\ufffd", value)
     return value
+
+
+def _port(port: Any) -> int | None:
+    """A port fit for an INTEGER column; a parser's nonsense (99999999999) is not kept."""
+    return port if isinstance(port, int) and 0 <= port <= 65535 else None
 
 
 def _cleaned(values: Sequence[Any]) -> tuple[Any, ...]:
