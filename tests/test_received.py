@@ -7,6 +7,8 @@ from email import message_from_string
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.normalize import normalize, rejoin_headers
 from abuso.parsers.received import ReceivedParser, carried_chains, entry_hop, parse_received, source_of
@@ -293,3 +295,35 @@ def test_rejoin_received_broken_anywhere_by_quoting() -> None:
     assert lines[2:4] == ["Subject: hello", "continued prose is not joined to Subject"]
     hop = entry_hop([lines[0][len("Received: "):]])
     assert hop is not None and (hop.ip, hop.time) == (ip_address("203.0.113.7"), utc(2026, 11, 24, 12, 58, 10))
+
+
+# --- hostile input -----------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_parse_received_never_raises(value: str) -> None:
+    r = parse_received(value)
+    assert r.time is None or r.time.tzinfo is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses(), st.sampled_from([
+    "from h (h [{a}]) by mx; Mon, 23 Nov 2026 10:00:00 +0000",
+    "from [{a}] (helo=x) by mx; Mon, 23 Nov 2026 10:00:00 +0000",
+    "from unknown (HELO x) ({a}) by mx with SMTP; 23 Nov 2026 10:00:00 -0000",
+    "from h ([{a}]:2525 helo=x) by mx (Exim 4.96); Mon, 23 Nov 2026 10:00:00 +0000",
+    "from h ({a}) by mx (10.1.1.1) with Microsoft SMTP Server; Mon, 23 Nov 2026 10:00:00 +0000",
+]))
+def test_any_address_in_any_style_is_found(addr, template: str) -> None:
+    text = str(addr) if addr.version == 4 else ("IPv6:" if "h [" in template else "") + str(addr)
+    want = addr.ipv4_mapped if addr.version == 6 and addr.ipv4_mapped else addr  # ::ffff:a.b.c.d is IPv4
+    assert parse_received(template.format(a=text)).ip == want
+
+
+def test_header_stuffing_is_bounded() -> None:
+    chain = [f"from h{i}.isp.example (h{i}.isp.example [10.0.{i // 250}.{i % 250}]) by h{i - 1}.isp.example; "
+             f"Mon, 23 Nov 2026 10:00:00 +0000" for i in range(5000)]
+    hop = entry_hop(chain)
+    assert hop is not None and hop.index < 100
+    huge = parse_received("from " + "(" * 50000 + "x [192.0.2.1] by mx; Mon, 23 Nov 2026 10:00:00 +0000")
+    assert huge.time == utc(2026, 11, 23, 10)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -93,13 +93,11 @@ class Hop:
 
 # --- one header ---------------------------------------------------------------
 
-_KEYWORD = re.compile(r"(?:(?<=[\s)\]])|^)(from|by|via|with|id|for)(?=\s|$)|[()]", re.I)
 _IPV4 = r"(?<![\w.:-])(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\w)"
 _IPV6 = r"(?<![\w.:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?:%\w+)?"
 _BRACKET = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%\w+)?)\]", re.I)
 _BARE = re.compile(rf"{_IPV4}|{_IPV6}")
 _HELO = re.compile(r"\b(?:helo|ehlo)(?:=|\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
-_NAMED_BRACKET = re.compile(r"([A-Za-z0-9][\w.-]*)\s+\[(?:IPv6:)?[0-9A-Fa-f:.%]+\]", re.I)
 _ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
 _DATE_TAIL = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?"
@@ -109,7 +107,12 @@ _RETRIEVAL = re.compile(r"\bwith\s+(?:POP3?|IMAP4?|E?TRN)\b|\bfetchmail\b", re.I
 _NOT_A_NAME = {"unknown", "may", "localhost"}
 
 
+_ADDRESS_LIKE = re.compile(r"[0-9A-Fa-f:.]*(?:\d\.\d|:)[0-9A-Fa-f:.]*(?:%\w+)?\Z")
+
+
 def _address(text: str) -> IPAddress | None:
+    if not _ADDRESS_LIKE.match(text):  # host names: no exception raised and caught (that costs ~5 µs)
+        return None
     text = text.split("%", 1)[0]
     try:
         ip = ipaddress.ip_address(text)
@@ -120,21 +123,32 @@ def _address(text: str) -> IPAddress | None:
     return ip
 
 
+_KEYWORDS = {v: k for k in ("from", "by", "via", "with", "id", "for") for v in (k, k.upper(), k.capitalize())}
+#: Longer Received values are hostile: their head and date are cut to these sizes.
+MAX_HEAD, MAX_DATE = 2048, 256
+#: RFC 5321 loop detection rejects mail with ~100 hops; more headers than that are stuffing.
+MAX_HOPS = 100
+
+
 def _clauses(text: str) -> dict[str, str]:
-    """The top-level clauses (from, by, ...) of a Received value; comments stay inside their clause."""
-    depth, marks = 0, []
-    for m in _KEYWORD.finditer(text):
-        tok = m.group(0)
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            marks.append((m.group(1).lower(), m.start(), m.end()))
+    """The top-level clauses (from, by, ...) of a Received value; comments stay inside their clause.
+
+    Word by word rather than by regex: this runs for every hop of every carried message.
+    """
     out: dict[str, str] = {}
-    for i, (kw, _start, end) in enumerate(marks):
-        stop = marks[i + 1][1] if i + 1 < len(marks) else len(text)
-        out.setdefault(kw, text[end:stop].strip())
+    depth, key, start = 0, None, 0
+    pos = 0
+    for word in text.split(" "):
+        kw = _KEYWORDS.get(word) if depth == 0 else None
+        if kw is not None:
+            if key is not None and key not in out:
+                out[key] = text[start:pos].strip()
+            key, start = kw, pos + len(word)
+        if "(" in word or ")" in word:
+            depth = max(0, depth + word.count("(") - word.count(")"))
+        pos += len(word) + 1
+    if key is not None and key not in out:
+        out[key] = text[start:].strip()
     return out
 
 
@@ -143,30 +157,32 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     text = " ".join(str(value).split())
     semi = text.rfind(";")
     head, date_text = (text[:semi], text[semi + 1:].strip()) if semi >= 0 else (text, "")
+    head, date_text = head[:MAX_HEAD], date_text[:MAX_DATE]
     time, zone = _header_time(date_text) if date_text else (None, "none")
     if time is None:  # some MTAs (EarthLink) forget the ';'
-        m = _DATE_TAIL.search(text)
+        m = _DATE_TAIL.search(text[-MAX_DATE:])
         if m:
             time, zone = _header_time(m.group(0))
             if time is not None and semi < 0:
-                head = text[: m.start()]
+                head = text[: max(0, len(text) - MAX_DATE) + m.start()][:MAX_HEAD]
     if time is not None and zone == "none":
         time, zone = _naive(time, default_zone)
     clauses = _clauses(head)
     by = clauses.get("by", "").split(" ", 1)[0].strip("()[];,") or None
     frm = clauses.get("from")
-    common = dict(text=text, by=by, time=time, zone=zone, retrieval=bool(_RETRIEVAL.search(head)),
-                  microsoft="microsoft smtp" in head.lower())
+    low = head.lower()
+    retrieval = ("pop" in low or "imap" in low or "fetchmail" in low or "trn" in low) and bool(_RETRIEVAL.search(head))
+    common = dict(text=text, by=by, time=time, zone=zone, retrieval=retrieval, microsoft="microsoft smtp" in low)
     if frm is None:
         return Received(**common)
     helo = None
-    m = _HELO.search(frm)
+    m = _HELO.search(frm) if ("helo" in low or "ehlo" in low) else None
     if m:
         helo = m.group(1).strip("[]")
         frm_seen = frm[: m.start()] + frm[m.end():]
     else:
         frm_seen = frm
-    ip, from_helo, in_parens = None, False, False
+    ip, from_helo, in_parens, before = None, False, False, ""
     for m in _BRACKET.finditer(frm_seen):
         ip = _address(m.group(1))
         if ip is not None:
@@ -185,9 +201,9 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     name = None
     first = "" if frm_seen.startswith(("[", "(")) else frm_seen.split(" ", 1)[0]
     if in_parens and "helo=" not in frm.lower():
-        m = _NAMED_BRACKET.search(frm_seen)
-        if m and "(" in frm_seen[: m.start()]:
-            name = m.group(1)
+        words = before.rsplit("(", 1)[-1].split()
+        if len(words) == 1:  # "(rdns [addr]": the word right after the parenthesis
+            name = words[0]
     else:
         name = first
     if name and (name.lower() in _NOT_A_NAME or _address(name) is not None):
@@ -196,7 +212,25 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, **common)
 
 
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                        "dec"), 1)}
+_FAST_DATE = re.compile(r"(?:[A-Za-z]{3},?\s+)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
+                        r"\s+([+-])(\d{2})(\d{2})(?:\s+\([^)]*\)?)?\s*\Z")
+
+
 def _header_time(text: str) -> tuple[datetime | None, str]:
+    """The header's date; the common "Mon, 23 Nov 2026 09:42:15 +0100 (CET)" without email.utils."""
+    m = _FAST_DATE.match(text)
+    if m:
+        day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+        month = _MONTHS.get(mon.lower())
+        if month:
+            try:
+                offset = timedelta(hours=int(oh), minutes=int(om)) * (-1 if sign == "-" else 1)
+                dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+                return dt - offset, "explicit"
+            except (ValueError, OverflowError):
+                return None, "none"
     dt, _ = parse_date(text)
     if dt is None:
         return None, "none"
@@ -280,7 +314,7 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
               default_zone: Any = None) -> Hop | None:
     """The hop where the message entered the reporter's systems (see the module docstring)."""
     trust = trusted if isinstance(trusted, _Trust) else _Trust(trusted)
-    hops = [h if isinstance(h, Received) else parse_received(h, default_zone) for h in headers]
+    hops = [h if isinstance(h, Received) else parse_received(h, default_zone) for h in headers[:MAX_HOPS]]
     domains: set[str] = set()
     last: tuple[int, Received] | None = None
     for i, hop in enumerate(hops):
