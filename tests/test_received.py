@@ -327,3 +327,24 @@ def test_header_stuffing_is_bounded() -> None:
     assert hop is not None and hop.index < 100
     huge = parse_received("from " + "(" * 50000 + "x [192.0.2.1] by mx; Mon, 23 Nov 2026 10:00:00 +0000")
     assert huge.time == utc(2026, 11, 23, 10)
+
+
+def test_date_fallback_for_a_hop_without_date() -> None:
+    raw = (b"From: a@example.org\nSubject: spam\nDate: Mon, 23 Nov 2026 10:00:00 +0100\n\n"
+           b"Received: from x.example (x.example [192.0.2.5]) by mx.example.org\n")
+    assert [(i.time, i.zone) for i in _parse(raw).incidents] == [(None, "none")]
+    v = ReceivedParser({"date_fallback": True}).parse(normalize(raw))
+    assert [(i.ip, i.time, i.zone) for i in v.incidents] == [
+        (ip_address("192.0.2.5"), utc(2026, 11, 23, 9), "date-header")]
+
+
+def test_config_rejects_bad_trusted_entries() -> None:
+    from abuso.config import load
+    from abuso.errors import ConfigError
+
+    load({"parsers": [{"received": {"trusted": ["192.0.2.0/24", "mail.example.net"]}}]})
+    for bad, key in [({"trusted": "example.net"}, "trusted"), ({"trusted": ["not a domain!"]}, "trusted[0]"),
+                     ({"trustd": []}, "trustd")]:
+        with pytest.raises(ConfigError) as e:
+            load({"parsers": [{"received": bad}]})
+        assert f"parsers.received.{key}" in str(e.value)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -128,6 +128,9 @@ _KEYWORDS = {v: k for k in ("from", "by", "via", "with", "id", "for") for v in (
 MAX_HEAD, MAX_DATE = 2048, 256
 #: RFC 5321 loop detection rejects mail with ~100 hops; more headers than that are stuffing.
 MAX_HOPS = 100
+#: At most this many carried messages / pasted chains are read per report.
+MAX_CHAINS = 50
+_DOMAIN = re.compile(r"^\.?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
 
 
 def _clauses(text: str) -> dict[str, str]:
@@ -414,10 +417,32 @@ class ReceivedParser(Parser):
 
     name = "received"
 
+    OPTIONS = ("trusted", "zone", "date_fallback")
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.trust = _Trust(self.options.get("trusted") or ())
         self.zone = self.options.get("zone")
+        self.date_fallback = bool(self.options.get("date_fallback"))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """A typo in ``trusted`` would silently blame the reporter's own relays: refuse it at load."""
+        from ..errors import ConfigError
+
+        for key in options:
+            if key not in cls.OPTIONS:
+                raise ConfigError(f"unknown option (known: {', '.join(cls.OPTIONS)})", key=str(key))
+        trusted = options.get("trusted") or []
+        if isinstance(trusted, str) or not isinstance(trusted, list):
+            raise ConfigError("must be a list of networks (192.0.2.0/24) and domains (example.net)", key="trusted")
+        for i, t in enumerate(trusted):
+            value = str(t).strip()
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                if not _DOMAIN.match(value):
+                    raise ConfigError(f"{value!r} is neither a network nor a domain", key=f"trusted[{i}]")
 
     def parse(self, message: Any) -> Any:
         named = _names_source(message)
@@ -429,10 +454,12 @@ class ReceivedParser(Parser):
             return self.not_applicable("no forwarded message with Received headers")
         incidents: list[Incident] = []
         seen: set[tuple] = set()
-        for chain in chains:
+        for chain in chains[:MAX_CHAINS]:
             hop = entry_hop(chain, self.trust, self.zone)
             if hop is None:
                 continue
+            if hop.time is None and self.date_fallback and message.date is not None:
+                hop = replace(hop, time=message.date, zone="date-header")
             key = (hop.ip, hop.time)
             if key in seen:
                 continue
