@@ -130,3 +130,26 @@ def test_no_false_positive_on_the_rest_of_the_corpus() -> None:
     assert others
     applied = [p.name for p in others if parse(p.read_bytes()).applied]
     assert applied == []
+
+
+def test_summary_report_rows() -> None:
+    v = parse((SAMPLES / "spamcop" / "summary.eml").read_bytes())
+    assert found(v) == [("192.0.2.17", utc(2026, 12, 31, 22), "assumed-utc", "summary"),
+                        ("2001:db8:9::3", utc(2027, 1, 1, 6), "assumed-utc", "summary"),
+                        ("203.0.113.200", utc(2027, 1, 1, 23), "assumed-utc", "summary")]
+    assert dict(v.incidents[2].extra) == {"role": "summary", "trap": 51, "user": 0, "mole": 0, "simp": 0,
+                                          "comments": "delisted manually, blocklisted"}
+
+
+def test_summary_without_date_has_no_time() -> None:
+    body = ("IP_Address Start/Length Trap User Mole Simp Comments\n"
+            "192.0.2.17  Dec 31 22h/2     4    1    0    0\n")
+    v = parse("From: summary@x.example\nSubject: summary\n\n" + body)
+    assert found(v) == [("192.0.2.17", None, "none", "summary")]
+
+
+def test_email_from_outside_spamcop_text_is_ignored() -> None:
+    raw = ("From: a@example.org\nSubject: [SpamCop (192.0.2.1) id:9]x\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nreport text cut\n"
+           "--b\nContent-Type: text/plain\n\nEmail from 198.51.100.1 / Mon, 23 Nov 2026 07:51:10 -0000\n--b--\n")
+    assert found(parse(raw)) == [("192.0.2.1", None, "none", "source")]

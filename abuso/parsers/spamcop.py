@@ -19,6 +19,9 @@ Incidents, every one in the report (SpamCop reports may hold several sections):
   filters and response templates treat it as a spam complaint while a desk can
   still tell web hosting from mail sending. The time is when SpamCop resolved it.
 
+* Summary reports (``IP_Address Start/Length Trap User Mole Simp``) -- one
+  incident per listed address, type ``spam``, ``extra`` role ``summary`` and the counts.
+
 When the body has no ``Email from`` line (a pasted or truncated report), the
 source address of the subject tag or of a non-empty ``X-SpamCop-Sourceip``
 header is used, without a time (the report's Date with ``date_fallback``).
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from ..model import Incident, IPAddress
@@ -53,6 +57,26 @@ _OFFENDING = re.compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending 
 
 
 _HAS_TIME = re.compile(r"\d:\d\d")
+_SUMMARY_HEAD = re.compile(r"^[ \t]*IP_Address[ \t]+Start/Length[ \t]+Trap[ \t]+User[ \t]+Mole[ \t]+Simp", re.I | re.M)
+_SUMMARY_ROW = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+([A-Z][a-z]{2})[ \t]+(\d{1,2})[ \t]+(\d{1,2})h/(\d+)"
+                          r"[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)(?:[ \t]+(\S.*))?$", re.M)
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                        "dec"), 1)}
+
+
+def _yearless(month: str, day: int, hour: int, date: Any) -> Any:
+    """A yearless UTC stamp in the year that puts it at or before the report's Date (+1 day of clock skew)."""
+    mon = _MONTHS.get(month.lower())
+    if mon is None or date is None:
+        return None
+    for year in (date.year, date.year - 1):
+        try:
+            dt = datetime(year, mon, day, hour, tzinfo=timezone.utc)
+        except ValueError:  # Feb 29 in the wrong year, hour 24
+            continue
+        if dt <= date + timedelta(days=1):
+            return dt
+    return None
 
 
 def _address(text: str) -> IPAddress | None:
@@ -114,10 +138,11 @@ class SpamCopParser(Parser):
     def parse(self, message: Any) -> Any:
         texts = [b.text for b in message.blocks if b.kind != "headers"]
         subjects = self._subjects(message)
-        if not any(_ANY_SPAMCOP.search(t) for t in texts) and not any(_ANY_SPAMCOP.search(s) for s in subjects):
+        mentioned = [t for t in texts if _ANY_SPAMCOP.search(t) or "Start/Length" in t]
+        if not mentioned and not any(_ANY_SPAMCOP.search(s) for s in subjects):
             return self.not_applicable("no SpamCop report (no SpamCop banner, link or subject tag)")
-        sections = [report_sections(t) for t in texts if _ANY_SPAMCOP.search(t) or _EMAIL_FROM.search(t)]
-        recognised = any(_BANNER.search(t) or _TRACKING.search(t) for t in sections) or any(
+        sections = [report_sections(t) for t in mentioned]
+        recognised = any(_BANNER.search(t) or _TRACKING.search(t) or _SUMMARY_HEAD.search(t) for t in sections) or any(
             _ANY_SUBJECT_TAG.search(s) for s in subjects)
         if not recognised:
             return self.not_applicable("mentions SpamCop but has no SpamCop banner, link or subject tag")
@@ -125,6 +150,7 @@ class SpamCopParser(Parser):
         for text in sections:
             incidents.extend(self._sources(text))
             incidents.extend(self._sites(text))
+            incidents.extend(self._summary(text, message.date))
         if not any(i.extra.get("role") == "source" for i in incidents):
             incidents.extend(self._tagged(message, subjects))
         incidents = self._dedupe(incidents, sections, message.date)
@@ -158,6 +184,27 @@ class SpamCopParser(Parser):
                 ip = _address(addr)
                 if ip is not None:
                     yield self._incident(ip, time, zone, m.group(0).strip(), role="spamvertised", url=target)
+
+    def _summary(self, text: str, date: Any) -> Iterator[Incident]:
+        """Rows of a SpamCop summary report (ISP accounts): one incident per address.
+
+        "Start" is a yearless "Nov 23 06h" in SpamCop's time, taken as UTC (zone
+        ``assumed-utc``) and placed in the year that puts it at or before the
+        report's Date; without a Date there is no time. The counts go to extra.
+        """
+        head = _SUMMARY_HEAD.search(text)
+        if head is None:
+            return
+        for m in _SUMMARY_ROW.finditer(text, head.end()):
+            ip = _address(m.group(1))
+            if ip is None:
+                continue
+            time = _yearless(m.group(2), int(m.group(3)), int(m.group(4)), date)
+            counts = {k: int(m.group(i)) for i, k in enumerate(("trap", "user", "mole", "simp"), 6)}
+            extra: dict[str, Any] = {"role": "summary", **counts}
+            if m.group(10):
+                extra["comments"] = m.group(10).strip()
+            yield self._incident(ip, time, "assumed-utc" if time else "none", m.group(0).strip(), **extra)
 
     def _tagged(self, message: Any, subjects: list[str]) -> Iterator[Incident]:
         """Source address from the subject tag or X-SpamCop-Sourceip when the body names none."""
