@@ -348,3 +348,33 @@ def test_config_rejects_bad_trusted_entries() -> None:
         with pytest.raises(ConfigError) as e:
             load({"parsers": [{"received": bad}]})
         assert f"parsers.received.{key}" in str(e.value)
+
+
+def test_entry_hop_without_address_stops_the_walk() -> None:
+    """Below an entry hop that recorded no address, every header was written by the sender: not evidence."""
+    assert entry_hop([
+        "from relay.victim.example (relay.victim.example [192.0.2.2]) by store.victim.example; "
+        "Mon, 23 Nov 2026 10:00:02 +0000",
+        "from mail.spammer.example by relay.victim.example with SMTP; Mon, 23 Nov 2026 10:00:01 +0000",
+        "from [198.51.100.1] by mail.spammer.example; Mon, 23 Nov 2026 10:00:00 +0000",
+    ]) is None
+    # an internal hop without address (demon.net's "by mailstore") is walked past
+    hop = entry_hop([
+        "from punt-3.mail.demon.net by mailstore for x id 1AJFhy-0004Ba-6Y; Mon, 10 Nov 2003 17:20:18 +0000",
+        "from [198.51.100.2] (helo=vn.fi) by punt-3.mail.demon.net with smtp id 1AJFhy-0004Ba-6Y for x; "
+        "Mon, 10 Nov 2003 17:20:14 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("198.51.100.2")
+
+
+def test_a_bounce_is_not_spam_evidence() -> None:
+    raw = (b"From: MAILER-DAEMON@mx.remote.example\nTo: abuse@isp.example\nSubject: Undelivered Mail\n"
+           b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+           b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.remote.example\n\n"
+           b"Final-Recipient: rfc822; nobody@remote.example\nAction: failed\nStatus: 5.1.1\n"
+           b"--b\nContent-Type: message/rfc822\n\n"
+           b"Received: from out.isp.example (out.isp.example [192.0.2.25]) by mx.remote.example; "
+           b"Mon, 23 Nov 2026 10:00:00 +0000\nFrom: abuse@isp.example\nSubject: your complaint\n\nThanks.\n--b--\n")
+    v = _parse(raw)
+    assert not v.applied and not v.incidents and "bounce" in v.reason

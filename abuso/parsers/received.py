@@ -31,7 +31,18 @@ the reporter's relay when:
   relay.victim.net``, the innermost hop).
 
 When every hop is the reporter's, the innermost client is the source (the mail
-was written inside the reporter's network). HELO names and literals are the
+was written inside the reporter's network). When the entry hop recorded no
+address at all, there is no answer: the headers below it were written by the
+sender and prove nothing.
+
+The parser stays out of reports that state the source themselves (ARF
+Source-IP, X-ARF, SpamCop "Email from": their parsers answer, the ``arf``
+parser falling back to :func:`source_of`) and out of bounces (the carried
+message is one we sent). A carried message that itself carries one (a
+forwarded complaint with the spam attached) is a wrapper: only the innermost
+message's chain is evidence. Limits: Microsoft 365 internal hops use public
+addresses under many domains (outlook.com, office365.com, exchangelabs.com);
+list them in ``trusted`` if your reporters forward from there. HELO names and literals are the
 client's claims, so the address always comes from what the receiving MTA saw
 (``(name [addr])``, ``[addr]``, qmail's ``(addr)``, Microsoft's ``(addr)``);
 a HELO literal is used only when nothing else is there. The ``by`` clause is
@@ -75,6 +86,8 @@ class Received:
     microsoft: bool = False
     #: The first word after "from": a verified name (Exim, qmail) or only the HELO (Sendmail "helo ([addr])").
     claimed: str | None = None
+    #: The header has a top-level ``from`` clause (a hop between two hosts, not local processing).
+    has_from: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,7 +225,7 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     if name and (name.lower() in _NOT_A_NAME or _address(name) is not None):
         name = None
     claimed = first if first and first.lower() not in _NOT_A_NAME and _address(first) is None else None
-    return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, **common)
+    return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, has_from=True, **common)
 
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
@@ -324,7 +337,11 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
         d = domain_of(hop.by)
         if d:
             domains.add(d)
-        if hop.ip is None or _never_source(hop.ip):
+        if hop.ip is None:
+            if hop.has_from and hop.claimed and not _ipless_relay(hops, i, hop, domains, trust):
+                return None  # the entry hop recorded no address: nothing below it was verified by anyone
+            continue
+        if _never_source(hop.ip):
             continue
         if hop.by is None and hop.time is None:  # truncated header: neither receiver nor date
             last = last or (i, hop)
@@ -340,6 +357,12 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
             continue
         return _hop(i, hop)
     return _hop(*last) if last else None
+
+
+def _ipless_relay(hops: Sequence[Received], i: int, hop: Received, domains: set[str], trust: _Trust) -> bool:
+    """A hop without an address ("from mailstore by imap"): walk on only if it is the reporter's own."""
+    return (hop.retrieval or _internal_host(hop.claimed) or _internal_host(hop.by) or trust.has_name(hop.claimed)
+            or domain_of(hop.claimed) in domains or _continues(hops, i, hop.claimed, domains))
 
 
 def _continues(hops: Sequence[Received], i: int, name: str | None, domains: set[str]) -> bool:
@@ -491,12 +514,22 @@ def carried_chains(message: Any) -> list[list[str]]:
 def _names_source(message: Any) -> str | None:
     """Does the report state the source itself (ARF Source-IP, X-ARF, SpamCop "Email from")?
 
+    (Or is it a bounce: the message it carries is one *we* sent, returned; its
+    chain would blame our own outgoing relay.)
+
     Then that statement is authoritative: the reporter (or SpamCop, with the
     reporter's configured mail hosts) knows its relays better than a heuristic
     walk, and a second, differently-timed incident for the same spam would only
     be noise. The ``arf`` parser falls back to :func:`source_of` itself when an
     ARF report lacks Source-IP.
     """
+    try:
+        top = message.email.get_content_type()
+        report_type = str(message.email.get_param("report-type") or "").lower()
+    except Exception:  # a hostile Content-Type header
+        top, report_type = "", ""
+    if top == "multipart/report" and report_type == "delivery-status":
+        return "a bounce (delivery status notification)"
     for n, part in enumerate(message.email.walk()):
         if n > 500:
             break
