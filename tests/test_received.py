@@ -378,3 +378,17 @@ def test_a_bounce_is_not_spam_evidence() -> None:
            b"Mon, 23 Nov 2026 10:00:00 +0000\nFrom: abuse@isp.example\nSubject: your complaint\n\nThanks.\n--b--\n")
     v = _parse(raw)
     assert not v.applied and not v.incidents and "bounce" in v.reason
+
+
+def test_exchange_machine_names_need_a_server_like_label() -> None:
+    def chain(helo: str, below_by: str) -> list[str]:
+        return [
+            "from relay.corp.example (relay.corp.example [192.0.2.9]) by store.corp.example; "
+            "Tue, 24 Nov 2026 14:02:05 +0000",
+            f"from {helo} (198.51.100.70) by relay.corp.example (192.0.2.9) with Microsoft SMTP Server id 15.2; "
+            "Tue, 24 Nov 2026 14:02:04 +0000",
+            f"from x.example (203.0.113.45) by {below_by} (10.1.1.1) with Microsoft SMTP Server id 15.2; "
+            "Tue, 24 Nov 2026 14:02:03 +0000",
+        ]
+    assert entry_hop(chain("EX01SRV0042.a.example", "EX01SRV0042.b.example")).ip == ip_address("203.0.113.45")
+    assert entry_hop(chain("mail.a.example", "mail.b.example")).ip == ip_address("198.51.100.70")

@@ -40,9 +40,10 @@ Source-IP, X-ARF, SpamCop "Email from": their parsers answer, the ``arf``
 parser falling back to :func:`source_of`) and out of bounces (the carried
 message is one we sent). A carried message that itself carries one (a
 forwarded complaint with the spam attached) is a wrapper: only the innermost
-message's chain is evidence. Limits: Microsoft 365 internal hops use public
-addresses under many domains (outlook.com, office365.com, exchangelabs.com);
-list them in ``trusted`` if your reporters forward from there. HELO names and literals are the
+message's chain is evidence. Exchange Online's internal hops (public IPv6
+addresses, one machine named in several Microsoft domains) are followed by the
+machine's name; when a chain still stops inside a provider's network, name its
+domains in ``trusted``. HELO names and literals are the
 client's claims, so the address always comes from what the receiving MTA saw
 (``(name [addr])``, ``[addr]``, qmail's ``(addr)``, Microsoft's ``(addr)``);
 a HELO literal is used only when nothing else is there. The ``by`` clause is
@@ -351,12 +352,21 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
             continue
         if hop.name and not hop.microsoft and domain_of(hop.name) in domains and not hop.from_helo:
             continue
-        if _continues(hops, i, hop.name or hop.claimed, domains):
+        if _continues(hops, i, hop.name or hop.claimed, domains, hop.microsoft):
             continue
         if _internal(hop.ip) and _reenters(hops, i, domains, trust):
             continue
         return _hop(i, hop)
     return _hop(*last) if last else None
+
+
+_SERVER_LABEL = re.compile(r"^(?=.*\d)[a-z0-9-]{8,}$")
+
+
+def _same_machine(a: str, b: str) -> bool:
+    """Two names of one server: the same first label, long and numbered like a server name."""
+    la, lb = a.split(".", 1)[0], b.split(".", 1)[0]
+    return la == lb and bool(_SERVER_LABEL.match(la))
 
 
 def _ipless_relay(hops: Sequence[Received], i: int, hop: Received, domains: set[str], trust: _Trust) -> bool:
@@ -365,12 +375,16 @@ def _ipless_relay(hops: Sequence[Received], i: int, hop: Received, domains: set[
             or domain_of(hop.claimed) in domains or _continues(hops, i, hop.claimed, domains))
 
 
-def _continues(hops: Sequence[Received], i: int, name: str | None, domains: set[str]) -> bool:
+def _continues(hops: Sequence[Received], i: int, name: str | None, domains: set[str], microsoft: bool = False) -> bool:
     """An unverified client name of the reporter's that the next lower header confirms as its receiver.
 
     Big providers write internal hops as ``from helo ([addr])`` (Comcast, Cox,
     RoadRunner); such a hop is the reporter's when its claimed name is the
     receiving host of the header below, or both are in the reporter's domains.
+    Exchange Online names one machine under several domains
+    (``DU2PR04CA0123.eurprd04.prod.outlook.com`` hands over what
+    ``DU2PR04CA0123.outlook.office365.com`` received): between Microsoft SMTP
+    hops a shared, server-like first label is the same machine.
     """
     if not name:
         return False
@@ -381,6 +395,8 @@ def _continues(hops: Sequence[Received], i: int, name: str | None, domains: set[
     ours = domain_of(n) in domains or _internal_host(n)
     if n == b:
         return ours
+    if microsoft and _same_machine(n, b):
+        return True
     return domain_of(n) in domains and (domain_of(b) in domains or _internal_host(b))
 
 
