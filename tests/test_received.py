@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abuso.normalize import normalize, rejoin_headers
-from abuso.parsers.received import ReceivedParser, carried_chains, entry_hop, parse_received, source_of
+from abuso.parsers.received import (
+    ReceivedParser,
+    carried_chains,
+    chains_in_text,
+    entry_hop,
+    parse_received,
+    source_of,
+)
 
 from .conftest import CORPUS
 
@@ -392,3 +399,18 @@ def test_exchange_machine_names_need_a_server_like_label() -> None:
         ]
     assert entry_hop(chain("EX01SRV0042.a.example", "EX01SRV0042.b.example")).ip == ip_address("203.0.113.45")
     assert entry_hop(chain("mail.a.example", "mail.b.example")).ip == ip_address("198.51.100.70")
+
+
+def test_pasted_chain_survives_double_spacing_and_prose_separates_messages() -> None:
+    text = ("Here are the headers:\n\n"
+            "Received: from relay.victim.example (relay.victim.example [192.0.2.2])\n"
+            "    by store.victim.example; Mon, 23 Nov 2026 10:00:02 +0000\n\n"
+            "Received: from spammer.example (spammer.example [198.51.100.1])\n"
+            "    by relay.victim.example; Mon, 23 Nov 2026 10:00:01 +0000\n"
+            "Subject: buy\n\n"
+            "Buy now!\n\nAnd another one:\n"
+            "Received: from other.example (other.example [203.0.113.9]) by mx.victim.example; "
+            "Mon, 23 Nov 2026 11:00:00 +0000\n")
+    chains = list(chains_in_text(text))
+    assert [len(c) for c in chains] == [2, 1]
+    assert [entry_hop(c).ip for c in chains] == [ip_address("198.51.100.1"), ip_address("203.0.113.9")]

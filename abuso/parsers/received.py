@@ -430,18 +430,36 @@ def source_of(msg: _StdMessage, trusted: Iterable[str] = (), default_zone: Any =
 
 # --- chains pasted into text ----------------------------------------------------
 
-_PASTED = re.compile(r"^Received:[ \t]*(.*(?:\n[ \t]+\S.*)*)", re.I | re.M)
-_BLANK = re.compile(r"\n[ \t]*\n")
+_RECEIVED_LINE = re.compile(r"Received:[ \t]*", re.I)
+_OTHER_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,40}:")
 
 
 def chains_in_text(text: str) -> Iterator[list[str]]:
-    """Received chains pasted into text: one per paragraph that holds ``Received:`` lines."""
+    """Received chains pasted into text.
+
+    Blank lines and other header lines do not end a chain (mail clients double-space
+    pastes); a line of prose does: the next ``Received:`` belongs to another message.
+    """
     if "eceived:" not in text and "ECEIVED:" not in text:
         return
-    for para in _BLANK.split(text):
-        chain = [m.group(1) for m in _PASTED.finditer(para)]
-        if chain:
-            yield chain
+    chain: list[str] = []
+    prose = False
+    for line in text.split("\n"):
+        m = _RECEIVED_LINE.match(line)
+        if m:
+            if prose and chain:
+                yield chain
+                chain = []
+            chain.append(line[m.end():].strip())
+            prose = False
+        elif not chain or not line.strip():
+            continue
+        elif line[0] in " \t" and not prose:
+            chain[-1] += " " + line.strip()
+        elif not _OTHER_HEADER.match(line):
+            prose = True
+    if chain:
+        yield chain
 
 
 # --- the parser ---------------------------------------------------------------
