@@ -43,12 +43,13 @@ forwarded complaint with the spam attached) is a wrapper: only the innermost
 message's chain is evidence. Exchange Online's internal hops (public IPv6
 addresses, one machine named in several Microsoft domains) are followed by the
 machine's name; when a chain still stops inside a provider's network, name its
-domains in ``trusted``. HELO names and literals are the
-client's claims, so the address always comes from what the receiving MTA saw
-(``(name [addr])``, ``[addr]``, qmail's ``(addr)``, Microsoft's ``(addr)``);
-a HELO literal is used only when nothing else is there. The ``by`` clause is
-never read for the source, so ``(8.12.9/8.12.6)`` or ``InterMail vK.4.04.00.00``
-cannot become addresses.
+domains in ``trusted``.
+
+HELO names and literals are the client's claims, so the address always comes
+from what the receiving MTA saw (``(name [addr])``, ``[addr]``, qmail's
+``(addr)``, Microsoft's ``(addr)``); a HELO literal is used only when nothing
+else is there. The ``by`` clause is never read for the source, so
+``(8.12.9/8.12.6)`` or ``InterMail vK.4.04.00.00`` cannot become addresses.
 """
 
 from __future__ import annotations
