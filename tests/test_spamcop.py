@@ -153,3 +153,8 @@ def test_email_from_outside_spamcop_text_is_ignored() -> None:
            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nreport text cut\n"
            "--b\nContent-Type: text/plain\n\nEmail from 198.51.100.1 / Mon, 23 Nov 2026 07:51:10 -0000\n--b--\n")
     assert found(parse(raw)) == [("192.0.2.1", None, "none", "source")]
+
+
+def test_date_without_offset_is_assumed_utc() -> None:
+    v = parse(HEAD.format(subject="x") + "[ SpamCop V5.4.0 ]\nEmail from 192.0.2.3 / Mon, 23 Nov 2026 07:51:10\n")
+    assert found(v) == [("192.0.2.3", utc(2026, 11, 23, 7, 51, 10), "assumed-utc", "source")]

@@ -43,11 +43,6 @@ from .base import Parser
 _ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
 _ADDR = r"\[?(?:IPv6:)?([0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42})\]?"
 
-
-def _mentions(text: str) -> bool:
-    """Does the text say "SpamCop" in any usual casing? (A re.I search costs ~50 µs per KB; this ~0.2.)"""
-    return "pamcop" in text or "pamCop" in text or "PAMCOP" in text
-
 _BANNER = re.compile(r"^[ \t]*(?:\[[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*\]|-[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*-)", re.I | re.M)
 _TRACKING = re.compile(r"\bspamcop\.net/(?:w3m|sc|mcgi|w\.pl|w)\?", re.I)
 _SUBJECT_TAG = re.compile(r"\[SpamCop \(" + _ADDR + r"\) id:\s*\d+\s*\]", re.I)
@@ -59,14 +54,18 @@ _SITE_IS = re.compile(r"^[ \t]*(\S+)[ \t]+(?:is|resolves to)[ \t]+(" + _ADDR_NC 
 _OPEN_PROXY = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+is (?:an? )?open proxy", re.I | re.M)
 _OFFENDING = re.compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending message:|=+[ \t]*BEGIN FORWARDED "
                         r"MESSAGE[ \t]*=+)[ \t]*$", re.I | re.M)
-
-
 _HAS_TIME = re.compile(r"\d:\d\d")
+_ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
 _SUMMARY_HEAD = re.compile(r"^[ \t]*IP_Address[ \t]+Start/Length[ \t]+Trap[ \t]+User[ \t]+Mole[ \t]+Simp", re.I | re.M)
 _SUMMARY_ROW = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+([A-Z][a-z]{2})[ \t]+(\d{1,2})[ \t]+(\d{1,2})h/(\d+)"
                           r"[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)(?:[ \t]+(\S.*))?$", re.M)
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                         "dec"), 1)}
+
+
+def _mentions(text: str) -> bool:
+    """Does the text say "SpamCop" in any usual casing? (A re.I search costs ~50 µs per KB; this ~0.2.)"""
+    return "pamcop" in text or "pamCop" in text or "PAMCOP" in text
 
 
 def _yearless(month: str, day: int, hour: int, date: Any) -> Any:
@@ -112,10 +111,14 @@ def report_sections(text: str) -> str:
 
 def _date(text: str, following: str) -> tuple[Any, str]:
     """SpamCop's date; a forwarder's mail client may have wrapped it onto the next line."""
-    dt, _ = parse_date(text.strip()) if _HAS_TIME.search(text) else (None, None)
+    stamp = text.strip()
+    dt, _ = parse_date(stamp) if _HAS_TIME.search(stamp) else (None, None)
     if dt is None and following:
-        dt, _ = parse_date(f"{text.strip()} {following.strip()}")
-    return (dt, "explicit") if dt is not None else (None, "none")
+        stamp = f"{stamp} {following.strip()}"
+        dt, _ = parse_date(stamp)
+    if dt is None:
+        return None, "none"
+    return dt, ("explicit" if _ZONE_IN_DATE.search(stamp) else "assumed-utc")
 
 
 def _next_line(text: str, end: int) -> str:
