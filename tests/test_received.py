@@ -280,7 +280,11 @@ def test_source_of_matches_arf_source_ip() -> None:
     """The ARF fallback: on real feedback loops the entry hop is the stated Source-IP."""
     for name, ip in [("Comcast_example_1.eml", "10.17.18.5"), ("Cox_example_1.eml", "10.17.18.7"),
                      ("AOL_example_2.eml", "10.17.18.2"), ("RoadRunner_example_1.eml", "10.17.18.16"),
-                     ("Synacor_example_1.eml", "10.17.18.21")]:
+                     ("Synacor_example_1.eml", "10.17.18.21"), ("Zoho_example_1.eml", "10.17.18.28"),
+                     # re-sent copies: a local re-submission in the middle of the chain
+                     ("Bluetie_example_1.eml", "10.17.18.3"), ("Fastmail_example_1.eml", "10.17.18.9"),
+                     # intranet receivers (store155a.mail.ord1a) and a provider's own relays
+                     ("Rackspace_example_1.eml", "10.17.18.14")]:
         msg = normalize((CORPUS / "abuseio" / "feedback-loop" / name).read_bytes())
         hops = [source_of(e) for e in msg.embedded if e.get_all("Received")]
         assert [h.ip for h in hops if h] == [ip_address(ip)], name
@@ -414,3 +418,28 @@ def test_pasted_chain_survives_double_spacing_and_prose_separates_messages() -> 
     chains = list(chains_in_text(text))
     assert [len(c) for c in chains] == [2, 1]
     assert [entry_hop(c).ip for c in chains] == [ip_address("198.51.100.1"), ip_address("203.0.113.9")]
+
+
+def test_resubmitted_copy_is_walked_from_the_mailbox_that_resent_it() -> None:
+    resent = [
+        "from outbound004.roc2.bluetie.com (outbound004.roc2.bluetie.com [208.89.132.144]) by mxh.fbl.example "
+        "(Postfix) with ESMTP id D; Tue, 19 Jan 2016 09:54:47 -0700",
+        "from mstore010.roc2.bluetie.com ([10.200.3.104]) by outbound004.roc2.bluetie.com with outbound004 id 7; "
+        "Tue, 19 Jan 2016 11:54:46 -0500",
+        "by mstore010.roc2.bluetie.com (Postfix, from userid 3118234) id 7EE; Tue, 19 Jan 2016 11:54:46 -0500",
+        "from inbound004.roc2.bluetie.com (inbound004.roc2.bluetie.com [10.200.2.204]) by mstore010.roc2.bluetie.com "
+        "(Postfix) with ESMTP id D55; Sat, 16 Jan 2016 01:10:15 -0500",
+        "from sender.example ([198.51.100.3]) by inbound004.roc2.bluetie.com with inbound001 id 6W; "
+        "Sat, 16 Jan 2016 01:10:14 -0500",
+    ]
+    hop = entry_hop(resent)
+    assert hop is not None and (hop.ip, hop.index) == (ip_address("198.51.100.3"), 4)
+    # A re-submission header that no lower hop connects to its host is not trusted: the walk stops
+    # at the real entry above it.
+    forged = [resent[0], "by elsewhere.example (Postfix, from userid 1) id 1; Tue, 19 Jan 2016 11:54:46 -0500",
+              "from [192.0.2.99] by other.example; Tue, 19 Jan 2016 11:54:45 -0500"]
+    assert entry_hop(forged).ip == ip_address("208.89.132.144")
+    # The sender's own local submission at the bottom changes nothing.
+    bottom = [resent[0], "by outbound004.roc2.bluetie.com (Postfix, from userid 48) id 2; "
+              "Tue, 19 Jan 2016 11:54:40 -0500"]
+    assert entry_hop(bottom).ip == ip_address("208.89.132.144")
