@@ -158,3 +158,19 @@ def test_email_from_outside_spamcop_text_is_ignored() -> None:
 def test_date_without_offset_is_assumed_utc() -> None:
     v = parse(HEAD.format(subject="x") + "[ SpamCop V5.4.0 ]\nEmail from 192.0.2.3 / Mon, 23 Nov 2026 07:51:10\n")
     assert found(v) == [("192.0.2.3", utc(2026, 11, 23, 7, 51, 10), "assumed-utc", "source")]
+
+
+def test_pipeline_json_keeps_roles_and_urls() -> None:
+    """What a desk sees with --format json: the spamvertised role and URL next to the address."""
+    from abuso.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config({"parsers": ["received", "spamcop"],
+                                     "filters": {"ip": {"within": ["203.0.113.0/24"]}}})
+    report = pipeline.analyse((SAMPLES / "spamcop" / "multi-section.eml").read_bytes(), "multi-section.eml")
+    d = report.to_dict()
+    assert d["valid"] and d["filtered"] == {"ip": 2}
+    assert [(i["ip"], i["taxonomy"], i.get("role"), i.get("url")) for i in d["incidents"]] == [
+        ("203.0.113.14", "abusive-content", "source", None),
+        ("203.0.113.80", "abusive-content", "spamvertised", "http://pills.example/buy"),
+    ]
+    assert "not second-guessed" in d["verdicts"]["received"]
