@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.normalize import normalize
 from abuso.parsers.spamcop import SpamCopParser, report_sections
@@ -174,3 +176,20 @@ def test_pipeline_json_keeps_roles_and_urls() -> None:
         ("203.0.113.80", "abusive-content", "spamvertised", "http://pills.example/buy"),
     ]
     assert "not second-guessed" in d["verdicts"]["received"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_hostile_report_text_never_raises(noise: str) -> None:
+    body = f"[ SpamCop V5.4.0 ]\nEmail from {noise} / {noise}\nSpamvertised web site: {noise}\n{noise} is {noise}\n"
+    v = parse(HEAD.format(subject="x") + body)
+    assert v.applied and all(i.time is None or i.time.tzinfo is not None for i in v.incidents)
+
+
+def test_long_lines_stay_fast() -> None:
+    import time
+
+    body = "[ SpamCop V5.4.0 ]\nSpamvertised web site: x\n" + ("a" * 200_000 + " is ") * 3 + "\n" + "1." * 100_000
+    start = time.perf_counter()
+    parse(HEAD.format(subject="x") + body)
+    assert time.perf_counter() - start < 2.0
