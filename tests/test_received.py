@@ -443,3 +443,17 @@ def test_resubmitted_copy_is_walked_from_the_mailbox_that_resent_it() -> None:
     bottom = [resent[0], "by outbound004.roc2.bluetie.com (Postfix, from userid 48) id 2; "
               "Tue, 19 Jan 2016 11:54:40 -0500"]
     assert entry_hop(bottom).ip == ip_address("208.89.132.144")
+
+
+def test_one_incident_per_carried_spam() -> None:
+    def spam(ip: str, minute: int) -> str:
+        return ("Content-Type: message/rfc822\n\n"
+                f"Received: from s.example (s.example [{ip}]) by mx.victim.example; "
+                f"Mon, 23 Nov 2026 10:{minute:02d}:00 +0000\nSubject: spam\n\nbuy\n")
+    raw = ("From: user@victim.example\nSubject: three spams\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nattached\n"
+           f"--b\n{spam('192.0.2.1', 1)}--b\n{spam('192.0.2.2', 2)}--b\n{spam('192.0.2.1', 1)}--b--\n").encode()
+    v = _parse(raw)
+    assert [(str(i.ip), i.time) for i in v.incidents] == [("192.0.2.1", utc(2026, 11, 23, 10, 1)),
+                                                          ("192.0.2.2", utc(2026, 11, 23, 10, 2))]
+    assert v.reason == "entry hop of 3 Received chains"

@@ -193,3 +193,13 @@ def test_long_lines_stay_fast() -> None:
     start = time.perf_counter()
     parse(HEAD.format(subject="x") + body)
     assert time.perf_counter() - start < 2.0
+
+
+def test_truncated_report_next_to_a_complete_one() -> None:
+    raw = ("From: colleague@isp.example\nSubject: two reports\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n"
+           "--b\nContent-Type: message/rfc822\n\nSubject: [SpamCop (192.0.2.10) id:1]a\n\n"
+           "[ SpamCop V5.4.0 ]\nEmail from 192.0.2.10 / Mon, 23 Nov 2026 07:51:10 -0000\n"
+           "--b\nContent-Type: message/rfc822\n\nSubject: [SpamCop (192.0.2.11) id:2]b\n\n(body lost)\n--b--\n")
+    assert found(parse(raw)) == [("192.0.2.10", utc(2026, 11, 23, 7, 51, 10), "explicit", "source"),
+                                 ("192.0.2.11", None, "none", "source")]

@@ -22,9 +22,9 @@ Incidents, every one in the report (SpamCop reports may hold several sections):
 * Summary reports (``IP_Address Start/Length Trap User Mole Simp``) -- one
   incident per listed address, type ``spam``, ``extra`` role ``summary`` and the counts.
 
-When the body has no ``Email from`` line (a pasted or truncated report), the
-source address of the subject tag or of a non-empty ``X-SpamCop-Sourceip``
-header is used, without a time (the report's Date with ``date_fallback``).
+A source named only by a subject tag or a non-empty ``X-SpamCop-Sourceip``
+header (a pasted or truncated report, or one of several forwarded together)
+is reported without a time (the report's Date with ``date_fallback``).
 Everything after ``[ Offending message ]`` is the spam itself: it is not read
 here (the ``received`` parser reads its Received chain).
 """
@@ -159,8 +159,8 @@ class SpamCopParser(Parser):
             incidents.extend(self._sources(text))
             incidents.extend(self._sites(text))
             incidents.extend(self._summary(text, message.date))
-        if not any(i.extra.get("role") == "source" for i in incidents):
-            incidents.extend(self._tagged(message, subjects))
+        stated = {i.ip for i in incidents if i.extra.get("role") == "source"}
+        incidents.extend(i for i in self._tagged(message, subjects) if i.ip not in stated)
         incidents = self._dedupe(incidents, sections, message.date)
         if not incidents:
             return self.found([], "SpamCop report without an 'Email from' or resolved spamvertised site")
