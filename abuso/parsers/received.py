@@ -263,13 +263,25 @@ def _header_time(text: str) -> tuple[datetime | None, str]:
 
 
 def _naive(dt: datetime, default_zone: Any) -> tuple[datetime, str]:
-    """A date without offset: parse_date read it as UTC; apply the configured zone if any."""
-    if default_zone:
-        from ..timestamps import zone_offset
+    """A date without offset: parse_date read it as UTC; apply the configured ``defaults.zone`` if any.
 
-        offset = zone_offset(str(default_zone))
-        if offset is not None:
-            return (dt.replace(tzinfo=None) - offset).replace(tzinfo=timezone.utc), "stated"
+    A region (``Europe/Berlin``, DST-aware) when the timestamps module knows
+    regions, else a fixed abbreviation or offset; the zone label is the model's
+    one for a configured guess ("default" where the model has it).
+    """
+    if default_zone:
+        from .. import timestamps
+        from ..model import ZONES
+
+        convert = getattr(timestamps, "zone_tzinfo", None)
+        if convert is not None:
+            tz = convert(str(default_zone))
+        else:
+            offset = timestamps.zone_offset(str(default_zone))
+            tz = timezone(offset) if offset is not None else None
+        if tz is not None:
+            local = dt.replace(tzinfo=tz).astimezone(timezone.utc)
+            return local, ("default" if "default" in ZONES else "stated")
     return dt, "assumed-utc"
 
 
