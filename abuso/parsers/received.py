@@ -68,7 +68,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from ..model import Incident, IPAddress
+from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
 from .base import Parser
 
@@ -577,11 +577,10 @@ class ReceivedParser(Parser):
                 if not _DOMAIN.match(value):
                     raise ConfigError(f"{value!r} is neither a network nor a domain", key=f"trusted[{i}]")
 
-    def parse(self, message: Any) -> Any:
-        named = _names_source(message)
-        if named:
-            return self.not_applicable(f"{named} names the source itself; its carried Received chain is "
-                                       "not second-guessed")
+    def parse(self, message: Any) -> Verdict:
+        why_not = _names_source(message)
+        if why_not:
+            return self.not_applicable(why_not)
         chains = carried_chains(message)
         if not chains:
             return self.not_applicable("no forwarded message with Received headers")
@@ -601,7 +600,8 @@ class ReceivedParser(Parser):
                                       evidence=hop.evidence, extra={"hop": hop.index}))
         n = len(chains)
         if not incidents:
-            return self.found([], f"{n} Received chain{'s' if n != 1 else ''} without a client address")
+            return self.found([], f"{n} Received chain{'s' if n != 1 else ''}, but no entry hop with a client "
+                                  "address (local delivery only, or the entry hop recorded none)")
         return self.found(incidents, f"entry hop of {n} Received chain{'s' if n != 1 else ''}")
 
 
@@ -619,6 +619,9 @@ def carried_chains(message: Any) -> list[list[str]]:
         if block.kind in ("body", "forward", "html"):
             chains.extend(chains_in_text(block.text))
     return chains
+
+
+_NOT_SECOND_GUESSED = "{} names the source itself; its carried Received chain is not second-guessed"
 
 
 def _names_source(message: Any) -> str | None:
@@ -639,22 +642,22 @@ def _names_source(message: Any) -> str | None:
     except Exception:  # a hostile Content-Type header
         top, report_type = "", ""
     if top == "multipart/report" and report_type == "delivery-status":
-        return "a bounce (delivery status notification)"
+        return "a bounce (delivery status notification): the carried message is one we sent, not spam"
     for n, part in enumerate(message.email.walk()):
         if n > 500:
             break
         try:
             if part.get_content_type() == "message/feedback-report":
-                return "an ARF report"
+                return _NOT_SECOND_GUESSED.format("an ARF report")
         except Exception:  # a hostile Content-Type header
             continue
     for msg in [message.email, *message.embedded]:
         if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":
-            return "an X-ARF report"
+            return _NOT_SECOND_GUESSED.format("an X-ARF report")
     from .spamcop import names_source as spamcop_names_source
 
     if spamcop_names_source(message):
-        return "a SpamCop report ('Email from')"
+        return _NOT_SECOND_GUESSED.format("a SpamCop report ('Email from')")
     return None
 
 

@@ -36,7 +36,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from ..model import Incident, IPAddress
+from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
 from .base import Parser
 
@@ -143,7 +143,7 @@ class SpamCopParser(Parser):
 
     name = "spamcop"
 
-    def parse(self, message: Any) -> Any:
+    def parse(self, message: Any) -> Verdict:
         texts = [b.text for b in message.blocks if b.kind != "headers"]
         subjects = self._subjects(message)
         mentioned = [t for t in texts if _mentions(t) or "Start/Length" in t]
