@@ -58,6 +58,16 @@ def utc(*a: int) -> datetime:
     # a HELO literal is used only when nothing else is there
     ("from x (helo [192.0.2.9]) by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.9"),
     ("from [::ffff:192.0.2.44] by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.44"),
+    # Postfix with a literal HELO: the bracket outside the parentheses is the claim
+    ("from [192.168.1.5] (dsl-1.isp.example [198.51.100.9]) (Authenticated sender: bob@isp.example) by "
+     "smtp.isp.example (Postfix) with ESMTPSA id 1; Mon, 23 Nov 2026 10:00:00 +0100", "198.51.100.9"),
+    # ecelerity writes the port inside the brackets
+    ("from [10.17.18.21] ([198.51.100.21:41423] helo=domain3.tld) by mx.mymts.net with ESMTP id A9; "
+     "Sun, 10 Jan 2016 16:56:23 -0500", "198.51.100.21"),
+    # Postfix TLS comment with "with" inside it
+    ("from mail.example.com (mail.example.com [IPv6:2001:db8::1]) (using TLSv1.3 with cipher "
+     "TLS_AES_256_GCM_SHA384 (256/256 bits)) (No client certificate requested) by mx.example.org (Postfix) "
+     "with ESMTPS id 4Qx; Mon, 23 Nov 2026 10:00:00 +0100", "2001:db8::1"),
 ])
 def test_client_address(header: str, ip: str) -> None:
     assert parse_received(header).ip == ip_address(ip)

@@ -119,6 +119,7 @@ _IPV4 = r"(?<![\w.:-])(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\w)"
 _IPV6 = r"(?<![\w.:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?:%\w+)?"
 _BRACKET = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%\w+)?)\]", re.I)
 _BARE = re.compile(rf"{_IPV4}|{_IPV6}")
+_V4_PORT = re.compile(r"(?<=\d):\d{1,5}$")
 _HELO = re.compile(r"\b(?:helo|ehlo)(?:=|\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
 _ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
 _DATE_TAIL = re.compile(
@@ -207,12 +208,18 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
         frm_seen = frm[: m.start()] + frm[m.end():]
     else:
         frm_seen = frm
+    # The receiving MTA writes what it saw inside the parentheses (Postfix/Sendmail "helo (rdns [addr])",
+    # Exim "([addr]:port helo=x)"); a bracket outside them is the HELO literal when one inside exists.
     ip, from_helo, in_parens, before = None, False, False, ""
     for m in _BRACKET.finditer(frm_seen):
-        ip = _address(m.group(1))
-        if ip is not None:
-            before = frm_seen[: m.start()]
-            in_parens = before.count("(") > before.count(")")
+        found = _address(m.group(1)) or _address(_V4_PORT.sub("", m.group(1)))
+        if found is None:
+            continue
+        pre = frm_seen[: m.start()]
+        inside = pre.count("(") > pre.count(")")
+        if ip is None or (inside and not in_parens):
+            ip, before, in_parens = found, pre, inside
+        if inside:
             break
     if ip is None:
         for m in _BARE.finditer(frm_seen):
