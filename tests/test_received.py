@@ -477,3 +477,9 @@ def test_header_time_without_offset_in_a_dst_region() -> None:
         pytest.skip("region zones arrive with the log parser's timestamps module")
     r = parse_received("from a (a [192.0.2.1]) by b; Wed, 15 Jul 2026 10:00:00", default_zone="Europe/Berlin")
     assert r.time == utc(2026, 7, 15, 8)  # CEST, +02:00
+
+
+def test_sendmail_ident_is_not_part_of_the_verified_name() -> None:
+    r = parse_received("from helo (spam@dsl-9.isp.example [198.51.100.19]) by mx.victim.example (8.17.1/8.17.1); "
+                       "Mon, 23 Nov 2026 10:00:00 +0000")
+    assert (r.ip, r.name) == (ip_address("198.51.100.19"), "dsl-9.isp.example")

@@ -234,8 +234,8 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     first = "" if frm_seen.startswith(("[", "(")) else frm_seen.split(" ", 1)[0]
     if in_parens and "helo=" not in frm.lower():
         words = before.rsplit("(", 1)[-1].split()
-        if len(words) == 1:  # "(rdns [addr]": the word right after the parenthesis
-            name = words[0]
+        if len(words) == 1:  # "(rdns [addr]" or Sendmail's ident "(user@rdns [addr]"
+            name = words[0].rsplit("@", 1)[-1]
     else:
         name = first
     if name and (name.lower() in _NOT_A_NAME or _address(name) is not None):
