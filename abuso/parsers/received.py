@@ -120,7 +120,7 @@ _IPV6 = r"(?<![\w.:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:(?<=:)
 _BRACKET = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%\w+)?)\]", re.I)
 _BARE = re.compile(rf"{_IPV4}|{_IPV6}")
 _V4_PORT = re.compile(r"(?<=\d):\d{1,5}$")
-_HELO = re.compile(r"\b(?:helo|ehlo)(?:=|\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
+_HELO = re.compile(r"(?:\bhelo=|(?<=\()\s*(?:helo|ehlo)\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
 _ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
 _DATE_TAIL = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?"
