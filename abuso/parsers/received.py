@@ -467,14 +467,6 @@ def _intranet_host(host: str | None) -> bool:
     return "." in h and (tld in _INTERNAL_TLDS or not tld.isalpha())
 
 
-def _same_host(a: str, b: str) -> bool:
-    """One machine: the same name, a short name and its qualified form, or a shared server label."""
-    if a == b:
-        return True
-    la, lb = a.split(".", 1)[0], b.split(".", 1)[0]
-    return la == lb and ("." not in a or "." not in b or bool(_SERVER_LABEL.match(la)))
-
-
 _LOCAL_SUBMIT = re.compile(r"\bfrom userid\b|\binvoked by uid\b|\bwith local\b|/Submit\)", re.I)
 
 
