@@ -420,3 +420,22 @@ def test_subject_addresses_are_mentions_without_time() -> None:
 ])
 def test_roles_in_other_languages_and_after_the_address(body: str) -> None:
     assert {str(i.ip) for i in parse(body).incidents} == {"192.0.2.1"}
+
+
+@pytest.mark.parametrize("options, key", [
+    ({"date_fallbak": True}, "parsers.log.date_fallbak"),
+    ({"dayfirst": "yes"}, "parsers.log.dayfirst"),
+    ({"zone": "Mars/Olympus"}, "parsers.log.zone"),
+])
+def test_bad_options_are_config_errors_with_the_key(options: dict, key: str) -> None:
+    from abuso.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        Pipeline.from_config({"parsers": [{"log": options}]})
+    assert e.value.key == key
+
+
+def test_good_options_load() -> None:
+    options = {"zone": "Europe/Berlin", "date_fallback": True, "dayfirst": False}
+    p = Pipeline.from_config({"parsers": [{"log": options}]})
+    assert p.parsers[0].dayfirst is False and p.parsers[0].date_fallback
