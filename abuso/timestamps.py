@@ -203,6 +203,8 @@ _EPOCH = re.compile(r"(?<![\d.])(?P<e>1\d{9}|[2-3]\d{9})(?:\.(?P<frac>\d{1,6}))?
 #: Epoch seconds count only where the text marks them as a time (or in a table's time column).
 _EPOCH_LABEL = re.compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
+#: Years a log stamp can have; anything else is a placeholder or noise.
+YEAR_MIN, YEAR_MAX = 1970, 2100
 
 
 def _zone_of_token(tok: str) -> tzinfo | None:
@@ -276,8 +278,10 @@ def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: t
         year_s = g.get("Y") or g.get("Y2")
         if year_s:
             year = int(year_s)
-            if year < 100:
+            if len(year_s) <= 2:
                 year += 2000 if year < 70 else 1900
+            if not YEAR_MIN <= year <= YEAR_MAX:
+                return None  # "0001-01-01 00:00:00": a placeholder, not when anything happened
         else:
             year = _year_for(month, day, hour, minute, second, reference)
             if year is None:

@@ -59,6 +59,7 @@ def utc(*a: int) -> datetime:
     ("2026-11-22T03:14:07.5+01:00 host sshd[1]:", utc(2026, 11, 22, 2, 14, 7, 500000), "explicit", "iso"),
     ("November 22nd, 2026 3:14:07 PM EST", utc(2026, 11, 22, 20, 14, 7), "explicit", "monthfirst"),
     ("22-Nov-2026 03:14:07", utc(2026, 11, 22, 2, 14, 7), "date-header", "rfc2822"),
+    ("11/22/26 5:07:44 PM", utc(2026, 11, 22, 16, 7, 44), "date-header", "us"),   # two-digit year
     # epoch: labelled, and at the start of a line (squid)
     ("time=1795588447 src=1.2.3.4", utc(2026, 11, 25, 6, 34, 7), "explicit", "epoch"),
     ("1795588447.123 TCP_DENIED/403", utc(2026, 11, 25, 6, 34, 7, 123000), "explicit", "epoch"),
@@ -85,6 +86,8 @@ def test_span_excludes_words_after_the_time() -> None:
     "2026-13-01 10:00:00",        # no such month
     "25:61 is not a time",
     "13:05 PM",                   # 13 PM
+    "0001-01-01 00:00:00",        # placeholders, not times
+    "9999-12-31 23:59:59 -1400",
 ])
 def test_not_timestamps(line: str) -> None:
     assert find_timestamps(line, reference=REF) == []
