@@ -25,7 +25,7 @@ _V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _V6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _V6_ZONE = re.compile(r"%[\w.-]{1,16}")
 _VERSION_WORD = re.compile(r"\b(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware)\s*$", re.I)
-_PORT_AFTER = re.compile(r"(?::|\.|\s+port\s+|#)(\d{1,5})\b", re.I)
+_PORT_AFTER = re.compile(r"(?::|\s+port\s+|#)(\d{1,5})\b", re.I)
 # tcpdump writes the port as a fifth dotted group: "IP 192.0.2.1.51022 > 198.51.100.2.22: Flags".
 # Only the whole shape counts; a lone five-part number is an OID or a version.
 _TCPDUMP = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}) > (\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}):")
