@@ -162,7 +162,7 @@ KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\bEvent ID:?[ \t]*4625\b"
                                 r"|POST /wp-login\.php|POST /xmlrpc\.php", re.I)),
     ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
-    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report", re.I)),
+    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
     ("scanner", re.compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
 ]
 
