@@ -118,8 +118,9 @@ def find_addresses(text: str, limit: int | None = None) -> list[Found]:
                 continue
             a, b, c, d = (int(p) for p in m.group().split("."))
             ip = ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
-            if port is None and e < len(text) and text[e] in ": p#":
-                port = _port_at(text, e)
+            if port is None and e < len(text) and text[e] in ": p#]":
+                # 1.2.3.4:8080, 1.2.3.4 port 22, and Exim's [1.2.3.4]:54321
+                port = _port_at(text, e + 1) if text[e] == "]" and s and text[s - 1] == "[" else _port_at(text, e)
             found.append(Found(ip, s, e, port))
             if limit is not None and len(found) >= limit:
                 break

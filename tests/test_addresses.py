@@ -67,6 +67,8 @@ def test_spans_and_ports() -> None:
     assert [text[f.start:f.end] for f in found] == ["203.0.113.5", "2001:db8::7"]
     assert [f.port for f in found] == [51022, 2222]
     assert find_addresses("198.51.100.9:8080")[0].port == 8080
+    assert find_addresses("H=(User) [198.51.100.9]:54321 F=<a@b>")[0].port == 54321
+    assert find_addresses("[198.51.100.9] said")[0].port is None
 
 
 def test_tcpdump_ports() -> None:
