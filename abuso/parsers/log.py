@@ -699,11 +699,10 @@ class _Context:
         # Stamps without seconds fold into a precise stamp of the same minute.
         for key in [k for k, g in groups.items() if k[1] is not None and all(o.stamp.partial for o in g)]:
             ip, t = key
-            for other in groups:
-                if other[0] == ip and other != key and other[1] is not None and t <= other[1] < t + timedelta(
-                        minutes=1) and key in groups:
-                    groups[other].extend(groups.pop(key))
-                    break
+            precise = next((k for k in groups if k[0] == ip and k != key and k[1] is not None
+                            and t <= k[1] < t + timedelta(minutes=1)), None)
+            if precise is not None:
+                groups[precise].extend(groups.pop(key))
         out = []
         for (ip, t), g in groups.items():
             first = next((o for o in g if o.stamp is not None and not o.stamp.partial), g[0])
