@@ -149,6 +149,9 @@ _TIME = (r"(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?
 _TZ = (r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?(?![A-Za-z])"
        r"|[A-Z]{3,5}(?![A-Za-z]))(?:\s*\((?P<tzc>[A-Za-z]{2,5})\))?)?")
 
+# "22. November 2026 um 14:37", "November 22, 2026 at 3:14 PM", "22 nov. 2026 à 14:37"
+_AT = r",?\s+(?:at|um|à|a las|alle|om|kl\.?)\s+"
+
 _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # 2026-11-22T03:14:07.123+01:00, 2026-11-23 08:15:00, 2026/11/23 08:15
     ("iso", re.compile(r"(?<!\d)(?P<Y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?:[T ]|\s+|T\s*)"
@@ -156,12 +159,12 @@ _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # 24/Nov/2026:13:05:01 +0100 (Apache, CLF)
     ("clf", re.compile(r"(?<!\d)(?P<d>\d{1,2})/" + _MON + r"/(?P<Y>\d{4}):" + _TIME + _TZ, re.I)),
     # Tue, 23 Oct 2003 18:13:36 -0400 (EST); 30 Oct 2003 22:10:04; 22-Nov-2026 03:14; 22Nov2026 3:14:07
-    ("rfc2822", re.compile(r"(?<![\dA-Za-z])" + _DAY + r"(?P<d>\d{1,2})[-\s]*" + _MON + r"[-\s,]*(?P<Y>\d{4})"
-                           r"(?:[\s,]+|\s*[-:]\s*)" + _TIME + _TZ, re.I)),
+    ("rfc2822", re.compile(r"(?<![\dA-Za-z])" + _DAY + r"(?P<d>\d{1,2})\.?[-\s]*" + _MON + r"[-\s,]*(?P<Y>\d{4})"
+                           r"(?:" + _AT + r"|[\s,]+|\s*[-:]\s*)" + _TIME + _TZ, re.I)),
     # Oct, 23 2003 6:13:36 PM -0400; Nov 22 03:14:07 (syslog); Sun Nov 22 03:14:07 CET 2026 (date(1))
     ("monthfirst", re.compile(r"(?<![\dA-Za-z])" + _DAY + _MON + r",?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
-                              r"(?:(?P<Y>\d{4}),?\s+)?" + _TIME + _TZ + r"(?:\s+(?P<Y2>(?:19|20)\d\d)(?!\d))?",
-                              re.I)),
+                              r"(?:(?P<Y>\d{4})(?:" + _AT + r"|,?\s+))?" + _TIME + _TZ
+                              + r"(?:\s+(?P<Y2>(?:19|20)\d\d)(?!\d))?", re.I)),
     # 11/22/2026 5:07:44 PM (US, Windows); 22/11/2026 when the first number cannot be a month
     ("us", re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
                       + _TIME + _TZ)),
