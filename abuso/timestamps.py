@@ -147,7 +147,8 @@ _TIME = (r"(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?
          r"(?:\s?(?P<ampm>[AaPp]\.?[Mm]\.?)(?![A-Za-z]))?")
 # A zone after the time: numeric offset, Z, UTC/GMT±n, or a word checked against the tables.
 _TZ = (r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?(?![A-Za-z])"
-       r"|[A-Z]{3,5}(?![A-Za-z]))(?:\s*\((?P<tzc>[A-Za-z]{2,5})\))?)?")
+       r"|[A-Z]{3,5}(?![A-Za-z])|\((?:[A-Za-z]{2,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\))"
+       r"(?:\s*\((?P<tzc>[A-Za-z]{2,5})\))?)?")
 
 # "22. November 2026 um 14:37", "November 22, 2026 at 3:14 PM", "22 nov. 2026 à 14:37"
 _AT = r",?\s+(?:at|um|à|a las|alle|om|kl\.?)\s+"
@@ -211,7 +212,7 @@ YEAR_MIN, YEAR_MAX = 1970, 2100
 
 
 def _zone_of_token(tok: str) -> tzinfo | None:
-    tok = tok.strip()
+    tok = tok.strip().strip("()").strip()
     if tok.upper() in ZONE_ABBREVIATIONS or tok[:1] in "+-" or tok.upper().startswith(("UTC", "GMT", "UT")):
         off = zone_offset(tok)
         return timezone(off) if off is not None else None

@@ -63,6 +63,8 @@ def utc(*a: int) -> datetime:
     ("am 22. November 2026 um 14:37:12 Uhr", utc(2026, 11, 22, 13, 37, 12), "date-header", "rfc2822"),
     ("le 22 nov. 2026 à 14:37:12", utc(2026, 11, 22, 13, 37, 12), "date-header", "rfc2822"),
     ("on November 22, 2026 at 3:14:07 PM", utc(2026, 11, 22, 14, 14, 7), "date-header", "monthfirst"),
+    ("22.11.2026 14:37:12 (CET) port scan", utc(2026, 11, 22, 13, 37, 12), "explicit", "eu"),
+    ("2026-11-22 14:37:12 (UTC+2)", utc(2026, 11, 22, 12, 37, 12), "explicit", "iso"),
     # epoch: labelled, and at the start of a line (squid)
     ("time=1795588447 src=1.2.3.4", utc(2026, 11, 25, 6, 34, 7), "explicit", "epoch"),
     ("1795588447.123 TCP_DENIED/403", utc(2026, 11, 25, 6, 34, 7, 123000), "explicit", "epoch"),
