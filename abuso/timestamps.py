@@ -9,12 +9,18 @@ answer is a UTC time plus the *source* of its offset, in this order of trust:
 ``default``      the config's ``defaults.zone`` (a per-reporter guess);
 ``assumed-utc``  nothing else known.
 
-Zone names: a bare abbreviation is the fixed offset it names (``CET`` is +1 and
-``CEST`` +2, as the writer chose them). An IANA name (``Europe/Berlin``), a
-pair (``CET/CEST``, ``MEZ/MESZ``, ``EST/EDT``) or a long name ("Central
-European Time", "Eastern Time") means "local time there", so it goes through
-zoneinfo and a July stamp gets +2. This is what people mean when they write a
-pair or a city, and what they usually do not mean when they write ``CET``.
+Zone names, the choice made: a bare abbreviation is taken as written, the fixed
+offset it names (``CET`` is +1 even in July, ``CEST`` +2); some writers mean
+local time by ``CET``, but guessing would be wrong for the others, and the
+zone source ``stated`` tells the desk where the offset came from. An IANA name
+(``Europe/Berlin``), a pair (``CET/CEST``, ``MEZ/MESZ``, ``EST/EDT``) or a
+long name ("Central European Time", "Eastern Time") does mean "local time
+there": it goes through zoneinfo, so a July stamp gets +2.
+
+Yearless stamps (syslog, snort) take the latest year that puts them at or
+before the report's Date (one day of slack for zones ahead), never the
+current year; without a Date, the current time is the reference. Years
+outside 1970-2100 are placeholders, not stamps.
 
 The common shapes are compiled regexes plus integer parsing (a few µs per
 line); dateparser (1-2 ms per call, ~100 ms to import) is only a lazy fallback
