@@ -159,7 +159,7 @@ KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
     # A worm's probes come from the machine it infected (myNetWatchman's "W32.Opaserv Worm?").
     ("infected-system", re.compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host|worm\b|opaserv", re.I)),
     ("ddos", re.compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
-    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\bEvent ID:?[ \t]*4625\b"
+    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\b(?:Event|Ereignis)[ -]?ID:?[ \t]*4625\b"
                                 r"|POST /wp-login\.php|POST /xmlrpc\.php", re.I)),
     ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
     ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
