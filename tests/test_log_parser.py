@@ -439,3 +439,11 @@ def test_good_options_load() -> None:
     options = {"zone": "Europe/Berlin", "date_fallback": True, "dayfirst": False}
     p = Pipeline.from_config({"parsers": [{"log": options}]})
     assert p.parsers[0].dayfirst is False and p.parsers[0].date_fallback
+
+
+def test_german_windows_event_copy() -> None:
+    body = ("Protokollname: Security\nQuelle:        Microsoft-Windows-Security-Auditing\n"
+            "Datum:         22.11.2026 17:07:44\nEreignis-ID:   4625\nBeschreibung:\n"
+            "Fehler beim Anmelden eines Kontos.\n\nNetzwerkinformationen:\n\tArbeitsstationsname:\t-\n"
+            "\tQuellnetzwerkadresse:\t192.0.2.77\n\tQuellport:\t\t0\n")
+    assert keys(parse(body)) == {("192.0.2.77", "brute-force", "2026-11-22T16:07:44+00:00")}

@@ -103,7 +103,8 @@ _BY = re.compile(r"\bby\b", re.I)
 _HOP = re.compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+\s*ms|\*|!\w))*\s*$")
 _CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
 #: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
-_HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when)\w*\s*[:=]", re.I)
+_HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when|datum|zeit|heure"
+                      r"|fecha|hora)\w*\s*[:=]", re.I)
 _DIGIT = re.compile(r"\d")
 #: "22/11/2026": a slash date whose first number cannot be a month, so the block writes day first.
 _DAY_FIRST = re.compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
