@@ -188,7 +188,8 @@ _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 _MONTH_SHAPES = {"clf", "rfc2822", "monthfirst"}
 #: A character each numeric shape's date part cannot do without (a cheap test before the regex).
 _NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/"}
-_MONTH_ANY = re.compile("(?<![A-Za-z])(?:" + "|".join(sorted({m[:3] for m in MONTHS})) + ")", re.I)
+#: Substring tests are ~4x cheaper than one case-insensitive alternation over the line.
+_MONTH_PREFIXES = tuple(sorted({m[:3] for m in MONTHS}))
 #: How far a stamp reaches before its H:MM ("Tue, 23 Oct 2003 18:" is 17) and after it (seconds,
 #: fraction, AM/PM, zone, a date(1) year).
 _BEFORE, _AFTER = 32, 48
@@ -217,6 +218,7 @@ EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
 YEAR_MIN, YEAR_MAX = 1970, 2100
 
 
+@lru_cache(maxsize=512)
 def _zone_of_token(tok: str) -> tzinfo | None:
     tok = tok.strip().strip("()").strip()
     if tok.upper() in ZONE_ABBREVIATIONS or tok[:1] in "+-" or tok.upper().startswith(("UTC", "GMT", "UT")):
@@ -360,7 +362,8 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     st, df = _as_tzinfo(stated), _as_tzinfo(default)
     windows = _windows(line) if _TIMEISH.search(line) else []
     if windows:
-        months = _MONTH_ANY.search(line) is not None
+        low = line.lower()
+        months = any(m in low for m in _MONTH_PREFIXES)
         for shape, rx in _SHAPES:
             if shape in _MONTH_SHAPES and not months:
                 continue

@@ -398,7 +398,8 @@ class _Context:
         lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
         room = MAX_LINES - self.lines_read
         if len(lines) > room:
-            lines, self.cap = lines[:room], f"more than {MAX_LINES} lines"
+            lines = lines[:room]
+            self.cap = self.cap or f"more than {MAX_LINES} lines"
         if self.chars_read + len(text) + 1 <= MAX_CHARS:
             self.chars_read += len(text) + 1
         else:
@@ -406,7 +407,7 @@ class _Context:
             for ln in lines:
                 self.chars_read += len(ln) + 1
                 if self.chars_read > MAX_CHARS:
-                    self.cap = f"more than {MAX_CHARS // 1_000_000} MB of text"
+                    self.cap = self.cap or f"more than {MAX_CHARS // 1_000_000} MB of text"
                     break
                 out.append(ln)
             lines = out
@@ -436,7 +437,7 @@ class _Context:
                 # Stop reading at the line where the cap is reached, and say so.
                 self.lines_read -= len(lines) - len(addrs)
                 lines = lines[:len(addrs)]
-                self.cap = f"more than {MAX_ADDRESSES} addresses"
+                self.cap = self.cap or f"more than {MAX_ADDRESSES} addresses"
                 break
             count += len(fs)
             addrs.append(fs)
