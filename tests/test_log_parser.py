@@ -447,3 +447,12 @@ def test_german_windows_event_copy() -> None:
             "Fehler beim Anmelden eines Kontos.\n\nNetzwerkinformationen:\n\tArbeitsstationsname:\t-\n"
             "\tQuellnetzwerkadresse:\t192.0.2.77\n\tQuellport:\t\t0\n")
     assert keys(parse(body)) == {("192.0.2.77", "brute-force", "2026-11-22T16:07:44+00:00")}
+
+
+def test_the_first_cap_reached_is_the_one_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logmod, "MAX_ADDRESSES", 100)
+    monkeypatch.setattr(logmod, "MAX_CHARS", 3000)
+    body = ("Nov 22 03:14:07 fw DROP " + "SRC=192.0.2.1 " * 10 + "\n") * 50
+    v = parse(body, subject="Scans from 192.0.2.1")
+    assert "read only the first 10 lines (more than 100 addresses)" in v.reason
+    assert keys(v) == {("192.0.2.1", "scanner", "2026-11-22T02:14:07+00:00")}

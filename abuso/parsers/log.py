@@ -407,7 +407,7 @@ class _Context:
             for ln in lines:
                 self.chars_read += len(ln) + 1
                 if self.chars_read > MAX_CHARS:
-                    self.cap = self.cap or f"more than {MAX_CHARS // 1_000_000} MB of text"
+                    self.cap = self.cap or f"more than {MAX_CHARS:,} characters of text"
                     break
                 out.append(ln)
             lines = out
@@ -437,7 +437,7 @@ class _Context:
                 # Stop reading at the line where the cap is reached, and say so.
                 self.lines_read -= len(lines) - len(addrs)
                 lines = lines[:len(addrs)]
-                self.cap = self.cap or f"more than {MAX_ADDRESSES} addresses"
+                self.cap = f"more than {MAX_ADDRESSES} addresses"  # it cut this block shorter still
                 break
             count += len(fs)
             addrs.append(fs)
