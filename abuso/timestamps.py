@@ -124,6 +124,8 @@ class Stamp:
     shape: str = ""
     #: True when the stamp has no seconds (``03:14``): it may be the same event as a precise one.
     partial: bool = False
+    #: What the stamp resolves, in seconds: 60 (``03:14``), 1 (``03:14:07``), 1e-6 for fractions.
+    precision: float = 1.0
 
 
 # --- the shapes -----------------------------------------------------------------
@@ -259,7 +261,9 @@ def _year_for(month: int, day: int, hour: int, minute: int, second: int, referen
 def _build(m: re.Match[str], shape: str, **kw: object) -> Stamp | None:
     stamp = _read(m, shape, **kw)  # type: ignore[arg-type]
     if stamp is not None and not m.group("S"):
-        return replace(stamp, partial=True)
+        return replace(stamp, partial=True, precision=60.0)
+    if stamp is not None and m.group("frac"):
+        return replace(stamp, precision=10.0 ** -len(m.group("frac")))
     return stamp
 
 
@@ -391,7 +395,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
             t = datetime.fromtimestamp(secs, timezone.utc)
             if frac:
                 t = t.replace(microsecond=int((frac + "000000")[:6]))
-            out.append(Stamp(t, "explicit", s, m.end(), "epoch"))
+            out.append(Stamp(t, "explicit", s, m.end(), "epoch", precision=10.0 ** -len(frac) if frac else 1.0))
     if not out and fallback and _CLOCK.search(line):
         stamp = _fallback(line, reference, st, header_offset, df)
         if stamp is not None:

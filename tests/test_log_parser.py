@@ -456,3 +456,13 @@ def test_the_first_cap_reached_is_the_one_reported(monkeypatch: pytest.MonkeyPat
     v = parse(body, subject="Scans from 192.0.2.1")
     assert "read only the first 10 lines (more than 100 addresses)" in v.reason
     assert keys(v) == {("192.0.2.1", "scanner", "2026-11-22T02:14:07+00:00")}
+
+
+def test_a_second_stamp_folds_into_a_fraction_of_the_same_second() -> None:
+    body = ("11/22-03:14:07.123456 [**] SCAN {TCP} 192.0.2.23:51022 -> 198.51.100.10:22\n\n\n"
+            "Nov 22 03:14:07 fw kernel: DROP SRC=192.0.2.23 DST=198.51.100.10 DPT=22\n\n\n"
+            "Nov 22 03:14 fw: another DROP SRC=192.0.2.23\n\n\n"
+            "Nov 22 03:14:08 fw kernel: DROP SRC=192.0.2.23 DST=198.51.100.10 DPT=22\n")
+    v = parse(body, date="Sun, 22 Nov 2026 12:00:00 +0000")
+    assert keys(v) == {("192.0.2.23", "scanner", "2026-11-22T03:14:07.123456+00:00"),
+                       ("192.0.2.23", "scanner", "2026-11-22T03:14:08+00:00")}

@@ -353,6 +353,11 @@ def _section_type(heading: str) -> str | None:
     return type_from_text(heading)
 
 
+def _coarseness(group: list[_Occurrence]) -> float:
+    """The finest precision among a group's stamps, in seconds."""
+    return min(o.stamp.precision for o in group if o.stamp is not None)
+
+
 def _n(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
@@ -698,16 +703,19 @@ class _Context:
             if o.stamp is None and o.ip in timed_ips:
                 continue  # a mention ("Source IP: ...") of an address whose events have times
             groups.setdefault((o.ip, o.stamp.time if o.stamp else None), []).append(o)
-        # Stamps without seconds fold into a precise stamp of the same minute.
-        for key in [k for k, g in groups.items() if k[1] is not None and all(o.stamp.partial for o in g)]:
+        # A coarse stamp folds into a finer one of the same address inside its span: "03:14"
+        # into "03:14:07", "03:14:07" into snort's "03:14:07.123456" - one event, not two.
+        for key in sorted((k for k in groups if k[1] is not None), key=lambda k: -_coarseness(groups[k])):
             ip, t = key
-            precise = next((k for k in groups if k[0] == ip and k != key and k[1] is not None
-                            and t <= k[1] < t + timedelta(minutes=1)), None)
-            if precise is not None:
-                groups[precise].extend(groups.pop(key))
+            span = _coarseness(groups[key])
+            finer = next((k for k in groups if k[0] == ip and k != key and k[1] is not None
+                          and t <= k[1] < t + timedelta(seconds=span) and _coarseness(groups[k]) < span), None)
+            if finer is not None:
+                groups[finer].extend(groups.pop(key))
         out = []
         for (ip, t), g in groups.items():
-            first = next((o for o in g if o.stamp is not None and not o.stamp.partial), g[0])
+            timed = [o for o in g if o.stamp is not None]
+            first = min(timed, key=lambda o: o.stamp.precision) if timed else g[0]
             type_ = _best([o.hint for o in g]) or _best([o.fallback() for o in g if o.fallback]) or "undetermined"
             port = next((o.port for o in g if o.port is not None), None)
             if t is None:
