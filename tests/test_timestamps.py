@@ -144,6 +144,14 @@ def test_partial_stamps_are_marked() -> None:
     assert not find_timestamps("2026-11-22 03:14:07", reference=REF)[0].partial
 
 
+@pytest.mark.parametrize("line, precision", [
+    ("2026-11-22 03:14", 60.0), ("2026-11-22 03:14:07", 1.0), ("2026-11-22 03:14:07.123", 1e-3),
+    ("11/22-03:14:07.123456", 1e-6), ("1795588447.5 TCP_DENIED", 0.1), ("time=1795588447", 1.0),
+])
+def test_precision(line: str, precision: float) -> None:
+    assert find_timestamps(line, reference=REF)[0].precision == pytest.approx(precision)
+
+
 def test_dayfirst_option() -> None:
     assert find_timestamps("03/04/2026 10:00:00")[0].time.month == 3
     assert find_timestamps("03/04/2026 10:00:00", dayfirst=True)[0].time.month == 4
