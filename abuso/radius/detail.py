@@ -1,0 +1,296 @@
+"""Accounting events from FreeRADIUS and Livingston ``detail`` logs.
+
+A record is a date line (``Tue Nov 24 13:05:01 2026``, the server's local time)
+followed by indented ``Attribute = value`` lines; records are separated by a
+blank line. Livingston's format is the same minus the ``Timestamp`` attribute.
+Work is done on bytes with compiled regexes over whole blocks: a 1 GB log is
+tens of millions of lines and a Python loop per line would dominate.
+"""
+
+from __future__ import annotations
+
+import calendar
+import ipaddress
+import re
+import time as _time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Callable
+
+START, STOP, INTERIM, ACCT_ON, ACCT_OFF = 1, 2, 3, 7, 8
+KIND_NAMES = {START: "start", STOP: "stop", INTERIM: "interim-update", ACCT_ON: "accounting-on",
+              ACCT_OFF: "accounting-off"}
+_STATUS = {b"start": START, b"1": START, b"stop": STOP, b"2": STOP, b"interim-update": INTERIM,
+           b"alive": INTERIM, b"3": INTERIM, b"accounting-on": ACCT_ON, b"7": ACCT_ON,
+           b"accounting-off": ACCT_OFF, b"8": ACCT_OFF}
+
+#: Prefixes wider than these are ignored: a garbage ``Framed-Route = 0.0.0.0/0`` must
+#: not make every address on the Internet belong to one subscriber.
+MIN_PREFIX = {4: 16, 6: 32}
+
+# One record: a non-indented first line, then indented lines. Blank lines separate records.
+_RECORD = re.compile(rb"^([^ \t\r\n][^\n]*)\n((?:[ \t]+[^ \t\r\n][^\n]*\n)*)", re.M)
+_ATTR = re.compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*(.*?)[ \t\r]*$", re.M)
+_DATE = re.compile(rb"^[A-Za-z]{3}[ \t]+([A-Za-z]{3})[ \t]+(\d{1,2})[ \t]+(\d{1,2}):(\d\d):(\d\d)[ \t]+(\d{4})"
+                   rb"[ \t\r]*$")
+_MONTHS = {m.encode(): i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+# Event-Timestamp as FreeRADIUS 2/3 print it: "Nov 24 2026 13:05:01 CET" (fraction optional).
+_EVENT_TS = re.compile(r"^([A-Za-z]{3})\s+(\d{1,2})\s+(\d{4})\s+(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?(?:\s+(\S+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accounting record, reduced to what session matching needs.
+
+    ``time`` is when the event happened on the NAS (UTC epoch seconds): the
+    Event-Timestamp if present, else the record time minus Acct-Delay-Time.
+    ``since`` is ``time - Acct-Session-Time``: the session's start as the NAS
+    counts it, which lets a Stop or Interim-Update alone give the whole window.
+    """
+
+    kind: int
+    skey: str
+    user: str | None
+    nas: str
+    session: str
+    time: float
+    since: float | None
+    nets: tuple[bytes, ...]
+
+
+@dataclass
+class BlockResult:
+    events: list[Event]
+    records: int = 0
+    #: Malformed records: bad date line, lines that are not ``Attribute = value``.
+    corrupt: int = 0
+    #: Well-formed records that say nothing about who held an address (Failed,
+    #: no status, no session id, no address and not Accounting-On/Off).
+    ignored: int = 0
+
+
+def zone_converter(zone: str) -> Callable[[int, int, int, int, int, int], float]:
+    """The function turning a naive date-line time into a UTC epoch.
+
+    ``local`` is the machine's zone (FreeRADIUS writes the date line in its
+    own local time); otherwise an IANA name (DST-aware) or a fixed offset.
+    ValueError on an unknown zone so that the config check can say so.
+    """
+    if zone.lower() == "local":
+        def local(y: int, mo: int, d: int, h: int, mi: int, s: int) -> float:
+            return float(_time.mktime((y, mo, d, h, mi, s, 0, 0, -1)))
+        return local
+    tz = zone_tzinfo(zone)
+
+    def convert(y: int, mo: int, d: int, h: int, mi: int, s: int) -> float:
+        return datetime(y, mo, d, h, mi, s, tzinfo=tz).timestamp()
+    return convert
+
+
+def zone_tzinfo(zone: str) -> tzinfo:
+    from ..timestamps import zone_offset
+
+    off = zone_offset(zone)
+    if off is not None:
+        return timezone(off)
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(zone)
+    except Exception:
+        raise ValueError(f"unknown time zone {zone!r} (use local, UTC, +0100 or a name like Europe/Berlin)")
+
+
+def _value(raw: bytes) -> bytes:
+    if len(raw) >= 2 and raw[:1] == b'"' and raw[-1:] == b'"':
+        return raw[1:-1]
+    return raw
+
+
+def _text(raw: bytes) -> str:
+    return _value(raw).decode("utf-8", "replace")
+
+
+def net_key(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bytes:
+    """Index key of a network: prefix length byte + packed network address.
+
+    Lengths differ by family (5 vs 17 bytes), so one column holds both.
+    """
+    return bytes((net.prefixlen,)) + net.network_address.packed
+
+
+def key_network(key: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    addr = ipaddress.ip_address(key[1:])
+    return ipaddress.ip_network(f"{addr}/{key[0]}")
+
+
+_NET_CACHE: dict[bytes, bytes | None] = {}
+
+
+def _net(attr: bytes, raw: bytes) -> bytes | None:
+    """Address attribute value -> net key, None if unusable. Cached: pools are small."""
+    ck = attr + b"=" + raw
+    hit = _NET_CACHE.get(ck, b"")
+    if hit != b"":
+        return hit
+    if len(_NET_CACHE) > 200_000:
+        _NET_CACHE.clear()
+    key = None
+    try:
+        v = _value(raw).decode("ascii").strip()
+        if attr in (b"Framed-Route", b"Framed-IPv6-Route"):
+            v = v.split()[0] if v.split() else ""
+            if "/" not in v:
+                raise ValueError("route without prefix length")
+        net = ipaddress.ip_network(v, strict=False)
+        if attr == b"Framed-IP-Address" and (net.is_unspecified or str(net.network_address) in
+                                              ("255.255.255.254", "255.255.255.255")):
+            raise ValueError("placeholder: NAS assigns the address")
+        if net.prefixlen >= MIN_PREFIX[net.version] and not net.is_unspecified:
+            key = net_key(net)
+    except (ValueError, UnicodeDecodeError):
+        key = None
+    _NET_CACHE[ck] = key
+    return key
+
+
+_ADDRESS_ATTRS = (b"Framed-IP-Address", b"Framed-IPv6-Address", b"Framed-IPv6-Prefix", b"Delegated-IPv6-Prefix",
+                  b"Framed-Route", b"Framed-IPv6-Route")
+_NAS_ATTRS = (b"NAS-IP-Address", b"NAS-IPv6-Address", b"NAS-Identifier", b"Packet-Src-IP-Address",
+              b"Client-IP-Address")
+
+
+def event_timestamp(raw: bytes, fallback: Callable[..., float]) -> float | None:
+    """Event-Timestamp in the shapes servers print: epoch, ``Nov 24 2026 13:05:01 CET``, ISO 8601."""
+    v = _value(raw).decode("ascii", "replace").strip()
+    if v.isdigit():
+        return float(v)
+    m = _EVENT_TS.match(v)
+    if m:
+        mon = _MONTHS.get(m.group(1).lower().encode())
+        if mon is None:
+            return None
+        y, d, h, mi, s = int(m.group(3)), int(m.group(2)), int(m.group(4)), int(m.group(5)), int(m.group(6))
+        zone = m.group(7)
+        try:
+            if zone:
+                from ..timestamps import zone_offset
+
+                off = zone_offset(zone)
+                if off is not None:
+                    return datetime(y, mon, d, h, mi, s, tzinfo=timezone(off)).timestamp()
+            return fallback(y, mon, d, h, mi, s)
+        except (ValueError, OverflowError):
+            return None
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return fallback(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    return dt.timestamp()
+
+
+def _int(raw: bytes | None) -> int | None:
+    if raw is None:
+        return None
+    v = _value(raw)
+    return int(v) if v.isdigit() else None
+
+
+def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
+    """Parse whole records in ``data`` (bytes ending at a record boundary).
+
+    Never raises on content: a malformed record is counted and skipped.
+    """
+    out = BlockResult([])
+    events = out.events
+    pos = 0
+    for m in _RECORD.finditer(data):
+        gap = data[pos:m.start()]
+        if gap.strip():  # indented lines with no date line above them
+            out.corrupt += 1
+        pos = m.end()
+        out.records += 1
+        head, body = m.group(1), m.group(2)
+        attrs = _ATTR.findall(body)
+        dm = _DATE.match(head)
+        if dm is None or len(attrs) != body.count(b"\n"):
+            out.corrupt += 1
+            continue
+        try:
+            ev = _event(dm, attrs, to_epoch)
+        except (ValueError, OverflowError):
+            out.corrupt += 1
+            continue
+        if ev is None:
+            out.ignored += 1
+        else:
+            events.append(ev)
+    if data[pos:].strip():
+        out.records += 1
+        out.corrupt += 1
+    return out
+
+
+def _event(dm: re.Match, attrs: list[tuple[bytes, bytes]], to_epoch: Callable[..., float]) -> Event | None:
+    a = dict(attrs)
+    kind = _STATUS.get(_value(a.get(b"Acct-Status-Type", b"")).lower())
+    if kind is None:
+        return None
+    nas = ""
+    for name in _NAS_ATTRS:
+        if name in a:
+            nas = _text(a[name])
+            break
+    stamp = _int(a.get(b"Timestamp"))
+    if stamp is not None:
+        record_time = float(stamp)
+    else:
+        mon = _MONTHS.get(dm.group(1).lower())
+        if mon is None:
+            raise ValueError("bad month")
+        record_time = to_epoch(int(dm.group(6)), mon, int(dm.group(2)), int(dm.group(3)), int(dm.group(4)),
+                               int(dm.group(5)))
+    when = None
+    if b"Event-Timestamp" in a:
+        when = event_timestamp(a[b"Event-Timestamp"], to_epoch)
+    if when is None:
+        delay = _int(a.get(b"Acct-Delay-Time"))
+        when = record_time - delay if delay is not None and delay <= 7 * 86400 else record_time
+    if kind in (ACCT_ON, ACCT_OFF):
+        return Event(kind, "", None, nas, "", when, None, ())
+    session = a.get(b"Acct-Unique-Session-Id")
+    if session is not None:
+        skey = "u:" + _text(session)
+    else:
+        session = a.get(b"Acct-Session-Id")
+        if session is None:
+            return None
+        skey = "s:" + nas + "\x00" + _text(session)
+    nets = []
+    for name in _ADDRESS_ATTRS:
+        raw = a.get(name)
+        if raw is not None:
+            k = _net(name, raw)
+            if k is not None:
+                nets.append(k)
+    if not nets:
+        return None
+    duration = _int(a.get(b"Acct-Session-Time"))
+    # A session-time beyond a year is a broken counter; believing it would widen every lookup.
+    since = when - duration if duration is not None and kind != START and duration < 366 * 86400 else None
+    user = a.get(b"User-Name")
+    return Event(kind, skey, _text(user) if user is not None else None, nas,
+                 _text(a.get(b"Acct-Session-Id", session)), when, since, tuple(nets))
+
+
+def epoch_to_iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=t)).isoformat()
+
+
+def iso_to_epoch(dt: datetime) -> float:
+    return calendar.timegm(dt.utctimetuple()) + dt.microsecond / 1e6

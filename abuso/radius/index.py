@@ -1,0 +1,592 @@
+"""The on-disk session index: SQLite, built once, refreshed incrementally, shared by processes.
+
+Mail::Abuse re-read every detail file for every report. Here logs are folded
+into sessions once; a refresh reads only what changed since the last one:
+appended bytes of a growing file, nothing of an unchanged one, and a rotated
+file (renamed or gzipped) is recognised by the digest of its first bytes so
+that only what was not yet read is parsed. Folding is idempotent (start =
+min, last/stop = max, address sets union), so reading a record twice - a
+replaced file, an unterminated tail re-read once complete - never changes
+the result.
+
+Schema: ``sessions`` (one row per session) and ``nets`` (one row per session
+and address/prefix, keyed by prefix length + network bytes, ordered by start)
+so that a lookup is a few exact index probes - one per prefix length present -
+bounded by the longest session seen.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import gzip
+import hashlib
+import ipaddress
+import json
+import os
+import sqlite3
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .detail import ACCT_OFF, ACCT_ON, START, STOP, Event, key_network, parse_block
+
+SCHEMA_VERSION = 1
+HEAD = 4096
+CHUNK = 8 << 20
+#: Events of one session closer than this are the same event (retransmissions, rounding).
+TOL = 2.0
+#: A "record" bigger than this without a blank line is garbage, not something to wait for.
+MAX_RECORD = 64 << 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
+    head BLOB, head_len INTEGER, consumed INTEGER, records INTEGER, corrupt INTEGER);
+CREATE INDEX IF NOT EXISTS files_head ON files(head);
+CREATE TABLE IF NOT EXISTS sessions (
+    sid INTEGER PRIMARY KEY, skey TEXT NOT NULL, user TEXT, nas TEXT, session TEXT,
+    start REAL NOT NULL, last REAL NOT NULL, stop REAL, started INTEGER NOT NULL, cause TEXT);
+CREATE INDEX IF NOT EXISTS sessions_skey ON sessions(skey);
+CREATE INDEX IF NOT EXISTS sessions_open ON sessions(nas) WHERE stop IS NULL;
+CREATE TABLE IF NOT EXISTS nets (
+    net BLOB NOT NULL, start REAL NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, start, sid)) WITHOUT ROWID;
+"""
+
+
+class Session:
+    """A session as folded from its events; ``end(grace)`` is where its window closes."""
+
+    __slots__ = ("sid", "skey", "user", "nas", "session", "start", "last", "stop", "started", "cause", "nets",
+                 "stored_nets", "stored_start", "stored", "dirty")
+
+    def __init__(self, sid: int, skey: str, user: str | None, nas: str, session: str, start: float, last: float,
+                 stop: float | None = None, started: bool = False, cause: str | None = None,
+                 nets: Iterable[bytes] = (), stored: bool = False) -> None:
+        self.sid, self.skey, self.user, self.nas, self.session = sid, skey, user, nas, session
+        self.start, self.last, self.stop, self.started, self.cause = start, last, stop, started, cause
+        self.nets = set(nets)
+        self.stored_nets = set(self.nets) if stored else set()
+        self.stored_start = start if stored else None
+        self.stored = stored
+        self.dirty = not stored
+
+    def merge(self, ev: Event) -> None:
+        t = ev.time
+        if ev.user and not self.user:
+            self.user = ev.user
+        if ev.kind == START:
+            self.started = True
+        elif ev.kind == STOP:
+            self.stop = t if self.stop is None else max(self.stop, t)
+            self.cause = None
+        if t < self.start:
+            self.start = t
+        if ev.since is not None and ev.since < self.start:
+            self.start = ev.since
+        if t > self.last:
+            self.last = t
+        self.nets.update(ev.nets)
+        self.dirty = True
+
+    def end(self, grace: float) -> float:
+        return self.stop if self.stop is not None else self.last + grace
+
+    def networks(self) -> list[str]:
+        return sorted(str(key_network(k)) for k in self.nets)
+
+
+@dataclass
+class RefreshStats:
+    files: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    records: int = 0
+    corrupt: int = 0
+    ignored: int = 0
+    events: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "seconds"}
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+@dataclass
+class Lookup:
+    """Result of one (address, time) lookup: ``status`` is matched, ambiguous or none."""
+
+    status: str
+    sessions: list[Session]
+    reason: str
+
+    @property
+    def users(self) -> list[str | None]:
+        seen: list[str | None] = []
+        for s in self.sessions:
+            if s.user not in seen:
+                seen.append(s.user)
+        return seen
+
+
+class IndexBusy(Exception):
+    """Another process held the index lock for longer than the timeout."""
+
+
+class RadiusIndex:
+    """Sessions from RADIUS detail logs, kept in the SQLite file ``path``.
+
+    ``refresh`` takes an exclusive lock (``path`` + ``.lock``) so that two
+    worker processes starting together index once; a fresh build is written to
+    a temporary file and renamed into place, so readers never see half an index.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._plens: list[tuple[int, int]] = []
+        self._maxdur = 0.0
+
+    # -- refresh ---------------------------------------------------------------------------------------------
+    def refresh(self, sources: Iterable[str | os.PathLike], pattern: str = "detail*",
+                to_epoch: Callable[..., float] | None = None, lock_timeout: float = 600.0) -> RefreshStats:
+        """Bring the index up to date with ``sources`` (files or folder trees)."""
+        from .detail import zone_converter
+
+        to_epoch = to_epoch or zone_converter("local")
+        began = time.monotonic()
+        self.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path.with_name(self.path.name + ".lock"), lock_timeout):
+            conn = self._connect_existing()
+            stats = RefreshStats()
+            if conn is None:
+                stats.rebuilt = True
+                tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+                tmp.unlink(missing_ok=True)
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
+                    conn.executescript(_SCHEMA)
+                    conn.execute("INSERT INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+                    conn.execute("BEGIN")
+                    _Refresher(conn, fresh=True, to_epoch=to_epoch, stats=stats).run(sources, pattern)
+                    conn.execute("COMMIT")
+                    conn.close()
+                    os.replace(tmp, self.path)
+                except BaseException:
+                    conn.close()
+                    tmp.unlink(missing_ok=True)
+                    raise
+            else:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    _Refresher(conn, fresh=False, to_epoch=to_epoch, stats=stats).run(sources, pattern)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    conn.close()
+        stats.seconds = time.monotonic() - began
+        return stats
+
+    def _connect_existing(self) -> sqlite3.Connection | None:
+        """The index if it exists and is ours and readable; None means rebuild it."""
+        if not self.path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            row = conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                conn.close()
+                return None
+            conn.execute("PRAGMA quick_check(1)")
+            return conn
+        except sqlite3.DatabaseError:
+            return None
+
+    # -- lookup ----------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._conn is not None:
+            return
+        if not self.path.exists():
+            raise FileNotFoundError(errno.ENOENT, "RADIUS index not built yet", str(self.path))
+        # Read-only: lookups must never take a write lock other processes wait for.
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self._plens = [tuple(p) for p in json.loads(meta.get("plens", "[]"))]
+        self._maxdur = float(meta.get("maxdur", 0))
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _keys(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[bytes]:
+        bits = ip.max_prefixlen
+        n = int(ip)
+        keys = []
+        for version, plen in self._plens:
+            if version == ip.version:
+                net = (n >> (bits - plen)) << (bits - plen)
+                keys.append(bytes((plen,)) + net.to_bytes(bits // 8, "big"))
+        return keys
+
+    def lookup(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, t: float, slack: float = 0.0,
+               grace: float = 3600.0) -> Lookup:
+        """Who held ``ip`` at epoch ``t``: sessions whose [start, stop] (or [start, last seen + grace]
+        while no Stop is known) contains ``t`` within ``slack`` seconds."""
+        self.open()
+        assert self._conn is not None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        keys = self._keys(ip)
+        if not keys:
+            return Lookup("none", [], f"no session in the RADIUS logs holds any IPv{ip.version} address")
+        lo, hi = t - slack - self._maxdur - grace, t + slack
+        marks = ",".join("?" * len(keys))
+        rows = self._conn.execute(
+            f"SELECT DISTINCT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
+            f" FROM nets n JOIN sessions s ON s.sid = n.sid"
+            f" WHERE n.net IN ({marks}) AND n.start BETWEEN ? AND ?", (*keys, lo, hi)).fetchall()
+        found = [self._session(r) for r in rows]
+        cands = [s for s in found if s.start - slack <= t <= s.end(grace) + slack]
+        # A session without a Stop ends, at the latest, when someone else's session on the address begins.
+        cands = [a for a in cands if a.stop is not None or not any(b.start > a.last for b in cands)]
+        cands.sort(key=lambda s: s.start)
+        users = {s.user for s in cands}
+        if len(users) > 1:
+            names = ", ".join(sorted(str(u) for u in users))
+            return Lookup("ambiguous", cands, f"{len(cands)} sessions of different users cover {ip} then: {names}")
+        if cands:
+            s = cands[-1]
+            how = "Stop" if s.stop is not None else f"no Stop yet, last seen {_ago(t - s.last)} before"
+            return Lookup("matched", cands, f"session {s.session} on {s.nas or '?'} ({how})")
+        return Lookup("none", [], self._near_miss(ip, keys, t, grace))
+
+    def _session(self, r: tuple) -> Session:
+        return Session(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], stored=True)
+
+    def networks(self, s: Session) -> list[str]:
+        """The addresses and prefixes a session held (for the incident's ``radius`` details)."""
+        assert self._conn is not None
+        keys = [k for (k,) in self._conn.execute("SELECT net FROM nets WHERE sid = ?", (s.sid,))]
+        return sorted(str(key_network(k)) for k in keys)
+
+    def _near_miss(self, ip: object, keys: list[bytes], t: float, grace: float) -> str:
+        """Why nothing matched, naming the nearest session before and after: what a human checks next."""
+        assert self._conn is not None
+        before = after = None
+        for k in keys:
+            r = self._conn.execute(
+                "SELECT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
+                " FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start <= ?"
+                " ORDER BY n.start DESC LIMIT 1", (k, t)).fetchone()
+            if r and (before is None or r[5] > before.start):
+                before = self._session(r)
+            r = self._conn.execute(
+                "SELECT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
+                " FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start > ?"
+                " ORDER BY n.start LIMIT 1", (k, t)).fetchone()
+            if r and (after is None or r[5] < after.start):
+                after = self._session(r)
+        if before is None and after is None:
+            return f"no session in the RADIUS logs for {ip}"
+        parts = []
+        if before is not None:
+            if before.stop is not None:
+                parts.append(f"last session before (user {before.user}) stopped {_ago(t - before.stop)} earlier")
+            else:
+                parts.append(f"last session before (user {before.user}) has no Stop and was last seen "
+                             f"{_ago(t - before.last)} earlier, beyond the grace of {_ago(grace)}")
+        if after is not None:
+            parts.append(f"next session (user {after.user}) started {_ago(after.start - t)} later")
+        return f"no session for {ip} at that time: " + "; ".join(parts)
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    d, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    if m:
+        return f"{m}m {s}s"
+    return f"{s}s"
+
+
+@contextmanager
+def _locked(lock_path: Path, timeout: float) -> Iterator[None]:
+    import fcntl
+
+    with open(lock_path, "a+b") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(f"{lock_path} held by another process for more than {timeout:.0f}s")
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# -- reading files -------------------------------------------------------------------------------------------
+
+def _walk(sources: Iterable[str | os.PathLike], pattern: str) -> list[tuple[str, os.stat_result]]:
+    """Regular files to index, oldest first (rotation order); a named file is taken whatever its name."""
+    found: dict[str, os.stat_result] = {}
+    for src in sources:
+        src = os.fspath(src)
+        if os.path.isdir(src):
+            for folder, dirs, names in os.walk(src):
+                dirs.sort()
+                for name in names:
+                    if fnmatch.fnmatch(name, pattern):
+                        p = os.path.join(folder, name)
+                        try:
+                            st = os.stat(p)
+                        except OSError:
+                            continue
+                        if _isreg(st):
+                            found[p] = st
+        else:
+            st = os.stat(src)  # a missing named file is the caller's problem, not silence
+            if _isreg(st):
+                found[src] = st
+    return sorted(found.items(), key=lambda kv: (kv[1].st_mtime_ns, kv[0]))
+
+
+def _isreg(st: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISREG(st.st_mode)
+
+
+def _open(path: str):
+    """The decompressed byte stream of ``path``; gzip recognised by its magic, not its name."""
+    fh = open(path, "rb")
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb"), True
+    return fh, False
+
+
+def _skip(stream, gz: bool, n: int) -> bool:
+    """Move ``n`` bytes forward; False if the stream ends first."""
+    if not gz:
+        stream.seek(n, os.SEEK_CUR)
+        return True
+    while n > 0:
+        got = stream.read(min(n, CHUNK))
+        if not got:
+            return False
+        n -= len(got)
+    return True
+
+
+def _cut(buf: bytes) -> int:
+    """Length of the leading part of ``buf`` that ends with a blank line (0 if none)."""
+    a = buf.rfind(b"\n\n")
+    b = buf.rfind(b"\n\r\n")
+    return max(a + 2 if a >= 0 else 0, b + 3 if b >= 0 else 0)
+
+
+class _Refresher:
+    """One refresh: walks the sources, parses what is new, folds events into sessions."""
+
+    def __init__(self, conn: sqlite3.Connection, fresh: bool, to_epoch: Callable[..., float],
+                 stats: RefreshStats) -> None:
+        self.conn, self.fresh, self.to_epoch, self.stats = conn, fresh, to_epoch, stats
+        self.open: dict[str, list[Session]] = {}
+        self.evicted: set[str] = set()
+        self.next_sid = (conn.execute("SELECT max(sid) FROM sessions").fetchone()[0] or 0) + 1
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        self.plens = {tuple(p) for p in json.loads(meta.get("plens", "[]"))}
+        self.maxdur = float(meta.get("maxdur", 0))
+
+    def run(self, sources: Iterable[str | os.PathLike], pattern: str) -> None:
+        files = _walk(sources, pattern)
+        known = {r[0]: r for r in self.conn.execute(
+            "SELECT path, dev, ino, size, mtime_ns, head, head_len, consumed, records, corrupt FROM files")}
+        self.stats.files = len(files)
+        for path, st in files:
+            row = known.get(path)
+            if row and (row[1], row[2], row[3], row[4]) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+                continue
+            try:
+                self._read(path, st, row)
+            except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+                self.stats.unreadable.append(f"{path}: {e}")
+        current = {p for p, _ in files}
+        self.conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in known if p not in current])
+        for rows in self.open.values():
+            for s in rows:
+                self._write(s)
+        self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+            ("plens", json.dumps(sorted(self.plens))), ("maxdur", repr(self.maxdur)),
+            ("refreshed", repr(time.time()))])
+
+    def _read(self, path: str, st: os.stat_result, row: tuple | None) -> None:
+        stream, gz = _open(path)
+        with stream:
+            head = stream.read(HEAD)
+            digest = hashlib.sha256(head).digest()
+            prior = row if row is not None and row[5] == hashlib.sha256(head[:row[6]]).digest() else None
+            if prior is None:  # new path or new content: a stream we read under another name (rotation)?
+                prior = self.conn.execute("SELECT path, dev, ino, size, mtime_ns, head, head_len, consumed, records,"
+                                          " corrupt FROM files WHERE head = ? AND head_len = ?",
+                                          (digest, len(head))).fetchone()
+            offset = prior[7] if prior is not None and (gz or st.st_size >= prior[7]) else 0
+            buf = head[offset:]
+            if offset > len(head) and not _skip(stream, gz, offset - len(head)):
+                stream.seek(0)  # shorter than what we read before: not the same stream after all
+                offset, buf = 0, b""
+            records, corrupt = (prior[8], prior[9]) if offset else (0, 0)
+            self.stats.files_read += 1
+            self.stats.bytes_read += len(buf)
+            consumed = offset
+            while True:
+                data = stream.read(CHUNK)
+                self.stats.bytes_read += len(data)
+                buf += data
+                cut = _cut(buf)
+                if not data:
+                    break
+                if cut == 0:
+                    if len(buf) < MAX_RECORD:
+                        continue
+                    cut = len(buf)
+                n, bad = self._fold(buf[:cut])
+                records, corrupt, consumed = records + n, corrupt + bad, consumed + cut
+                buf = buf[cut:]
+            n, bad = self._fold(buf[:cut])
+            records, corrupt, consumed = records + n, corrupt + bad, consumed + cut
+            # The unterminated tail (minus a partial last line) is folded but not counted as consumed:
+            # if it was half-written, it is read again, whole, next time.
+            rest = buf[cut:]
+            self._fold(rest[:rest.rfind(b"\n") + 1])
+        self.conn.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest, len(head), consumed,
+                           records, corrupt))
+
+    def _fold(self, block: bytes) -> tuple[int, int]:
+        if not block:
+            return 0, 0
+        res = parse_block(block, self.to_epoch)
+        self.stats.records += res.records
+        self.stats.corrupt += res.corrupt
+        self.stats.ignored += res.ignored
+        self.stats.events += len(res.events)
+        for ev in res.events:
+            self.apply(ev)
+        return res.records, res.corrupt
+
+    # -- folding events into sessions ------------------------------------------------------------------------
+    def apply(self, ev: Event) -> None:
+        if ev.kind in (ACCT_ON, ACCT_OFF):
+            self._nas_restart(ev)
+            return
+        rows = self.open.get(ev.skey)
+        if rows is None:
+            rows = self._load(ev.skey) if (not self.fresh or ev.skey in self.evicted) else []
+            self.open[ev.skey] = rows
+        s = _pick(rows, ev)
+        if s is None:
+            s = Session(self.next_sid, ev.skey, ev.user, ev.nas, ev.session, ev.time, ev.time)
+            self.next_sid += 1
+            rows.append(s)
+            rows.sort(key=lambda r: r.start)
+        s.merge(ev)
+        if ev.kind == STOP and all(r.stop is not None for r in rows):
+            # Finished: write it out so memory holds only sessions still running.
+            for r in rows:
+                self._write(r)
+            del self.open[ev.skey]
+            if self.fresh:
+                self.evicted.add(ev.skey)
+
+    def _load(self, skey: str) -> list[Session]:
+        out = []
+        for r in self.conn.execute("SELECT sid, skey, user, nas, session, start, last, stop, started, cause"
+                                   " FROM sessions WHERE skey = ? ORDER BY start", (skey,)):
+            s = Session(*r[:8], started=bool(r[8]), cause=r[9], stored=True)
+            s.nets = {k for (k,) in self.conn.execute("SELECT net FROM nets WHERE sid = ?", (s.sid,))}
+            s.stored_nets = set(s.nets)
+            out.append(s)
+        return out
+
+    def _nas_restart(self, ev: Event) -> None:
+        """Accounting-On/Off: the NAS (re)booted, so every session it still had open ended by then."""
+        if not ev.nas:
+            return
+        for rows in self.open.values():
+            for s in rows:
+                if s.nas == ev.nas and s.stop is None and s.last <= ev.time:
+                    s.stop, s.cause, s.dirty = ev.time, "nas-restart", True
+        if not self.fresh:
+            self.conn.execute("UPDATE sessions SET stop = ?, cause = 'nas-restart'"
+                              " WHERE nas = ? AND stop IS NULL AND last <= ?", (ev.time, ev.nas, ev.time))
+
+    def _write(self, s: Session) -> None:
+        if not s.dirty:
+            return
+        c = self.conn
+        if not s.stored:
+            c.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, int(s.started), s.cause))
+        else:
+            c.execute("UPDATE sessions SET user = ?, start = ?, last = ?, stop = ?, started = ?, cause = ?"
+                      " WHERE sid = ?", (s.user, s.start, s.last, s.stop, int(s.started), s.cause, s.sid))
+            if s.stored_start != s.start:
+                c.executemany("UPDATE nets SET start = ? WHERE net = ? AND start = ? AND sid = ?",
+                              [(s.start, k, s.stored_start, s.sid) for k in s.stored_nets])
+        new = s.nets - s.stored_nets
+        if new:
+            c.executemany("INSERT OR IGNORE INTO nets VALUES (?, ?, ?)", [(k, s.start, s.sid) for k in new])
+            for k in new:
+                self.plens.add((4 if len(k) == 5 else 6, k[0]))
+        s.stored, s.stored_start, s.stored_nets, s.dirty = True, s.start, set(s.nets), False
+        dur = (s.stop if s.stop is not None else s.last) - s.start
+        if dur > self.maxdur:
+            self.maxdur = dur
+
+
+def _pick(rows: list[Session], ev: Event) -> Session | None:
+    """The session ``ev`` belongs to among those sharing its key, or None for a new one.
+
+    NASes reuse Acct-Session-Id (counters reset on reboot): a Start after the
+    previous session's Stop, or a second Start, begins a new session. A record
+    read again matches the session it built, so re-reading changes nothing.
+    """
+    if not rows:
+        return None
+    best = rows[0]
+    for r in rows:
+        if r.start <= ev.time + TOL:
+            best = r
+    t = ev.time
+    if best.stop is not None and t > best.stop + TOL:
+        if ev.kind != STOP or ev.since is None or ev.since > best.stop - TOL:
+            return None
+    if ev.kind == START and best.started and abs(t - best.start) > TOL and t > best.start:
+        return None
+    return best
