@@ -210,13 +210,15 @@ def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
     for m in _RECORD.finditer(data):
         gap = data[pos:m.start()]
         if gap.strip():  # indented lines with no date line above them
+            out.records += 1
             out.corrupt += 1
         pos = m.end()
         out.records += 1
         head, body = m.group(1), m.group(2)
         attrs = _ATTR.findall(body)
         dm = _DATE.match(head)
-        if dm is None or len(attrs) != body.count(b"\n"):
+        if (dm is None or len(attrs) != body.count(b"\n") or dm.group(1).lower() not in _MONTHS
+                or not 1 <= int(dm.group(2)) <= 31 or int(dm.group(3)) > 23):
             out.corrupt += 1
             continue
         try:
@@ -248,9 +250,7 @@ def _event(dm: re.Match, attrs: list[tuple[bytes, bytes]], to_epoch: Callable[..
     if stamp is not None:
         record_time = float(stamp)
     else:
-        mon = _MONTHS.get(dm.group(1).lower())
-        if mon is None:
-            raise ValueError("bad month")
+        mon = _MONTHS[dm.group(1).lower()]
         record_time = to_epoch(int(dm.group(6)), mon, int(dm.group(2)), int(dm.group(3)), int(dm.group(4)),
                                int(dm.group(5)))
     when = None

@@ -1,0 +1,445 @@
+"""RADIUS matching against generated FreeRADIUS/Livingston detail logs.
+
+Every test writes real detail files (plain and gzip, in a radacct/<nas>/ tree),
+indexes them through RadiusIndex or the processor, and asks who held an address.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import multiprocessing
+import os
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from abuso.errors import ConfigError
+from abuso.model import Incident, Report
+from abuso.processors.radius import RadiusProcessor
+from abuso.radius.detail import parse_block, zone_converter
+from abuso.radius.index import RadiusIndex
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+TO_UTC = zone_converter("UTC")
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def rec(status: str, session: str, user: str | None, when: datetime, ip: str | None = "192.0.2.17",
+        nas: str = "10.0.0.1", delay: int | None = None, session_time: int | None = None,
+        timestamp: bool = True, **attrs: str) -> str:
+    """One detail record as FreeRADIUS writes it: record time = ``when`` (+ ``delay``, the NAS's lag)."""
+    written = when + timedelta(seconds=delay or 0)
+    lines = [f"{written:%a %b} {written.day:2d} {written:%H:%M:%S %Y}"]  # ctime(3), as the server writes it
+    lines.append(f'\tAcct-Session-Id = "{session}"')
+    if user is not None:
+        lines.append(f'\tUser-Name = "{user}"')
+    lines.append(f"\tNAS-IP-Address = {nas}")
+    lines.append("\tNAS-Port = 17")
+    lines.append(f"\tAcct-Status-Type = {status}")
+    if ip:
+        lines.append(f"\tFramed-IP-Address = {ip}")
+    if session_time is not None:
+        lines.append(f"\tAcct-Session-Time = {session_time}")
+    if delay is not None:
+        lines.append(f"\tAcct-Delay-Time = {delay}")
+    for k, v in attrs.items():
+        lines.append(f"\t{k.replace('_', '-')} = {v}")
+    if timestamp:
+        lines.append(f"\tTimestamp = {int(written.timestamp())}")
+    return "\n".join(lines) + "\n\n"
+
+
+def session(sid: str, user: str, start: float, stop: float | None, ip: str = "192.0.2.17", **kw) -> str:
+    out = rec("Start", sid, user, at(start), ip, **kw)
+    if stop is not None:
+        out += rec("Stop", sid, user, at(stop), ip, session_time=int((stop - start) * 60), **kw)
+    return out
+
+
+def build(tmp_path: Path, files: dict[str, str | bytes], **kw) -> RadiusIndex:
+    for name, text in files.items():
+        p = tmp_path / "radacct" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode() if isinstance(text, str) else text
+        p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    index = RadiusIndex(tmp_path / "radius.idx")
+    index.last_stats = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC, **kw)
+    return index
+
+
+def who(index: RadiusIndex, ip: str, when: datetime, slack: float = 0, grace: float = 3600):
+    return index.lookup(ipaddress.ip_address(ip), when.timestamp(), slack, grace)
+
+
+# -- windows ---------------------------------------------------------------------------------------------------
+
+def test_window_is_start_to_stop_inclusive_and_nothing_after(tmp_path):
+    index = build(tmp_path, {"nas1/detail-20261124": session("A1", "alice", 0, 60)})
+    assert who(index, "192.0.2.17", at(0)).users == ["alice"]
+    assert who(index, "192.0.2.17", at(60)).users == ["alice"]
+    late = who(index, "192.0.2.17", at(60) + timedelta(seconds=1))
+    assert late.status == "none" and "stopped 1s earlier" in late.reason
+    early = who(index, "192.0.2.17", at(0) - timedelta(seconds=1))
+    assert early.status == "none" and "next session (user alice) started 1s later" in early.reason
+    assert who(index, "192.0.2.18", at(30)).status == "none"
+    # Slack widens the window on both sides, by exactly that much.
+    assert who(index, "192.0.2.17", at(60) + timedelta(seconds=5), slack=5).users == ["alice"]
+    assert who(index, "192.0.2.17", at(60) + timedelta(seconds=6), slack=5).status == "none"
+
+
+def test_overlapping_sessions_of_two_users_are_ambiguous(tmp_path):
+    text = (session("A1", "alice", 0, 60) + session("B1", "bob", 50, 120, nas="10.0.0.2")
+            + session("C1", "carol", 200, 260))
+    index = build(tmp_path, {"nas1/detail": text})
+    assert who(index, "192.0.2.17", at(30)).users == ["alice"]
+    amb = who(index, "192.0.2.17", at(55))
+    assert amb.status == "ambiguous" and sorted(amb.users) == ["alice", "bob"]
+    assert "alice, bob" in amb.reason
+    assert who(index, "192.0.2.17", at(61)).users == ["bob"]
+    assert who(index, "192.0.2.17", at(150)).status == "none"
+    assert who(index, "192.0.2.17", at(230)).users == ["carol"]
+
+
+def test_two_sessions_of_the_same_user_are_not_ambiguous(tmp_path):
+    text = session("A1", "alice", 0, 60) + session("A2", "alice", 30, 90, nas="10.0.0.2")
+    res = who(build(tmp_path, {"d/detail": text}), "192.0.2.17", at(45))
+    assert res.status == "matched" and res.users == ["alice"] and len(res.sessions) == 2
+
+
+def test_delay_time_moves_events_back_and_event_timestamp_wins(tmp_path):
+    # Start happened at 0 but reached the server 30 s later; Stop happened at 60, logged 90 s late.
+    text = (rec("Start", "D1", "dave", at(0), delay=30)
+            + rec("Stop", "D1", "dave", at(60), delay=90, session_time=3600))
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(0) + timedelta(seconds=10)).users == ["dave"]
+    assert who(index, "192.0.2.17", at(60) + timedelta(seconds=30)).status == "none"
+    # Event-Timestamp is the NAS's own clock: preferred over record time minus delay.
+    ev = int(at(100).timestamp())
+    text2 = rec("Start", "E1", "erin", at(110), ip="192.0.2.50", delay=5, Event_Timestamp=f'"{ev}"')
+    text2 += rec("Stop", "E1", "erin", at(130), ip="192.0.2.50",
+                 Event_Timestamp='"Nov 24 2026 14:10:00 UTC"')
+    index = build(tmp_path / "b", {"n/detail": text2})
+    s = who(index, "192.0.2.50", at(101)).sessions[0]
+    assert (s.start, s.stop) == (at(100).timestamp(), at(130).timestamp())
+
+
+def test_interim_only_session_open_ended_with_grace(tmp_path):
+    # Start lost; interim updates carry Acct-Session-Time, so the start is known; no Stop yet.
+    text = "".join(rec("Interim-Update", "I1", "ivan", at(m), session_time=int((m + 20) * 60)) for m in (0, 10, 20))
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(-19)).users == ["ivan"]   # derived start: 20 min before first interim
+    assert who(index, "192.0.2.17", at(-21)).status == "none"
+    assert who(index, "192.0.2.17", at(20 + 59), grace=3600).users == ["ivan"]
+    miss = who(index, "192.0.2.17", at(20 + 61), grace=3600)
+    assert miss.status == "none" and "no Stop" in miss.reason and "beyond the grace of 1h 0m" in miss.reason
+    assert who(index, "192.0.2.17", at(20 + 61), grace=7200).users == ["ivan"]
+
+
+def test_open_session_ends_when_someone_else_gets_the_address(tmp_path):
+    # ivan's Stop was lost; at minute 30 the address goes to judy: from then on it is judy's alone.
+    text = rec("Start", "I1", "ivan", at(0)) + rec("Interim-Update", "I1", "ivan", at(10), session_time=600)
+    text += session("J1", "judy", 30, 90, nas="10.0.0.2")
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(20)).users == ["ivan"]
+    assert who(index, "192.0.2.17", at(40), grace=86400).users == ["judy"]
+
+
+def test_accounting_on_closes_sessions_of_that_nas(tmp_path):
+    text = rec("Start", "K1", "kim", at(0)) + rec("Start", "L1", "lee", at(0), ip="192.0.2.99", nas="10.0.0.9")
+    text += rec("Accounting-On", "", None, at(30), ip=None)
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(31), grace=86400).status == "none"
+    assert who(index, "192.0.2.17", at(29), grace=86400).sessions[0].cause == "nas-restart"
+    assert who(index, "192.0.2.99", at(31), grace=86400).users == ["lee"]  # another NAS: still open
+
+
+def test_session_id_reused_after_reboot_is_a_new_session(tmp_path):
+    text = session("0000001", "mia", 0, 30) + session("0000001", "ned", 100, 130)
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(15)).users == ["mia"]
+    assert who(index, "192.0.2.17", at(60)).status == "none"
+    assert who(index, "192.0.2.17", at(115)).users == ["ned"]
+
+
+def test_unique_session_id_keys_sessions(tmp_path):
+    # Same Acct-Session-Id on two NASes: Acct-Unique-Session-Id tells them apart, so both exist.
+    text = session("X", "olga", 0, 60, Acct_Unique_Session_Id='"u-olga"')
+    text += session("X", "paul", 100, 160, ip="192.0.2.18", Acct_Unique_Session_Id='"u-paul"')
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(30)).users == ["olga"]
+    assert who(index, "192.0.2.18", at(130)).users == ["paul"]
+
+
+# -- addresses ---------------------------------------------------------------------------------------------------
+
+def test_ipv6_delegated_and_framed_prefixes(tmp_path):
+    text = rec("Start", "V6", "vera", at(0), ip="198.51.100.7", Delegated_IPv6_Prefix="2001:db8:1200::/56",
+               Framed_IPv6_Prefix="2001:db8:ffff:1::/64")
+    text += rec("Stop", "V6", "vera", at(60), ip="198.51.100.7", session_time=3600)
+    index = build(tmp_path, {"n/detail": text})
+    for inside in ("2001:db8:1200:ab::1", "2001:db8:1200::", "2001:db8:1200:ff:ffff:ffff:ffff:ffff",
+                   "2001:db8:ffff:1:abcd::9", "198.51.100.7", "::ffff:198.51.100.7"):
+        assert who(index, inside, at(30)).users == ["vera"], inside
+    for outside in ("2001:db8:1200:100::", "2001:db8:1201::1", "2001:db8:ffff:2::1", "198.51.100.8"):
+        assert who(index, outside, at(30)).status == "none", outside
+    assert sorted(index.networks(who(index, "198.51.100.7", at(1)).sessions[0])) == [
+        "198.51.100.7/32", "2001:db8:1200::/56", "2001:db8:ffff:1::/64"]
+
+
+def test_placeholder_and_absurd_addresses_are_not_sessions(tmp_path):
+    text = rec("Start", "P1", "pat", at(0), ip="255.255.255.254") + rec("Start", "P2", "quin", at(0), ip=None,
+                                                                         Framed_Route='"0.0.0.0/0 10.0.0.1 1"')
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "255.255.255.254", at(1)).status == "none"
+    assert who(index, "203.0.113.5", at(1)).status == "none"
+    assert index.last_stats.ignored == 2
+
+
+def test_framed_route_subnet(tmp_path):
+    text = rec("Start", "R1", "rita", at(0), Framed_Route='"203.0.113.8/29 192.0.2.17 1"')
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "203.0.113.13", at(1)).users == ["rita"]
+    assert who(index, "203.0.113.16", at(1)).status == "none"
+
+
+# -- formats ---------------------------------------------------------------------------------------------------
+
+LIVINGSTON = """Tue Jul 30 14:48:39 1996
+\tAcct-Session-Id = "AC000004"
+\tUser-Name = "jaime"
+\tNAS-IP-Address = 172.16.64.91
+\tNAS-Port = 1
+\tAcct-Status-Type = Stop
+\tAcct-Session-Time = 21
+\tAcct-Authentic = RADIUS
+\tFramed-Protocol = PPP
+\tFramed-IP-Address = 172.16.64.25
+\tAcct-Delay-Time = 0
+
+"""
+
+
+def test_livingston_stop_only_record_in_the_servers_zone(tmp_path):
+    (tmp_path / "detail").write_text(LIVINGSTON)
+    index = RadiusIndex(tmp_path / "idx")
+    index.refresh([tmp_path / "detail"], to_epoch=zone_converter("America/Los_Angeles"))
+    stop = datetime(1996, 7, 30, 21, 48, 39, tzinfo=UTC)  # 14:48:39 PDT
+    assert who(index, "172.16.64.25", stop - timedelta(seconds=21)).users == ["jaime"]
+    assert who(index, "172.16.64.25", stop).users == ["jaime"]
+    # Mail::Abuse matched 3 s after the Stop (and missed 7 s before it): the window is the session.
+    assert who(index, "172.16.64.25", stop + timedelta(seconds=3)).status == "none"
+    assert who(index, "172.16.64.25", stop - timedelta(seconds=22)).status == "none"
+
+
+def test_corrupt_records_are_counted_and_skipped(tmp_path):
+    good1, good2 = session("G1", "gina", 0, 10), session("H1", "hugo", 20, 30, ip="192.0.2.18")
+    bad_date = rec("Start", "Z1", "zed", at(0), ip="192.0.2.66").replace("Tue Nov 24", "Tue Foo 99", 1)
+    bad_line = rec("Start", "Z2", "zoe", at(0), ip="192.0.2.67").replace("\tNAS-Port = 17\n", "\tNAS-Port 17\n")
+    orphan = "\tUser-Name = \"nobody\"\n\tFramed-IP-Address = 192.0.2.68\n\n"
+    junk = b"\x00\xff\xfe garbage \x80\n\n"
+    data = good1.encode() + bad_date.encode() + junk + bad_line.encode() + orphan.encode() + good2.encode()
+    index = build(tmp_path, {"n/detail": data})
+    st = index.last_stats
+    assert (st.records, st.corrupt, st.events) == (8, 4, 4)
+    assert who(index, "192.0.2.17", at(5)).users == ["gina"]
+    assert who(index, "192.0.2.18", at(25)).users == ["hugo"]
+    for ip in ("192.0.2.66", "192.0.2.67", "192.0.2.68"):
+        assert who(index, ip, at(1), grace=86400).status == "none"
+    with sqlite3.connect(tmp_path / "radius.idx") as c:
+        assert c.execute("SELECT records, corrupt FROM files").fetchone() == (8, 4)
+
+
+def test_parse_block_crlf_and_unknown_status():
+    text = session("C1", "cris", 0, 10).replace("\n", "\r\n") + rec("Failed", "F", "f", at(0))
+    res = parse_block(text.encode(), TO_UTC)
+    assert (res.records, res.corrupt, res.ignored, len(res.events)) == (3, 0, 1, 2)
+    assert res.events[0].user == "cris" and res.events[1].since == at(0).timestamp()
+
+
+# -- files, rotation, refresh -----------------------------------------------------------------------------------
+
+def test_tree_with_gzip_rotation_and_session_across_files(tmp_path):
+    files = {
+        "nas1/detail-20261123.gz": session("S1", "sam", -600, -500),
+        "nas1/detail-20261124": rec("Start", "S2", "tina", at(-30)),
+        "nas2/detail-20261124": rec("Stop", "S2", "tina", at(30), session_time=3600),
+        "nas2/auth-detail-20261124": session("Q", "intruder", -1000, 1000),  # auth log: not accounting
+    }
+    index = build(tmp_path, files)
+    assert index.last_stats.files == 3
+    assert who(index, "192.0.2.17", at(-550)).users == ["sam"]
+    assert who(index, "192.0.2.17", at(0)).users == ["tina"]
+    assert who(index, "192.0.2.17", at(31), grace=86400).status == "none"
+
+
+def test_refresh_reads_only_appended_bytes_and_waits_for_a_whole_record(tmp_path):
+    index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60)})
+    log = tmp_path / "radacct" / "n" / "detail"
+    size = log.stat().st_size
+    assert RadiusIndex(index.path).refresh([tmp_path / "radacct"], to_epoch=TO_UTC).files_read == 0
+    start_bob = rec("Start", "B1", "bob", at(100))
+    half = start_bob[:len(start_bob) // 2 + 3]
+    with log.open("a") as f:
+        f.write(half)  # the server is in the middle of writing a record
+    st = RadiusIndex(index.path).refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert st.bytes_read == len(half) and st.events == 0
+    with log.open("a") as f:
+        f.write(start_bob[len(half):] + rec("Stop", "B1", "bob", at(160), session_time=3600))
+    index = RadiusIndex(index.path)
+    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert st.bytes_read == log.stat().st_size - size  # from the end of the last whole record only
+    assert st.events == 2 and not st.rebuilt
+    assert who(index, "192.0.2.17", at(130)).users == ["bob"]
+    assert who(index, "192.0.2.17", at(30)).users == ["alice"]
+    assert who(index, "192.0.2.17", at(161), grace=86400).status == "none"
+
+
+def test_stop_appended_later_closes_the_session_from_a_previous_run(tmp_path):
+    index = build(tmp_path, {"n/detail": rec("Start", "C1", "carl", at(0))})
+    assert who(index, "192.0.2.17", at(500), grace=86400).users == ["carl"]
+    with (tmp_path / "radacct" / "n" / "detail").open("a") as f:
+        f.write(rec("Stop", "C1", "carl", at(60), session_time=3600))
+    index = RadiusIndex(index.path)
+    index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert who(index, "192.0.2.17", at(500), grace=86400).status == "none"
+    assert who(index, "192.0.2.17", at(59)).users == ["carl"]
+    with sqlite3.connect(index.path) as c:
+        assert c.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+
+
+def test_rotated_and_compressed_file_is_not_parsed_again(tmp_path):
+    index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60) * 50})
+    log = tmp_path / "radacct" / "n" / "detail"
+    data = log.read_bytes()
+    # logrotate: compress yesterday's file, start a new one.
+    (log.parent / "detail.1.gz").write_bytes(gzip.compress(data + session("B1", "bob", 100, 160).encode()))
+    log.write_text(session("C1", "carl", 200, 260))
+    index = RadiusIndex(index.path)
+    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert st.events == 4  # bob's two records and carl's two: alice's 100 were not parsed again
+    assert [who(index, "192.0.2.17", at(m)).users for m in (30, 130, 230)] == [["alice"], ["bob"], ["carl"]]
+
+
+def test_replaced_file_is_read_again(tmp_path):
+    index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60)})
+    log = tmp_path / "radacct" / "n" / "detail"
+    os.unlink(log)
+    log.write_text(session("D1", "dora", 300, 360))
+    index = RadiusIndex(index.path)
+    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert st.events == 2
+    assert who(index, "192.0.2.17", at(330)).users == ["dora"]
+    assert who(index, "192.0.2.17", at(30)).users == ["alice"]  # history is kept
+
+
+def test_reading_everything_twice_changes_nothing(tmp_path):
+    text = session("A1", "alice", 0, 60) + session("B1", "bob", 50, 120) + rec("Interim-Update", "C", "c", at(5))
+    build(tmp_path, {"n/detail": text, "copy/detail": text})
+    with sqlite3.connect(tmp_path / "radius.idx") as c:
+        rows = c.execute("SELECT user, start, last, stop FROM sessions ORDER BY user").fetchall()
+    assert [r[0] for r in rows] == ["alice", "bob", "c"]
+
+
+def _refresh_in_child(args: tuple[str, str]) -> int:
+    index = RadiusIndex(args[0])
+    st = index.refresh([args[1]], to_epoch=TO_UTC)
+    return st.events
+
+
+def test_two_processes_refreshing_at_once_index_once(tmp_path):
+    (tmp_path / "radacct").mkdir()
+    text = "".join(session(f"S{i}", f"u{i}", i, i + 1, ip=f"10.1.{i // 250}.{i % 250 + 1}") for i in range(3000))
+    (tmp_path / "radacct" / "detail").write_text(text)
+    args = (str(tmp_path / "radius.idx"), str(tmp_path / "radacct"))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        events = sorted(pool.map(_refresh_in_child, [args, args]))
+    assert events == [0, 6000]  # one built it, the other waited and found nothing new
+    index = RadiusIndex(args[0])
+    assert who(index, "10.1.11.250", at(2999.5)).users == ["u2999"]
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+# -- the processor ------------------------------------------------------------------------------------------------
+
+def _report(*incidents: Incident) -> Report:
+    return Report(raw=b"", incidents=list(incidents))
+
+
+def test_processor_enriches_incidents_and_explains(tmp_path):
+    tree = tmp_path / "radacct" / "nas1"
+    tree.mkdir(parents=True)
+    (tree / "detail-20261124").write_text(session("A1", "alice", 0, 60) + session("B1", "bob", 50, 120))
+    proc = RadiusProcessor({"detail": "radacct", "index": "radius.idx", "zone": "UTC"}, base=tmp_path)
+    report = _report(
+        Incident("192.0.2.17", "spam", at(10), "log", "explicit"),
+        Incident("192.0.2.17", "spam", at(55), "log", "explicit"),
+        Incident("192.0.2.17", "spam", None, "log"),
+        Incident("192.0.2.99", "spam", at(10), "log", "explicit"),
+    )
+    proc.process(report)
+    proc.close()
+    first, amb, no_time, other = report.incidents
+    assert first.extra["user"] == "alice"
+    assert first.extra["radius"]["session"] == "A1" and first.extra["radius"]["networks"] == ["192.0.2.17/32"]
+    assert first.extra["radius"]["start"] == at(0).isoformat() and first.extra["radius"]["stop"] == at(60).isoformat()
+    assert amb.extra["user"] is None and sorted(amb.extra["radius"]["ambiguous"]) == ["alice", "bob"]
+    assert "user" not in no_time.extra and "user" not in other.extra
+    note = report.notes["radius"]
+    assert (note["matched"], note["ambiguous"], note["unmatched"]) == (1, 1, 2)
+    assert [e["result"] for e in note["incidents"]] == ["matched", "ambiguous", "no-time", "unmatched"]
+    assert "no time" in note["incidents"][2]["reason"]
+    assert note["incidents"][3]["reason"] == "no session in the RADIUS logs for 192.0.2.99"
+    assert note["refresh"]["events"] == 4
+    import json
+
+    json.dumps(report.to_dict())  # everything it added is JSON-serialisable
+
+
+def test_processor_indexes_once_per_run_and_not_for_empty_reports(tmp_path):
+    (tmp_path / "detail").write_text(session("A1", "alice", 0, 60))
+    proc = RadiusProcessor({"detail": str(tmp_path / "detail"), "index": str(tmp_path / "i"), "zone": "UTC"})
+    proc.process(_report())
+    assert not (tmp_path / "i").exists()
+    proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))
+    (tmp_path / "detail").unlink()  # logs gone mid-run: the open index still answers
+    rep = _report(Incident("192.0.2.17", "spam", at(2), "log", "explicit"))
+    proc.process(rep)
+    assert rep.incidents[0].extra["user"] == "alice"
+
+
+def test_processor_without_logs_or_index_asks_for_a_retry(tmp_path):
+    from abuso.errors import TransientError
+
+    proc = RadiusProcessor({"detail": str(tmp_path / "missing"), "index": str(tmp_path / "i")})
+    with pytest.raises(TransientError):
+        proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))
+
+
+@pytest.mark.parametrize("options, key", [
+    ({}, "detail"),
+    ({"detail": "/x", "grace": "soon"}, "grace"),
+    ({"detail": "/x", "zone": "Mars/Olympus"}, "zone"),
+    ({"detail": "/x", "colour": "blue"}, "colour"),
+    ({"detail": ["/x", 3]}, "detail"),
+])
+def test_bad_options_name_the_key(options, key):
+    with pytest.raises(ConfigError) as e:
+        RadiusProcessor.check_options(options)
+    assert e.value.key == key
+
+
+def test_config_error_names_file_line_and_key(tmp_path):
+    from abuso.config import load
+
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - radius:\n      detail: /var/log/radacct\n      slack: later\n")
+    with pytest.raises(ConfigError) as e:
+        load(cfg)
+    assert "processors.radius.slack" in str(e.value) and f"{cfg}:3" in str(e.value)
