@@ -30,13 +30,12 @@ MIN_PREFIX = {4: 16, 6: 32}
 
 # One record: a non-indented first line, then indented lines. Blank lines separate records.
 _RECORD = re.compile(rb"^([^ \t\r\n][^\n]*)\n((?:[ \t]+[^ \t\r\n][^\n]*\n)*)", re.M)
-_ATTR = re.compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*(.*?)[ \t\r]*$", re.M)
+_ATTR = re.compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
+_NAMES = re.compile(rb"[A-Za-z][A-Za-z0-9_.:-]*(?:\n[A-Za-z][A-Za-z0-9_.:-]*)*")
 _DATE = re.compile(rb"^[A-Za-z]{3}[ \t]+([A-Za-z]{3})[ \t]+(\d{1,2})[ \t]+(\d{1,2}):(\d\d):(\d\d)[ \t]+(\d{4})"
                    rb"[ \t\r]*$")
 _MONTHS = {m.encode(): i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
-# Event-Timestamp as FreeRADIUS 2/3 print it: "Nov 24 2026 13:05:01 CET" (fraction optional).
-_EVENT_TS = re.compile(r"^([A-Za-z]{3})\s+(\d{1,2})\s+(\d{4})\s+(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?(?:\s+(\S+))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,31 +160,42 @@ _NAS_ATTRS = (b"NAS-IP-Address", b"NAS-IPv6-Address", b"NAS-Identifier", b"Packe
               b"Client-IP-Address")
 
 
+_ZONE_SECONDS: dict[bytes, float | None] = {}
+
+
+def _zone_seconds(name: bytes) -> float | None:
+    """Seconds east of UTC for a zone name in an Event-Timestamp (cached: a log uses one or two)."""
+    if name not in _ZONE_SECONDS:
+        from ..timestamps import zone_offset
+
+        td = zone_offset(name.decode("ascii", "replace"))
+        _ZONE_SECONDS[name] = td.total_seconds() if td is not None else None
+    return _ZONE_SECONDS[name]
+
+
 def event_timestamp(raw: bytes, fallback: Callable[..., float]) -> float | None:
-    """Event-Timestamp in the shapes servers print: epoch, ``Nov 24 2026 13:05:01 CET``, ISO 8601."""
-    v = _value(raw).decode("ascii", "replace").strip()
+    """Event-Timestamp in the shapes servers print: epoch, ``Nov 24 2026 13:05:01 CET``, ISO 8601.
+
+    An unknown zone name falls back to the configured zone of the date lines.
+    """
+    v = _value(raw).strip()
     if v.isdigit():
         return float(v)
-    m = _EVENT_TS.match(v)
-    if m:
-        mon = _MONTHS.get(m.group(1).lower().encode())
-        if mon is None:
-            return None
-        y, d, h, mi, s = int(m.group(3)), int(m.group(2)), int(m.group(4)), int(m.group(5)), int(m.group(6))
-        zone = m.group(7)
-        try:
-            if zone:
-                from ..timestamps import zone_offset
-
-                off = zone_offset(zone)
-                if off is not None:
-                    return datetime(y, mon, d, h, mi, s, tzinfo=timezone(off)).timestamp()
-            return fallback(y, mon, d, h, mi, s)
-        except (ValueError, OverflowError):
-            return None
+    parts = v.split()
+    if len(parts) in (4, 5):
+        mon = _MONTHS.get(parts[0].lower())
+        hms = parts[3].split(b".")[0].split(b":")
+        if mon and parts[1].isdigit() and parts[2].isdigit() and len(hms) == 3 and all(x.isdigit() for x in hms):
+            y, d, h, mi, sec = int(parts[2]), int(parts[1]), int(hms[0]), int(hms[1]), int(hms[2])
+            if not (1 <= d <= 31 and h < 24 and mi < 60 and sec <= 60 and 1970 <= y < 2200):
+                return None
+            off = _zone_seconds(parts[4]) if len(parts) == 5 else None
+            if off is None:
+                return fallback(y, mon, d, h, mi, sec)
+            return float(calendar.timegm((y, mon, d, h, mi, sec, 0, 0, 0))) - off
     try:
-        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
+        dt = datetime.fromisoformat(v.decode("ascii").replace("Z", "+00:00"))
+    except (ValueError, UnicodeDecodeError):
         return None
     if dt.tzinfo is None:
         return fallback(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
@@ -199,6 +209,27 @@ def _int(raw: bytes | None) -> int | None:
     return int(v) if v.isdigit() else None
 
 
+def _attributes(body: bytes) -> dict[bytes, bytes] | None:
+    """``Attribute = value`` lines -> dict; None if any line is something else.
+
+    The fast path is the shape FreeRADIUS writes (tab, name, `` = ``, value,
+    LF) split in C; anything else (spaces, CRLF, odd spacing) takes the regex.
+    """
+    n = body.count(b"\n")
+    if body[:1] == b"\t" and body.count(b"\n\t") == n - 1 and b"\r" not in body:
+        pairs = [line[1:].split(b" = ", 1) for line in body[:-1].split(b"\n")]
+        try:
+            a = dict(pairs)
+        except ValueError:  # a line without " = ": let the regex judge it
+            a = None
+        if a is not None and _NAMES.fullmatch(b"\n".join([p[0] for p in pairs])):
+            return a
+    attrs = _ATTR.findall(body)
+    if len(attrs) != n:
+        return None
+    return dict(attrs)
+
+
 def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
     """Parse whole records in ``data`` (bytes ending at a record boundary).
 
@@ -207,37 +238,37 @@ def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
     out = BlockResult([])
     events = out.events
     pos = 0
+    records = corrupt = ignored = 0
     for m in _RECORD.finditer(data):
-        gap = data[pos:m.start()]
-        if gap.strip():  # indented lines with no date line above them
-            out.records += 1
-            out.corrupt += 1
+        if m.start() != pos and data[pos:m.start()].strip():  # indented lines with no date line above them
+            records += 1
+            corrupt += 1
         pos = m.end()
-        out.records += 1
+        records += 1
         head, body = m.group(1), m.group(2)
-        attrs = _ATTR.findall(body)
+        a = _attributes(body)
         dm = _DATE.match(head)
-        if (dm is None or len(attrs) != body.count(b"\n") or dm.group(1).lower() not in _MONTHS
+        if (a is None or dm is None or dm.group(1).lower() not in _MONTHS
                 or not 1 <= int(dm.group(2)) <= 31 or int(dm.group(3)) > 23):
-            out.corrupt += 1
+            corrupt += 1
             continue
         try:
-            ev = _event(dm, attrs, to_epoch)
+            ev = _event(dm, a, to_epoch)
         except (ValueError, OverflowError):
-            out.corrupt += 1
+            corrupt += 1
             continue
         if ev is None:
-            out.ignored += 1
+            ignored += 1
         else:
             events.append(ev)
     if data[pos:].strip():
-        out.records += 1
-        out.corrupt += 1
+        records += 1
+        corrupt += 1
+    out.records, out.corrupt, out.ignored = records, corrupt, ignored
     return out
 
 
-def _event(dm: re.Match, attrs: list[tuple[bytes, bytes]], to_epoch: Callable[..., float]) -> Event | None:
-    a = dict(attrs)
+def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) -> Event | None:
     kind = _STATUS.get(_value(a.get(b"Acct-Status-Type", b"")).lower())
     if kind is None:
         return None
