@@ -443,3 +443,46 @@ def test_config_error_names_file_line_and_key(tmp_path):
     with pytest.raises(ConfigError) as e:
         load(cfg)
     assert "processors.radius.slack" in str(e.value) and f"{cfg}:3" in str(e.value)
+
+
+def test_file_edited_behind_its_unchanged_head_is_read_again(tmp_path):
+    many = "".join(session(f"A{i}", "alice", i * 10, i * 10 + 5) for i in range(20))
+    index = build(tmp_path, {"n/detail": many})
+    log = tmp_path / "radacct" / "n" / "detail"
+    assert log.stat().st_size > 2 * 4096
+    # Same first bytes, same length, but a session in the middle now had another address.
+    edited = many.replace(session("A19", "alice", 190, 195), session("A19", "alice", 190, 195, ip="192.0.2.99"))
+    assert len(edited) == len(many) and edited[:4096] == many[:4096]
+    log.write_text(edited + "\n")
+    index = RadiusIndex(index.path)
+    assert index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC).events == 40
+    assert who(index, "192.0.2.99", at(192)).users == ["alice"]
+
+
+def test_broken_index_file_is_rebuilt(tmp_path):
+    index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60)})
+    index.path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    index = RadiusIndex(index.path)
+    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert st.rebuilt and st.events == 2
+    assert who(index, "192.0.2.17", at(30)).users == ["alice"]
+
+
+def test_processor_refreshes_again_for_an_incident_newer_than_its_index(tmp_path):
+    import time as _time
+
+    log = tmp_path / "detail"
+    log.write_text(session("A1", "alice", 0, 60))
+    proc = RadiusProcessor({"detail": str(log), "index": str(tmp_path / "i"), "zone": "UTC"})
+    proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))
+    now = datetime.now(UTC).replace(microsecond=0)
+    with log.open("a") as f:
+        f.write(rec("Start", "N1", "nora", now - timedelta(seconds=30), ip="192.0.2.55"))
+    old = _report(Incident("192.0.2.17", "spam", at(2), "log", "explicit"))
+    proc._refreshed_at = _time.time() - 120
+    proc.process(old)  # an old incident: the index read before is enough, nothing re-read
+    assert old.notes["radius"]["refresh"]["events"] == 2
+    fresh = _report(Incident("192.0.2.55", "spam", now, "log", "explicit"))
+    proc.process(fresh)
+    assert fresh.incidents[0].extra["user"] == "nora"
+    assert fresh.notes["radius"]["refresh"]["events"] == 1

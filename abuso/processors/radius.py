@@ -22,12 +22,16 @@ as ambiguous instead of picking one.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any, Mapping
 
 from ..errors import ConfigError, TransientError
 from ..model import Report
 from .base import Processor
 
+#: Accounting records reach the log up to this late (Acct-Delay-Time, buffering): an incident newer
+#: than the last refresh minus this may have a session the index has not read yet.
+RECENT = 600.0
 OPTIONS = {"detail", "index", "pattern", "zone", "slack", "grace", "lock_timeout", "refresh"}
 DEFAULTS = {"index": "~/abuso/radius.idx", "pattern": "detail*", "zone": "local", "slack": 0, "grace": "1h",
             "lock_timeout": "10m", "refresh": True}
@@ -91,16 +95,27 @@ class RadiusProcessor(Processor):
         self.index: Any = None
         #: What the refresh of this run did (RefreshStats.as_dict()), or why it did not happen.
         self.refresh_info: dict[str, Any] | None = None
+        self._refreshed_at = 0.0
 
-    def _ready(self) -> Any:
-        """Refresh the index once per run (first report with incidents), then keep it open."""
+    def _ready(self, newest: float | None) -> Any:
+        """The open index, refreshed at the first report with incidents.
+
+        A long run (a daemon reading IMAP) refreshes again only when an incident
+        is so recent that its session may have been logged after the last
+        refresh - at most once a minute.
+        """
         if self.index is not None:
-            return self.index
+            if not (self.do_refresh and newest is not None and newest >= self._refreshed_at - RECENT
+                    and time.time() - self._refreshed_at >= 60):
+                return self.index
+            self.index.close()
+            self.index = None
         from ..radius.detail import zone_converter
         from ..radius.index import IndexBusy, RadiusIndex
 
         index = RadiusIndex(self.index_path)
         if self.do_refresh:
+            self._refreshed_at = time.time()
             try:
                 stats = index.refresh(self.sources, self.pattern, zone_converter(self.zone), self.lock_timeout)
                 self.refresh_info = stats.as_dict()
@@ -122,7 +137,8 @@ class RadiusProcessor(Processor):
     def process(self, report: Report) -> None:
         if not report.incidents:
             return
-        index = self._ready()
+        times = [inc.time.timestamp() for inc in report.incidents if inc.time is not None]
+        index = self._ready(max(times) if times else None)
         entries = []
         counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
         for i, inc in enumerate(report.incidents):

@@ -46,7 +46,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
-    head BLOB, head_len INTEGER, consumed INTEGER, records INTEGER, corrupt INTEGER);
+    head BLOB, head_len INTEGER, consumed INTEGER, records INTEGER, corrupt INTEGER, tail BLOB);
 CREATE INDEX IF NOT EXISTS files_head ON files(head);
 CREATE TABLE IF NOT EXISTS sessions (
     sid INTEGER PRIMARY KEY, skey TEXT NOT NULL, user TEXT, nas TEXT, session TEXT,
@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS sessions_open ON sessions(nas) WHERE stop IS NULL;
 CREATE TABLE IF NOT EXISTS nets (
     net BLOB NOT NULL, start REAL NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, start, sid)) WITHOUT ROWID;
 """
+
+
+_FILE_COLUMNS = "path, dev, ino, size, mtime_ns, head, head_len, consumed, records, corrupt, tail"
 
 
 class Session:
@@ -95,9 +98,6 @@ class Session:
 
     def end(self, grace: float) -> float:
         return self.stop if self.stop is not None else self.last + grace
-
-    def networks(self) -> list[str]:
-        return sorted(str(key_network(k)) for k in self.nets)
 
 
 @dataclass
@@ -165,39 +165,55 @@ class RadiusIndex:
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(self.path.with_name(self.path.name + ".lock"), lock_timeout):
-            conn = self._connect_existing()
+            for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # a build that crashed
+                stale.unlink(missing_ok=True)
             stats = RefreshStats()
-            if conn is None:
-                stats.rebuilt = True
-                tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-                tmp.unlink(missing_ok=True)
-                conn = sqlite3.connect(tmp, isolation_level=None)
-                try:
-                    conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
-                    conn.executescript(_SCHEMA)
-                    conn.execute("INSERT INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
-                    conn.execute("BEGIN")
-                    _Refresher(conn, fresh=True, to_epoch=to_epoch, stats=stats).run(sources, pattern)
-                    conn.execute("COMMIT")
-                    conn.close()
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    conn.close()
-                    tmp.unlink(missing_ok=True)
-                    raise
-            else:
+            conn = self._connect_existing()
+            if conn is not None:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     _Refresher(conn, fresh=False, to_epoch=to_epoch, stats=stats).run(sources, pattern)
                     conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                except sqlite3.OperationalError:  # locked, disk full: worth a retry, not a rebuild
                     raise
-                finally:
+                except sqlite3.DatabaseError:  # not a database, malformed: rebuild it
+                    stats = RefreshStats()
                     conn.close()
+                    conn = None
+                finally:
+                    if conn is not None:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        conn.close()
+            if conn is None:
+                stats.rebuilt = True
+                self._build(sources, pattern, to_epoch, stats)
         stats.seconds = time.monotonic() - began
         return stats
+
+    def _build(self, sources: Iterable[str | os.PathLike], pattern: str, to_epoch: Callable[..., float],
+               stats: RefreshStats) -> None:
+        """A whole new index, written beside the old one and renamed over it when complete."""
+        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("BEGIN")
+            _Refresher(conn, fresh=True, to_epoch=to_epoch, stats=stats).run(sources, pattern)
+            conn.execute("COMMIT")
+            conn.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # synchronous=OFF: make it durable once, before it takes the real name
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            conn.close()
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _connect_existing(self) -> sqlite3.Connection | None:
         """The index if it exists and is ours and readable; None means rebuild it."""
@@ -209,7 +225,6 @@ class RadiusIndex:
             if row is None or row[0] != str(SCHEMA_VERSION):
                 conn.close()
                 return None
-            conn.execute("PRAGMA quick_check(1)")
             return conn
         except sqlite3.DatabaseError:
             return None
@@ -261,8 +276,9 @@ class RadiusIndex:
             f" WHERE n.net IN ({marks}) AND n.start BETWEEN ? AND ?", (*keys, lo, hi)).fetchall()
         found = [self._session(r) for r in rows]
         cands = [s for s in found if s.start - slack <= t <= s.end(grace) + slack]
-        # A session without a Stop ends, at the latest, when someone else's session on the address begins.
-        cands = [a for a in cands if a.stop is not None or not any(b.start > a.last for b in cands)]
+        # A session without a Stop ended, at the latest, when another session on the address began.
+        cands = [a for a in cands if a.stop is not None
+                 or not any(a.last < b.start <= t + slack and b.sid != a.sid for b in found)]
         cands.sort(key=lambda s: s.start)
         users = {s.user for s in cands}
         if len(users) > 1:
@@ -350,13 +366,20 @@ def _locked(lock_path: Path, timeout: float) -> Iterator[None]:
 
 # -- reading files -------------------------------------------------------------------------------------------
 
-def _walk(sources: Iterable[str | os.PathLike], pattern: str) -> list[tuple[str, os.stat_result]]:
-    """Regular files to index, oldest first (rotation order); a named file is taken whatever its name."""
+def _walk(sources: Iterable[str | os.PathLike], pattern: str,
+          errors: list[str]) -> list[tuple[str, os.stat_result]]:
+    """Regular files to index, oldest first (rotation order); a named file is taken whatever its name.
+
+    Folders that cannot be read are listed in ``errors``: a silently missing NAS would look like "no session".
+    """
     found: dict[str, os.stat_result] = {}
     for src in sources:
         src = os.fspath(src)
         if os.path.isdir(src):
-            for folder, dirs, names in os.walk(src):
+            def unreadable(e: OSError) -> None:
+                errors.append(f"{e.filename}: {e.strerror}")
+
+            for folder, dirs, names in os.walk(src, onerror=unreadable):
                 dirs.sort()
                 for name in names:
                     if fnmatch.fnmatch(name, pattern):
@@ -390,17 +413,23 @@ def _open(path: str):
     return fh, False
 
 
-def _skip(stream, gz: bool, n: int) -> bool:
-    """Move ``n`` bytes forward; False if the stream ends first."""
+def _seek_tail(stream, gz: bool, head: bytes, offset: int) -> tuple[bytes, bytes] | None:
+    """Position ``stream`` at ``offset`` (``head`` already read); return the HEAD bytes before
+    ``offset`` and what of ``head`` lies after it, or None if the stream is shorter."""
+    if offset <= len(head):
+        return head[max(0, offset - HEAD):offset], head[offset:]
     if not gz:
-        stream.seek(n, os.SEEK_CUR)
-        return True
-    while n > 0:
-        got = stream.read(min(n, CHUNK))
+        stream.seek(offset - HEAD)
+        tail = stream.read(HEAD)
+        return (tail, b"") if len(tail) == HEAD else None
+    keep, left = head, offset - len(head)
+    while left > 0:  # gzip cannot seek: decompress and drop, keeping the last HEAD bytes
+        got = stream.read(min(left, CHUNK))
         if not got:
-            return False
-        n -= len(got)
-    return True
+            return None
+        left -= len(got)
+        keep = (keep + got[-HEAD:])[-HEAD:]
+    return keep, b""
 
 
 def _cut(buf: bytes) -> int:
@@ -424,9 +453,8 @@ class _Refresher:
         self.maxdur = float(meta.get("maxdur", 0))
 
     def run(self, sources: Iterable[str | os.PathLike], pattern: str) -> None:
-        files = _walk(sources, pattern)
-        known = {r[0]: r for r in self.conn.execute(
-            "SELECT path, dev, ino, size, mtime_ns, head, head_len, consumed, records, corrupt FROM files")}
+        files = _walk(sources, pattern, self.stats.unreadable)
+        known = {r[0]: r for r in self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files")}
         self.stats.files = len(files)
         for path, st in files:
             row = known.get(path)
@@ -441,25 +469,33 @@ class _Refresher:
         for rows in self.open.values():
             for s in rows:
                 self._write(s)
-        self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-            ("plens", json.dumps(sorted(self.plens))), ("maxdur", repr(self.maxdur)),
-            ("refreshed", repr(time.time()))])
+        if self.stats.files_read or self.fresh:  # an unchanged tree costs no write (procmail runs this per message)
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+                ("plens", json.dumps(sorted(self.plens))), ("maxdur", repr(self.maxdur))])
 
     def _read(self, path: str, st: os.stat_result, row: tuple | None) -> None:
+        """Parse what is new in one file: from where the same stream was left, else from the start.
+
+        "The same stream" means the first bytes and the last bytes read so far
+        are unchanged, whatever the file is called now and whether it was
+        gzipped since: a rotated log is not parsed twice, an edited one is.
+        """
         stream, gz = _open(path)
         with stream:
             head = stream.read(HEAD)
             digest = hashlib.sha256(head).digest()
             prior = row if row is not None and row[5] == hashlib.sha256(head[:row[6]]).digest() else None
             if prior is None:  # new path or new content: a stream we read under another name (rotation)?
-                prior = self.conn.execute("SELECT path, dev, ino, size, mtime_ns, head, head_len, consumed, records,"
-                                          " corrupt FROM files WHERE head = ? AND head_len = ?",
+                prior = self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE head = ? AND head_len = ?",
                                           (digest, len(head))).fetchone()
-            offset = prior[7] if prior is not None and (gz or st.st_size >= prior[7]) else 0
-            buf = head[offset:]
-            if offset > len(head) and not _skip(stream, gz, offset - len(head)):
-                stream.seek(0)  # shorter than what we read before: not the same stream after all
-                offset, buf = 0, b""
+            offset, buf, last = 0, head, b""
+            if prior is not None and prior[7] and (gz or st.st_size >= prior[7]):
+                found = _seek_tail(stream, gz, head, prior[7])
+                if found is not None and hashlib.sha256(found[0]).digest() == prior[10]:
+                    offset, last, buf = prior[7], found[0], found[1]
+                else:
+                    stream.seek(0)
+                    buf = b""
             records, corrupt = (prior[8], prior[9]) if offset else (0, 0)
             self.stats.files_read += 1
             self.stats.bytes_read += len(buf)
@@ -475,18 +511,20 @@ class _Refresher:
                     if len(buf) < MAX_RECORD:
                         continue
                     cut = len(buf)
-                n, bad = self._fold(buf[:cut])
-                records, corrupt, consumed = records + n, corrupt + bad, consumed + cut
-                buf = buf[cut:]
-            n, bad = self._fold(buf[:cut])
-            records, corrupt, consumed = records + n, corrupt + bad, consumed + cut
+                block, buf = buf[:cut], buf[cut:]
+                n, bad = self._fold(block)
+                records, corrupt, consumed, last = records + n, corrupt + bad, consumed + cut, (last + block[-HEAD:])
+                last = last[-HEAD:]
+            block = buf[:cut]
+            n, bad = self._fold(block)
+            records, corrupt, consumed, last = records + n, corrupt + bad, consumed + cut, (last + block)[-HEAD:]
             # The unterminated tail (minus a partial last line) is folded but not counted as consumed:
             # if it was half-written, it is read again, whole, next time.
             rest = buf[cut:]
             self._fold(rest[:rest.rfind(b"\n") + 1])
-        self.conn.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.conn.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest, len(head), consumed,
-                           records, corrupt))
+                           records, corrupt, hashlib.sha256(last).digest()))
 
     def _fold(self, block: bytes) -> tuple[int, int]:
         if not block:
