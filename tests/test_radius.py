@@ -199,7 +199,14 @@ def test_placeholder_and_absurd_addresses_are_not_sessions(tmp_path):
     index = build(tmp_path, {"n/detail": text})
     assert who(index, "255.255.255.254", at(1)).status == "none"
     assert who(index, "203.0.113.5", at(1)).status == "none"
-    assert index.last_stats.ignored == 2
+    with sqlite3.connect(index.path) as c:
+        assert c.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+
+
+def test_address_only_in_later_records(tmp_path):
+    text = rec("Start", "W1", "walt", at(0), ip=None) + rec("Interim-Update", "W1", "walt", at(10), ip="192.0.2.40")
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.40", at(1)).users == ["walt"]  # the window starts at the Start record
 
 
 def test_framed_route_subnet(tmp_path):
@@ -486,3 +493,41 @@ def test_processor_refreshes_again_for_an_incident_newer_than_its_index(tmp_path
     proc.process(fresh)
     assert fresh.incidents[0].extra["user"] == "nora"
     assert fresh.notes["radius"]["refresh"]["events"] == 1
+
+
+# -- property: any log, read at once or in pieces cut anywhere, answers like a brute-force reading of it ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+_sessions = hs.lists(hs.tuples(hs.integers(1, 3), hs.sampled_from(["ann", "ben", "cy"]), hs.integers(0, 300),
+                               hs.integers(1, 90)), min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sessions=_sessions, cut=hs.floats(0, 1), probes=hs.lists(hs.integers(-10, 400 * 60), max_size=8))
+def test_index_agrees_with_brute_force(tmp_path_factory, sessions, cut, probes):
+    tmp = tmp_path_factory.mktemp("prop")
+    records = []
+    for n, (host, user, start, length) in enumerate(sessions):
+        ip = f"192.0.2.{host}"
+        records.append((at(start), rec("Start", f"S{n}", user, at(start), ip)))
+        records.append((at(start + length), rec("Stop", f"S{n}", user, at(start + length), ip,
+                                                session_time=length * 60)))
+    data = "".join(text for _, text in sorted(records, key=lambda r: r[0])).encode()
+    log = tmp / "detail"
+    split = int(len(data) * cut)
+    log.write_bytes(data[:split])  # the server was in the middle of writing, anywhere
+    RadiusIndex(tmp / "idx").refresh([log], to_epoch=TO_UTC)
+    with log.open("ab") as f:
+        f.write(data[split:])
+    index = RadiusIndex(tmp / "idx")
+    index.refresh([log], to_epoch=TO_UTC)
+    points = [(h, at(s)) for h, _, s, _ in sessions] + [(h, at(s + n)) for h, _, s, n in sessions]
+    points += [(h, at(s + n) + timedelta(seconds=1)) for h, _, s, n in sessions]
+    points += [(1 + p % 3, T0 + timedelta(seconds=p)) for p in probes]
+    for host, when in points:
+        truth = {u for h, u, s, n in sessions if h == host and at(s) <= when <= at(s + n)}
+        got = who(index, f"192.0.2.{host}", when)
+        expected = "none" if not truth else "matched" if len(truth) == 1 else "ambiguous"
+        assert (got.status, set(got.users)) == (expected, truth), (host, when)

@@ -307,8 +307,7 @@ def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) 
             k = _net(name, raw)
             if k is not None:
                 nets.append(k)
-    if not nets:
-        return None
+    # No usable address (some NASes put it only in later records): still an event, for the session's times.
     duration = _int(a.get(b"Acct-Session-Time"))
     # A session-time beyond a year is a broken counter; believing it would widen every lookup.
     since = when - duration if duration is not None and kind != START and duration < 366 * 86400 else None

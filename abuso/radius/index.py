@@ -585,7 +585,7 @@ class _Refresher:
                               " WHERE nas = ? AND stop IS NULL AND last <= ?", (ev.time, ev.nas, ev.time))
 
     def _write(self, s: Session) -> None:
-        if not s.dirty:
+        if not s.dirty or not s.nets:  # a session that never had an address cannot be matched
             return
         c = self.conn
         if not s.stored:
