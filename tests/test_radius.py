@@ -531,3 +531,24 @@ def test_index_agrees_with_brute_force(tmp_path_factory, sessions, cut, probes):
         got = who(index, f"192.0.2.{host}", when)
         expected = "none" if not truth else "matched" if len(truth) == 1 else "ambiguous"
         assert (got.status, set(got.users)) == (expected, truth), (host, when)
+
+
+def test_start_learned_in_a_later_run_moves_the_window(tmp_path):
+    index = build(tmp_path, {"n/detail": rec("Interim-Update", "L1", "liam", at(30))})
+    assert who(index, "192.0.2.17", at(10)).status == "none"  # nothing says the session ran at minute 10
+    with (tmp_path / "radacct" / "n" / "detail").open("a") as f:
+        f.write(rec("Stop", "L1", "liam", at(60), session_time=3600))  # it ran since minute 0
+    index = RadiusIndex(index.path)
+    index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    assert who(index, "192.0.2.17", at(10)).users == ["liam"]
+    assert who(index, "192.0.2.17", at(0) - timedelta(seconds=1)).status == "none"
+
+
+def test_explain_shows_the_user(tmp_path):
+    from abuso.processors.explain import ExplainProcessor
+
+    (tmp_path / "detail").write_text(session("A1", "alice", 0, 60))
+    report = _report(Incident("192.0.2.17", "spam", at(10), "log", "explicit"))
+    RadiusProcessor({"detail": str(tmp_path / "detail"), "index": str(tmp_path / "i"), "zone": "UTC"}).process(report)
+    ExplainProcessor({}).process(report)
+    assert "'user': 'alice'" in report.notes["explain"] and "matched" in report.notes["explain"]
