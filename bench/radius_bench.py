@@ -26,7 +26,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from abuso.radius.detail import zone_converter  # noqa: E402
 from abuso.radius.index import RadiusIndex  # noqa: E402
 
 RECORD = """{date}
@@ -144,20 +143,20 @@ def main() -> None:
 
         index = RadiusIndex(idx)
         cpu = time.process_time()
-        st = index.refresh([work / "radacct"], to_epoch=zone_converter("UTC"))
+        st = index.refresh([work / "radacct"], zone="UTC")
         cpu = time.process_time() - cpu
         print(f"index: {st.seconds:.1f}s wall, {cpu:.1f}s CPU; {size / 1e6 / st.seconds:.1f} MB/s wall, "
               f"{size / 1e6 / cpu:.1f} MB/s CPU; {st.records} records "
               f"({st.records / st.seconds:.0f}/s), {st.corrupt} corrupt, "
               f"index size {idx.stat().st_size / 1e6:.1f} MB ({idx.stat().st_size / size:.1%} of the log)")
 
-        st = RadiusIndex(idx).refresh([work / "radacct"], to_epoch=zone_converter("UTC"))
+        st = RadiusIndex(idx).refresh([work / "radacct"], zone="UTC")
         print(f"refresh, nothing changed: {st.seconds * 1000:.1f} ms")
         with open(log, "a") as out:
             rnd = random.Random(2)
             for i in range(2000):
                 out.write(_record(rnd, 10**7 + i, "100.65.0.1", "late", 1, "Start", T0 + 10**7 + i, 0))
-        st = RadiusIndex(idx).refresh([work / "radacct"], to_epoch=zone_converter("UTC"))
+        st = RadiusIndex(idx).refresh([work / "radacct"], zone="UTC")
         print(f"refresh after appending {st.bytes_read / 1e6:.2f} MB: {st.seconds * 1000:.0f} ms")
 
         rnd = random.Random(3)

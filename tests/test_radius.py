@@ -70,7 +70,7 @@ def build(tmp_path: Path, files: dict[str, str | bytes], **kw) -> RadiusIndex:
         data = text.encode() if isinstance(text, str) else text
         p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     index = RadiusIndex(tmp_path / "radius.idx")
-    index.last_stats = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC, **kw)
+    index.last_stats = index.refresh([tmp_path / "radacct"], zone="UTC", **kw)
     return index
 
 
@@ -236,13 +236,18 @@ LIVINGSTON = """Tue Jul 30 14:48:39 1996
 def test_livingston_stop_only_record_in_the_servers_zone(tmp_path):
     (tmp_path / "detail").write_text(LIVINGSTON)
     index = RadiusIndex(tmp_path / "idx")
-    index.refresh([tmp_path / "detail"], to_epoch=zone_converter("America/Los_Angeles"))
+    index.refresh([tmp_path / "detail"], zone="America/Los_Angeles")
     stop = datetime(1996, 7, 30, 21, 48, 39, tzinfo=UTC)  # 14:48:39 PDT
     assert who(index, "172.16.64.25", stop - timedelta(seconds=21)).users == ["jaime"]
     assert who(index, "172.16.64.25", stop).users == ["jaime"]
     # Mail::Abuse matched 3 s after the Stop (and missed 7 s before it): the window is the session.
     assert who(index, "172.16.64.25", stop + timedelta(seconds=3)).status == "none"
     assert who(index, "172.16.64.25", stop - timedelta(seconds=22)).status == "none"
+    # Read as UTC the same record is 7 hours earlier: a zone change rebuilds the index.
+    st = index.refresh([tmp_path / "detail"], zone="UTC")
+    assert st.rebuilt
+    assert who(index, "172.16.64.25", stop - timedelta(hours=7)).users == ["jaime"]
+    assert who(index, "172.16.64.25", stop).status == "none"
 
 
 def test_corrupt_records_are_counted_and_skipped(tmp_path):
@@ -290,17 +295,17 @@ def test_refresh_reads_only_appended_bytes_and_waits_for_a_whole_record(tmp_path
     index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60)})
     log = tmp_path / "radacct" / "n" / "detail"
     size = log.stat().st_size
-    assert RadiusIndex(index.path).refresh([tmp_path / "radacct"], to_epoch=TO_UTC).files_read == 0
+    assert RadiusIndex(index.path).refresh([tmp_path / "radacct"], zone="UTC").files_read == 0
     start_bob = rec("Start", "B1", "bob", at(100))
     half = start_bob[:len(start_bob) // 2 + 3]
     with log.open("a") as f:
         f.write(half)  # the server is in the middle of writing a record
-    st = RadiusIndex(index.path).refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    st = RadiusIndex(index.path).refresh([tmp_path / "radacct"], zone="UTC")
     assert st.bytes_read == len(half) and st.events == 0
     with log.open("a") as f:
         f.write(start_bob[len(half):] + rec("Stop", "B1", "bob", at(160), session_time=3600))
     index = RadiusIndex(index.path)
-    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    st = index.refresh([tmp_path / "radacct"], zone="UTC")
     assert st.bytes_read == log.stat().st_size - size  # from the end of the last whole record only
     assert st.events == 2 and not st.rebuilt
     assert who(index, "192.0.2.17", at(130)).users == ["bob"]
@@ -314,7 +319,7 @@ def test_stop_appended_later_closes_the_session_from_a_previous_run(tmp_path):
     with (tmp_path / "radacct" / "n" / "detail").open("a") as f:
         f.write(rec("Stop", "C1", "carl", at(60), session_time=3600))
     index = RadiusIndex(index.path)
-    index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    index.refresh([tmp_path / "radacct"], zone="UTC")
     assert who(index, "192.0.2.17", at(500), grace=86400).status == "none"
     assert who(index, "192.0.2.17", at(59)).users == ["carl"]
     with sqlite3.connect(index.path) as c:
@@ -329,7 +334,7 @@ def test_rotated_and_compressed_file_is_not_parsed_again(tmp_path):
     (log.parent / "detail.1.gz").write_bytes(gzip.compress(data + session("B1", "bob", 100, 160).encode()))
     log.write_text(session("C1", "carl", 200, 260))
     index = RadiusIndex(index.path)
-    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    st = index.refresh([tmp_path / "radacct"], zone="UTC")
     assert st.events == 4  # bob's two records and carl's two: alice's 100 were not parsed again
     assert [who(index, "192.0.2.17", at(m)).users for m in (30, 130, 230)] == [["alice"], ["bob"], ["carl"]]
 
@@ -340,7 +345,7 @@ def test_replaced_file_is_read_again(tmp_path):
     os.unlink(log)
     log.write_text(session("D1", "dora", 300, 360))
     index = RadiusIndex(index.path)
-    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    st = index.refresh([tmp_path / "radacct"], zone="UTC")
     assert st.events == 2
     assert who(index, "192.0.2.17", at(330)).users == ["dora"]
     assert who(index, "192.0.2.17", at(30)).users == ["alice"]  # history is kept
@@ -356,7 +361,7 @@ def test_reading_everything_twice_changes_nothing(tmp_path):
 
 def _refresh_in_child(args: tuple[str, str]) -> int:
     index = RadiusIndex(args[0])
-    st = index.refresh([args[1]], to_epoch=TO_UTC)
+    st = index.refresh([args[1]], zone="UTC")
     return st.events
 
 
@@ -462,7 +467,7 @@ def test_file_edited_behind_its_unchanged_head_is_read_again(tmp_path):
     assert len(edited) == len(many) and edited[:4096] == many[:4096]
     log.write_text(edited + "\n")
     index = RadiusIndex(index.path)
-    assert index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC).events == 40
+    assert index.refresh([tmp_path / "radacct"], zone="UTC").events == 40
     assert who(index, "192.0.2.99", at(192)).users == ["alice"]
 
 
@@ -470,7 +475,7 @@ def test_broken_index_file_is_rebuilt(tmp_path):
     index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60)})
     index.path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
     index = RadiusIndex(index.path)
-    st = index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    st = index.refresh([tmp_path / "radacct"], zone="UTC")
     assert st.rebuilt and st.events == 2
     assert who(index, "192.0.2.17", at(30)).users == ["alice"]
 
@@ -518,11 +523,11 @@ def test_index_agrees_with_brute_force(tmp_path_factory, sessions, cut, probes):
     log = tmp / "detail"
     split = int(len(data) * cut)
     log.write_bytes(data[:split])  # the server was in the middle of writing, anywhere
-    RadiusIndex(tmp / "idx").refresh([log], to_epoch=TO_UTC)
+    RadiusIndex(tmp / "idx").refresh([log], zone="UTC")
     with log.open("ab") as f:
         f.write(data[split:])
     index = RadiusIndex(tmp / "idx")
-    index.refresh([log], to_epoch=TO_UTC)
+    index.refresh([log], zone="UTC")
     points = [(h, at(s)) for h, _, s, _ in sessions] + [(h, at(s + n)) for h, _, s, n in sessions]
     points += [(h, at(s + n) + timedelta(seconds=1)) for h, _, s, n in sessions]
     points += [(1 + p % 3, T0 + timedelta(seconds=p)) for p in probes]
@@ -539,7 +544,7 @@ def test_start_learned_in_a_later_run_moves_the_window(tmp_path):
     with (tmp_path / "radacct" / "n" / "detail").open("a") as f:
         f.write(rec("Stop", "L1", "liam", at(60), session_time=3600))  # it ran since minute 0
     index = RadiusIndex(index.path)
-    index.refresh([tmp_path / "radacct"], to_epoch=TO_UTC)
+    index.refresh([tmp_path / "radacct"], zone="UTC")
     assert who(index, "192.0.2.17", at(10)).users == ["liam"]
     assert who(index, "192.0.2.17", at(0) - timedelta(seconds=1)).status == "none"
 

@@ -110,14 +110,13 @@ class RadiusProcessor(Processor):
                 return self.index
             self.index.close()
             self.index = None
-        from ..radius.detail import zone_converter
         from ..radius.index import IndexBusy, RadiusIndex
 
         index = RadiusIndex(self.index_path)
         if self.do_refresh:
             self._refreshed_at = time.time()
             try:
-                stats = index.refresh(self.sources, self.pattern, zone_converter(self.zone), self.lock_timeout)
+                stats = index.refresh(self.sources, self.pattern, self.zone, self.lock_timeout)
                 self.refresh_info = stats.as_dict()
             except IndexBusy as e:
                 raise TransientError(f"radius: {e}")

@@ -155,12 +155,16 @@ class RadiusIndex:
         self._maxdur = 0.0
 
     # -- refresh ---------------------------------------------------------------------------------------------
-    def refresh(self, sources: Iterable[str | os.PathLike], pattern: str = "detail*",
-                to_epoch: Callable[..., float] | None = None, lock_timeout: float = 600.0) -> RefreshStats:
-        """Bring the index up to date with ``sources`` (files or folder trees)."""
+    def refresh(self, sources: Iterable[str | os.PathLike], pattern: str = "detail*", zone: str = "local",
+                lock_timeout: float = 600.0) -> RefreshStats:
+        """Bring the index up to date with ``sources`` (files or folder trees).
+
+        ``zone`` is how date lines without a ``Timestamp`` attribute are read; an
+        index built with another zone holds other times, so it is rebuilt.
+        """
         from .detail import zone_converter
 
-        to_epoch = to_epoch or zone_converter("local")
+        to_epoch = zone_converter(zone)
         began = time.monotonic()
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +172,7 @@ class RadiusIndex:
             for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # a build that crashed
                 stale.unlink(missing_ok=True)
             stats = RefreshStats()
-            conn = self._connect_existing()
+            conn = self._connect_existing(zone)
             if conn is not None:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
@@ -187,11 +191,11 @@ class RadiusIndex:
                         conn.close()
             if conn is None:
                 stats.rebuilt = True
-                self._build(sources, pattern, to_epoch, stats)
+                self._build(sources, pattern, zone, to_epoch, stats)
         stats.seconds = time.monotonic() - began
         return stats
 
-    def _build(self, sources: Iterable[str | os.PathLike], pattern: str, to_epoch: Callable[..., float],
+    def _build(self, sources: Iterable[str | os.PathLike], pattern: str, zone: str, to_epoch: Callable[..., float],
                stats: RefreshStats) -> None:
         """A whole new index, written beside the old one and renamed over it when complete."""
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
@@ -199,7 +203,7 @@ class RadiusIndex:
         try:
             conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
             conn.executescript(_SCHEMA)
-            conn.execute("INSERT INTO meta VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
             conn.execute("BEGIN")
             _Refresher(conn, fresh=True, to_epoch=to_epoch, stats=stats).run(sources, pattern)
             conn.execute("COMMIT")
@@ -215,14 +219,14 @@ class RadiusIndex:
             tmp.unlink(missing_ok=True)
             raise
 
-    def _connect_existing(self) -> sqlite3.Connection | None:
-        """The index if it exists and is ours and readable; None means rebuild it."""
+    def _connect_existing(self, zone: str) -> sqlite3.Connection | None:
+        """The index if it exists, is ours, readable and read with ``zone``; None means rebuild it."""
         if not self.path.exists():
             return None
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            row = conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
-            if row is None or row[0] != str(SCHEMA_VERSION):
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('version', 'zone')").fetchall())
+            if meta != {"version": str(SCHEMA_VERSION), "zone": zone}:
                 conn.close()
                 return None
             return conn
