@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import ipaddress
-import os
 import random
 import shutil
 import sys
@@ -187,10 +186,7 @@ def main() -> None:
         index.close()
     finally:
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-            for p in work.parent.glob(work.name + "*"):
-                if p.is_file():
-                    os.unlink(p)
+            shutil.rmtree(work, ignore_errors=True)  # the log, the index and its lock all live in it
 
 
 if __name__ == "__main__":
