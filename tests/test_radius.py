@@ -557,3 +557,11 @@ def test_explain_shows_the_user(tmp_path):
     RadiusProcessor({"detail": str(tmp_path / "detail"), "index": str(tmp_path / "i"), "zone": "UTC"}).process(report)
     ExplainProcessor({}).process(report)
     assert "'user': 'alice'" in report.notes["explain"] and "matched" in report.notes["explain"]
+
+
+def test_event_timestamp_of_a_nas_without_clock_is_not_believed(tmp_path):
+    text = rec("Start", "Q1", "quinn", at(0), Event_Timestamp='"Jan  1 1970 00:00:07 UTC"')
+    text += rec("Stop", "Q1", "quinn", at(60), session_time=3600, Event_Timestamp='"Jan  1 1970 01:00:07 UTC"')
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(30)).users == ["quinn"]
+    assert who(index, "192.0.2.17", datetime(1970, 1, 1, 0, 30, tzinfo=UTC)).status == "none"

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
 
 START, STOP, INTERIM, ACCT_ON, ACCT_OFF = 1, 2, 3, 7, 8
-KIND_NAMES = {START: "start", STOP: "stop", INTERIM: "interim-update", ACCT_ON: "accounting-on",
-              ACCT_OFF: "accounting-off"}
 _STATUS = {b"start": START, b"1": START, b"stop": STOP, b"2": STOP, b"interim-update": INTERIM,
            b"alive": INTERIM, b"3": INTERIM, b"accounting-on": ACCT_ON, b"7": ACCT_ON,
            b"accounting-off": ACCT_OFF, b"8": ACCT_OFF}
 
+#: An Event-Timestamp further than this from the server's own time is a NAS with an unset clock.
+MAX_SKEW = 86400.0
 #: Prefixes wider than these are ignored: a garbage ``Framed-Route = 0.0.0.0/0`` must
 #: not make every address on the Internet belong to one subscriber.
 MIN_PREFIX = {4: 16, 6: 32}
@@ -284,12 +284,13 @@ def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) 
         mon = _MONTHS[dm.group(1).lower()]
         record_time = to_epoch(int(dm.group(6)), mon, int(dm.group(2)), int(dm.group(3)), int(dm.group(4)),
                                int(dm.group(5)))
-    when = None
+    delay = _int(a.get(b"Acct-Delay-Time"))
+    when = record_time - delay if delay is not None and delay <= 7 * 86400 else record_time
     if b"Event-Timestamp" in a:
-        when = event_timestamp(a[b"Event-Timestamp"], to_epoch)
-    if when is None:
-        delay = _int(a.get(b"Acct-Delay-Time"))
-        when = record_time - delay if delay is not None and delay <= 7 * 86400 else record_time
+        event = event_timestamp(a[b"Event-Timestamp"], to_epoch)
+        # The NAS's clock is preferred, unless it is plainly unset (1970, a day or more off the server's).
+        if event is not None and abs(event - when) < MAX_SKEW:
+            when = event
     if kind in (ACCT_ON, ACCT_OFF):
         return Event(kind, "", None, nas, "", when, None, ())
     session = a.get(b"Acct-Unique-Session-Id")
@@ -320,7 +321,3 @@ def epoch_to_iso(t: float | None) -> str | None:
     if t is None:
         return None
     return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=t)).isoformat()
-
-
-def iso_to_epoch(dt: datetime) -> float:
-    return calendar.timegm(dt.utctimetuple()) + dt.microsecond / 1e6
