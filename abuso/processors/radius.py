@@ -96,6 +96,7 @@ class RadiusProcessor(Processor):
         #: What the refresh of this run did (RefreshStats.as_dict()), or why it did not happen.
         self.refresh_info: dict[str, Any] | None = None
         self._refreshed_at = 0.0
+        self._untold = False
 
     def _ready(self, newest: float | None) -> Any:
         """The open index, refreshed at the first report with incidents.
@@ -131,6 +132,7 @@ class RadiusProcessor(Processor):
         except FileNotFoundError:
             raise TransientError(f"radius: no index at {self.index_path} (refresh is off)")
         self.index = index
+        self._untold = self.refresh_info is not None
         return index
 
     def process(self, report: Report) -> None:
@@ -167,8 +169,9 @@ class RadiusProcessor(Processor):
                 counts["unmatched"] += 1
                 entry["result"] = "unmatched"
         note: dict[str, Any] = {**counts, "incidents": entries, "index": str(self.index_path)}
-        if self.refresh_info is not None:
+        if self._untold:  # said once, with the report that caused the refresh
             note["refresh"] = self.refresh_info
+            self._untold = False
         report.notes[self.name] = note
 
     @staticmethod
