@@ -101,6 +101,18 @@ ALIASES: dict[str, str] = {
     "attack": "exploit",
     "auth-failure": "other",
     "other": "undetermined",
+    # Feed vocabulary (Shadowserver, AbuseHub, CSV category columns).
+    "compromised": "system-compromise",
+    "compromised-website": "system-compromise",
+    "c2": "c2-server",
+    "c&c": "c2-server",
+    "botnet-cc": "c2-server",
+    "vulnerable": "vulnerable-system",
+    "vulnerable-service": "vulnerable-system",
+    "amplifier": "ddos-amplifier",
+    "blocklist": "blacklist",
+    "scanning": "scanner",
+    "darknet": "scanner",
 }
 
 
