@@ -566,3 +566,23 @@ def test_event_timestamp_of_a_nas_without_clock_is_not_believed(tmp_path):
     index = build(tmp_path, {"n/detail": text})
     assert who(index, "192.0.2.17", at(30)).users == ["quinn"]
     assert who(index, "192.0.2.17", datetime(1970, 1, 1, 0, 30, tzinfo=UTC)).status == "none"
+
+
+def test_pipeline_end_to_end_acns_notice_to_intelmq_account(tmp_path, corpus):
+    """A real copyright notice through parser, radius and the IntelMQ writer: the account is the subscriber."""
+    from abuso.output.intelmq import render
+    from abuso.pipeline import Pipeline
+
+    noticed = datetime(2015, 11, 13, 20, 35, 3, tzinfo=UTC)
+    log = rec("Start", "E1", "dsl-4711", noticed - timedelta(hours=3), ip="192.168.2.200")
+    log += rec("Stop", "E1", "dsl-4711", noticed + timedelta(hours=1), ip="192.168.2.200", session_time=4 * 3600)
+    log += session("E2", "dsl-0815", 0, 60, ip="192.168.2.200")  # the same address years later: someone else
+    (tmp_path / "detail").write_text(log)
+    pipeline = Pipeline.from_config({"parsers": ["acns"], "processors": [
+        {"radius": {"detail": str(tmp_path / "detail"), "index": str(tmp_path / "radius.idx"), "zone": "UTC"}}]})
+    raw = (corpus / "abuseio/ip-echelon/ip-echelon_sample1.eml").read_bytes()
+    with pipeline:
+        report = pipeline.process(raw)
+    (inc,) = report.incidents
+    assert (inc.extra["user"], inc.extra["radius"]["session"]) == ("dsl-4711", "E1")
+    assert '"source.account": "dsl-4711"' in render(report)
