@@ -586,3 +586,28 @@ def test_pipeline_end_to_end_acns_notice_to_intelmq_account(tmp_path, corpus):
     (inc,) = report.incidents
     assert (inc.extra["user"], inc.extra["radius"]["session"]) == ("dsl-4711", "E1")
     assert '"source.account": "dsl-4711"' in render(report)
+
+
+def test_cli_refreshes_and_answers_who_held_an_address(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "radacct").mkdir()
+    (tmp_path / "radacct" / "detail").write_text(session("A1", "alice", 0, 60) + session("B1", "bob", 50, 120))
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - radius: {detail: radacct, index: radius.idx, zone: UTC}\n")
+    root = Path(__file__).resolve().parent.parent
+
+    def abuso(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from abuso.cli import main; main()", "radius", "-c", str(cfg),
+                               *args], capture_output=True, text=True, cwd=root, timeout=60)
+
+    first = abuso()
+    assert first.returncode == 0 and "1 of 1 files read, 4 events, 0 corrupt" in first.stdout
+    out = abuso("--json", "192.0.2.17", "2026-11-24T13:10:00+01:00")  # 12:10 UTC: minute 10
+    answer = json.loads(out.stdout)
+    assert (answer["result"], answer["users"], answer["refresh"]["files_read"]) == ("matched", ["alice"], 0)
+    text = abuso("192.0.2.17", "2026-11-24T12:55:00")  # no offset: UTC
+    assert "ambiguous: alice, bob" in text.stdout and text.returncode == 0
+    assert abuso("192.0.2.17").returncode == 64

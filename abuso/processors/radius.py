@@ -98,7 +98,7 @@ class RadiusProcessor(Processor):
         self._refreshed_at = 0.0
         self._untold = False
 
-    def _ready(self, newest: float | None) -> Any:
+    def ready(self, newest: float | None) -> Any:
         """The open index, refreshed at the first report with incidents.
 
         A long run (a daemon reading IMAP) refreshes again only when an incident
@@ -139,7 +139,7 @@ class RadiusProcessor(Processor):
         if not report.incidents:
             return
         times = [inc.time.timestamp() for inc in report.incidents if inc.time is not None]
-        index = self._ready(max(times) if times else None)
+        index = self.ready(max(times) if times else None)
         entries = []
         counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
         for i, inc in enumerate(report.incidents):
@@ -158,13 +158,13 @@ class RadiusProcessor(Processor):
                 counts["matched"] += 1
                 s = res.sessions[-1]
                 entry.update(result="matched", user=s.user)
-                report.incidents[i] = inc.with_extra(user=s.user, radius=self._describe(index, s))
+                report.incidents[i] = inc.with_extra(user=s.user, radius=self.describe(index, s))
             elif res.status == "ambiguous":
                 counts["ambiguous"] += 1
                 users = res.users
                 entry.update(result="ambiguous", users=users)
                 report.incidents[i] = inc.with_extra(user=None, radius={
-                    "ambiguous": users, "sessions": [self._describe(index, s) for s in res.sessions]})
+                    "ambiguous": users, "sessions": [self.describe(index, s) for s in res.sessions]})
             else:
                 counts["unmatched"] += 1
                 entry["result"] = "unmatched"
@@ -175,7 +175,7 @@ class RadiusProcessor(Processor):
         report.notes[self.name] = note
 
     @staticmethod
-    def _describe(index: Any, s: Any) -> dict[str, Any]:
+    def describe(index: Any, s: Any) -> dict[str, Any]:
         from ..radius.detail import epoch_to_iso
 
         return {"user": s.user, "session": s.session, "nas": s.nas, "start": epoch_to_iso(s.start),
