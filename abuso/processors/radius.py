@@ -9,7 +9,9 @@ Options: ``detail`` (file or folder tree, or a list of them; plain or gzip),
 ``auth-detail-*``), ``zone`` (zone of the date lines of records without a
 ``Timestamp`` attribute, default ``local`` as FreeRADIUS writes them),
 ``slack`` (tolerance around a session, default 0), ``grace`` (how long a session
-with no Stop is believed to last after it was last seen, default 1h),
+with no Stop is believed to last after it was last seen, default 1h: make it at
+least the NASes' interim-update interval; a later session on the same address
+ends it sooner),
 ``lock_timeout`` (wait for another process indexing, default 10m) and
 ``refresh`` (re-scan the logs once per run, default true).
 
