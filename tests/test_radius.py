@@ -611,3 +611,20 @@ def test_cli_refreshes_and_answers_who_held_an_address(tmp_path):
     text = abuso("192.0.2.17", "2026-11-24T12:55:00")  # no offset: UTC
     assert "ambiguous: alice, bob" in text.stdout and text.returncode == 0
     assert abuso("192.0.2.17").returncode == 64
+
+
+def test_renamed_log_still_written_to_is_read_from_where_it_was_left(tmp_path):
+    # logrotate with delaycompress: detail becomes detail.1 and the server finishes its last write there.
+    index = build(tmp_path, {"n/detail": session("A1", "alice", 0, 60) * 30})
+    folder = tmp_path / "radacct" / "n"
+    (folder / "detail").rename(folder / "detail.1")
+    with (folder / "detail.1").open("a") as f:
+        f.write(rec("Start", "B1", "bob", at(100)))
+    (folder / "detail").write_text(rec("Stop", "B1", "bob", at(160), session_time=3600))
+    index = RadiusIndex(index.path)
+    st = index.refresh([tmp_path / "radacct"], zone="UTC")
+    assert (st.files_read, st.events) == (2, 2)
+    assert who(index, "192.0.2.17", at(130)).users == ["bob"]
+    assert who(index, "192.0.2.17", at(161), grace=86400).status == "none"
+    with sqlite3.connect(index.path) as c:
+        assert sorted(p.rsplit("/", 1)[1] for (p,) in c.execute("SELECT path FROM files")) == ["detail", "detail.1"]
