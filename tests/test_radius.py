@@ -628,3 +628,34 @@ def test_renamed_log_still_written_to_is_read_from_where_it_was_left(tmp_path):
     assert who(index, "192.0.2.17", at(161), grace=86400).status == "none"
     with sqlite3.connect(index.path) as c:
         assert sorted(p.rsplit("/", 1)[1] for (p,) in c.execute("SELECT path FROM files")) == ["detail", "detail.1"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sessions=_sessions, lost=hs.lists(hs.booleans(), min_size=12, max_size=12),
+       delays=hs.lists(hs.integers(0, 120), min_size=12, max_size=12), rotate=hs.floats(0, 1))
+def test_lost_starts_delays_and_rotation_change_no_answer(tmp_path_factory, sessions, lost, delays, rotate):
+    tmp = tmp_path_factory.mktemp("prop2")
+    records = []
+    for n, (host, user, start, length) in enumerate(sessions):
+        ip, d = f"192.0.2.{host}", delays[n]
+        if not lost[n]:  # the Start may be lost: interims and Stop carry Acct-Session-Time
+            records.append((at(start) + timedelta(seconds=d), rec("Start", f"S{n}", user, at(start), ip, delay=d)))
+        for m in range(10, length, 10):
+            records.append((at(start + m) + timedelta(seconds=d), rec("Interim-Update", f"S{n}", user,
+                                                                      at(start + m), ip, delay=d,
+                                                                      session_time=m * 60)))
+        records.append((at(start + length) + timedelta(seconds=d),
+                        rec("Stop", f"S{n}", user, at(start + length), ip, delay=d, session_time=length * 60)))
+    records.sort(key=lambda r: r[0])  # as the server logged them: in arrival order
+    split = int(len(records) * rotate)
+    folder = tmp / "radacct" / "nas"
+    folder.mkdir(parents=True)
+    (folder / "detail-20261124.gz").write_bytes(gzip.compress("".join(t for _, t in records[:split]).encode()))
+    (folder / "detail-20261125").write_text("".join(t for _, t in records[split:]))
+    index = RadiusIndex(tmp / "idx")
+    index.refresh([tmp / "radacct"], zone="UTC")
+    for host, _, s, n in sessions:
+        for when in (at(s), at(s + n), at(s) - timedelta(seconds=1), at(s + n) + timedelta(seconds=1)):
+            truth = {u for h, u, s2, n2 in sessions if h == host and at(s2) <= when <= at(s2 + n2)}
+            got = who(index, f"192.0.2.{host}", when)
+            assert set(got.users) == truth, (host, when)
