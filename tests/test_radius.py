@@ -659,3 +659,28 @@ def test_lost_starts_delays_and_rotation_change_no_answer(tmp_path_factory, sess
             truth = {u for h, u, s2, n2 in sessions if h == host and at(s2) <= when <= at(s2 + n2)}
             got = who(index, f"192.0.2.{host}", when)
             assert set(got.users) == truth, (host, when)
+
+
+def test_accounting_on_in_a_later_run_bounds_sessions_already_indexed(tmp_path):
+    index = build(tmp_path, {"n/detail": rec("Start", "K1", "kim", at(0))})
+    with (tmp_path / "radacct" / "n" / "detail").open("a") as f:
+        f.write(rec("Accounting-On", "", None, at(30), ip=None))
+        f.write(rec("Start", "K1", "ken", at(40)))  # the rebooted NAS counts session ids from the start again
+    index = RadiusIndex(index.path)
+    index.refresh([tmp_path / "radacct"], zone="UTC")
+    assert who(index, "192.0.2.17", at(29), grace=86400).users == ["kim"]
+    assert who(index, "192.0.2.17", at(29), grace=600).status == "none"  # open-ended still means last seen + grace
+    miss = who(index, "192.0.2.17", at(35), grace=86400)
+    assert miss.status == "none" and "NAS restarted 5m 0s earlier" in miss.reason
+    assert who(index, "192.0.2.17", at(45), grace=86400).users == ["ken"]
+
+
+def test_a_months_long_session_does_not_widen_every_lookup(tmp_path):
+    text = rec("Start", "B1", "business", at(0), ip="192.0.2.200")
+    text += rec("Interim-Update", "B1", "business", at(90 * 24 * 60), ip="192.0.2.200", session_time=90 * 86400)
+    text += "".join(session(f"D{i}", f"dsl{i}", i * 30, i * 30 + 20) for i in range(50))
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.200", at(45 * 24 * 60)).users == ["business"]
+    assert who(index, "192.0.2.17", at(49 * 30 + 10)).users == ["dsl49"]
+    index.open()
+    assert index._maxdur == 20 * 60  # the scan of short sessions still reaches back 20 minutes only

@@ -39,6 +39,9 @@ HEAD = 4096
 CHUNK = 8 << 20
 #: Events of one session closer than this are the same event (retransmissions, rounding).
 TOL = 2.0
+#: Sessions longer than this are listed apart (table ``long``): the scan of ``nets`` reaches back
+#: at most this far, so one months-long business line does not slow every lookup down.
+LONG = 86400.0
 #: A "record" bigger than this without a blank line is garbage, not something to wait for.
 MAX_RECORD = 64 << 20
 
@@ -50,28 +53,36 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_head ON files(head);
 CREATE TABLE IF NOT EXISTS sessions (
     sid INTEGER PRIMARY KEY, skey TEXT NOT NULL, user TEXT, nas TEXT, session TEXT,
-    start REAL NOT NULL, last REAL NOT NULL, stop REAL, started INTEGER NOT NULL, cause TEXT);
+    start REAL NOT NULL, last REAL NOT NULL, stop REAL, started INTEGER NOT NULL, cause TEXT, until REAL);
 CREATE INDEX IF NOT EXISTS sessions_skey ON sessions(skey);
 CREATE INDEX IF NOT EXISTS sessions_open ON sessions(nas) WHERE stop IS NULL;
 CREATE TABLE IF NOT EXISTS nets (
     net BLOB NOT NULL, start REAL NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, start, sid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS long (net BLOB NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, sid)) WITHOUT ROWID;
 """
 
 
 _FILE_COLUMNS = "path, dev, ino, size, mtime_ns, head, head_len, consumed, records, corrupt, tail"
+_SESSION_COLUMNS = "sid, skey, user, nas, session, start, last, stop, started, cause, until"
+_S_COLUMNS = ", ".join("s." + c for c in _SESSION_COLUMNS.split(", "))
 
 
 class Session:
-    """A session as folded from its events; ``end(grace)`` is where its window closes."""
+    """A session as folded from its events; ``end(grace)`` is where its window closes.
 
-    __slots__ = ("sid", "skey", "user", "nas", "session", "start", "last", "stop", "started", "cause", "nets",
-                 "stored_nets", "stored_start", "stored", "dirty")
+    ``until`` bounds a session without a Stop when its NAS said Accounting-On/Off:
+    it ended by then at the latest (but maybe long before, so it stays open-ended).
+    """
+
+    __slots__ = ("sid", "skey", "user", "nas", "session", "start", "last", "stop", "started", "cause", "until",
+                 "nets", "stored_nets", "stored_start", "stored", "dirty")
 
     def __init__(self, sid: int, skey: str, user: str | None, nas: str, session: str, start: float, last: float,
                  stop: float | None = None, started: bool = False, cause: str | None = None,
-                 nets: Iterable[bytes] = (), stored: bool = False) -> None:
+                 until: float | None = None, nets: Iterable[bytes] = (), stored: bool = False) -> None:
         self.sid, self.skey, self.user, self.nas, self.session = sid, skey, user, nas, session
         self.start, self.last, self.stop, self.started, self.cause = start, last, stop, started, cause
+        self.until = until
         self.nets = set(nets)
         self.stored_nets = set(self.nets) if stored else set()
         self.stored_start = start if stored else None
@@ -96,8 +107,15 @@ class Session:
         self.nets.update(ev.nets)
         self.dirty = True
 
+    @classmethod
+    def from_row(cls, r: tuple) -> Session:
+        return cls(*r[:8], started=bool(r[8]), cause=r[9], until=r[10], stored=True)
+
     def end(self, grace: float) -> float:
-        return self.stop if self.stop is not None else self.last + grace
+        if self.stop is not None:
+            return self.stop
+        end = self.last + grace
+        return min(end, self.until) if self.until is not None else end
 
 
 @dataclass
@@ -272,13 +290,15 @@ class RadiusIndex:
         keys = self._keys(ip)
         if not keys:
             return Lookup("none", [], f"no session in the RADIUS logs holds any IPv{ip.version} address")
-        lo, hi = t - slack - self._maxdur - grace, t + slack
+        lo, hi = t - slack - min(self._maxdur, LONG) - grace, t + slack
         marks = ",".join("?" * len(keys))
         rows = self._conn.execute(
-            f"SELECT DISTINCT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
-            f" FROM nets n JOIN sessions s ON s.sid = n.sid"
+            f"SELECT {_S_COLUMNS} FROM nets n JOIN sessions s ON s.sid = n.sid"
             f" WHERE n.net IN ({marks}) AND n.start BETWEEN ? AND ?", (*keys, lo, hi)).fetchall()
-        found = [self._session(r) for r in rows]
+        rows += self._conn.execute(
+            f"SELECT {_S_COLUMNS} FROM long l JOIN sessions s ON s.sid = l.sid"
+            f" WHERE l.net IN ({marks}) AND s.start <= ?", (*keys, hi)).fetchall()
+        found = [Session.from_row(r) for r in {r[0]: r for r in rows}.values()]
         cands = [s for s in found if s.start - slack <= t <= s.end(grace) + slack]
         # A session without a Stop ended, at the latest, when another session on the address began.
         cands = [a for a in cands if a.stop is not None
@@ -294,9 +314,6 @@ class RadiusIndex:
             return Lookup("matched", cands, f"session {s.session} on {s.nas or '?'} ({how})")
         return Lookup("none", [], self._near_miss(ip, keys, t, grace))
 
-    def _session(self, r: tuple) -> Session:
-        return Session(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], stored=True)
-
     def networks(self, s: Session) -> list[str]:
         """The addresses and prefixes a session held (for the incident's ``radius`` details)."""
         assert self._conn is not None
@@ -309,23 +326,24 @@ class RadiusIndex:
         before = after = None
         for k in keys:
             r = self._conn.execute(
-                "SELECT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
-                " FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start <= ?"
+                f"SELECT {_S_COLUMNS} FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start <= ?"
                 " ORDER BY n.start DESC LIMIT 1", (k, t)).fetchone()
             if r and (before is None or r[5] > before.start):
-                before = self._session(r)
+                before = Session.from_row(r)
             r = self._conn.execute(
-                "SELECT s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, s.started, s.cause"
-                " FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start > ?"
+                f"SELECT {_S_COLUMNS} FROM nets n JOIN sessions s ON s.sid = n.sid WHERE n.net = ? AND n.start > ?"
                 " ORDER BY n.start LIMIT 1", (k, t)).fetchone()
             if r and (after is None or r[5] < after.start):
-                after = self._session(r)
+                after = Session.from_row(r)
         if before is None and after is None:
             return f"no session in the RADIUS logs for {ip}"
         parts = []
         if before is not None:
             if before.stop is not None:
                 parts.append(f"last session before (user {before.user}) stopped {_ago(t - before.stop)} earlier")
+            elif before.until is not None and before.until < t:
+                parts.append(f"last session before (user {before.user}) has no Stop; its NAS restarted "
+                             f"{_ago(t - before.until)} earlier")
             else:
                 parts.append(f"last session before (user {before.user}) has no Stop and was last seen "
                              f"{_ago(t - before.last)} earlier, beyond the grace of {_ago(grace)}")
@@ -568,9 +586,8 @@ class _Refresher:
 
     def _load(self, skey: str) -> list[Session]:
         out = []
-        for r in self.conn.execute("SELECT sid, skey, user, nas, session, start, last, stop, started, cause"
-                                   " FROM sessions WHERE skey = ? ORDER BY start", (skey,)):
-            s = Session(*r[:8], started=bool(r[8]), cause=r[9], stored=True)
+        for r in self.conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE skey = ? ORDER BY start", (skey,)):
+            s = Session.from_row(r)
             s.nets = {k for (k,) in self.conn.execute("SELECT net FROM nets WHERE sid = ?", (s.sid,))}
             s.stored_nets = set(s.nets)
             out.append(s)
@@ -580,24 +597,26 @@ class _Refresher:
         """Accounting-On/Off: the NAS (re)booted, so every session it still had open ended by then."""
         if not ev.nas:
             return
+        t = ev.time
         for rows in self.open.values():
             for s in rows:
-                if s.nas == ev.nas and s.stop is None and s.last <= ev.time:
-                    s.stop, s.cause, s.dirty = ev.time, "nas-restart", True
+                if s.nas == ev.nas and s.stop is None and s.last <= t and (s.until is None or t < s.until):
+                    s.until, s.cause, s.dirty = t, "nas-restart", True
         if not self.fresh:
-            self.conn.execute("UPDATE sessions SET stop = ?, cause = 'nas-restart'"
-                              " WHERE nas = ? AND stop IS NULL AND last <= ?", (ev.time, ev.nas, ev.time))
+            self.conn.execute("UPDATE sessions SET until = ?, cause = 'nas-restart' WHERE nas = ? AND stop IS NULL"
+                              " AND last <= ? AND (until IS NULL OR until > ?)", (t, ev.nas, t, t))
 
     def _write(self, s: Session) -> None:
         if not s.dirty or not s.nets:  # a session that never had an address cannot be matched
             return
         c = self.conn
         if not s.stored:
-            c.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, int(s.started), s.cause))
+            c.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (s.sid, s.skey, s.user, s.nas, s.session, s.start, s.last, s.stop, int(s.started), s.cause,
+                       s.until))
         else:
-            c.execute("UPDATE sessions SET user = ?, start = ?, last = ?, stop = ?, started = ?, cause = ?"
-                      " WHERE sid = ?", (s.user, s.start, s.last, s.stop, int(s.started), s.cause, s.sid))
+            c.execute("UPDATE sessions SET user = ?, start = ?, last = ?, stop = ?, started = ?, cause = ?, until = ?"
+                      " WHERE sid = ?", (s.user, s.start, s.last, s.stop, int(s.started), s.cause, s.until, s.sid))
             if s.stored_start != s.start:
                 c.executemany("UPDATE nets SET start = ? WHERE net = ? AND start = ? AND sid = ?",
                               [(s.start, k, s.stored_start, s.sid) for k in s.stored_nets])
@@ -608,7 +627,9 @@ class _Refresher:
                 self.plens.add((4 if len(k) == 5 else 6, k[0]))
         s.stored, s.stored_start, s.stored_nets, s.dirty = True, s.start, set(s.nets), False
         dur = (s.stop if s.stop is not None else s.last) - s.start
-        if dur > self.maxdur:
+        if dur > LONG:
+            c.executemany("INSERT OR IGNORE INTO long VALUES (?, ?)", [(k, s.sid) for k in s.nets])
+        elif dur > self.maxdur:
             self.maxdur = dur
 
 
@@ -631,4 +652,6 @@ def _pick(rows: list[Session], ev: Event) -> Session | None:
             return None
     if ev.kind == START and best.started and abs(t - best.start) > TOL and t > best.start:
         return None
+    if best.stop is None and best.until is not None and t > best.until + TOL:
+        return None  # its NAS restarted since: the same Acct-Session-Id now is another session
     return best
