@@ -684,3 +684,12 @@ def test_a_months_long_session_does_not_widen_every_lookup(tmp_path):
     assert who(index, "192.0.2.17", at(49 * 30 + 10)).users == ["dsl49"]
     index.open()
     assert index._maxdur == 20 * 60  # the scan of short sessions still reaches back 20 minutes only
+
+
+def test_an_index_kept_among_the_logs_is_not_read_as_one(tmp_path):
+    (tmp_path / "detail-20261124").write_text(session("A1", "alice", 0, 60))
+    index = RadiusIndex(tmp_path / "detail.idx")
+    index.refresh([tmp_path], zone="UTC")
+    st = index.refresh([tmp_path], zone="UTC")
+    assert (st.files, st.corrupt) == (1, 0)
+    assert who(index, "192.0.2.17", at(30)).users == ["alice"]

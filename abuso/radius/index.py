@@ -194,7 +194,7 @@ class RadiusIndex:
             if conn is not None:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    _Refresher(conn, fresh=False, to_epoch=to_epoch, stats=stats).run(sources, pattern)
+                    _Refresher(conn, False, to_epoch, stats, os.path.abspath(self.path)).run(sources, pattern)
                     conn.execute("COMMIT")
                 except sqlite3.OperationalError:  # locked, disk full: worth a retry, not a rebuild
                     raise
@@ -223,7 +223,7 @@ class RadiusIndex:
             conn.executescript(_SCHEMA)
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
             conn.execute("BEGIN")
-            _Refresher(conn, fresh=True, to_epoch=to_epoch, stats=stats).run(sources, pattern)
+            _Refresher(conn, True, to_epoch, stats, os.path.abspath(self.path)).run(sources, pattern)
             conn.execute("COMMIT")
             conn.close()
             fd = os.open(tmp, os.O_RDONLY)
@@ -388,8 +388,8 @@ def _locked(lock_path: Path, timeout: float) -> Iterator[None]:
 
 # -- reading files -------------------------------------------------------------------------------------------
 
-def _walk(sources: Iterable[str | os.PathLike], pattern: str,
-          errors: list[str]) -> list[tuple[str, os.stat_result]]:
+def _walk(sources: Iterable[str | os.PathLike], pattern: str, errors: list[str],
+          exclude: str = "") -> list[tuple[str, os.stat_result]]:
     """Regular files to index, oldest first (rotation order); a named file is taken whatever its name.
 
     Folders that cannot be read are listed in ``errors``: a silently missing NAS would look like "no session".
@@ -404,8 +404,8 @@ def _walk(sources: Iterable[str | os.PathLike], pattern: str,
             for folder, dirs, names in os.walk(src, onerror=unreadable):
                 dirs.sort()
                 for name in names:
-                    if fnmatch.fnmatch(name, pattern):
-                        p = os.path.join(folder, name)
+                    p = os.path.join(folder, name)
+                    if fnmatch.fnmatch(name, pattern) and not (exclude and os.path.abspath(p).startswith(exclude)):
                         try:
                             st = os.stat(p)
                         except OSError:
@@ -465,8 +465,10 @@ class _Refresher:
     """One refresh: walks the sources, parses what is new, folds events into sessions."""
 
     def __init__(self, conn: sqlite3.Connection, fresh: bool, to_epoch: Callable[..., float],
-                 stats: RefreshStats) -> None:
+                 stats: RefreshStats, exclude: str = "") -> None:
         self.conn, self.fresh, self.to_epoch, self.stats = conn, fresh, to_epoch, stats
+        #: The index's own files (index, lock, temporary build) if they live among the logs.
+        self.exclude = exclude
         self.open: dict[str, list[Session]] = {}
         self.evicted: set[str] = set()
         self.next_sid = (conn.execute("SELECT max(sid) FROM sessions").fetchone()[0] or 0) + 1
@@ -475,7 +477,7 @@ class _Refresher:
         self.maxdur = float(meta.get("maxdur", 0))
 
     def run(self, sources: Iterable[str | os.PathLike], pattern: str) -> None:
-        files = _walk(sources, pattern, self.stats.unreadable)
+        files = _walk(sources, pattern, self.stats.unreadable, self.exclude)
         known = {r[0]: r for r in self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files")}
         self.stats.files = len(files)
         for path, st in files:
