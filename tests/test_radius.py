@@ -418,7 +418,10 @@ def test_processor_indexes_once_per_run_and_not_for_empty_reports(tmp_path):
     (tmp_path / "detail").write_text(session("A1", "alice", 0, 60))
     proc = RadiusProcessor({"detail": str(tmp_path / "detail"), "index": str(tmp_path / "i"), "zone": "UTC"})
     proc.process(_report())
-    assert not (tmp_path / "i").exists()
+    timeless = _report(Incident("192.0.2.17", "spam", None, "log"))
+    proc.process(timeless)
+    assert not (tmp_path / "i").exists()  # nothing to ask the logs: they are not even indexed
+    assert timeless.notes["radius"]["incidents"][0]["result"] == "no-time"
     proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))
     (tmp_path / "detail").unlink()  # logs gone mid-run: the open index still answers
     rep = _report(Incident("192.0.2.17", "spam", at(2), "log", "explicit"))

@@ -141,7 +141,7 @@ class RadiusProcessor(Processor):
         if not report.incidents:
             return
         times = [inc.time.timestamp() for inc in report.incidents if inc.time is not None]
-        index = self.ready(max(times) if times else None)
+        index = self.ready(max(times)) if times else None  # no time, no question to ask the logs
         entries = []
         counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
         for i, inc in enumerate(report.incidents):
