@@ -696,3 +696,12 @@ def test_an_index_kept_among_the_logs_is_not_read_as_one(tmp_path):
     st = index.refresh([tmp_path], zone="UTC")
     assert (st.files, st.corrupt) == (1, 0)
     assert who(index, "192.0.2.17", at(30)).users == ["alice"]
+
+
+def test_processor_with_a_broken_index_and_no_refresh_asks_for_a_retry(tmp_path):
+    from abuso.errors import TransientError
+
+    (tmp_path / "i").write_bytes(b"this is not a database at all" * 100)
+    proc = RadiusProcessor({"detail": str(tmp_path), "index": str(tmp_path / "i"), "refresh": False})
+    with pytest.raises(TransientError, match="radius: index"):
+        proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))

@@ -127,12 +127,14 @@ class RadiusProcessor(Processor):
                 if not self.index_path.exists():
                     raise TransientError(f"radius: detail logs not found ({e.filename}) and no index yet")
                 self.refresh_info = {"stale": f"index not refreshed: {e.filename} not found"}
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 raise TransientError(f"radius: index {self.index_path}: {e}")
         try:
             index.open()
         except FileNotFoundError:
             raise TransientError(f"radius: no index at {self.index_path} (refresh is off)")
+        except (sqlite3.DatabaseError, ValueError) as e:  # the index's fault, not the message's: retry later
+            raise TransientError(f"radius: index {self.index_path}: {e}")
         self.index = index
         self._untold = self.refresh_info is not None
         return index
@@ -153,7 +155,7 @@ class RadiusProcessor(Processor):
                 continue
             try:
                 res = index.lookup(inc.ip, inc.time.timestamp(), self.slack, self.grace)
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 raise TransientError(f"radius: index {self.index_path}: {e}")
             entry["reason"] = res.reason
             if res.status == "matched":
