@@ -705,3 +705,18 @@ def test_processor_with_a_broken_index_and_no_refresh_asks_for_a_retry(tmp_path)
     proc = RadiusProcessor({"detail": str(tmp_path), "index": str(tmp_path / "i"), "refresh": False})
     with pytest.raises(TransientError, match="radius: index"):
         proc.process(_report(Incident("192.0.2.17", "spam", at(1), "log", "explicit")))
+
+
+def test_event_timestamp_in_a_misread_zone_is_not_believed(tmp_path):
+    # A Beijing NAS writes CST (+8); CST also names Chicago (-6): read as such it is 14 hours off.
+    start_cst = (at(0) + timedelta(hours=8)).strftime("%b %d %Y %H:%M:%S CST")
+    stop_cst = (at(60) + timedelta(hours=8)).strftime("%b %d %Y %H:%M:%S CST")
+    text = rec("Start", "C1", "chen", at(0), delay=3, Event_Timestamp=f'"{start_cst}"')
+    text += rec("Stop", "C1", "chen", at(60), session_time=3600, Event_Timestamp=f'"{stop_cst}"')
+    index = build(tmp_path, {"n/detail": text})
+    assert who(index, "192.0.2.17", at(0)).users == ["chen"]  # server time minus the 3 s of delay
+    assert who(index, "192.0.2.17", at(60) + timedelta(seconds=1)).status == "none"
+    # Seconds of NAS/server disagreement are not a zone: there the NAS's own clock wins.
+    off = rec("Start", "C2", "dana", at(100), ip="192.0.2.18", Event_Timestamp=f'"{int(at(100).timestamp()) - 40}"')
+    s = who(build(tmp_path / "b", {"n/detail": off}), "192.0.2.18", at(100)).sessions[0]
+    assert s.start == at(100).timestamp() - 40

@@ -288,8 +288,9 @@ def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) 
     when = record_time - delay if delay is not None and delay <= 7 * 86400 else record_time
     if b"Event-Timestamp" in a:
         event = event_timestamp(a[b"Event-Timestamp"], to_epoch)
-        # The NAS's clock is preferred, unless it is plainly unset (1970, a day or more off the server's).
-        if event is not None and abs(event - when) < MAX_SKEW:
+        # The NAS's clock is preferred, unless it is plainly wrong: unset (1970, a day or more off the
+        # server's) or set in another zone (off by whole quarter hours: "CST" is -6 in Chicago, +8 in Beijing).
+        if event is not None and abs(event - when) < MAX_SKEW and not _zone_mistake(abs(event - when)):
             when = event
     if kind in (ACCT_ON, ACCT_OFF):
         return Event(kind, "", None, nas, "", when, None, ())
@@ -315,6 +316,13 @@ def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) 
     user = a.get(b"User-Name")
     return Event(kind, skey, _text(user) if user is not None else None, nas,
                  _text(a.get(b"Acct-Session-Id", session)), when, since, tuple(nets))
+
+
+def _zone_mistake(diff: float) -> bool:
+    if diff < 1800:
+        return False
+    off = diff % 900
+    return off <= 120 or off >= 900 - 120
 
 
 def epoch_to_iso(t: float | None) -> str | None:
