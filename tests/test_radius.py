@@ -720,3 +720,13 @@ def test_event_timestamp_in_a_misread_zone_is_not_believed(tmp_path):
     off = rec("Start", "C2", "dana", at(100), ip="192.0.2.18", Event_Timestamp=f'"{int(at(100).timestamp()) - 40}"')
     s = who(build(tmp_path / "b", {"n/detail": off}), "192.0.2.18", at(100)).sessions[0]
     assert s.start == at(100).timestamp() - 40
+
+
+def test_values_holding_equals_signs_and_odd_spacing_parse_the_same():
+    plain = rec("Start", "V1", "vic", at(0), Cisco_AVPair='"subscriber:command = account-logon"')
+    odd = plain.replace("\tUser-Name = ", "    User-Name=").replace("\tNAS-Port = 17", "\tNAS-Port =   17  ")
+    for text in (plain, odd):
+        res = parse_block(text.encode(), TO_UTC)
+        assert (res.corrupt, len(res.events)) == (0, 1), text
+        ev = res.events[0]
+        assert (ev.user, ev.session, ev.time) == ("vic", "V1", at(0).timestamp())

@@ -32,8 +32,8 @@ MIN_PREFIX = {4: 16, 6: 32}
 _RECORD = re.compile(rb"^([^ \t\r\n][^\n]*)\n((?:[ \t]+[^ \t\r\n][^\n]*\n)*)", re.M)
 _ATTR = re.compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
 _NAMES = re.compile(rb"[A-Za-z][A-Za-z0-9_.:-]*(?:\n[A-Za-z][A-Za-z0-9_.:-]*)*")
-_DATE = re.compile(rb"^[A-Za-z]{3}[ \t]+([A-Za-z]{3})[ \t]+(\d{1,2})[ \t]+(\d{1,2}):(\d\d):(\d\d)[ \t]+(\d{4})"
-                   rb"[ \t\r]*$")
+_DATE = re.compile(rb"(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[ \t]+((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
+                   rb"[ \t]+(0?[1-9]|[12]\d|3[01])[ \t]+([01]?\d|2[0-3]):([0-5]\d):([0-5]\d|60)[ \t]+(\d{4})[ \t\r]*\Z")
 _MONTHS = {m.encode(): i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 
@@ -161,6 +161,10 @@ _NAS_ATTRS = (b"NAS-IP-Address", b"NAS-IPv6-Address", b"NAS-Identifier", b"Packe
 
 
 _ZONE_SECONDS: dict[bytes, float | None] = {}
+_DAYS: dict[tuple[int, int, int], int] = {}
+# Event-Timestamp as FreeRADIUS 2/3 print it: "Nov 24 2026 13:05:01 CET" (fraction and zone optional).
+_EVENT_TS = re.compile(rb"((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))\s+(0?[1-9]|[12]\d|3[01])\s+"
+                       rb"(19[7-9]\d|2[01]\d\d)\s+([01]?\d|2[0-3]):([0-5]\d):([0-5]\d|60)(?:\.\d+)?(?:\s+(\S+))?\Z")
 
 
 def _zone_seconds(name: bytes) -> float | None:
@@ -181,18 +185,19 @@ def event_timestamp(raw: bytes, fallback: Callable[..., float]) -> float | None:
     v = _value(raw).strip()
     if v.isdigit():
         return float(v)
-    parts = v.split()
-    if len(parts) in (4, 5):
-        mon = _MONTHS.get(parts[0].lower())
-        hms = parts[3].split(b".")[0].split(b":")
-        if mon and parts[1].isdigit() and parts[2].isdigit() and len(hms) == 3 and all(x.isdigit() for x in hms):
-            y, d, h, mi, sec = int(parts[2]), int(parts[1]), int(hms[0]), int(hms[1]), int(hms[2])
-            if not (1 <= d <= 31 and h < 24 and mi < 60 and sec <= 60 and 1970 <= y < 2200):
-                return None
-            off = _zone_seconds(parts[4]) if len(parts) == 5 else None
-            if off is None:
-                return fallback(y, mon, d, h, mi, sec)
-            return float(calendar.timegm((y, mon, d, h, mi, sec, 0, 0, 0))) - off
+    m = _EVENT_TS.match(v)
+    if m:
+        off = _zone_seconds(m.group(7)) if m.group(7) else None
+        mon, d, y = _MONTHS[m.group(1).lower()], int(m.group(2)), int(m.group(3))
+        h, mi, sec = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        if off is None:
+            return fallback(y, mon, d, h, mi, sec)
+        day = _DAYS.get((y, mon, d))
+        if day is None:
+            if len(_DAYS) > 10_000:
+                _DAYS.clear()
+            day = _DAYS[(y, mon, d)] = calendar.timegm((y, mon, d, 0, 0, 0, 0, 0, 0))
+        return float(day + h * 3600 + mi * 60 + sec) - off
     try:
         dt = datetime.fromisoformat(v.decode("ascii").replace("Z", "+00:00"))
     except (ValueError, UnicodeDecodeError):
@@ -217,13 +222,12 @@ def _attributes(body: bytes) -> dict[bytes, bytes] | None:
     """
     n = body.count(b"\n")
     if body[:1] == b"\t" and body.count(b"\n\t") == n - 1 and b"\r" not in body:
-        pairs = [line[1:].split(b" = ", 1) for line in body[:-1].split(b"\n")]
-        try:
-            a = dict(pairs)
-        except ValueError:  # a line without " = ": let the regex judge it
-            a = None
-        if a is not None and _NAMES.fullmatch(b"\n".join([p[0] for p in pairs])):
-            return a
+        # "A = 1\n\tB = 2" -> "A = 1 = B = 2" -> [A, 1, B, 2]: a value holding " = " spoils the count.
+        parts = body[1:-1].replace(b"\n\t", b" = ").split(b" = ")
+        if len(parts) == 2 * n:
+            keys = parts[0::2]
+            if _NAMES.fullmatch(b"\n".join(keys)):
+                return dict(zip(keys, parts[1::2], strict=True))
     attrs = _ATTR.findall(body)
     if len(attrs) != n:
         return None
@@ -248,8 +252,7 @@ def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
         head, body = m.group(1), m.group(2)
         a = _attributes(body)
         dm = _DATE.match(head)
-        if (a is None or dm is None or dm.group(1).lower() not in _MONTHS
-                or not 1 <= int(dm.group(2)) <= 31 or int(dm.group(3)) > 23):
+        if a is None or dm is None:
             corrupt += 1
             continue
         try:
