@@ -108,7 +108,7 @@ def _value(raw: bytes) -> bytes:
 
 
 def _text(raw: bytes) -> str:
-    return _value(raw).decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
 
 
 def net_key(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bytes:
@@ -137,7 +137,7 @@ def _net(attr: bytes, raw: bytes) -> bytes | None:
         _NET_CACHE.clear()
     key = None
     try:
-        v = _value(raw).decode("ascii").strip()
+        v = raw.decode("ascii").strip()
         if attr in (b"Framed-Route", b"Framed-IPv6-Route"):
             v = v.split()[0] if v.split() else ""
             if "/" not in v:
@@ -182,7 +182,7 @@ def event_timestamp(raw: bytes, fallback: Callable[..., float]) -> float | None:
 
     An unknown zone name falls back to the configured zone of the date lines.
     """
-    v = _value(raw).strip()
+    v = raw.strip()
     if v.isdigit():
         return float(v)
     m = _EVENT_TS.match(v)
@@ -208,14 +208,11 @@ def event_timestamp(raw: bytes, fallback: Callable[..., float]) -> float | None:
 
 
 def _int(raw: bytes | None) -> int | None:
-    if raw is None:
-        return None
-    v = _value(raw)
-    return int(v) if v.isdigit() else None
+    return int(raw) if raw is not None and raw.isdigit() else None
 
 
 def _attributes(body: bytes) -> dict[bytes, bytes] | None:
-    """``Attribute = value`` lines -> dict; None if any line is something else.
+    """``Attribute = value`` lines -> dict of unquoted values; None if any line is something else.
 
     The fast path is the shape FreeRADIUS writes (tab, name, `` = ``, value,
     LF) split in C; anything else (spaces, CRLF, odd spacing) takes the regex.
@@ -223,6 +220,8 @@ def _attributes(body: bytes) -> dict[bytes, bytes] | None:
     n = body.count(b"\n")
     if body[:1] == b"\t" and body.count(b"\n\t") == n - 1 and b"\r" not in body:
         # "A = 1\n\tB = 2" -> "A = 1 = B = 2" -> [A, 1, B, 2]: a value holding " = " spoils the count.
+        if b'"' in body:
+            body = body.replace(b' = "', b" = ").replace(b'"\n', b"\n")
         parts = body[1:-1].replace(b"\n\t", b" = ").split(b" = ")
         if len(parts) == 2 * n:
             keys = parts[0::2]
@@ -231,7 +230,7 @@ def _attributes(body: bytes) -> dict[bytes, bytes] | None:
     attrs = _ATTR.findall(body)
     if len(attrs) != n:
         return None
-    return dict(attrs)
+    return {k: _value(v) for k, v in attrs}
 
 
 def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
@@ -272,7 +271,7 @@ def parse_block(data: bytes, to_epoch: Callable[..., float]) -> BlockResult:
 
 
 def _event(dm: re.Match, a: dict[bytes, bytes], to_epoch: Callable[..., float]) -> Event | None:
-    kind = _STATUS.get(_value(a.get(b"Acct-Status-Type", b"")).lower())
+    kind = _STATUS.get(a.get(b"Acct-Status-Type", b"").lower())
     if kind is None:
         return None
     nas = ""
