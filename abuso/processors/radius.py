@@ -16,9 +16,14 @@ ends it sooner),
 ``refresh`` (re-scan the logs once per run, default true).
 
 The logs are indexed once into ``index`` and refreshed once per run (new
-bytes only), never read per report. A match needs the incident's time inside
-a session's window; sessions of two different users covering it are reported
-as ambiguous instead of picking one.
+bytes only), never read per report; ``abuso radius -c CONFIG`` from cron keeps
+it warm so that a piped message never pays for a first build. A match needs
+the incident's time inside a session's window - Start (or Stop/Interim time
+minus Acct-Session-Time) to Stop, or to last seen + ``grace`` while there is no
+Stop, cut short by the NAS's Accounting-On/Off or by the next session on the
+address; sessions of two different users covering it are reported as
+ambiguous instead of picking one. Results: ``user`` and ``radius`` on the
+incident, ``notes["radius"]`` with a reason for every incident.
 """
 
 from __future__ import annotations
