@@ -730,3 +730,55 @@ def test_values_holding_equals_signs_and_odd_spacing_parse_the_same():
         assert (res.corrupt, len(res.events)) == (0, 1), text
         ev = res.events[0]
         assert (ev.user, ev.session, ev.time) == ("vic", "V1", at(0).timestamp())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sessions=_sessions, stop_lost=hs.lists(hs.booleans(), min_size=12, max_size=12), cut=hs.floats(0, 1),
+       probes=hs.lists(hs.integers(-10, 400 * 60), max_size=8))
+def test_open_sessions_agree_with_brute_force(tmp_path_factory, sessions, stop_lost, cut, probes):
+    """Lost Stops: a session is believed until last seen + grace, or until the next session on its address."""
+    grace = 600
+    tmp = tmp_path_factory.mktemp("prop3")
+    records, spans = [], []
+    for n, (host, user, start, length) in enumerate(sessions):
+        ip = f"192.0.2.{host}"
+        records.append((at(start), rec("Start", f"S{n}", user, at(start), ip)))
+        interims = list(range(10, length, 10))
+        for m in interims:
+            records.append((at(start + m), rec("Interim-Update", f"S{n}", user, at(start + m), ip,
+                                               session_time=m * 60)))
+        if stop_lost[n]:
+            last = at(start + (interims[-1] if interims else 0))
+            spans.append((host, user, at(start), last, None))
+        else:
+            records.append((at(start + length), rec("Stop", f"S{n}", user, at(start + length), ip,
+                                                    session_time=length * 60)))
+            spans.append((host, user, at(start), at(start + length), at(start + length)))
+    data = "".join(text for _, text in sorted(records, key=lambda r: r[0])).encode()
+    log = tmp / "detail"
+    log.write_bytes(data[:int(len(data) * cut)])
+    RadiusIndex(tmp / "idx").refresh([log], zone="UTC")
+    log.write_bytes(data)
+    index = RadiusIndex(tmp / "idx")
+    index.refresh([log], zone="UTC")
+
+    def truth(host: int, when: datetime) -> set[str]:
+        users = set()
+        for h, user, start, last, stop in spans:
+            if h != host or when < start:
+                continue
+            if stop is not None:
+                covered = when <= stop
+            else:
+                covered = when <= last + timedelta(seconds=grace) and not any(
+                    h2 == host and last < s2 <= when for h2, _, s2, _, _ in spans)
+            if covered:
+                users.add(user)
+        return users
+
+    points = [(h, p) for h, _, s, l, e in spans for p in (s, l, (e or l + timedelta(seconds=grace)))]
+    points += [(h, p + timedelta(seconds=1)) for h, p in points] + [(h, p - timedelta(seconds=1)) for h, p in points]
+    points += [(1 + p % 3, T0 + timedelta(seconds=p)) for p in probes]
+    for host, when in points:
+        got = who(index, f"192.0.2.{host}", when, grace=grace)
+        assert set(got.users) == truth(host, when), (host, when, got.reason)
