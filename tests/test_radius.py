@@ -506,7 +506,7 @@ def test_processor_refreshes_again_for_an_incident_newer_than_its_index(tmp_path
 
 # -- property: any log, read at once or in pieces cut anywhere, answers like a brute-force reading of it ---------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as hs  # noqa: E402
 
 _sessions = hs.lists(hs.tuples(hs.integers(1, 3), hs.sampled_from(["ann", "ben", "cy"]), hs.integers(0, 300),
@@ -732,12 +732,13 @@ def test_values_holding_equals_signs_and_odd_spacing_parse_the_same():
         assert (ev.user, ev.session, ev.time) == ("vic", "V1", at(0).timestamp())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sessions=_sessions, stop_lost=hs.lists(hs.booleans(), min_size=12, max_size=12), cut=hs.floats(0, 1),
        probes=hs.lists(hs.integers(-10, 400 * 60), max_size=8))
+@example(sessions=[(1, "ann", 0, 5), (1, "ben", 5, 20)], stop_lost=[True] + [False] * 11, cut=0.5, probes=[])
 def test_open_sessions_agree_with_brute_force(tmp_path_factory, sessions, stop_lost, cut, probes):
     """Lost Stops: a session is believed until last seen + grace, or until the next session on its address."""
-    grace = 600
+    grace = 1800
     tmp = tmp_path_factory.mktemp("prop3")
     records, spans = [], []
     for n, (host, user, start, length) in enumerate(sessions):
