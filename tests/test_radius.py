@@ -375,7 +375,7 @@ def test_two_processes_refreshing_at_once_index_once(tmp_path):
     assert events == [0, 6000]  # one built it, the other waited and found nothing new
     index = RadiusIndex(args[0])
     assert who(index, "10.1.11.250", at(2999.5)).users == ["u2999"]
-    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["radacct", "radius.idx", "radius.idx.lock"]
 
 
 # -- the processor ------------------------------------------------------------------------------------------------
@@ -783,3 +783,93 @@ def test_open_sessions_agree_with_brute_force(tmp_path_factory, sessions, stop_l
     for host, when in points:
         got = who(index, f"192.0.2.{host}", when, grace=grace)
         assert set(got.users) == truth(host, when), (host, when, got.reason)
+
+
+# -- refreshes cut short -------------------------------------------------------------------------------------------
+
+def _log_of_many_sessions(n: int = 60) -> str:
+    return "".join(session(f"M{i}", f"user{i}", i * 5, i * 5 + 4, ip=f"192.0.2.{i % 7 + 1}") for i in range(n))
+
+
+def test_refresh_out_of_time_saves_its_work_and_the_next_goes_on(tmp_path, monkeypatch):
+    import time as _time
+
+    from abuso.radius import index as index_module
+    from abuso.radius.index import IndexNotReady
+
+    monkeypatch.setattr(index_module, "CHUNK", 2048)
+    log = tmp_path / "detail"
+    log.write_text(_log_of_many_sessions())
+    index = RadiusIndex(tmp_path / "idx")
+    runs, parsed = 0, 0
+    while True:
+        runs += 1
+        try:
+            parsed += index.refresh([log], zone="UTC", deadline=_time.monotonic()).bytes_read  # out of time at once
+            break
+        except IndexNotReady as e:
+            assert "the next run goes on" in str(e)
+            parsed += e.stats.bytes_read
+            with pytest.raises(FileNotFoundError):
+                RadiusIndex(tmp_path / "idx").open()  # no half index for anyone to look things up in
+    assert runs > 3
+    size = log.stat().st_size  # each run re-reads at most the unfinished record it stopped in
+    assert size <= parsed < size + runs * 400
+    # Every run went on where the last stopped: 60 sessions, none twice, all answers right.
+    with sqlite3.connect(index.path) as c:
+        assert c.execute("SELECT count(*) FROM sessions").fetchone() == (60,)
+    assert who(index, "192.0.2.1", at(7 * 5 + 2)).users == ["user7"]
+    assert who(index, "192.0.2.4", at(59 * 5 + 4)).users == ["user59"]
+
+
+class _Killed(BaseException):
+    """What the runner's per-message alarm raises: nothing may swallow it."""
+
+
+def test_build_killed_midway_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    from abuso.radius import index as index_module
+
+    monkeypatch.setattr(index_module, "CHUNK", 2048)
+    monkeypatch.setattr(index_module, "CHECKPOINT", 0.0)
+    log = tmp_path / "detail"
+    log.write_text(_log_of_many_sessions())
+    fold = index_module._Refresher._fold
+    calls = {"n": 0}
+
+    def dying_fold(self, block):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise _Killed()
+        return fold(self, block)
+
+    monkeypatch.setattr(index_module._Refresher, "_fold", dying_fold)
+    with pytest.raises(_Killed):
+        RadiusIndex(tmp_path / "idx").refresh([log], zone="UTC")
+    monkeypatch.setattr(index_module._Refresher, "_fold", fold)
+    index = RadiusIndex(tmp_path / "idx")
+    st = index.refresh([log], zone="UTC")
+    assert 0 < st.bytes_read < log.stat().st_size  # went on from the last checkpoint
+    with sqlite3.connect(index.path) as c:
+        assert c.execute("SELECT count(*) FROM sessions").fetchone() == (60,)
+    assert [who(index, f"192.0.2.{i % 7 + 1}", at(i * 5 + 2)).users for i in range(60)] == [
+        [f"user{i}"] for i in range(60)]
+
+
+def test_processor_out_of_budget_asks_for_a_retry_and_finishes_later(tmp_path, monkeypatch):
+    from abuso.errors import TransientError
+    from abuso.radius import index as index_module
+
+    monkeypatch.setattr(index_module, "CHUNK", 2048)
+    log = tmp_path / "detail"
+    log.write_text(_log_of_many_sessions())
+    proc = RadiusProcessor({"detail": str(log), "index": str(tmp_path / "i"), "zone": "UTC", "budget": "0.000001"})
+    retries = 0
+    while True:
+        report = _report(Incident("192.0.2.1", "spam", at(2), "log", "explicit"))
+        try:
+            proc.process(report)
+            break
+        except TransientError as e:
+            assert "the next run goes on" in str(e)
+            retries += 1
+    assert retries > 3 and report.incidents[0].extra["user"] == "user0"

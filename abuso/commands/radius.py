@@ -33,6 +33,7 @@ def radius(config_path: str, as_json: bool, ip: str | None, when: str | None) ->
     if (ip is None) != (when is None):
         raise click.UsageError("give both IP and WHEN, or neither")
     proc = RadiusProcessor(stages[0].options, config.base)
+    proc.budget = 0  # from cron or by hand: take the time a first build needs
     try:
         index = proc.ready(None)
         out: dict = {"index": str(proc.index_path), "refresh": proc.refresh_info}

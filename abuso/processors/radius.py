@@ -12,8 +12,11 @@ Options: ``detail`` (file or folder tree, or a list of them; plain or gzip),
 with no Stop is believed to last after it was last seen, default 1h: make it at
 least the NASes' interim-update interval; a later session on the same address
 ends it sooner),
-``lock_timeout`` (wait for another process indexing, default 10m) and
-``refresh`` (re-scan the logs once per run, default true).
+``lock_timeout`` (wait for another process indexing, default 10m),
+``budget`` (the most time one message may spend indexing, default 20s, 0 for no
+limit: keep it under ``defaults.timeout``; past it the message is retried later
+and the next run goes on where this one stopped) and ``refresh`` (re-scan the
+logs once per run, default true).
 
 The logs are indexed once into ``index`` and refreshed once per run (new
 bytes only), never read per report; ``abuso radius -c CONFIG`` from cron keeps
@@ -39,9 +42,9 @@ from .base import Processor
 #: Accounting records reach the log up to this late (Acct-Delay-Time, buffering): an incident newer
 #: than the last refresh minus this may have a session the index has not read yet.
 RECENT = 600.0
-OPTIONS = {"detail", "index", "pattern", "zone", "slack", "grace", "lock_timeout", "refresh"}
+OPTIONS = {"detail", "index", "pattern", "zone", "slack", "grace", "lock_timeout", "budget", "refresh"}
 DEFAULTS = {"index": "~/abuso/radius.idx", "pattern": "detail*", "zone": "local", "slack": 0, "grace": "1h",
-            "lock_timeout": "10m", "refresh": True}
+            "lock_timeout": "10m", "budget": "20s", "refresh": True}
 
 
 def _sources(value: Any) -> list[str]:
@@ -71,7 +74,7 @@ class RadiusProcessor(Processor):
         for key in ("index", "pattern", "zone"):
             if key in options and not (isinstance(options[key], str) and options[key].strip()):
                 raise ConfigError("must be a non-empty string", key=key)
-        for key in ("slack", "grace", "lock_timeout"):
+        for key in ("slack", "grace", "lock_timeout", "budget"):
             if key in options:
                 try:
                     parse_duration(options[key])
@@ -98,6 +101,8 @@ class RadiusProcessor(Processor):
         self.slack = parse_duration(opts["slack"]).total_seconds()
         self.grace = parse_duration(opts["grace"]).total_seconds()
         self.lock_timeout = parse_duration(opts["lock_timeout"]).total_seconds()
+        #: Seconds one call may spend refreshing (0: no limit, as ``abuso radius`` from cron).
+        self.budget = parse_duration(opts["budget"]).total_seconds()
         self.do_refresh = opts["refresh"]
         self.index: Any = None
         #: What the refresh of this run did (RefreshStats.as_dict()), or why it did not happen.
@@ -118,15 +123,16 @@ class RadiusProcessor(Processor):
                 return self.index
             self.index.close()
             self.index = None
-        from ..radius.index import IndexBusy, RadiusIndex
+        from ..radius.index import IndexBusy, IndexNotReady, RadiusIndex
 
         index = RadiusIndex(self.index_path)
         if self.do_refresh:
             self._refreshed_at = time.time()
+            deadline = time.monotonic() + self.budget if self.budget else None
             try:
-                stats = index.refresh(self.sources, self.pattern, self.zone, self.lock_timeout)
+                stats = index.refresh(self.sources, self.pattern, self.zone, self.lock_timeout, deadline)
                 self.refresh_info = stats.as_dict()
-            except IndexBusy as e:
+            except (IndexBusy, IndexNotReady) as e:
                 raise TransientError(f"radius: {e}")
             except FileNotFoundError as e:
                 if not self.index_path.exists():

@@ -42,6 +42,8 @@ TOL = 2.0
 #: Sessions longer than this are listed apart (table ``long``): the scan of ``nets`` reaches back
 #: at most this far, so one months-long business line does not slow every lookup down.
 LONG = 86400.0
+#: Seconds between commits of a long refresh: what an interruption can cost.
+CHECKPOINT = 10.0
 #: A "record" bigger than this without a blank line is garbage, not something to wait for.
 MAX_RECORD = 64 << 20
 
@@ -158,6 +160,34 @@ class IndexBusy(Exception):
     """Another process held the index lock for longer than the timeout."""
 
 
+class IndexNotReady(Exception):
+    """The refresh ran out of time; what it read is saved and the next refresh continues."""
+
+    def __init__(self, message: str, stats: RefreshStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+def _open_building(path: Path, zone: str) -> sqlite3.Connection:
+    """The index being built: resumed if it is ours and read with the same zone, else begun anew."""
+    if path.exists():
+        try:
+            conn = sqlite3.connect(path, isolation_level=None)
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('version', 'zone')").fetchall())
+            if meta == {"version": str(SCHEMA_VERSION), "zone": zone}:
+                conn.executescript("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
+                return conn
+            conn.close()
+        except sqlite3.DatabaseError:
+            pass
+        path.unlink()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
+    conn.executescript(_SCHEMA)
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
+    return conn
+
+
 class RadiusIndex:
     """Sessions from RADIUS detail logs, kept in the SQLite file ``path``.
 
@@ -174,11 +204,15 @@ class RadiusIndex:
 
     # -- refresh ---------------------------------------------------------------------------------------------
     def refresh(self, sources: Iterable[str | os.PathLike], pattern: str = "detail*", zone: str = "local",
-                lock_timeout: float = 600.0) -> RefreshStats:
+                lock_timeout: float = 600.0, deadline: float | None = None) -> RefreshStats:
         """Bring the index up to date with ``sources`` (files or folder trees).
 
         ``zone`` is how date lines without a ``Timestamp`` attribute are read; an
         index built with another zone holds other times, so it is rebuilt.
+        ``deadline`` (``time.monotonic()`` value) bounds the work: past it, what
+        was read is saved and :class:`IndexNotReady` raised; the next refresh goes
+        on from there. A per-message timeout can then never make a first build of
+        gigabytes of logs start over for ever.
         """
         from .detail import zone_converter
 
@@ -186,16 +220,13 @@ class RadiusIndex:
         began = time.monotonic()
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path.with_name(self.path.name + ".lock"), lock_timeout):
-            for stale in self.path.parent.glob(self.path.name + ".tmp*"):  # a build that crashed
-                stale.unlink(missing_ok=True)
+        wait = lock_timeout if deadline is None else max(0.0, min(lock_timeout, deadline - began))
+        with _locked(self.path.with_name(self.path.name + ".lock"), wait):
             stats = RefreshStats()
             conn = self._connect_existing(zone)
             if conn is not None:
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    _Refresher(conn, False, to_epoch, stats, os.path.abspath(self.path)).run(sources, pattern)
-                    conn.execute("COMMIT")
+                    _Refresher(conn, to_epoch, stats, os.path.abspath(self.path), deadline).run(sources, pattern)
                 except sqlite3.OperationalError:  # locked, disk full: worth a retry, not a rebuild
                     raise
                 except sqlite3.DatabaseError:  # not a database, malformed: rebuild it
@@ -204,38 +235,38 @@ class RadiusIndex:
                     conn = None
                 finally:
                     if conn is not None:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        conn.close()
+                        conn.close()  # without COMMIT: back to the last checkpoint
             if conn is None:
                 stats.rebuilt = True
-                self._build(sources, pattern, zone, to_epoch, stats)
+                self._build(sources, pattern, zone, to_epoch, stats, deadline)
         stats.seconds = time.monotonic() - began
         return stats
 
     def _build(self, sources: Iterable[str | os.PathLike], pattern: str, zone: str, to_epoch: Callable[..., float],
-               stats: RefreshStats) -> None:
-        """A whole new index, written beside the old one and renamed over it when complete."""
-        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-        conn = sqlite3.connect(tmp, isolation_level=None)
+               stats: RefreshStats, deadline: float | None) -> None:
+        """A whole new index, built beside the old one (resumed if a build was cut short) and renamed
+        over it when complete: nobody ever looks anything up in half an index."""
+        building = self.path.with_name(self.path.name + ".building")
+        conn = _open_building(building, zone)
         try:
-            conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
-            conn.executescript(_SCHEMA)
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
-            conn.execute("BEGIN")
-            _Refresher(conn, True, to_epoch, stats, os.path.abspath(self.path)).run(sources, pattern)
-            conn.execute("COMMIT")
+            _Refresher(conn, to_epoch, stats, os.path.abspath(self.path), deadline).run(sources, pattern)
             conn.close()
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # synchronous=OFF: make it durable once, before it takes the real name
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except BaseException:
+        except sqlite3.OperationalError:
             conn.close()
-            tmp.unlink(missing_ok=True)
             raise
+        except sqlite3.DatabaseError:
+            conn.close()
+            building.unlink(missing_ok=True)
+            raise
+        except BaseException:  # out of time, killed by a timeout: the last checkpoint is kept
+            conn.close()
+            raise
+        fd = os.open(building, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # synchronous=OFF while building: make it durable once, before it takes the real name
+        finally:
+            os.close(fd)
+        os.replace(building, self.path)
 
     def _connect_existing(self, zone: str) -> sqlite3.Connection | None:
         """The index if it exists, is ours, readable and read with ``zone``; None means rebuild it."""
@@ -464,11 +495,15 @@ def _cut(buf: bytes) -> int:
 class _Refresher:
     """One refresh: walks the sources, parses what is new, folds events into sessions."""
 
-    def __init__(self, conn: sqlite3.Connection, fresh: bool, to_epoch: Callable[..., float],
-                 stats: RefreshStats, exclude: str = "") -> None:
-        self.conn, self.fresh, self.to_epoch, self.stats = conn, fresh, to_epoch, stats
-        #: The index's own files (index, lock, temporary build) if they live among the logs.
+    def __init__(self, conn: sqlite3.Connection, to_epoch: Callable[..., float], stats: RefreshStats,
+                 exclude: str = "", deadline: float | None = None) -> None:
+        self.conn, self.to_epoch, self.stats, self.deadline = conn, to_epoch, stats, deadline
+        #: The index's own files (index, lock, build in progress) if they live among the logs.
         self.exclude = exclude
+        conn.execute("BEGIN IMMEDIATE")
+        #: Nothing stored yet: a session key not met in this run needs no look-up.
+        self.fresh = conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is None
+        self.saved = time.monotonic()
         self.open: dict[str, list[Session]] = {}
         self.evicted: set[str] = set()
         self.next_sid = (conn.execute("SELECT max(sid) FROM sessions").fetchone()[0] or 0) + 1
@@ -477,10 +512,16 @@ class _Refresher:
         self.maxdur = float(meta.get("maxdur", 0))
 
     def run(self, sources: Iterable[str | os.PathLike], pattern: str) -> None:
+        """Read what is new and COMMIT; raises IndexNotReady (after saving) when past the deadline."""
         files = _walk(sources, pattern, self.stats.unreadable, self.exclude)
         known = {r[0]: r for r in self.conn.execute(f"SELECT {_FILE_COLUMNS} FROM files")}
         self.stats.files = len(files)
-        for path, st in files:
+        for done, (path, st) in enumerate(files):
+            if self.deadline is not None and time.monotonic() >= self.deadline and self.stats.bytes_read:
+                self.checkpoint()  # (every run reads something first: a late start still makes progress)
+                raise IndexNotReady(f"reading the RADIUS logs: {done} of {len(files)} files, "
+                                    f"{self.stats.bytes_read / 1e6:.0f} MB read in this run; the next run goes on",
+                                    self.stats)
             row = known.get(path)
             if row and (row[1], row[2], row[3], row[4]) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
                 continue
@@ -490,12 +531,23 @@ class _Refresher:
                 self.stats.unreadable.append(f"{path}: {e}")
         current = {p for p, _ in files}
         self.conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in known if p not in current])
+        self._save_sessions()
+        self.conn.execute("COMMIT")
+
+    def _save_sessions(self) -> None:
         for rows in self.open.values():
             for s in rows:
                 self._write(s)
         if self.stats.files_read or self.fresh:  # an unchanged tree costs no write (procmail runs this per message)
             self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                 ("plens", json.dumps(sorted(self.plens))), ("maxdur", repr(self.maxdur))])
+
+    def checkpoint(self) -> None:
+        """Make what was read so far durable, so that an interrupted refresh resumes from here."""
+        self._save_sessions()
+        self.conn.execute("COMMIT")
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.saved = time.monotonic()
 
     def _read(self, path: str, st: os.stat_result, row: tuple | None) -> None:
         """Parse what is new in one file: from where the same stream was left, else from the start.
@@ -539,6 +591,14 @@ class _Refresher:
                 n, bad = self._fold(block)
                 records, corrupt, consumed, last = records + n, corrupt + bad, consumed + cut, (last + block[-HEAD:])
                 last = last[-HEAD:]
+                now = time.monotonic()
+                if now - self.saved >= CHECKPOINT or (self.deadline is not None and now >= self.deadline):
+                    # Size and mtime unknown (-1): the next refresh sees a changed file and resumes at ``consumed``.
+                    self._save_file(path, st, digest, len(head), consumed, records, corrupt, last, complete=False)
+                    self.checkpoint()
+                    if self.deadline is not None and now >= self.deadline:
+                        raise IndexNotReady(f"reading the RADIUS logs: in {path}, {consumed / 1e6:.0f} MB read;"
+                                            " the next run goes on", self.stats)
             block = buf[:cut]
             n, bad = self._fold(block)
             records, corrupt, consumed, last = records + n, corrupt + bad, consumed + cut, (last + block)[-HEAD:]
@@ -546,9 +606,14 @@ class _Refresher:
             # if it was half-written, it is read again, whole, next time.
             rest = buf[cut:]
             self._fold(rest[:rest.rfind(b"\n") + 1])
+        self._save_file(path, st, digest, len(head), consumed, records, corrupt, last, complete=True)
+
+    def _save_file(self, path: str, st: os.stat_result, digest: bytes, head_len: int, consumed: int, records: int,
+                   corrupt: int, last: bytes, complete: bool) -> None:
+        size, mtime = (st.st_size, st.st_mtime_ns) if complete else (-1, -1)
         self.conn.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest, len(head), consumed,
-                           records, corrupt, hashlib.sha256(last).digest()))
+                          (path, st.st_dev, st.st_ino, size, mtime, digest, head_len, consumed, records, corrupt,
+                           hashlib.sha256(last).digest()))
 
     def _fold(self, block: bytes) -> tuple[int, int]:
         if not block:
