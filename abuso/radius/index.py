@@ -3,16 +3,21 @@
 Mail::Abuse re-read every detail file for every report. Here logs are folded
 into sessions once; a refresh reads only what changed since the last one:
 appended bytes of a growing file, nothing of an unchanged one, and a rotated
-file (renamed or gzipped) is recognised by the digest of its first bytes so
-that only what was not yet read is parsed. Folding is idempotent (start =
-min, last/stop = max, address sets union), so reading a record twice - a
-replaced file, an unterminated tail re-read once complete - never changes
-the result.
+file (renamed or gzipped) is recognised by the digests of its first bytes and
+of the last bytes read, so that only what was not yet read is parsed. Folding
+is idempotent (start = min, last/stop = max, address sets union), so reading a
+record twice - a replaced file, an unterminated tail re-read once complete, a
+refresh resumed from its last checkpoint - never changes the result.
 
-Schema: ``sessions`` (one row per session) and ``nets`` (one row per session
-and address/prefix, keyed by prefix length + network bytes, ordered by start)
-so that a lookup is a few exact index probes - one per prefix length present -
-bounded by the longest session seen.
+Schema: ``sessions`` (one row per session), ``nets`` (one row per session and
+address/prefix, keyed by prefix length + network bytes, ordered by start) and
+``long`` (sessions over a day), so that a lookup is a few exact index probes -
+one per prefix length present - reaching back at most a day.
+
+Concurrency: one refresher at a time (``flock`` on ``<index>.lock``); a first
+build is written to ``<index>.building`` and renamed into place when complete;
+refreshes commit every few seconds and stop at a deadline, so that a
+per-message time limit never throws work away.
 """
 
 from __future__ import annotations
