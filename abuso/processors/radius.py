@@ -31,7 +31,6 @@ incident, ``notes["radius"]`` with a reason for every incident.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any, Mapping
 
@@ -123,6 +122,8 @@ class RadiusProcessor(Processor):
                 return self.index
             self.index.close()
             self.index = None
+        import sqlite3
+
         from ..radius.index import IndexBusy, IndexNotReady, RadiusIndex
 
         index = RadiusIndex(self.index_path)
@@ -153,6 +154,8 @@ class RadiusProcessor(Processor):
     def process(self, report: Report) -> None:
         if not report.incidents:
             return
+        import sqlite3
+
         times = [inc.time.timestamp() for inc in report.incidents if inc.time is not None]
         index = self.ready(max(times)) if times else None  # no time, no question to ask the logs
         entries = []
