@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -15,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as hs
 
 from abuso.errors import ConfigError
 from abuso.model import Incident, Report
@@ -151,7 +154,7 @@ def test_open_session_ends_when_someone_else_gets_the_address(tmp_path):
     assert who(index, "192.0.2.17", at(40), grace=86400).users == ["judy"]
 
 
-def test_accounting_on_closes_sessions_of_that_nas(tmp_path):
+def test_accounting_on_bounds_open_sessions_of_that_nas(tmp_path):
     text = rec("Start", "K1", "kim", at(0)) + rec("Start", "L1", "lee", at(0), ip="192.0.2.99", nas="10.0.0.9")
     text += rec("Accounting-On", "", None, at(30), ip=None)
     index = build(tmp_path, {"n/detail": text})
@@ -409,8 +412,6 @@ def test_processor_enriches_incidents_and_explains(tmp_path):
     assert "no time" in note["incidents"][2]["reason"]
     assert note["incidents"][3]["reason"] == "no session in the RADIUS logs for 192.0.2.99"
     assert note["refresh"]["events"] == 4
-    import json
-
     json.dumps(report.to_dict())  # everything it added is JSON-serialisable
 
 
@@ -506,8 +507,6 @@ def test_processor_refreshes_again_for_an_incident_newer_than_its_index(tmp_path
 
 # -- property: any log, read at once or in pieces cut anywhere, answers like a brute-force reading of it ---------
 
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as hs  # noqa: E402
 
 _sessions = hs.lists(hs.tuples(hs.integers(1, 3), hs.sampled_from(["ann", "ben", "cy"]), hs.integers(0, 300),
                                hs.integers(1, 90)), min_size=1, max_size=12)
@@ -592,7 +591,6 @@ def test_pipeline_end_to_end_acns_notice_to_intelmq_account(tmp_path, corpus):
 
 
 def test_cli_refreshes_and_answers_who_held_an_address(tmp_path):
-    import json
     import subprocess
     import sys
 
