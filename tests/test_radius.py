@@ -871,3 +871,24 @@ def test_processor_out_of_budget_asks_for_a_retry_and_finishes_later(tmp_path, m
             assert "the next run goes on" in str(e)
             retries += 1
     assert retries > 3 and report.incidents[0].extra["user"] == "user0"
+
+
+def test_local_zone_is_remembered_as_what_it_was(tmp_path, monkeypatch):
+    import time as _time
+
+    if not hasattr(_time, "tzset"):
+        pytest.skip("no tzset")
+    (tmp_path / "detail").write_text(LIVINGSTON)
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    _time.tzset()
+    try:
+        index = RadiusIndex(tmp_path / "idx")
+        index.refresh([tmp_path / "detail"])  # zone=local, as FreeRADIUS writes its date lines
+        assert who(index, "172.16.64.25", datetime(1996, 7, 30, 21, 48, 30, tzinfo=UTC)).users == ["jaime"]
+        monkeypatch.setenv("TZ", "UTC")
+        _time.tzset()
+        assert index.refresh([tmp_path / "detail"]).rebuilt  # another "local": the times are not the same
+        assert who(index, "172.16.64.25", datetime(1996, 7, 30, 14, 48, 30, tzinfo=UTC)).users == ["jaime"]
+    finally:
+        monkeypatch.undo()
+        _time.tzset()

@@ -222,6 +222,8 @@ class RadiusIndex:
         from .detail import zone_converter
 
         to_epoch = zone_converter(zone)
+        if zone.lower() == "local":  # cron and procmail may not share TZ: "local" alone would hide that
+            zone = f"local {time.tzname[0]}/{time.tzname[1]} {-time.timezone}"
         began = time.monotonic()
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
