@@ -62,8 +62,9 @@ _OFFSET = re.compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re
 def zone_offset(name: str) -> timedelta | None:
     """'UTC', 'CET', '+0100', 'UTC-5', 'GMT+05:30' -> offset; None if unknown.
 
-    A region name ('Europe/Berlin', 'CET/CEST') gives its standard (January)
-    offset, so config validation accepts it; use :func:`zone_tzinfo` to apply it.
+    Fixed offsets only: a region ('Europe/Berlin', 'CET/CEST') has no single
+    offset, so it gives None here (callers such as the RADIUS reader rely on
+    that to go through zoneinfo); :func:`zone_tzinfo` handles both.
     """
     s = name.strip()
     hours = ZONE_ABBREVIATIONS.get(s.upper())
@@ -76,9 +77,6 @@ def zone_offset(name: str) -> timedelta | None:
         if h <= 14 and mins < 60:
             return sign * timedelta(hours=h, minutes=mins)
         return None
-    tz = _region(s)
-    if tz is not None:
-        return tz.utcoffset(datetime(2001, 1, 15))
     return None
 
 
