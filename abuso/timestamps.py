@@ -476,8 +476,9 @@ _STATED = [
                r"reported|displayed|expressed))?\s+(?:in|as)\s+(?:the\s+)?" + _ZONE_WORD + _PAREN_OFFSET, re.I),
     re.compile(r"\b(?:all\s+times?(?:\s+(?:are|is))?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD
                + _PAREN_OFFSET, re.I),
-    # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own)
-    re.compile(r"(?<![\d:])\s\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
+    # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own:
+    # _paren_alone() checks that; a pattern starting with "(" lets re skip ahead fast)
+    re.compile(r"\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
     # "GMT-3" in prose
     re.compile(r"(?<![\d:\w])\s?(?P<z>(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?)\b"),
 ]
@@ -506,6 +507,8 @@ def stated_zone(text: str) -> tuple[tzinfo, str] | None:
             for m in rx.finditer(line):
                 if best is not None and m.start() >= best[0]:
                     break
+                if rx is _STATED[3] and not _paren_alone(line, m.start()):
+                    continue
                 name = m.group("z2") if "z2" in rx.groupindex and m.group("z2") else m.group("z")
                 name = " ".join(name.split())
                 tz = _stated_tz(name)
@@ -515,6 +518,12 @@ def stated_zone(text: str) -> tuple[tzinfo, str] | None:
         if best is not None:
             return best[1], best[2]
     return None
+
+
+def _paren_alone(line: str, start: int) -> bool:
+    """A "(CET)" after a space that does not follow a time or date ("14:37:12 (CET)" is the stamp's)."""
+    return start >= 1 and line[start - 1].isspace() and (start < 2 or not (line[start - 2].isdigit()
+                                                                          or line[start - 2] == ":"))
 
 
 def _stated_tz(name: str) -> tzinfo | None:

@@ -240,6 +240,8 @@ def _header(line: str) -> _Table | None:
         cells = line[8:].split() if w3c else [c.strip() for c in line.split(sep)]
         if sep == "|":
             cells = [c for c in cells if c] or cells
+        if max(map(len, cells)) > 42:
+            continue  # a sentence with commas, not column names
         wordy = sum(1 for c in cells if c and re.fullmatch(r"[A-Za-z][\w .#/()-]{0,40}", c))
         if wordy < max(3, len(cells) * 2 // 3):
             continue
@@ -481,8 +483,8 @@ class _Context:
                 table = None
             if not addrs[i]:
                 table = _header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#" else None
-                xml = _SB_LIST.match(ln)
-                if _RULE.match(ln) or ln.strip() == "</list>":
+                xml = _SB_LIST.match(ln) if "<list" in ln else None
+                if ln.lstrip()[:1] in "-=_*+" and _RULE.match(ln) or ln.strip() == "</list>":
                     section = None
                 elif xml:
                     section = _SB_TYPES.get(xml.group(1))
