@@ -193,10 +193,10 @@ def _stages(kind: str, value: Any, err: Any, lines: Mapping[str, int], key: str 
                 raise err("each entry is a name or a one-key mapping {name: {options}}", where)
     else:
         raise err("must be a list of names or a mapping of name: options", key)
-    known = registry.names(kind)
     stages = []
     for name, options, where in items:
-        if name not in known:
+        if not registry.exists(kind, name):
+            known = registry.names(kind)
             raise err(f"unknown {kind[:-1]} {name!r} (known: {', '.join(known)})", where)
         if options is None:
             options = {}

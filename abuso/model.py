@@ -143,7 +143,8 @@ class Report:
         if self.error:
             d["error"] = self.error
         for k, v in self.notes.items():
-            d.setdefault(k, v)
+            if k != "arrival":
+                d.setdefault(k, v)
         return d
 
 

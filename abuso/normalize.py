@@ -65,6 +65,8 @@ class Message:
     date: datetime | None = None
     #: The UTC offset the Date header was written in (for zone 'date-header').
     date_offset: timedelta | None = None
+    #: When our own MTA received it (date of the topmost Received header), if known.
+    arrival: datetime | None = None
     blocks: list[Block] = field(default_factory=list)
     #: Attached (message/rfc822, also nameless) and inline-forwarded messages, with headers.
     embedded: list[_StdMessage] = field(default_factory=list)
@@ -119,7 +121,28 @@ def parse_date(value: str | None) -> tuple[datetime | None, timedelta | None]:
         return None, None
 
 
-_PARSER = BytesParser(policy=policy.default)
+class _MemoPolicy(policy.EmailPolicy):
+    """policy.default, with parsed header objects memoized.
+
+    The stdlib re-parses a header (Content-Type above all) on every access, and
+    the parser itself asks for each part's Content-Type many times: that made
+    parsing 5x slower than it needs to be. Header objects are immutable str
+    subclasses, so sharing one between accesses is safe.
+    """
+
+    def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
+        key = (name.lower(), value)
+        header = _HEADER_CACHE.get(key)
+        if header is None:
+            if len(_HEADER_CACHE) >= 8192:
+                _HEADER_CACHE.clear()
+            header = _HEADER_CACHE[key] = super().header_fetch_parse(name, value)
+        return header
+
+
+_HEADER_CACHE: dict[tuple[str, str], object] = {}
+POLICY = _MemoPolicy()
+_PARSER = BytesParser(policy=POLICY)
 
 
 def parse_bytes(raw: bytes) -> EmailMessage:
@@ -139,6 +162,9 @@ def normalize(raw: bytes) -> Message:
         date=date,
         date_offset=offset,
     )
+    received = header_all(msg, "Received")
+    if received:
+        out.arrival = parse_date(received[0].rpartition(";")[2])[0]
     _Walker(out).walk(msg, "1", 0, None)
     return out
 
@@ -200,8 +226,12 @@ def html_to_text(html: str) -> str:
         tag.insert_before("\n")
         tag.insert_after("\n")
     text = soup.get_text("")
-    lines = [re.sub(r"[ \t\xa0]+", " ", ln).strip() for ln in text.splitlines()]
+    lines = [_CELL_GAP.sub("\t", _SPACES.sub(" ", ln)).strip() for ln in text.splitlines()]
     return "\n".join(ln for ln in lines if ln)
+
+
+_SPACES = re.compile(r"[ \xa0]+")
+_CELL_GAP = re.compile(r" ?\t[\s]*")
 
 
 # --- quoting, re-wrapping, defanging ----------------------------------------
@@ -310,6 +340,12 @@ class _Walker:
             ctype = part.get_content_type()
         except Exception:
             ctype = "text/plain"
+        if ctype == "multipart/alternative":
+            chosen = _best_alternative(part)
+            if chosen is not None:
+                index, sub = chosen
+                self.walk(sub, f"{path}.{index}", depth, owner)
+                return
         if part.is_multipart() and not ctype.startswith("message/"):
             for i, sub in enumerate(part.get_payload() or [], 1):
                 if isinstance(sub, _StdMessage):
@@ -391,6 +427,21 @@ class _Walker:
         self.out.blocks.append(Block(head, path, "text/rfc822-headers", depth, "headers", inner))
         if body.strip():
             self.add_text(body, path, "text/plain", depth, inner, "forward")
+
+
+def _best_alternative(part: _StdMessage) -> tuple[int, _StdMessage] | None:
+    """The one rendition of a multipart/alternative to read (never both: that doubles evidence).
+
+    Plain text wins unless it is a stub ("view this mail in HTML"): then the HTML.
+    """
+    subs = [s for s in (part.get_payload() or []) if isinstance(s, _StdMessage)]
+    plain = next(((i, s) for i, s in enumerate(subs, 1) if s.get_content_type() == "text/plain"), None)
+    html = next(((i, s) for i, s in enumerate(subs, 1) if s.get_content_type() == "text/html"), None)
+    if plain is None or html is None or len(subs) != 2:
+        return None
+    plain_len = len(decode_text(plain[1])[0].strip())
+    html_len = len(html_to_text(decode_text(html[1])[0]))
+    return plain if plain_len >= 0.4 * html_len else html
 
 
 _HTML_SNIFF = re.compile(r"<(?:html|body|table|div|p|br)\b", re.I)

@@ -49,6 +49,8 @@ class Pipeline:
         report.message = msg
         report.message_id, report.subject = msg.message_id, msg.subject
         report.sender, report.date = msg.sender, msg.date
+        if msg.arrival is not None:
+            report.notes["arrival"] = msg.arrival
         found = []
         for parser in self.parsers:
             try:

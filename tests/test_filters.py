@@ -45,3 +45,15 @@ def test_time_untimed_policy():
     r = Report(b"", date=DATE)
     assert TimeFilter({}).reject(inc("192.0.2.1", None), r) is None
     assert TimeFilter({"untimed": "drop"}).reject(inc("192.0.2.1", None), r)
+
+
+def test_time_window_falls_back_to_arrival_when_date_is_missing():
+    from abuso.pipeline import Pipeline
+
+    raw = (b"Received: from mx (mx [192.0.2.1]) by us; Sun, 22 Nov 2026 12:00:00 +0000\n"
+           b"Subject: no date\n\nbody\n")
+    report = Pipeline.from_config({"parsers": []}).analyse(raw)
+    assert report.date is None and report.notes["arrival"] == DATE
+    f = TimeFilter({"before": "1d"})
+    assert "arrival time" in f.reject(inc("192.0.2.1", DATE - timedelta(days=3)), report)
+    assert f.reject(inc("192.0.2.1", DATE - timedelta(hours=3)), report) is None

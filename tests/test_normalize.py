@@ -96,3 +96,15 @@ def test_garbage_is_not_an_exception():
 
     for blob in (b"", b"\x00\xff" * 100, os.urandom(4096), b"From: \xff\xfe\nSubject: =?utf-8?b?////?=\n\n\xff"):
         normalize(blob)
+
+
+def test_alternative_is_read_once_and_html_stub_loses_to_html():
+    from abuso.normalize import normalize as norm
+
+    both = (b'Content-Type: multipart/alternative; boundary="a"\n\n--a\nContent-Type: text/plain\n\n'
+            b"Source 192.0.2.1 at 2026-11-20 14:02:11 UTC\n--a\nContent-Type: text/html\n\n"
+            b"<p>Source 192.0.2.1 at 2026-11-20 14:02:11 UTC</p>\n--a--\n")
+    m = norm(both)
+    assert [b.kind for b in m.blocks] == ["body"]
+    stub = both.replace(b"Source 192.0.2.1 at 2026-11-20 14:02:11 UTC\n--a\n", b"View in HTML\n--a\n", 1)
+    assert [b.kind for b in norm(stub).blocks] == ["html"]

@@ -54,3 +54,15 @@ def test_files_from(tmp_path: Path):
     r = PathsReader({"files_from": str(lst)})
     assert [i.data for i in r] == [msg(7)]
     assert "cannot read" in r.errors[0]
+
+
+def test_mbox_mark_records_finished_messages_and_skips_them_next_time(tmp_path: Path):
+    box = tmp_path / "inbox"
+    box.write_bytes(b"From a@example.org Sat Nov 22 03:14:07 2026\n" + msg(1) + b"\n"
+                    b"From b@example.org Sat Nov 22 03:15:07 2026\n" + msg(2))
+    r = PathsReader({"paths": [str(box)], "mark": True})
+    items = list(r)
+    r.done(items[0], None)  # the second was never finished (killed, transient failure)
+    again = list(PathsReader({"paths": [str(box)], "mark": True}))
+    assert [i.data for i in again] == [msg(2)]
+    assert box.read_bytes().count(b"From ") == 2  # the mbox itself is untouched

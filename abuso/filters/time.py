@@ -51,6 +51,8 @@ class TimeFilter(Filter):
         if ref is None:
             ref = report.notes.get("arrival") or datetime.now(timezone.utc)
             basis = "arrival time (the report has no valid Date)"
+            if "arrival" not in report.notes:
+                basis = "now (the report has no valid Date nor Received header)"
         if incident.time < ref - self.before:
             return f"{incident.time.isoformat()} is more than {_human(self.before)} before {basis}"
         if incident.time > ref + self.after:

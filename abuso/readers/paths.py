@@ -2,13 +2,16 @@
 
 Archives are streamed: an mbox is split as it is read and a folder tree is
 walked lazily, so a batch over 100k messages keeps a flat memory profile.
-By default nothing is changed on disk (cron runs over archives); with
-``mark: true`` Maildir messages without the ``S`` flag are processed and only
-then moved to ``cur/`` with ``S`` set (at-least-once).
+By default nothing is changed on disk (cron runs over archives). With
+``mark: true`` only unfinished mail is processed, and marked only after its
+processors finished (at-least-once): Maildir messages move to ``cur/`` with the
+``S`` flag; an mbox, which cannot be changed in place safely, gets the SHA-256
+of each finished message appended to ``<mbox>.abuso-done`` beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -109,7 +112,7 @@ class PathsReader(Reader):
                 self.errors.append(f"{path}: cannot list folder: {e.strerror}")
                 return
             for entry in entries:
-                if entry.name.startswith("."):
+                if entry.name.startswith(".") or entry.name.endswith(".abuso-done"):
                     continue
                 yield from self._walk(entry)
             return
@@ -125,7 +128,10 @@ class PathsReader(Reader):
             head = f.read(1024)
             if sniff(head) == "mbox":
                 f.seek(0)
-                yield from iter_mbox(f, str(path))
+                done = _read_done(path) if self.mark else set()
+                for item in iter_mbox(f, str(path)):
+                    if not done or hashlib.sha256(item.data).hexdigest() not in done:
+                        yield item
                 return
             if not _HEADER.match(head.lstrip(b"\r\n")):
                 self.errors.append(f"{path}: not a mail message (it does not start with header lines); skipped")
@@ -155,8 +161,20 @@ class PathsReader(Reader):
                 yield Item(data, str(file), ("maildir", str(file)))
 
     def done(self, item: Item, error: str | None = None) -> None:
-        """With ``mark``, a processed Maildir message moves to cur/ with the S flag."""
-        if not self.mark or not item.key or item.key[0] != "maildir":
+        """With ``mark``, a processed Maildir message moves to cur/ with the S flag;
+        a processed mbox message is recorded in ``<mbox>.abuso-done``."""
+        if not self.mark or not item.key:
+            return
+        if item.key[0] == "mbox":
+            try:
+                with open(_done_path(Path(item.key[1])), "a", encoding="ascii") as f:
+                    f.write(hashlib.sha256(item.data).hexdigest() + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                self.errors.append(f"{item.key[1]}: cannot record message {item.key[2]} as done: {e.strerror}")
+            return
+        if item.key[0] != "maildir":
             return
         src = Path(item.key[1])
         base, _, info = src.name.partition(":2,")
@@ -166,6 +184,17 @@ class PathsReader(Reader):
             os.replace(src, dst)
         except OSError as e:
             self.errors.append(f"{src}: cannot mark as seen: {e.strerror}")
+
+
+def _done_path(mbox: Path) -> Path:
+    return mbox.with_name(mbox.name + ".abuso-done")
+
+
+def _read_done(mbox: Path) -> set[str]:
+    try:
+        return set(_done_path(mbox).read_text(encoding="ascii", errors="replace").split())
+    except FileNotFoundError:
+        return set()
 
 
 def _flags(name: str) -> str:

@@ -1,0 +1,5 @@
+"""``python -m abuso`` is ``abuso``."""
+
+from .cli import main
+
+main()
