@@ -163,7 +163,9 @@ class Dovecot:
             (root / sub).mkdir()
         for sub in ("mail", "home"):
             os.chown(root / sub, self.uid, self.gid) if os.geteuid() == 0 else None
-        (root / "passwd").write_text("")
+        self._pool = [User(f"u{i}x{secrets.token_hex(3)}", secrets.token_urlsafe(12), self) for i in range(1, 201)]
+        (root / "passwd").write_text("".join(
+            f"{u.name}:{{PLAIN}}{u.password}:{self.uid}:{self.gid}::{root}/home/{u.name}::\n" for u in self._pool))
         p = self.ports
         (root / "dovecot.conf").write_text(f"""
 base_dir = {root}/run
@@ -234,12 +236,10 @@ service anvil {{
         return path.read_text(errors="replace") if path.exists() else ""
 
     def new_user(self) -> User:
-        """A user with an empty mailbox and a random password."""
+        """A user with an empty mailbox and a random password (from a pool written before start: Dovecot
+        notices a changed passwd-file by its mtime, which a fast test suite changes twice in one second)."""
         self.users += 1
-        user = User(f"u{self.users}x{secrets.token_hex(3)}", secrets.token_urlsafe(12), self)
-        with open(self.root / "passwd", "a") as f:
-            f.write(f"{user.name}:{{PLAIN}}{user.password}:{self.uid}:{self.gid}::{self.root}/home/{user.name}::\n")
-        return user
+        return self._pool[self.users - 1]
 
     def maildir(self, user: User) -> Path:
         return self.root / "mail" / user.name
@@ -282,11 +282,80 @@ def server() -> Dovecot:
     return _server
 
 
-@pytest.fixture
-def dovecot() -> Dovecot:
-    return server()
+# -- a worker in a subprocess: the real runner and reader, a processor that records (and can be slow or die) --
 
 
-@pytest.fixture
-def user(dovecot: Dovecot) -> User:
-    return dovecot.new_user()
+class Record:
+    """Test processor: appends ``sha256 pid message-id`` to ``log`` (fsync'd: it plays the store), after ``delay``
+    seconds; SIGKILLs its own process on a message containing ``die_on``."""
+
+    name = "record"
+
+    def __init__(self, options: dict | None = None, base: Path | None = None) -> None:
+        self.options = dict(options or {})
+
+    def process(self, report) -> None:  # type: ignore[no-untyped-def]
+        import hashlib
+        import signal
+
+        die_on = self.options.get("die_on")
+        if die_on and die_on.encode() in report.raw:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(self.options.get("delay", 0)))
+        fd = os.open(self.options["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{hashlib.sha256(report.raw).hexdigest()} {os.getpid()} {report.message_id}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        pass
+
+
+def run_worker(spec: dict) -> int:
+    """``python -m tests.dovecot SPEC.json``: {reader: {imap|pop3: options}, record: {...}, quarantine, jobs}."""
+    import io
+
+    from abuso import registry
+    from abuso.config import load
+    from abuso.runner import Runner
+
+    registry.BUILTINS["processors"]["record"] = "tests.dovecot:Record"
+    config = load({"parsers": [], "processors": [{"record": spec["record"]}], "reader": spec["reader"],
+                   "quarantine": spec["quarantine"]})
+    assert config.reader is not None
+    reader = registry.load("readers", config.reader.name)(config.reader.options)
+    summary = Runner(config, reader, jobs=spec.get("jobs", 1), out=io.StringIO(), progress=False).run()
+    return summary.status
+
+
+def worker(tmp: Path, reader: dict, record: dict, jobs: int = 1) -> subprocess.Popen:
+    """Start ``run_worker`` in a new Python process (stderr kept in ``tmp/worker-<pid>.err``)."""
+    import json
+
+    spec = tmp / f"spec-{secrets.token_hex(4)}.json"
+    spec.write_text(json.dumps({"reader": reader, "record": record, "jobs": jobs,
+                                "quarantine": str(tmp / "quarantine")}))
+    err = open(tmp / f"{spec.stem}.err", "wb")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.Popen([__import__("sys").executable, "-m", "tests.dovecot", str(spec)], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=err)
+
+
+def recorders(log: Path) -> set[str]:
+    """The pids of the processes that recorded messages."""
+    return {line.split()[1] for line in log.read_text().splitlines()} if log.exists() else set()
+
+
+def recorded(log: Path) -> list[str]:
+    """The sha256 of every message the Record processor finished, in order (duplicates kept)."""
+    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    raise SystemExit(run_worker(json.loads(Path(sys.argv[1]).read_text())))

@@ -47,7 +47,8 @@ class MailboxState:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.scope = scope
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # check_same_thread off: a reader may be built in one thread and iterated in another (never both at once)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
@@ -96,6 +97,11 @@ class MailboxState:
     def keys(self, status: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND status=?",
                                               (self.scope, status))}
+
+    def claims(self) -> list[str]:
+        """Claims recorded by ``begin("claim:…")`` and not forgotten: a worker died between claim and move."""
+        return [r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND key LIKE 'claim:%'",
+                                              (self.scope,))]
 
     def prune(self, older_than: float) -> int:
         """Forget finished messages not touched for ``older_than`` seconds (the table must not grow for ever)."""
