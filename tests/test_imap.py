@@ -252,6 +252,21 @@ def test_transient_failure_leaves_the_message_for_the_next_run(user: User, tmp_p
     assert user.folder("Processed") == [messages[0], messages[2], messages[1]]
 
 
+def test_finished_messages_whose_move_was_not_sent_are_moved_not_reprocessed(user: User, tmp_path: Path) -> None:
+    messages = [msg(i) for i in range(3)]
+    user.append(*messages)
+    reader = ImapReader(user.options(state=str(tmp_path / "s"), move_batch=100, move_delay="1h"))
+    it = iter(reader)
+    for _ in messages:
+        reader.done(next(it), None)
+    reader.conn.sock.close()  # dies before the batched MOVE was sent (no close())
+    assert user.folder("INBOX") == messages
+    fresh = [msg(9)]
+    user.append(*fresh)
+    assert drive(ImapReader(user.options(state=str(tmp_path / "s")))) == fresh
+    assert user.folder("Processed") == messages + fresh
+
+
 def test_message_that_kills_the_worker_goes_to_failed_after_max_attempts(user: User, tmp_path: Path) -> None:
     messages = [msg(i) for i in range(4)]
     poison = msg(2, body="POISON\r\n")

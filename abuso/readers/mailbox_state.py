@@ -4,6 +4,8 @@ A mailbox cannot hold all of it: POP3 has no flags, an IMAP folder can be recrea
 message that kills abuso leaves no trace on the server. So, per account (``scope``):
 
 - ``folders``: the last UIDVALIDITY seen per folder, so that a reset UID space is noticed and reported;
+- ``moves``: IMAP messages that are finished but not yet moved (moves are sent in batches); a UID is never
+  reused within a UIDVALIDITY, so after a crash exactly these messages are moved without being processed again;
 - ``messages``: per message key (Message-ID, else the sha256 of the bytes; POP3: the UIDL) its status
   (``pending`` while being processed, ``done``, ``failed``) and how many attempts were *started*. An attempt that
   never ended (``kill -9``, segfault, out of memory) still counts at the next run, which is how a message that
@@ -30,6 +32,10 @@ CREATE TABLE IF NOT EXISTS messages (
     scope TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     reason TEXT, updated REAL NOT NULL,
     PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS moves (
+    scope TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+    target TEXT NOT NULL, msgkey TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (scope, folder, uidvalidity, uid));
 """
 
 
@@ -90,6 +96,30 @@ class MailboxState:
         self.db.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, "
                         "COALESCE((SELECT attempts FROM messages WHERE scope=? AND key=?), 0), ?, ?)",
                         (self.scope, key, status, self.scope, key, reason, time.time()))
+
+    def finish_and_move(self, key: str, status: str, reason: str | None, move: tuple) -> None:
+        """``finish`` and record the pending move ``(folder, uidvalidity, uid, target, msgkey, sha256, size)``."""
+        with self._tx():
+            self.finish(key, status, reason)
+            self.db.execute("INSERT OR REPLACE INTO moves VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (self.scope, *move))
+
+    def moves(self) -> list[tuple]:
+        return list(self.db.execute("SELECT folder, uidvalidity, uid, target, msgkey, sha256, size FROM moves "
+                                    "WHERE scope=? ORDER BY rowid", (self.scope,)))
+
+    def moved(self, slots: list[tuple[str, int, int]]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM moves WHERE scope=? AND folder=? AND uidvalidity=? AND uid=?",
+                                [(self.scope, *slot) for slot in slots])
+
+    def begin_many(self, keys: list[str]) -> None:
+        with self._tx():
+            self.db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', 1, NULL, ?)",
+                                [(self.scope, k, time.time()) for k in keys])
+
+    def forget_many(self, keys: list[str]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM messages WHERE scope=? AND key=?", [(self.scope, k) for k in keys])
 
     def forget(self, key: str) -> None:
         self.db.execute("DELETE FROM messages WHERE scope=? AND key=?", (self.scope, key))
