@@ -159,3 +159,21 @@ def test_message_that_kills_the_worker_is_given_up_after_max_attempts(user: User
     assert recorded(log) == [sha(good)]
     assert user.folder("INBOX") == [poison]  # left for a human, and not read again:
     assert drive(Pop3Reader(o)) == []
+
+
+def test_watch_polls_and_sigterm_ends_it_cleanly(user: User, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    p = worker(tmp_path, {"pop3": opts(user, tmp_path, delete=True, watch=True, poll="1s")}, {"log": str(log)})
+    time.sleep(0.5)
+    m = msg(1)
+    user.append(m)
+    deadline = time.monotonic() + 15
+    while not recorded(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recorded(log) == [sha(m)]
+    deadline = time.monotonic() + 5
+    while user.folder("INBOX") and time.monotonic() < deadline:  # deleted at the QUIT ending that poll's session
+        time.sleep(0.05)
+    assert user.folder("INBOX") == []
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import poplib
+import signal
 import ssl
 import time
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class Pop3Reader(Reader):
         #: Done after their session's QUIT (a parallel runner finishes late): deleted by close().
         self._late = 0
         self._stop = False
+        self._old_sigterm: Any = None
 
     def _connect(self) -> poplib.POP3:
         self._password = read_password(self.options)
@@ -146,6 +148,11 @@ class Pop3Reader(Reader):
         return conn
 
     def __iter__(self) -> Iterator[Item]:
+        if self.watch:
+            try:  # SIGTERM: end the poll wait, or the run after the current message
+                self._old_sigterm = signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            except ValueError:  # not the main thread: the caller handles signals
+                pass
         while not self._stop:
             try:
                 yield from self._session()
@@ -274,3 +281,6 @@ class Pop3Reader(Reader):
                 log.warning("pop3 %s: cannot delete processed messages now (%s); next time", self.account, e)
                 self._drop()
         self.state.close()
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
