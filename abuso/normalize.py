@@ -149,6 +149,38 @@ def parse_bytes(raw: bytes) -> EmailMessage:
     return _PARSER.parsebytes(raw)  # type: ignore[return-value]
 
 
+_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
+
+
+def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
+    """The sub-parts of a multipart whose boundary the email package could not use.
+
+    fail2ban's X-ARF action writes ``boundary=Abuse<time>@<host>;`` unquoted; the
+    ``@`` ends the parameter for the email package, which then finds no part
+    at all. The boundary is taken from the raw header as written instead.
+    """
+    try:
+        raw_ct = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
+    except Exception:
+        return []
+    m = _BOUNDARY.search(raw_ct)
+    body = part.get_payload()
+    if not m or not isinstance(body, str):
+        return []
+    boundary = m.group(1) or m.group(2)
+    marks = list(re.finditer(rf"(?m)^--{re.escape(boundary)}(--)?[ \t]*\r?$", body))
+    if not marks:
+        return []
+    subs: list[_StdMessage] = []
+    for here, after in zip(marks, marks[1:] + [None], strict=True):
+        if here.group(1):  # the closing delimiter: what follows is epilogue
+            break
+        chunk = body[here.end(): after.start() if after else len(body)].lstrip("\r\n")
+        if chunk.strip() and len(subs) < MAX_PARTS:
+            subs.append(parse_bytes(chunk.encode("utf-8", "surrogateescape")))
+    return subs
+
+
 def normalize(raw: bytes) -> Message:
     """Normalize one raw message. Never raises for bad mail: problems are recorded."""
     msg = parse_bytes(raw)
@@ -267,17 +299,22 @@ def rejoin_headers(text: str) -> str:
 
     A line that continues a ``Received:``-style header but lost its leading
     white space is joined back when it starts with a lower-case word typical of
-    a header continuation (by, with, id, for, via, from, (...)) or with a date part.
+    a header continuation (by, with, id, for, via, from, (...)) or with a date part;
+    inside a Received header, any line that is not a new header is joined.
     """
     lines = text.split("\n")
     out: list[str] = []
-    in_header = False
+    in_header = in_received = False
     for ln in lines:
         if _HEADER_START.match(ln):
             in_header = True
+            in_received = bool(_RECEIVED_START.match(ln))
             out.append(ln)
             continue
-        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)):
+        # A Received header is free-form up to its date: any wrapped piece of it ("ESMTP id 4A;",
+        # "07:58:12 -0500") continues it until the next "Name:" line or a blank line.
+        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)
+                                 or (in_received and ln.strip() and not _HEADER_LINE.match(ln))):
             out[-1] = out[-1].rstrip() + " " + ln.strip()
             continue
         in_header = False
@@ -285,6 +322,7 @@ def rejoin_headers(text: str) -> str:
     return "\n".join(out)
 
 
+_RECEIVED_START = re.compile(r"^Received:[ \t]*(?:from|by|\()", re.I)
 _CONTINUATION = re.compile(
     r"^(?:(?:by|with|id|for|via|from)\b|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4}\b)", re.I
 )
@@ -351,6 +389,13 @@ class _Walker:
                 if isinstance(sub, _StdMessage):
                     self.walk(sub, f"{path}.{i}", depth, owner)
             return
+        if ctype.startswith("multipart/"):  # declared multipart, but the email package found no part
+            subs = split_broken_multipart(part)
+            if subs:
+                self.out.problems.append(f"part {path}: boundary unusable as declared; split at its raw value")
+                for i, sub in enumerate(subs, 1):
+                    self.walk(sub, f"{path}.{i}", depth, owner)
+                return
         if ctype in ("message/rfc822", "message/global") or (ctype.startswith("message/") and part.is_multipart()):
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner

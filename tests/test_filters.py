@@ -57,3 +57,19 @@ def test_time_window_falls_back_to_arrival_when_date_is_missing():
     f = TimeFilter({"before": "1d"})
     assert "arrival time" in f.reject(inc("192.0.2.1", DATE - timedelta(days=3)), report)
     assert f.reject(inc("192.0.2.1", DATE - timedelta(hours=3)), report) is None
+
+
+def test_ip_ranges_agree_with_stdlib_on_edges_and_merged_networks():
+    import ipaddress
+
+    nets = ["192.0.2.0/25", "192.0.2.128/25", "198.51.100.7/32", "2001:db8::/48", "10.0.0.0/8"]
+    f = IpFilter({"within": nets})
+    r = Report(b"")
+    parsed = [ipaddress.ip_network(n) for n in nets]
+    probes = ["192.0.1.255", "192.0.2.0", "192.0.2.255", "192.0.3.0", "198.51.100.6", "198.51.100.7",
+              "198.51.100.8", "2001:db8::", "2001:db8:0:ffff:ffff:ffff:ffff:ffff", "2001:db8:1::", "::ffff:10.0.0.1",
+              "9.255.255.255", "10.255.255.255", "11.0.0.0"]
+    for p in probes:
+        addr = ipaddress.ip_address(p)
+        want = any(addr in n for n in parsed if n.version == addr.version)
+        assert (f.reject(inc(p), r) is None) == want, p

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -29,6 +30,27 @@ def _ipset(nets: list[str], key: str) -> Any:
         raise ConfigError(f"not a network: {bad!r} ({e})", key=key)
 
 
+class _Ranges:
+    """An IPSet flattened to sorted integer ranges per IP version.
+
+    netaddr merges and normalizes the networks; membership is then a bisect
+    (~1 µs) instead of IPSet's per-prefix-length probing (~20 µs per address),
+    which matters for a 100k-row CSV report.
+    """
+
+    def __init__(self, ipset: Any) -> None:
+        self.starts: dict[int, list[int]] = {4: [], 6: []}
+        self.ends: dict[int, list[int]] = {4: [], 6: []}
+        for r in ipset.iter_ipranges():
+            self.starts[r.version].append(r.first)
+            self.ends[r.version].append(r.last)
+
+    def __contains__(self, ip: Any) -> bool:
+        starts = self.starts[ip.version]
+        i = bisect_right(starts, int(ip)) - 1
+        return i >= 0 and int(ip) <= self.ends[ip.version][i]
+
+
 def _valid(net: str) -> bool:
     import ipaddress
 
@@ -50,8 +72,8 @@ class IpFilter(Filter):
         self.check_options(self.options)
         self.within_list = _networks(self.options.get("within"), "within")
         self.outside_list = _networks(self.options.get("outside"), "outside")
-        self.within = _ipset(self.within_list, "within") if self.within_list else None
-        self.outside = _ipset(self.outside_list, "outside") if self.outside_list else None
+        self.within = _Ranges(_ipset(self.within_list, "within")) if self.within_list else None
+        self.outside = _Ranges(_ipset(self.outside_list, "outside")) if self.outside_list else None
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -65,7 +87,7 @@ class IpFilter(Filter):
                     raise ConfigError(f"not a network: {n!r}", key=key)
 
     def reject(self, incident: Incident, report: Report) -> str | None:
-        ip = str(incident.ip)
+        ip = incident.ip
         if self.within is not None and ip not in self.within:
             return f"{ip} is not within our networks"
         if self.outside is not None and ip in self.outside:

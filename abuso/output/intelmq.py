@@ -1,0 +1,53 @@
+"""IntelMQ events: one JSON object per incident, one per line (``--format intelmq``).
+
+Field names follow the IntelMQ harmonization (``intelmq/etc/harmonization.conf``)
+so the lines can be fed to IntelMQ's JSON parser bot unchanged: what IntelMQ has
+no field for goes under ``extra.*``. Keys are sorted so that output is stable and
+diffable between runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+FEED_NAME = "abuso"
+
+
+def event(incident: Any, report: Any, observed: datetime) -> dict[str, Any]:
+    """The IntelMQ event for one incident of a report."""
+    ev: dict[str, Any] = {
+        "feed.name": FEED_NAME,
+        "time.observation": observed.isoformat(),
+        "source.ip": str(incident.ip),
+        "classification.type": incident.type,
+        "classification.taxonomy": incident.taxonomy,
+        "classification.identifier": incident.parser,
+    }
+    # IntelMQ rejects a null DateTime: an incident without a time has no time.source.
+    if incident.time is not None:
+        ev["time.source"] = incident.time.astimezone(timezone.utc).isoformat()
+        ev["extra.time_source_zone"] = incident.zone
+    if incident.port is not None:
+        ev["source.port"] = incident.port
+    if incident.evidence:
+        ev["raw"] = base64.b64encode(incident.evidence.encode("utf-8", "surrogateescape")).decode("ascii")
+    user = incident.extra.get("user") if incident.extra else None
+    if user:
+        ev["source.account"] = str(user)
+    for key, value in (("email_from", report.sender), ("email_subject", report.subject),
+                       ("email_message_id", report.message_id),
+                       ("email_date", report.date.isoformat() if report.date else None)):
+        if value:
+            ev[f"extra.{key}"] = value
+    return ev
+
+
+def render(report: Any, *, now: datetime | None = None) -> str:
+    """One line per incident of the report (after the filters); "" when it has none."""
+    observed = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    lines = [json.dumps(event(inc, report, observed), sort_keys=True) + "\n"
+             for inc in report.incidents]
+    return "".join(lines)

@@ -1,0 +1,201 @@
+"""The ``spamcop`` parser: SpamCop's spam-source and spamvertised-site reports.
+
+A SpamCop report is recognised by what it says, never by who sent it, so a
+report forwarded by a colleague (inline or attached) or re-sent from another
+address is still read:
+
+* the banner ``[ SpamCop V5.4.0 ]`` / ``- SpamCop V1.3.3 -``,
+* the tracking links ``spamcop.net/w3m?i=…`` (also ``sc?``, ``mcgi``, ``w.pl``),
+* the subject tag ``[SpamCop (192.0.2.1) id:123]``.
+
+Incidents, every one in the report (SpamCop reports may hold several sections):
+
+* ``Email from ADDR / DATE`` -- the spam source: type ``spam``, the time is
+  SpamCop's RFC 2822 date (zone ``explicit``).
+* ``Spamvertised web site: URL`` followed by ``URL is ADDR; DATE`` (or older
+  ``resolves to ADDR``) -- the host of a site the spam advertises. RSIT has no
+  type for "advertised by spam"; it is reported as type ``spam`` (taxonomy
+  abusive-content) with ``extra={"role": "spamvertised", "url": URL}`` so that
+  filters and response templates treat it as a spam complaint while a desk can
+  still tell web hosting from mail sending. The time is when SpamCop resolved it.
+
+When the body has no ``Email from`` line (a pasted or truncated report), the
+source address of the subject tag or of a non-empty ``X-SpamCop-Sourceip``
+header is used, without a time (the report's Date with ``date_fallback``).
+Everything after ``[ Offending message ]`` is the spam itself: it is not read
+here (the ``received`` parser reads its Received chain).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Iterator
+
+from ..model import Incident, IPAddress
+from ..normalize import header_str, parse_date
+from .base import Parser
+
+_ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
+_ADDR = r"\[?(?:IPv6:)?([0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42})\]?"
+_ANY_SPAMCOP = re.compile(r"spamcop", re.I)
+_BANNER = re.compile(r"^[ \t]*(?:\[[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*\]|-[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*-)", re.I | re.M)
+_TRACKING = re.compile(r"\bspamcop\.net/(?:w3m|sc|mcgi|w\.pl|w)\?", re.I)
+_SUBJECT_TAG = re.compile(r"\[SpamCop \(" + _ADDR + r"\) id:\s*\d+\s*\]", re.I)
+_ANY_SUBJECT_TAG = re.compile(r"\[SpamCop \([^)]*\) id:\s*\d+\s*\]", re.I)
+_EMAIL_FROM = re.compile(r"^[ \t]*Email from[ \t]+" + _ADDR + r"[ \t]*/[ \t]*(.*)$", re.I | re.M)
+_SITE_HEAD = re.compile(r"^[ \t]*Spamvertised (?:web )?site:?[ \t]*(\S*)", re.I | re.M)
+_SITE_IS = re.compile(r"^[ \t]*(\S+)[ \t]+(?:is|resolves to)[ \t]+(" + _ADDR_NC + r"(?:[ \t]*,[ \t]*" + _ADDR_NC
+                      + r")*)[ \t]*(?:;[ \t]*(.*?))?[ \t]*$", re.I | re.M)
+_OPEN_PROXY = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+is (?:an? )?open proxy", re.I | re.M)
+_OFFENDING = re.compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending message:|=+[ \t]*BEGIN FORWARDED "
+                        r"MESSAGE[ \t]*=+)[ \t]*$", re.I | re.M)
+
+
+_HAS_TIME = re.compile(r"\d:\d\d")
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def report_sections(text: str) -> str:
+    """The SpamCop text of a block: everything except the offending messages it quotes."""
+    out, pos = [], 0
+    while True:
+        m = _OFFENDING.search(text, pos)
+        if m is None:
+            out.append(text[pos:])
+            break
+        out.append(text[pos:m.start()])
+        b = _BANNER.search(text, m.end())  # a second report after the first one's spam
+        if b is None:
+            break
+        pos = b.start()
+    return "\n".join(out)
+
+
+def _date(text: str, following: str) -> tuple[Any, str]:
+    """SpamCop's date; a forwarder's mail client may have wrapped it onto the next line."""
+    dt, _ = parse_date(text.strip()) if _HAS_TIME.search(text) else (None, None)
+    if dt is None and following:
+        dt, _ = parse_date(f"{text.strip()} {following.strip()}")
+    return (dt, "explicit") if dt is not None else (None, "none")
+
+
+def _next_line(text: str, end: int) -> str:
+    nl = text.find("\n", end)
+    if nl < 0:
+        return ""
+    stop = text.find("\n", nl + 1)
+    return text[nl + 1: stop if stop >= 0 else len(text)]
+
+
+def names_source(message: Any) -> bool:
+    """Does a SpamCop report in this message state the spam source ("Email from ADDR / DATE")?"""
+    for b in message.blocks:
+        if b.kind != "headers" and _ANY_SPAMCOP.search(b.text) and (_BANNER.search(b.text) or _TRACKING.search(b.text)):
+            if _EMAIL_FROM.search(report_sections(b.text)):
+                return True
+    return False
+
+
+class SpamCopParser(Parser):
+    """Every spam source and spamvertised site of a SpamCop report."""
+
+    name = "spamcop"
+
+    def parse(self, message: Any) -> Any:
+        texts = [b.text for b in message.blocks if b.kind != "headers"]
+        subjects = self._subjects(message)
+        if not any(_ANY_SPAMCOP.search(t) for t in texts) and not any(_ANY_SPAMCOP.search(s) for s in subjects):
+            return self.not_applicable("no SpamCop report (no SpamCop banner, link or subject tag)")
+        sections = [report_sections(t) for t in texts if _ANY_SPAMCOP.search(t) or _EMAIL_FROM.search(t)]
+        recognised = any(_BANNER.search(t) or _TRACKING.search(t) for t in sections) or any(
+            _ANY_SUBJECT_TAG.search(s) for s in subjects)
+        if not recognised:
+            return self.not_applicable("mentions SpamCop but has no SpamCop banner, link or subject tag")
+        incidents: list[Incident] = []
+        for text in sections:
+            incidents.extend(self._sources(text))
+            incidents.extend(self._sites(text))
+        if not any(i.extra.get("role") == "source" for i in incidents):
+            incidents.extend(self._tagged(message, subjects))
+        incidents = self._dedupe(incidents, sections, message.date)
+        if not incidents:
+            return self.found([], "SpamCop report without an 'Email from' or resolved spamvertised site")
+        return self.found(incidents, "SpamCop report")
+
+    # --- sections ----------------------------------------------------------------
+
+    def _sources(self, text: str) -> Iterator[Incident]:
+        for m in _EMAIL_FROM.finditer(text):
+            ip = _address(m.group(1))
+            if ip is None:
+                continue
+            following = _next_line(text, m.end())
+            time, zone = _date(m.group(2), following)
+            evidence = m.group(0).strip()
+            if time is not None and not _HAS_TIME.search(m.group(2)):
+                evidence += " " + following.strip()
+            yield self._incident(ip, time, zone, evidence, role="source")
+
+    def _sites(self, text: str) -> Iterator[Incident]:
+        if not _SITE_HEAD.search(text):
+            return
+        for m in _SITE_IS.finditer(text):
+            target = m.group(1)
+            if _address(target) is not None or target.lower() in ("email", "this", "it"):
+                continue
+            time, zone = _date(m.group(3), "") if m.group(3) else (None, "none")
+            for addr in re.split(r"[ \t]*,[ \t]*", m.group(2)):
+                ip = _address(addr)
+                if ip is not None:
+                    yield self._incident(ip, time, zone, m.group(0).strip(), role="spamvertised", url=target)
+
+    def _tagged(self, message: Any, subjects: list[str]) -> Iterator[Incident]:
+        """Source address from the subject tag or X-SpamCop-Sourceip when the body names none."""
+        for msg in [message.email, *message.embedded]:
+            value = header_str(msg, "X-SpamCop-Sourceip") or ""
+            ip = _address(value)
+            if ip is not None:
+                yield self._incident(ip, None, "none", f"X-SpamCop-Sourceip: {value}", role="source")
+        for subject in subjects:
+            for m in _SUBJECT_TAG.finditer(subject):
+                ip = _address(m.group(1))
+                if ip is not None:
+                    yield self._incident(ip, None, "none", f"Subject: {subject}", role="source")
+
+    # --- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _subjects(message: Any) -> list[str]:
+        out = [message.subject or ""]
+        for msg in message.embedded:
+            s = header_str(msg, "Subject")
+            if s:
+                out.append(s)
+        return [s for s in out if s]
+
+    def _incident(self, ip: IPAddress, time: Any, zone: str, evidence: str, **extra: Any) -> Incident:
+        return Incident(ip=ip, type="spam", time=time, parser=self.name, zone=zone, evidence=evidence, extra=extra)
+
+    def _dedupe(self, incidents: list[Incident], sections: list[str], date: Any) -> list[Incident]:
+        """One incident per (ip, time, role); mark open proxies; the report's Date if configured."""
+        proxies = {_address(m.group(1)) for t in sections for m in _OPEN_PROXY.finditer(t)}
+        fallback = self.options.get("date_fallback")
+        out: dict[tuple, Incident] = {}
+        for inc in incidents:
+            if inc.time is None and fallback and date is not None:
+                inc = Incident(ip=inc.ip, type=inc.type, time=date, parser=inc.parser, zone="date-header",
+                               evidence=inc.evidence, extra=inc.extra)
+            if inc.ip in proxies:
+                inc = inc.with_extra(open_proxy=True)
+            out.setdefault((inc.ip, inc.time, inc.extra.get("role")), inc)
+        return list(out.values())
