@@ -11,6 +11,7 @@ import atexit
 import imaplib
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -70,8 +71,9 @@ class User:
             typ, data = conn.list()
             names = []
             for line in data:
-                name = line.decode().rsplit(" ", 1)[-1]
-                names.append(name.strip('"'))
+                m = re.match(r'\(.*?\) (?:"(?:[^"\\]|\\.)*"|NIL) (.*)$', line.decode())
+                assert m, line
+                names.append(m.group(1)[1:-1] if m.group(1).startswith('"') else m.group(1))
             return sorted(names)
         finally:
             conn.logout()

@@ -214,6 +214,18 @@ def test_uidvalidity_change_while_processing_moves_the_right_message(user: User,
     assert user.folder("abuse") == [b]
 
 
+def test_folder_names_beyond_ascii(user: User, tmp_path: Path) -> None:
+    from abuso.readers.imap import mutf7
+
+    assert mutf7("Bearbeitet & geprüft") == "Bearbeitet &- gepr&APw-ft"
+    assert mutf7("日本語") == "&ZeVnLIqe-"
+    m = msg(1)
+    user.append(m)
+    assert drive(ImapReader(user.options(state=str(tmp_path / "s"), done="Bearbeitet & geprüft"))) == [m]
+    assert "Bearbeitet &- gepr&APw-ft" in user.folders()
+    assert user.folder("Bearbeitet &- gepr&APw-ft") == [m]
+
+
 def test_server_without_move_gets_copy_delete_expunge(user: User, tmp_path: Path) -> None:
     class NoMove(ImapReader):
         def _connect(self) -> None:

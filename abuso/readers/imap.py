@@ -27,6 +27,7 @@ Guarantees, and how:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import imaplib
 import logging
@@ -75,6 +76,27 @@ def message_key(raw: bytes) -> str:
     if m:
         return "mid:" + m.group(1).decode("ascii", "replace")
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def mutf7(name: str) -> str:
+    """A folder name as IMAP spells it on the wire: modified UTF-7 (RFC 3501 5.1.3), ``Prüfung`` -> ``Pr&APw-fung``."""
+    out: list[str] = []
+    wide: list[str] = []
+
+    def shift() -> None:
+        if wide:
+            b64 = base64.b64encode("".join(wide).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append(f"&{b64}-")
+            wide.clear()
+
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            shift()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            wide.append(ch)
+    shift()
+    return "".join(out)
 
 
 def _q(name: str) -> str:
@@ -218,11 +240,12 @@ class ImapReader(Reader):
         self.tls = o.get("ssl", True)
         self.port = int(o.get("port") or (993 if self.tls is True else 143))
         self.user: str = o["user"]
-        self.folder: str = o.get("folder", "INBOX")
-        self.done_target: str = o.get("done", "Processed")
-        self.failed_target: str = o.get("failed", "Failed")
+        # Folder names are kept as the server spells them (modified UTF-7); flags are ASCII already.
+        self.folder: str = mutf7(o.get("folder", "INBOX"))
+        self.done_target: str = mutf7(o.get("done", "Processed"))
+        self.failed_target: str = mutf7(o.get("failed", "Failed"))
         claim = o.get("claim", False)
-        self.claim_prefix = (claim if isinstance(claim, str) else "abuso-claim") if claim else None
+        self.claim_prefix = mutf7(claim if isinstance(claim, str) else "abuso-claim") if claim else None
         self.claim_batch = int(o.get("claim_batch", 10))
         self.claim_timeout = parse_duration(o.get("claim_timeout", "5m")).total_seconds()
         self.move_batch = int(o.get("move_batch", 20))
