@@ -357,6 +357,90 @@ def test_live_workers_claim_is_not_taken_but_a_dead_ones_is(user: User, tmp_path
     assert f"abuso-claim.{host}-999999999" not in user.folders()
 
 
+def test_claim_left_between_claim_and_move_by_a_dead_worker_of_this_host_is_released(
+        user: User, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from abuso.readers.mailbox_state import MailboxState
+
+    m = msg(1)
+    user.append(m)
+    conn = user.imap()
+    conn.select("INBOX")
+    uv = int(conn.untagged_responses["UIDVALIDITY"][-1])
+    conn.uid("STORE", "1", "+FLAGS", "($AbusoClaimed)")  # what the dead worker did before it died
+    conn.logout()
+    host = "".join(c if c.isalnum() or c in "_-" else "-" for c in socket.gethostname())
+    state = MailboxState(tmp_path / "s", f"imap://{user.name}@127.0.0.1")
+    state.begin_many([f"claim:{host}-999999999:{uv}:1:INBOX"])
+    state.close()
+    opts = user.options(state=str(tmp_path / "s"), claim=True)
+    with caplog.at_level(logging.WARNING, logger="abuso.reader.imap"):
+        assert drive(ImapReader(opts)) == [m]
+    assert "died before moving it" in caplog.text
+    assert user.folder("Processed") == [m]
+    assert "AbusoClaimed" not in " ".join(user.flags("Processed"))
+
+
+def watching(reader: ImapReader) -> tuple[threading.Thread, list[bytes]]:
+    """Run a watching reader in a thread that marks everything done; stop it with reader.stop()."""
+    got: list[bytes] = []
+
+    def run() -> None:
+        for item in reader:
+            got.append(item.data)
+            reader.done(item, None)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, got
+
+
+def wait_for(cond, seconds: float = 10) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(cond())
+
+
+def test_claim_of_a_worker_elsewhere_that_never_moved_it_is_released_after_claim_timeout(
+        user: User, tmp_path: Path) -> None:
+    m = msg(1)
+    user.append(m)
+    conn = user.imap()
+    conn.select("INBOX")
+    conn.uid("STORE", "1", "+FLAGS", "($AbusoClaimed)")  # claimed by a worker on another host that then died
+    conn.logout()
+    reader = ImapReader(user.options(state=str(tmp_path / "s"), claim=True, claim_timeout="1s", idle="1s",
+                                     watch=True))
+    t, got = watching(reader)
+    assert wait_for(lambda: got == [m], 15)
+    reader.stop()
+    t.join(5)
+    reader.close()
+    assert user.folder("Processed") == [m]
+
+
+def test_watch_reconnects_when_the_server_drops_the_connection(dovecot: Dovecot, user: User, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    import subprocess
+
+    reader = ImapReader(user.options(state=str(tmp_path / "s"), watch=True, idle="60s"))
+    with caplog.at_level(logging.WARNING, logger="abuso.reader.imap"):
+        t, got = watching(reader)
+        time.sleep(0.5)
+        subprocess.run(["doveadm", "-c", str(dovecot.root / "dovecot.conf"), "kick", user.name], check=True,
+                       capture_output=True)
+        assert wait_for(lambda: "reconnecting" in caplog.text)
+        m = msg(1)
+        user.append(m)
+        assert wait_for(lambda: got == [m], 15)
+        reader.stop()
+        t.join(5)
+    reader.close()
+    assert user.folder("Processed") == [m]
+
+
 # -- watch: IDLE and SIGTERM -------------------------------------------------------------------------------------
 
 

@@ -519,8 +519,10 @@ class ImapReader(Reader):
         uids = sorted(int(x) for x in (data[0] or b"").split()) if typ == "OK" else []
         won: list[int] = []
         for start in range(0, len(uids), 50):
+            if self._stop or len(won) >= self.claim_batch:
+                break
             for uid, modseq, _ in self._modseqs(uids[start:start + 50]):
-                if self._stop or len(won) >= self.claim_batch:
+                if len(won) >= self.claim_batch:
                     break
                 if self._take(self.folder, uid, modseq, claim=True, move=False):
                     won.append(uid)
