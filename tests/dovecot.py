@@ -166,7 +166,8 @@ class Dovecot:
         for sub in ("mail", "home"):
             os.chown(root / sub, self.uid, self.gid) if os.geteuid() == 0 else None
         self._pool = [User(f"u{i}x{secrets.token_hex(3)}", secrets.token_urlsafe(12), self) for i in range(1, 201)]
-        (root / "passwd").write_text("".join(
+        self._pool[-1].password = "pässwört-" + secrets.token_hex(4)  # for new_user(unicode=True)
+        (root / "passwd").write_text(encoding="utf-8", data="".join(
             f"{u.name}:{{PLAIN}}{u.password}:{self.uid}:{self.gid}::{root}/home/{u.name}::\n" for u in self._pool))
         p = self.ports
         (root / "dovecot.conf").write_text(f"""
@@ -237,9 +238,11 @@ service anvil {{
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def new_user(self) -> User:
+    def new_user(self, unicode: bool = False) -> User:
         """A user with an empty mailbox and a random password (from a pool written before start: Dovecot
         notices a changed passwd-file by its mtime, which a fast test suite changes twice in one second)."""
+        if unicode:
+            return self._pool[-1]
         self.users += 1
         return self._pool[self.users - 1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import io
 import logging
 import signal
@@ -141,6 +142,24 @@ def test_wrong_password_is_a_config_error_that_never_shows_the_password(user: Us
     user.append(msg(1))
     assert len(drive(ImapReader(user.options(password_env=None, password_file=str(pw),
                                              state=str(tmp_path / "s"))))) == 1
+
+
+def test_non_ascii_password_from_a_group_readable_file(dovecot: Dovecot, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    user = dovecot.new_user(unicode=True)
+    assert not user.password.isascii()
+    pw = tmp_path / "pw"
+    pw.write_text(user.password + "\n", encoding="utf-8")
+    pw.chmod(0o640)
+    m = msg(1)
+    conn = imaplib.IMAP4("127.0.0.1", dovecot.ports["imap"])
+    conn.authenticate("PLAIN", lambda _: f"\0{user.name}\0{user.password}".encode())
+    conn.append("INBOX", None, None, m)
+    conn.logout()
+    with caplog.at_level(logging.WARNING):
+        got = drive(ImapReader(user.options(password_env=None, password_file=str(pw), state=str(tmp_path / "s"))))
+    assert got == [m]
+    assert "chmod 600" in caplog.text and user.password not in caplog.text
 
 
 def test_config_rejects_an_inline_password_with_file_line_and_key(tmp_path: Path) -> None:

@@ -302,7 +302,11 @@ class ImapReader(Reader):
         except (OSError, imaplib.IMAP4.error) as e:
             raise TransientError(f"{where}: cannot connect: {e}")
         try:
-            conn.login(self.user, self._password)
+            if self._password.isascii() and self.user.isascii():
+                conn.login(self.user, self._password)
+            else:  # LOGIN is ASCII-only; SASL PLAIN carries UTF-8 (RFC 4616)
+                secret = f"\0{self.user}\0{self._password}".encode()
+                conn.authenticate("PLAIN", lambda _: secret)
         except imaplib.IMAP4.abort as e:
             raise TransientError(f"{where}: connection lost at login: {redact(str(e), self._password)}")
         except imaplib.IMAP4.error as e:

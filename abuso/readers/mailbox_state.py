@@ -196,6 +196,14 @@ def read_password(options: dict) -> str:
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"cannot read the password file: {e.__class__.__name__}", key="password_file")
         password = text.splitlines()[0] if text else ""
+        try:
+            if path.stat().st_mode & 0o077:
+                import logging
+
+                logging.getLogger("abuso.reader").warning(
+                    "%s can be read by other users: chmod 600 it", path)
+        except OSError:
+            pass
     else:
         password = os.environ.get(str(options["password_env"]), "")
     if not password:
