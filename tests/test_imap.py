@@ -357,6 +357,19 @@ def test_two_workers_on_one_mailbox_process_every_message_exactly_once(user: Use
     assert all("Traceback" not in e for e in errs), errs
 
 
+@pytest.mark.parametrize("claim", [False, True])
+def test_parallel_runner_processes_every_message_once(user: User, tmp_path: Path, claim: bool) -> None:
+    """-j 2: done() comes late and out of step with the reader's own position in the mailbox."""
+    messages = [msg(i) for i in range(40)]
+    user.append(*messages)
+    log = tmp_path / "log"
+    p = worker(tmp_path, {"imap": user.options(state=str(tmp_path / "s"), claim=claim)}, {"log": str(log)}, jobs=2)
+    assert p.wait(60) == 0
+    assert sorted(recorded(log)) == sorted(sha(m) for m in messages)
+    assert sorted(user.folder("Processed")) == sorted(messages)
+    assert user.folder("INBOX") == []
+
+
 def test_live_workers_claim_is_not_taken_but_a_dead_ones_is(user: User, tmp_path: Path) -> None:
     """recover: only claim folders of workers of this host whose process is gone."""
     a, b = msg(1), msg(2)
