@@ -473,6 +473,21 @@ def test_watch_reconnects_when_the_server_drops_the_connection(dovecot: Dovecot,
     assert user.folder("Processed") == [m]
 
 
+def test_recover_named_workers_of_other_hosts(user: User, tmp_path: Path) -> None:
+    a, b = msg(1), msg(2)
+    conn = user.imap()
+    for name in ("abuso-claim.mx2-example-net-4242", "abuso-claim.mx3-example-net-77"):
+        conn.create(name)
+    conn.logout()
+    user.append(a, folder="abuso-claim.mx2-example-net-4242")
+    user.append(b, folder="abuso-claim.mx3-example-net-77")
+    got = drive(ImapReader(user.options(state=str(tmp_path / "s"), claim=True,
+                                        recover=["mx2-example-net-4242"])))
+    assert got == [a]  # mx3 is not ours to judge: it may be alive
+    assert user.folder("abuso-claim.mx3-example-net-77") == [b]
+    assert "abuso-claim.mx2-example-net-4242" not in user.folders()
+
+
 # -- watch: IDLE and SIGTERM -------------------------------------------------------------------------------------
 
 
