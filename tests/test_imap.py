@@ -535,3 +535,24 @@ def test_watch_polls_when_idle_is_off_and_sigterm_ends_it_cleanly(user: User, tm
     assert p.wait(10) == 0
     assert user.folder("Processed") == [m]
     assert not any(f.startswith("abuso-claim") for f in user.folders())
+
+
+def test_watch_retries_a_transient_failure_after_retry(user: User, tmp_path: Path) -> None:
+    m = msg(1)
+    user.append(m)
+    reader = ImapReader(user.options(state=str(tmp_path / "s"), watch=True, idle="0.3s", retry="1s"))
+    seen: list[float] = []
+
+    def run() -> None:
+        for item in reader:
+            seen.append(time.monotonic())
+            if len(seen) > 1:  # the first attempt failed transiently: no done()
+                reader.done(item, None)
+                reader.stop()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(15)
+    reader.close()
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1
+    assert user.folder("Processed") == [m]

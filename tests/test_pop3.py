@@ -177,3 +177,26 @@ def test_watch_polls_and_sigterm_ends_it_cleanly(user: User, tmp_path: Path) -> 
     assert user.folder("INBOX") == []
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 0
+
+
+def test_watch_retries_a_transient_failure_after_retry(user: User, tmp_path: Path) -> None:
+    import threading
+
+    m = msg(1)
+    user.append(m)
+    reader = Pop3Reader(opts(user, tmp_path, delete=True, watch=True, poll="0.2s", retry="1s"))
+    seen: list[float] = []
+
+    def run() -> None:
+        for item in reader:
+            seen.append(time.monotonic())
+            if len(seen) > 1:  # the first attempt failed transiently: no done()
+                reader.done(item, None)
+                reader.stop()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(15)
+    reader.close()
+    assert len(seen) == 2 and seen[1] - seen[0] >= 1
+    assert user.folder("INBOX") == []

@@ -25,7 +25,7 @@ from .mailbox_state import ACCOUNT_KEYS, MailboxState, check_account, default_pa
 
 log = logging.getLogger("abuso.reader.pop3")
 
-KEYS = ACCOUNT_KEYS | {"delete", "max_attempts", "max_bytes", "watch", "poll"}
+KEYS = ACCOUNT_KEYS | {"delete", "max_attempts", "max_bytes", "watch", "poll", "retry"}
 
 #: poplib refuses lines over 2048 bytes; real mail has longer ones (HTML, unwrapped base64).
 _MAXLINE = 64 * 1024 * 1024
@@ -63,7 +63,8 @@ class Pop3Key:
 class Pop3Reader(Reader):
     """Options: ``host``, ``port``, ``ssl`` (true | starttls | false), ``ca_file``, ``user``, ``password_file`` |
     ``password_env``, ``delete`` (false), ``state`` (file), ``max_attempts`` (3), ``max_bytes`` (32 MiB),
-    ``poll`` (60s, watch mode), ``timeout`` (60s per network operation), ``watch``."""
+    ``poll`` (60s, watch mode), ``retry`` (10m: watch mode retries a message that failed transiently),
+    ``timeout`` (60s per network operation), ``watch``."""
 
     name = "pop3"
 
@@ -80,7 +81,7 @@ class Pop3Reader(Reader):
             if key in options and (not isinstance(options[key], int) or isinstance(options[key], bool)
                                    or options[key] < 1):
                 raise ConfigError("must be a positive whole number", key=key)
-        for key in ("poll", "timeout"):
+        for key in ("poll", "timeout", "retry"):
             if key in options:
                 try:
                     parse_duration(options[key])
@@ -100,6 +101,7 @@ class Pop3Reader(Reader):
         self.max_bytes = int(o.get("max_bytes", 32 * 1024 * 1024))
         self.watch = bool(o.get("watch", False))
         self.poll = parse_duration(o.get("poll", "60s")).total_seconds()
+        self.retry = parse_duration(o.get("retry", "10m")).total_seconds()
         self.timeout = parse_duration(o.get("timeout", "60s")).total_seconds()
         self.account = f"{self.user}@{self.host}:{self.port}"
         # The mailbox, not the way to it: the plain and the TLS port share one state.
@@ -108,7 +110,8 @@ class Pop3Reader(Reader):
         self.conn: poplib.POP3 | None = None
         self.session = 0
         self._password: str | None = None
-        self._pending: dict[str, Item] = {}
+        #: Handed out, no outcome yet: uidl -> (item, when).
+        self._pending: dict[str, tuple[Item, float]] = {}
         #: Done after their session's QUIT (a parallel runner finishes late): deleted by close().
         self._late = 0
         self._stop = False
@@ -203,8 +206,12 @@ class Pop3Reader(Reader):
             if self.delete:  # processed, but the deletion never reached QUIT
                 conn.dele(number)
             return
-        if seen and seen[0] == "failed" or uidl in self._pending:
+        if seen and seen[0] == "failed":
             return
+        if uidl in self._pending:  # in progress; or failed transiently, retried after ``retry`` in watch mode
+            if not self.watch or time.monotonic() - self._pending[uidl][1] < self.retry:
+                return
+            self.state.release(uidl)
         if seen and seen[0] == "pending" and seen[1] >= self.max_attempts:
             reason = (f"abuso stopped {seen[1]} times while processing this message (crash, kill or out of "
                       "memory); not retried, left on the server")
@@ -220,7 +227,7 @@ class Pop3Reader(Reader):
         lines = conn.retr(number)[1]
         raw = b"\r\n".join(lines) + b"\r\n"
         item = Item(raw, origin, Pop3Key(uidl, session, number))
-        self._pending[uidl] = item
+        self._pending[uidl] = (item, time.monotonic())
         yield item
 
     def done(self, item: Item, error: str | None = None) -> None:
@@ -266,7 +273,7 @@ class Pop3Reader(Reader):
 
     def close(self) -> None:
         """Undo attempts that got no outcome (not crashes), apply late deletions, QUIT."""
-        for item in self._pending.values():
+        for item, _ in self._pending.values():
             self.state.release(item.key.uidl)
         self._pending.clear()
         self._quit()
