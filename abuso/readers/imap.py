@@ -802,6 +802,9 @@ class ImapReader(Reader):
     def _wait(self) -> None:
         """Until new mail may be there: IDLE if the server can, else sleep ``poll``."""
         self._select(self.folder)
+        assert self.conn is not None
+        # imaplib keeps every unsolicited response until asked for it: a months-long watch must not pile them up
+        self.conn.untagged_responses.clear()
         if self.idle and "IDLE" in self.caps and self._idle(self.idle):
             return
         self._sleep(self.poll)
