@@ -172,6 +172,10 @@ def test_config_rejects_an_inline_password_with_file_line_and_key(tmp_path: Path
     cfg.write_text("parsers: []\nreader:\n  imap: {host: h, user: u, password_env: X, claim: true, done: '\\Seen'}\n")
     with pytest.raises(ConfigError, match="must be folders"):
         load(cfg)
+    cfg.write_text("parsers: []\nreader:\n  pop3: {host: pop.example.net, user: u, password_env: X, ssl: false}\n")
+    with pytest.raises(ConfigError, match="in clear") as e:
+        load(cfg)
+    assert e.value.key == "reader.pop3.ssl"
 
 
 # -- flags, UIDVALIDITY, MOVE-less servers ----------------------------------------------------------------------

@@ -160,6 +160,7 @@ class _Commit:
 
 # -- account options shared by the imap and pop3 readers ------------------------
 
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 ACCOUNT_KEYS = {"host", "port", "ssl", "ca_file", "user", "password_file", "password_env", "timeout", "state"}
 
 
@@ -179,6 +180,9 @@ def check_account(options: dict, reader: str) -> None:
         raise ConfigError("give exactly one of password_file or password_env", key="password_file")
     if options.get("ssl", True) not in (True, False, "starttls"):
         raise ConfigError("must be true (implicit TLS), starttls or false", key="ssl")
+    if options.get("ssl", True) is False and options.get("host") not in LOOPBACK:
+        raise ConfigError("ssl: false would send the password in clear over the network: use ssl: true or "
+                          "starttls (false is for a server on this host only)", key="ssl")
     if "port" in options and not (isinstance(options["port"], int) and 0 < options["port"] < 65536):
         raise ConfigError("must be a port number", key="port")
     if options.get("ca_file") and not Path(str(options["ca_file"])).expanduser().is_file():
