@@ -560,3 +560,26 @@ def test_watch_retries_a_transient_failure_after_retry(user: User, tmp_path: Pat
     reader.close()
     assert len(seen) == 2 and seen[1] - seen[0] >= 1
     assert user.folder("Processed") == [m]
+
+
+def test_a_watching_worker_takes_over_from_a_worker_killed_beside_it(user: User, tmp_path: Path) -> None:
+    messages = [msg(i) for i in range(20)]
+    user.append(*messages)
+    log = tmp_path / "log"
+    opts = user.options(state=str(tmp_path / "s"), claim=True, claim_batch=10)
+    p = worker(tmp_path, {"imap": opts}, {"log": str(log), "delay": 5})  # claims 10, then is stuck on the first
+    assert wait_for(lambda: any(f.startswith("abuso-claim") for f in user.folders()) and
+                    len(user.folder("INBOX")) == 10, 15)
+    reader = ImapReader(dict(opts, watch=True, idle="0.5s", claim_timeout="1s"))
+    t, got = watching(reader)
+    assert wait_for(lambda: len(got) == 10, 15)  # what the other worker had not claimed
+    assert len(got) == 10 and p.poll() is None
+    p.kill()  # dies with 10 claimed messages; the watcher is already running
+    p.wait()
+    assert wait_for(lambda: len(got) == 20, 20)
+    reader.stop()
+    t.join(5)
+    reader.close()
+    assert sorted(got) == sorted(messages)
+    assert sorted(user.folder("Processed")) == sorted(messages)
+    assert not any(f.startswith("abuso-claim") for f in user.folders())

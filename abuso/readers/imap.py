@@ -281,6 +281,7 @@ class ImapReader(Reader):
         #: Finished, not yet moved (one UID MOVE per batch costs what one per message does: ~8 ms on Dovecot).
         self._moves: list[_Move] = []
         self._moves_since = 0.0
+        self._recovered = 0.0
         self._stop = False
         self._old_sigterm: Any = None
 
@@ -477,6 +478,8 @@ class ImapReader(Reader):
                 if not self.watch or self._stop:
                     return
                 self._wait()
+                if self.claim_folder and time.monotonic() - self._recovered >= self.claim_timeout:
+                    self._recover()  # a worker that died while we watch: do not wait for our restart
             except _Lost as e:
                 self.conn = None
                 if not self.watch:
@@ -743,6 +746,7 @@ class ImapReader(Reader):
     def _recover(self) -> None:
         """Take over what dead workers of this host left: claims never moved, and their claim folders."""
         assert self.claim_prefix and self.claim_folder
+        self._recovered = time.monotonic()
         if self.recover is False:
             return
         me = socket.gethostname()
