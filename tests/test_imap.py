@@ -57,6 +57,16 @@ def drive(reader: ImapReader, fail_on: bytes | None = None) -> list[bytes]:
     return seen
 
 
+def test_message_key_is_the_message_id_even_folded_else_the_hash() -> None:
+    from abuso.readers.imap import message_key
+
+    assert message_key(b"Subject: x\r\nMessage-Id: <a.1@example.org>\r\n\r\nbody") == "mid:<a.1@example.org>"
+    assert message_key(b"Message-ID:\r\n <b.2@example.org>\r\n\r\nbody") == "mid:<b.2@example.org>"
+    # only the header counts: a Message-ID line in the body (a quoted report) is not this message's
+    raw = b"Subject: x\r\n\r\nMessage-ID: <quoted@example.org>\r\n"
+    assert message_key(raw) == "sha256:" + sha(raw)
+
+
 # -- with the real runner -------------------------------------------------------------------------------------
 
 

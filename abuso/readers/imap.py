@@ -58,7 +58,7 @@ KEYS = ACCOUNT_KEYS | {"folder", "done", "failed", "claim", "claim_batch", "clai
 #: System flags and the SEARCH key that finds messages *without* them.
 _UNFLAGGED = {"\\SEEN": "UNSEEN", "\\FLAGGED": "UNFLAGGED", "\\ANSWERED": "UNANSWERED", "\\DRAFT": "UNDRAFT",
               "\\DELETED": "UNDELETED"}
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]{1,500}>)", re.I | re.M)
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^>\s]{1,500}>)", re.I | re.M)
 _NEW_MAIL = re.compile(rb"^\* \d+ (?:EXISTS|RECENT)\b", re.I)
 _KEYWORD = re.compile(r"^\$?[A-Za-z0-9_.-]+$")
 #: Set by a conditional STORE (CONDSTORE, RFC 7162) to claim a message: the server applies one of two racing
