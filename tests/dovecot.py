@@ -8,6 +8,7 @@ The system dovecot service is neither used nor touched.
 from __future__ import annotations
 
 import atexit
+import grp
 import imaplib
 import os
 import pwd
@@ -157,9 +158,10 @@ class Dovecot:
             mail = pwd.getpwnam("dovecot") if _has_user("dovecot") else pwd.getpwnam("nobody")
             login = "dovenull" if _has_user("dovenull") else mail.pw_name
             internal = "dovecot" if _has_user("dovecot") else mail.pw_name
-        else:
+        else:  # everything runs as us
             mail = pwd.getpwuid(os.getuid())
             login = internal = mail.pw_name
+        group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
         self.uid, self.gid = mail.pw_uid, mail.pw_gid
         for sub in ("run", "state", "mail", "home"):
             (root / sub).mkdir()
@@ -184,6 +186,7 @@ disable_plaintext_auth = no
 auth_failure_delay = 0
 default_login_user = {login}
 default_internal_user = {internal}
+default_internal_group = {group}
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u
 mail_max_userip_connections = 50
