@@ -90,6 +90,20 @@ class Pipeline:
                 raise TransientError(f"{proc.name}: {e}")
             except Exception as e:
                 raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
+        # Second pass, in order, once every processor has enriched the report: the
+        # store is listed first yet must index the customers/users added after it.
+        for proc in self.processors:
+            finish = getattr(proc, "finish", None)  # third-party processors may lack it
+            if finish is None:
+                continue
+            try:
+                finish(report)
+            except AbusoError:
+                raise
+            except OSError as e:
+                raise TransientError(f"{proc.name}: {e}")
+            except Exception as e:
+                raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
         return report
 
     def close(self) -> None:

@@ -7,9 +7,19 @@ from email import message_from_string
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from abuso.model import ZONES
 from abuso.normalize import normalize, rejoin_headers
-from abuso.parsers.received import ReceivedParser, carried_chains, entry_hop, parse_received, source_of
+from abuso.parsers.received import (
+    ReceivedParser,
+    carried_chains,
+    chains_in_text,
+    entry_hop,
+    parse_received,
+    source_of,
+)
 
 from .conftest import CORPUS
 
@@ -48,6 +58,16 @@ def utc(*a: int) -> datetime:
     # a HELO literal is used only when nothing else is there
     ("from x (helo [192.0.2.9]) by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.9"),
     ("from [::ffff:192.0.2.44] by mx; Mon, 23 Nov 2026 09:00:00 +0000", "192.0.2.44"),
+    # Postfix with a literal HELO: the bracket outside the parentheses is the claim
+    ("from [192.168.1.5] (dsl-1.isp.example [198.51.100.9]) (Authenticated sender: bob@isp.example) by "
+     "smtp.isp.example (Postfix) with ESMTPSA id 1; Mon, 23 Nov 2026 10:00:00 +0100", "198.51.100.9"),
+    # ecelerity writes the port inside the brackets
+    ("from [10.17.18.21] ([198.51.100.21:41423] helo=domain3.tld) by mx.mymts.net with ESMTP id A9; "
+     "Sun, 10 Jan 2016 16:56:23 -0500", "198.51.100.21"),
+    # Postfix TLS comment with "with" inside it
+    ("from mail.example.com (mail.example.com [IPv6:2001:db8::1]) (using TLSv1.3 with cipher "
+     "TLS_AES_256_GCM_SHA384 (256/256 bits)) (No client certificate requested) by mx.example.org (Postfix) "
+     "with ESMTPS id 4Qx; Mon, 23 Nov 2026 10:00:00 +0100", "2001:db8::1"),
 ])
 def test_client_address(header: str, ip: str) -> None:
     assert parse_received(header).ip == ip_address(ip)
@@ -80,7 +100,7 @@ def test_header_time_without_offset_uses_configured_zone() -> None:
     h = "from a (a [192.0.2.1]) by b; Mon, 23 Nov 2026 10:00:00"
     assert (parse_received(h).time, parse_received(h).zone) == (utc(2026, 11, 23, 10), "assumed-utc")
     r = parse_received(h, default_zone="CET")
-    assert (r.time, r.zone) == (utc(2026, 11, 23, 9), "stated")
+    assert (r.time, r.zone) == (utc(2026, 11, 23, 9), "default" if "default" in ZONES else "stated")
 
 
 def test_unparseable_date_gives_no_time() -> None:
@@ -271,7 +291,11 @@ def test_source_of_matches_arf_source_ip() -> None:
     """The ARF fallback: on real feedback loops the entry hop is the stated Source-IP."""
     for name, ip in [("Comcast_example_1.eml", "10.17.18.5"), ("Cox_example_1.eml", "10.17.18.7"),
                      ("AOL_example_2.eml", "10.17.18.2"), ("RoadRunner_example_1.eml", "10.17.18.16"),
-                     ("Synacor_example_1.eml", "10.17.18.21")]:
+                     ("Synacor_example_1.eml", "10.17.18.21"), ("Zoho_example_1.eml", "10.17.18.28"),
+                     # re-sent copies: a local re-submission in the middle of the chain
+                     ("Bluetie_example_1.eml", "10.17.18.3"), ("Fastmail_example_1.eml", "10.17.18.9"),
+                     # intranet receivers (store155a.mail.ord1a) and a provider's own relays
+                     ("Rackspace_example_1.eml", "10.17.18.14")]:
         msg = normalize((CORPUS / "abuseio" / "feedback-loop" / name).read_bytes())
         hops = [source_of(e) for e in msg.embedded if e.get_all("Received")]
         assert [h.ip for h in hops if h] == [ip_address(ip)], name
@@ -293,3 +317,169 @@ def test_rejoin_received_broken_anywhere_by_quoting() -> None:
     assert lines[2:4] == ["Subject: hello", "continued prose is not joined to Subject"]
     hop = entry_hop([lines[0][len("Received: "):]])
     assert hop is not None and (hop.ip, hop.time) == (ip_address("203.0.113.7"), utc(2026, 11, 24, 12, 58, 10))
+
+
+# --- hostile input -----------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_parse_received_never_raises(value: str) -> None:
+    r = parse_received(value)
+    assert r.time is None or r.time.tzinfo is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses(), st.sampled_from([
+    "from h (h [{a}]) by mx; Mon, 23 Nov 2026 10:00:00 +0000",
+    "from [{a}] (helo=x) by mx; Mon, 23 Nov 2026 10:00:00 +0000",
+    "from unknown (HELO x) ({a}) by mx with SMTP; 23 Nov 2026 10:00:00 -0000",
+    "from h ([{a}]:2525 helo=x) by mx (Exim 4.96); Mon, 23 Nov 2026 10:00:00 +0000",
+    "from h ({a}) by mx (10.1.1.1) with Microsoft SMTP Server; Mon, 23 Nov 2026 10:00:00 +0000",
+]))
+def test_any_address_in_any_style_is_found(addr, template: str) -> None:
+    text = str(addr) if addr.version == 4 else ("IPv6:" if "h [" in template else "") + str(addr)
+    want = addr.ipv4_mapped if addr.version == 6 and addr.ipv4_mapped else addr  # ::ffff:a.b.c.d is IPv4
+    assert parse_received(template.format(a=text)).ip == want
+
+
+def test_header_stuffing_is_bounded() -> None:
+    chain = [f"from h{i}.isp.example (h{i}.isp.example [10.0.{i // 250}.{i % 250}]) by h{i - 1}.isp.example; "
+             f"Mon, 23 Nov 2026 10:00:00 +0000" for i in range(5000)]
+    hop = entry_hop(chain)
+    assert hop is not None and hop.index < 100
+    huge = parse_received("from " + "(" * 50000 + "x [192.0.2.1] by mx; Mon, 23 Nov 2026 10:00:00 +0000")
+    assert huge.time == utc(2026, 11, 23, 10)
+
+
+def test_date_fallback_for_a_hop_without_date() -> None:
+    raw = (b"From: a@example.org\nSubject: spam\nDate: Mon, 23 Nov 2026 10:00:00 +0100\n\n"
+           b"Received: from x.example (x.example [192.0.2.5]) by mx.example.org\n")
+    assert [(i.time, i.zone) for i in _parse(raw).incidents] == [(None, "none")]
+    v = ReceivedParser({"date_fallback": True}).parse(normalize(raw))
+    assert [(i.ip, i.time, i.zone) for i in v.incidents] == [
+        (ip_address("192.0.2.5"), utc(2026, 11, 23, 9), "date-header")]
+
+
+def test_config_rejects_bad_trusted_entries() -> None:
+    from abuso.config import load
+    from abuso.errors import ConfigError
+
+    load({"parsers": [{"received": {"trusted": ["192.0.2.0/24", "mail.example.net"]}}]})
+    for bad, key in [({"trusted": "example.net"}, "trusted"), ({"trusted": ["not a domain!"]}, "trusted[0]"),
+                     ({"trustd": []}, "trustd")]:
+        with pytest.raises(ConfigError) as e:
+            load({"parsers": [{"received": bad}]})
+        assert f"parsers.received.{key}" in str(e.value)
+
+
+def test_entry_hop_without_address_stops_the_walk() -> None:
+    """Below an entry hop that recorded no address, every header was written by the sender: not evidence."""
+    assert entry_hop([
+        "from relay.victim.example (relay.victim.example [192.0.2.2]) by store.victim.example; "
+        "Mon, 23 Nov 2026 10:00:02 +0000",
+        "from mail.spammer.example by relay.victim.example with SMTP; Mon, 23 Nov 2026 10:00:01 +0000",
+        "from [198.51.100.1] by mail.spammer.example; Mon, 23 Nov 2026 10:00:00 +0000",
+    ]) is None
+    # an internal hop without address (demon.net's "by mailstore") is walked past
+    hop = entry_hop([
+        "from punt-3.mail.demon.net by mailstore for x id 1AJFhy-0004Ba-6Y; Mon, 10 Nov 2003 17:20:18 +0000",
+        "from [198.51.100.2] (helo=vn.fi) by punt-3.mail.demon.net with smtp id 1AJFhy-0004Ba-6Y for x; "
+        "Mon, 10 Nov 2003 17:20:14 +0000",
+    ])
+    assert hop is not None and hop.ip == ip_address("198.51.100.2")
+
+
+def test_a_bounce_is_not_spam_evidence() -> None:
+    raw = (b"From: MAILER-DAEMON@mx.remote.example\nTo: abuse@isp.example\nSubject: Undelivered Mail\n"
+           b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+           b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.remote.example\n\n"
+           b"Final-Recipient: rfc822; nobody@remote.example\nAction: failed\nStatus: 5.1.1\n"
+           b"--b\nContent-Type: message/rfc822\n\n"
+           b"Received: from out.isp.example (out.isp.example [192.0.2.25]) by mx.remote.example; "
+           b"Mon, 23 Nov 2026 10:00:00 +0000\nFrom: abuse@isp.example\nSubject: your complaint\n\nThanks.\n--b--\n")
+    v = _parse(raw)
+    assert not v.applied and not v.incidents and "bounce" in v.reason
+
+
+def test_exchange_machine_names_need_a_server_like_label() -> None:
+    def chain(helo: str, below_by: str) -> list[str]:
+        return [
+            "from relay.corp.example (relay.corp.example [192.0.2.9]) by store.corp.example; "
+            "Tue, 24 Nov 2026 14:02:05 +0000",
+            f"from {helo} (198.51.100.70) by relay.corp.example (192.0.2.9) with Microsoft SMTP Server id 15.2; "
+            "Tue, 24 Nov 2026 14:02:04 +0000",
+            f"from x.example (203.0.113.45) by {below_by} (10.1.1.1) with Microsoft SMTP Server id 15.2; "
+            "Tue, 24 Nov 2026 14:02:03 +0000",
+        ]
+    assert entry_hop(chain("EX01SRV0042.a.example", "EX01SRV0042.b.example")).ip == ip_address("203.0.113.45")
+    assert entry_hop(chain("mail.a.example", "mail.b.example")).ip == ip_address("198.51.100.70")
+
+
+def test_pasted_chain_survives_double_spacing_and_prose_separates_messages() -> None:
+    text = ("Here are the headers:\n\n"
+            "Received: from relay.victim.example (relay.victim.example [192.0.2.2])\n"
+            "    by store.victim.example; Mon, 23 Nov 2026 10:00:02 +0000\n\n"
+            "Received: from spammer.example (spammer.example [198.51.100.1])\n"
+            "    by relay.victim.example; Mon, 23 Nov 2026 10:00:01 +0000\n"
+            "Subject: buy\n\n"
+            "Buy now!\n\nAnd another one:\n"
+            "Received: from other.example (other.example [203.0.113.9]) by mx.victim.example; "
+            "Mon, 23 Nov 2026 11:00:00 +0000\n")
+    chains = list(chains_in_text(text))
+    assert [len(c) for c in chains] == [2, 1]
+    assert [entry_hop(c).ip for c in chains] == [ip_address("198.51.100.1"), ip_address("203.0.113.9")]
+
+
+def test_resubmitted_copy_is_walked_from_the_mailbox_that_resent_it() -> None:
+    resent = [
+        "from outbound004.roc2.bluetie.com (outbound004.roc2.bluetie.com [208.89.132.144]) by mxh.fbl.example "
+        "(Postfix) with ESMTP id D; Tue, 19 Jan 2016 09:54:47 -0700",
+        "from mstore010.roc2.bluetie.com ([10.200.3.104]) by outbound004.roc2.bluetie.com with outbound004 id 7; "
+        "Tue, 19 Jan 2016 11:54:46 -0500",
+        "by mstore010.roc2.bluetie.com (Postfix, from userid 3118234) id 7EE; Tue, 19 Jan 2016 11:54:46 -0500",
+        "from inbound004.roc2.bluetie.com (inbound004.roc2.bluetie.com [10.200.2.204]) by mstore010.roc2.bluetie.com "
+        "(Postfix) with ESMTP id D55; Sat, 16 Jan 2016 01:10:15 -0500",
+        "from sender.example ([198.51.100.3]) by inbound004.roc2.bluetie.com with inbound001 id 6W; "
+        "Sat, 16 Jan 2016 01:10:14 -0500",
+    ]
+    hop = entry_hop(resent)
+    assert hop is not None and (hop.ip, hop.index) == (ip_address("198.51.100.3"), 4)
+    # A re-submission header that no lower hop connects to its host is not trusted: the walk stops
+    # at the real entry above it.
+    forged = [resent[0], "by elsewhere.example (Postfix, from userid 1) id 1; Tue, 19 Jan 2016 11:54:46 -0500",
+              "from [192.0.2.99] by other.example; Tue, 19 Jan 2016 11:54:45 -0500"]
+    assert entry_hop(forged).ip == ip_address("208.89.132.144")
+    # The sender's own local submission at the bottom changes nothing.
+    bottom = [resent[0], "by outbound004.roc2.bluetie.com (Postfix, from userid 48) id 2; "
+              "Tue, 19 Jan 2016 11:54:40 -0500"]
+    assert entry_hop(bottom).ip == ip_address("208.89.132.144")
+
+
+def test_one_incident_per_carried_spam() -> None:
+    def spam(ip: str, minute: int) -> str:
+        return ("Content-Type: message/rfc822\n\n"
+                f"Received: from s.example (s.example [{ip}]) by mx.victim.example; "
+                f"Mon, 23 Nov 2026 10:{minute:02d}:00 +0000\nSubject: spam\n\nbuy\n")
+    raw = ("From: user@victim.example\nSubject: three spams\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nattached\n"
+           f"--b\n{spam('192.0.2.1', 1)}--b\n{spam('192.0.2.2', 2)}--b\n{spam('192.0.2.1', 1)}--b--\n").encode()
+    v = _parse(raw)
+    assert [(str(i.ip), i.time) for i in v.incidents] == [("192.0.2.1", utc(2026, 11, 23, 10, 1)),
+                                                          ("192.0.2.2", utc(2026, 11, 23, 10, 2))]
+    assert v.reason == "entry hop of 3 Received chains"
+
+
+def test_header_time_without_offset_in_a_dst_region() -> None:
+    from abuso import timestamps
+
+    if not hasattr(timestamps, "zone_tzinfo"):
+        pytest.skip("region zones arrive with the log parser's timestamps module")
+    r = parse_received("from a (a [192.0.2.1]) by b; Wed, 15 Jul 2026 10:00:00", default_zone="Europe/Berlin")
+    assert r.time == utc(2026, 7, 15, 8)  # CEST, +02:00
+
+
+def test_sendmail_ident_is_not_part_of_the_verified_name() -> None:
+    r = parse_received("from helo (spam@dsl-9.isp.example [198.51.100.19]) by mx.victim.example (8.17.1/8.17.1); "
+                       "Mon, 23 Nov 2026 10:00:00 +0000")
+    assert (r.ip, r.name) == (ip_address("198.51.100.19"), "dsl-9.isp.example")

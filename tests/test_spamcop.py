@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abuso.normalize import normalize
 from abuso.parsers.spamcop import SpamCopParser, report_sections
@@ -130,3 +132,74 @@ def test_no_false_positive_on_the_rest_of_the_corpus() -> None:
     assert others
     applied = [p.name for p in others if parse(p.read_bytes()).applied]
     assert applied == []
+
+
+def test_summary_report_rows() -> None:
+    v = parse((SAMPLES / "spamcop" / "summary.eml").read_bytes())
+    assert found(v) == [("192.0.2.17", utc(2026, 12, 31, 22), "assumed-utc", "summary"),
+                        ("2001:db8:9::3", utc(2027, 1, 1, 6), "assumed-utc", "summary"),
+                        ("203.0.113.200", utc(2027, 1, 1, 23), "assumed-utc", "summary")]
+    assert dict(v.incidents[2].extra) == {"role": "summary", "trap": 51, "user": 0, "mole": 0, "simp": 0,
+                                          "comments": "delisted manually, blocklisted"}
+
+
+def test_summary_without_date_has_no_time() -> None:
+    body = ("IP_Address Start/Length Trap User Mole Simp Comments\n"
+            "192.0.2.17  Dec 31 22h/2     4    1    0    0\n")
+    v = parse("From: summary@x.example\nSubject: summary\n\n" + body)
+    assert found(v) == [("192.0.2.17", None, "none", "summary")]
+
+
+def test_email_from_outside_spamcop_text_is_ignored() -> None:
+    raw = ("From: a@example.org\nSubject: [SpamCop (192.0.2.1) id:9]x\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nreport text cut\n"
+           "--b\nContent-Type: text/plain\n\nEmail from 198.51.100.1 / Mon, 23 Nov 2026 07:51:10 -0000\n--b--\n")
+    assert found(parse(raw)) == [("192.0.2.1", None, "none", "source")]
+
+
+def test_date_without_offset_is_assumed_utc() -> None:
+    v = parse(HEAD.format(subject="x") + "[ SpamCop V5.4.0 ]\nEmail from 192.0.2.3 / Mon, 23 Nov 2026 07:51:10\n")
+    assert found(v) == [("192.0.2.3", utc(2026, 11, 23, 7, 51, 10), "assumed-utc", "source")]
+
+
+def test_pipeline_json_keeps_roles_and_urls() -> None:
+    """What a desk sees with --format json: the spamvertised role and URL next to the address."""
+    from abuso.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config({"parsers": ["received", "spamcop"],
+                                     "filters": {"ip": {"within": ["203.0.113.0/24"]}}})
+    report = pipeline.analyse((SAMPLES / "spamcop" / "multi-section.eml").read_bytes(), "multi-section.eml")
+    d = report.to_dict()
+    assert d["valid"] and d["filtered"] == {"ip": 2}
+    assert [(i["ip"], i["taxonomy"], i.get("role"), i.get("url")) for i in d["incidents"]] == [
+        ("203.0.113.14", "abusive-content", "source", None),
+        ("203.0.113.80", "abusive-content", "spamvertised", "http://pills.example/buy"),
+    ]
+    assert "not second-guessed" in d["verdicts"]["received"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_hostile_report_text_never_raises(noise: str) -> None:
+    body = f"[ SpamCop V5.4.0 ]\nEmail from {noise} / {noise}\nSpamvertised web site: {noise}\n{noise} is {noise}\n"
+    v = parse(HEAD.format(subject="x") + body)
+    assert v.applied and all(i.time is None or i.time.tzinfo is not None for i in v.incidents)
+
+
+def test_long_lines_stay_fast() -> None:
+    import time
+
+    body = "[ SpamCop V5.4.0 ]\nSpamvertised web site: x\n" + ("a" * 200_000 + " is ") * 3 + "\n" + "1." * 100_000
+    start = time.perf_counter()
+    parse(HEAD.format(subject="x") + body)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_truncated_report_next_to_a_complete_one() -> None:
+    raw = ("From: colleague@isp.example\nSubject: two reports\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n"
+           "--b\nContent-Type: message/rfc822\n\nSubject: [SpamCop (192.0.2.10) id:1]a\n\n"
+           "[ SpamCop V5.4.0 ]\nEmail from 192.0.2.10 / Mon, 23 Nov 2026 07:51:10 -0000\n"
+           "--b\nContent-Type: message/rfc822\n\nSubject: [SpamCop (192.0.2.11) id:2]b\n\n(body lost)\n--b--\n")
+    assert found(parse(raw)) == [("192.0.2.10", utc(2026, 11, 23, 7, 51, 10), "explicit", "source"),
+                                 ("192.0.2.11", None, "none", "source")]

@@ -31,5 +31,8 @@ class Processor:
     def process(self, report: Report) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def finish(self, report: Report) -> None:
+        """Called after every processor's ``process``, in config order (the store writes here)."""
+
     def close(self) -> None:
         """Release files, connections; called once at the end of a run."""

@@ -1,0 +1,131 @@
+"""``abuso query``: search the history kept by the config's store processor."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+
+from ..errors import AbusoError
+
+EX_USAGE = 64
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+COLUMNS = ("time", "ip", "port", "type", "customer", "user", "parser", "file")
+
+
+class QueryError(AbusoError):
+    """A bad query argument (exit 64, EX_USAGE)."""
+
+    status = EX_USAGE
+
+
+def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address (a /32 or /128) or a CIDR block; host bits are forgiven (192.0.2.7/24 means the /24)."""
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise QueryError(f"--ip: {value!r} is not an IP address or CIDR block")
+
+
+def parse_when(value: str, option: str, now: datetime | None = None) -> datetime:
+    """ISO date or time (UTC unless it says otherwise), or an age such as ``7d``, ``12h``, ``30m``."""
+    text = value.strip()
+    try:
+        m = _RELATIVE.match(text)
+        if m:
+            return (now or datetime.now(timezone.utc)) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        t = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+        return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    except OverflowError:
+        raise QueryError(f"{option}: {value!r} is outside the years 1 to 9999")
+    except ValueError:
+        raise QueryError(f"{option}: {value!r} is not a time (use 2026-11-22, 2026-11-22T08:00, or an age: 7d, 12h)")
+
+
+def _type_filter(value: str) -> dict[str, str]:
+    from ..taxonomy import TAXONOMY
+
+    if value in TAXONOMY:
+        return {"type": value}
+    if value in set(TAXONOMY.values()):
+        return {"taxonomy": value}
+    raise QueryError(f"--type: unknown type {value!r} (a classification.type such as spam, brute-force, scanner,"
+                     " or a taxonomy such as intrusion-attempts)")
+
+
+def _store_options(config_path: str) -> tuple[dict[str, Any], Any]:
+    from ..config import load
+
+    cfg = load(config_path)
+    stages = [s for s in cfg.processors if s.name == "store"]
+    if not stages:
+        raise QueryError(f"{config_path}: no store processor configured (add '- store: {{path: …}}' to processors)")
+    return stages[0].options, cfg.base
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        return "-"
+    if column == "time":
+        return str(value).replace("+00:00", "Z")
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns, a header line; control characters from hostile mail are made visible."""
+    table = [[c.upper() for c in COLUMNS]] + [[_printable(_cell(r, c)) for c in COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), envvar="ABUSO_CONFIG",
+              help="The abuso config whose store processor holds the history.")
+@click.option("--ip", "ip", metavar="IP|CIDR", help="An address or a block (IPv4 or IPv6).")
+@click.option("--since", metavar="TIME", help="Incidents at or after TIME (2026-11-01, 2026-11-01T08:00Z, 7d).")
+@click.option("--until", metavar="TIME", help="Incidents before TIME.")
+@click.option("--type", "type_", metavar="TYPE", help="A classification type (spam) or taxonomy (fraud).")
+@click.option("--customer", metavar="C", help="The customer the table processor assigned (its id or name).")
+@click.option("--user", metavar="U", help="The user the radius processor found.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(min=0, max=10**9), default=100, show_default=True,
+              help="At most N incidents, newest first (0: all).")
+def query(config_path: str, ip: str | None, since: str | None, until: str | None, type_: str | None,
+          customer: str | None, user: str | None, fmt: str, limit: int) -> None:
+    """Search the stored history of incidents."""
+    criteria: dict[str, Any] = {"limit": limit or None, "customer": customer, "user": user}
+    if ip:
+        criteria["network"] = parse_network(ip)
+    if since:
+        criteria["since"] = parse_when(since, "--since")
+    if until:
+        criteria["until"] = parse_when(until, "--until")
+    if since and until and criteria["since"] >= criteria["until"]:
+        raise QueryError("--since must be before --until")
+    if type_:
+        criteria.update(_type_filter(type_))
+    options, base = _store_options(config_path)
+    from ..processors.store import open_store
+
+    store = open_store(options, base, create=False)
+    try:
+        rows = store.search(**criteria)
+    finally:
+        store.close()
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif rows:
+        click.echo(format_table(rows))
+    else:
+        click.echo("no incidents match", err=True)

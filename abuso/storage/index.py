@@ -1,0 +1,522 @@
+"""The store's index: one schema and one SQL layer over SQLite (default) and PostgreSQL.
+
+Both backends get the same statements; only the placeholder style, a few column
+types and the error classes differ (:class:`_Dialect`). Addresses are indexed as
+a version byte plus the big-endian address (5 or 17 bytes) so that a CIDR query is a
+``BETWEEN`` on bytes, which SQLite (BLOB, memcmp) and PostgreSQL (BYTEA) order the
+same way. Times are fixed-width UTC text (``2026-11-22T02:14:07.000000Z``) whose
+byte order is time order; PostgreSQL gets ``COLLATE "C"`` so no locale reorders them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import time as _time
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ..errors import AbusoError, ConfigError, TransientError
+
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS reports (
+    id {pk},
+    digest TEXT NOT NULL UNIQUE,
+    message_id TEXT,
+    subject TEXT,
+    sender TEXT,
+    date {time},
+    origin TEXT,
+    path TEXT NOT NULL,
+    valid {bool} NOT NULL,
+    verdicts TEXT NOT NULL,
+    stored {time} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id {pk},
+    report BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+    ip TEXT NOT NULL,
+    ipkey {blob} NOT NULL,
+    type TEXT NOT NULL,
+    taxonomy TEXT NOT NULL,
+    time {time},
+    zone TEXT,
+    parser TEXT,
+    port INTEGER,
+    customer TEXT,
+    username TEXT,
+    evidence TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_ipkey ON incidents (ipkey);
+CREATE INDEX IF NOT EXISTS incidents_time ON incidents ({time_index});
+CREATE INDEX IF NOT EXISTS incidents_report ON incidents (report);
+CREATE INDEX IF NOT EXISTS incidents_customer ON incidents (customer);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+#: Connections inherited across fork(): kept referenced so they are never closed in the child.
+_INHERITED: list[Any] = []
+
+
+def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    """The version byte, then the address big-endian: keys sort like addresses within a family,
+    and the families never interleave (``::/0`` holds no IPv4 address, as in Python)."""
+    return bytes((ip.version,)) + ip.packed
+
+
+def net_range(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[bytes, bytes]:
+    """The lowest and highest :func:`ip_key` inside a network."""
+    return ip_key(net.network_address), ip_key(net.broadcast_address)
+
+
+def time_text(t: datetime | None) -> str | None:
+    """Fixed-width UTC text: sorts as time does, readable in psql/sqlite3."""
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        raise ValueError("naive datetime")
+    u = utc(t)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if u else None
+
+
+def utc(t: datetime) -> datetime | None:
+    """``t`` in UTC, or None when that falls outside year 1..9999 (a hostile Date: 31 Dec 9999 -1200)."""
+    try:
+        return t.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_time_text(s: str | None) -> datetime | None:
+    if not s:
+        return None
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def customer_label(customer: Any) -> str | None:
+    """The searchable name of a ``customer`` extra (the table processor's dict)."""
+    if customer is None:
+        return None
+    if isinstance(customer, dict):
+        for k in ("id", "customer", "name"):
+            v = customer.get(k)
+            if isinstance(v, (str, int)) and str(v):
+                return str(v)
+        return None
+    return str(customer)
+
+
+def user_label(user: Any) -> str | None:
+    """The searchable name of a ``user`` (or ``radius``) extra: a name, a dict, or several."""
+    if user is None:
+        return None
+    if isinstance(user, dict):
+        for k in ("name", "user", "username", "id"):
+            if user.get(k):
+                return str(user[k])
+        return None
+    if isinstance(user, (list, tuple)):
+        names = [n for n in (user_label(u) for u in user) if n]
+        return ",".join(names) or None
+    return str(user)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for an error message (no password)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable url>"
+
+
+@dataclass
+class _Dialect:
+    name: str
+    pk: str
+    blob: str
+    time: str
+    bool: str
+    #: Newest first with undated incidents last, in an order the time index can deliver.
+    newest: str
+    time_index: str
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.name == "postgresql" else statement
+
+
+#: Refused login, unknown role or database: the config is wrong, not the network.
+_PG_CONFIG_ERRORS = {"28P01", "28000", "3D000"}
+#: libpq gives no SQLSTATE for a refused connection: its message is all there is.
+_PG_CONFIG_TEXT = re.compile(r"password authentication failed|no password supplied|"
+                             r'(role|database) "[^"]*" does not exist')
+
+SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
+                  newest="i.time DESC, i.id DESC", time_index="time")  # SQLite: NULL sorts lowest
+POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN",
+                      newest="i.time DESC NULLS LAST, i.id DESC", time_index="time DESC NULLS LAST, id DESC")
+
+
+class Index:
+    """Reports and incidents of a store, searchable; plus the ``seen`` key/value table.
+
+    Safe for several processes at once: SQLite runs in WAL mode with a busy
+    timeout and takes the write lock up front (``BEGIN IMMEDIATE``); PostgreSQL
+    relies on ``ON CONFLICT`` upserts. A backend that stays unavailable raises
+    :class:`TransientError` so the message is retried, never lost.
+    """
+
+    def __init__(self, conn: Any, dialect: _Dialect, where: str, reconnect: Any) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.where = where
+        self._reconnect = reconnect
+        self._pid = os.getpid()
+        self._create()
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None, default_path: Path, base: Path | None = None, timeout: float = 30.0,
+             create: bool = True, password: str | None = None) -> Index:
+        """``None``: SQLite at ``default_path``; ``sqlite:///rel``, ``sqlite:////abs``; ``postgresql://…``.
+
+        ``create=False`` (for searching) refuses to make a new, empty SQLite index.
+        """
+        if url is None or url.split(":", 1)[0].lower() == "sqlite":
+            path = default_path if url is None else sqlite_path(url, base)
+            if not create and not path.exists():
+                raise AbusoError(f"no store index at {path} (nothing stored yet?)")
+            return cls._sqlite(path, timeout)
+        kind = url.split(":", 1)[0].lower()
+        if kind in ("postgresql", "postgres"):
+            return cls._postgresql(url, timeout, password)
+        raise ConfigError(f"unsupported index URL scheme {kind!r} (use sqlite:/// or postgresql://)", key="url")
+
+    @classmethod
+    def _sqlite(cls, path: Path, timeout: float) -> Index:
+        import sqlite3
+
+        def connect() -> Any:
+            new = not path.exists()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+                conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise sqlite3.OperationalError("cannot switch to WAL mode")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as e:
+                raise TransientError(f"store index {path}: {e}")
+            if new:
+                os.chmod(path, 0o640)
+            return conn
+
+        return cls(connect(), SQLITE, str(path), connect)
+
+    @classmethod
+    def _postgresql(cls, url: str, timeout: float, password: str | None = None) -> Index:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
+
+        def connect() -> Any:
+            try:
+                extra = {"password": password} if password is not None else {}
+                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True, **extra)
+            except psycopg.Error as e:
+                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                if getattr(e, "sqlstate", None) in _PG_CONFIG_ERRORS or _PG_CONFIG_TEXT.search(msg):
+                    raise ConfigError(f"store index {redact_url(url)}: {msg}", key="url")
+                raise TransientError(f"store index {redact_url(url)}: {msg}")
+
+        return cls(connect(), POSTGRESQL, redact_url(url), connect)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _ready(self) -> None:
+        """Reconnect after a fork or a lost connection.
+
+        A forked worker must not use (or close: SQLite would checkpoint and drop the WAL,
+        PostgreSQL would end the parent's session) the connection it inherited, so it is
+        left alone and the worker opens its own. A long batch outlives a database restart:
+        the message that saw the connection die was retried (TransientError); the next one
+        gets a new connection.
+        """
+        if self._pid != os.getpid():
+            _INHERITED.append(self.conn)
+            self.conn = self._reconnect()
+            self._pid = os.getpid()
+        elif self.dialect.name == "postgresql" and (self.conn.closed or getattr(self.conn, "broken", False)):
+            self.conn = self._reconnect()
+
+    def _transient(self, e: BaseException) -> bool:
+        """Worth a retry (locked, unreachable, disk full, damaged file: the mail must wait for an
+        operator, not be quarantined); a bad value or a bug is not."""
+        if self.dialect.name == "sqlite":
+            import sqlite3
+
+            return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
+        import psycopg
+
+        return isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError))
+
+    def _fail(self, e: BaseException) -> TransientError:
+        return TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction; the write lock is taken at once so writers queue instead of deadlocking."""
+        self._ready()
+        try:
+            if self.dialect.name == "sqlite":
+                cur = self.conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        with suppress(Exception):
+                            cur.execute("ROLLBACK")
+                    raise
+            else:
+                with self.conn.transaction(), self.conn.cursor() as cur:
+                    yield cur
+        except Exception as e:
+            if self._transient(e):
+                raise self._fail(e)
+            raise
+
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._ready()
+        try:
+            cur = self.conn.cursor()
+            return self._x(cur, statement, params).fetchall()
+        except Exception as e:
+            if self._transient(e):
+                raise self._fail(e)
+            raise
+
+    def _x(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        cur.execute(self.dialect.sql(statement), tuple(params))
+        return cur
+
+    def _create(self) -> None:
+        """Create the tables unless they exist; a role without CREATE rights can use a prepared database."""
+        d = self.dialect
+        if d.name == "postgresql":
+            if self._read("SELECT to_regclass('meta') IS NOT NULL")[0][0]:
+                self._check_version()
+                return
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
+            with self._tx() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(727113)")  # two machines starting at once
+                cur.execute(ddl)
+                self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
+                        (str(SCHEMA_VERSION),))
+        else:
+            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
+            with self._tx() as cur:
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
+                        (str(SCHEMA_VERSION),))
+        self._check_version()
+
+    def _check_version(self) -> None:
+        rows = self._read("SELECT value FROM meta WHERE name = 'schema'")
+        if not rows or int(rows[0][0]) > SCHEMA_VERSION:
+            found = rows[0][0] if rows else "unknown"
+            raise AbusoError(f"store index {self.where} has schema {found}; this abuso knows {SCHEMA_VERSION}:"
+                             " upgrade abuso")
+
+    def close(self) -> None:
+        if self._pid != os.getpid():
+            _INHERITED.append(self.conn)
+            return
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    # -- reports -----------------------------------------------------------------
+
+    def has(self, digest: str) -> str | None:
+        """The stored path of a report with this digest, or None."""
+        rows = self._read("SELECT path FROM reports WHERE digest = ?", (digest,))
+        return rows[0][0] if rows else None
+
+    def add(self, digest: str, path: str, report: Any, stored: datetime, replace: bool = False) -> bool:
+        """Index a report and its incidents in one transaction; False if the digest was already there.
+
+        ``replace=True`` (re-processing) refreshes an existing report's analysis, incidents and
+        path instead, keeping its first-stored time; it returns False then too.
+        """
+        verdicts = json.dumps({n: str(v) for n, v in report.verdicts.items()}, ensure_ascii=False)
+        valid = bool(report.valid) if self.dialect.name == "postgresql" else int(bool(report.valid))
+        meta = (report.message_id, report.subject, report.sender, time_text(report.date), report.origin)
+        with self._tx() as cur:
+            row = self._x(cur, """
+                INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (digest) DO NOTHING RETURNING id""",
+                _cleaned((digest, *meta, path, valid, verdicts, time_text(stored)))).fetchone()
+            new = row is not None
+            if not new:
+                if not replace:
+                    return False
+                row = self._x(cur, "UPDATE reports SET message_id = ?, subject = ?, sender = ?, date = ?,"
+                                   " origin = ?, path = ?, valid = ?, verdicts = ? WHERE digest = ? RETURNING id",
+                              _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
+                self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
+            rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
+                              inc.zone, inc.parser, _port(inc.port), customer_label(inc.extra.get("customer")),
+                              user_label(inc.extra.get("user") or inc.extra.get("radius")), inc.evidence,
+                              json.dumps(dict(inc.extra), ensure_ascii=False, default=str) if inc.extra else None))
+                    for inc in report.incidents]
+            if rows:
+                cur.executemany(self.dialect.sql("""
+                    INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
+                                           customer, username, evidence, extra)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
+        return new
+
+    def search(self, *, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+               since: datetime | None = None, until: datetime | None = None, type: str | None = None,
+               taxonomy: str | None = None, customer: str | None = None, user: str | None = None,
+               limit: int | None = None) -> list[dict[str, Any]]:
+        """Incidents matching every given criterion, newest first, each with its report's metadata."""
+        where, params = [], []
+        if network is not None:
+            lo, hi = net_range(network)
+            where.append("i.ipkey BETWEEN ? AND ?")
+            params += [lo, hi]
+        if since is not None:
+            where.append("i.time >= ?")
+            params.append(time_text(since))
+        if until is not None:
+            where.append("i.time < ?")
+            params.append(time_text(until))
+        for column, value in (("i.type", type), ("i.taxonomy", taxonomy), ("i.customer", customer),
+                              ("i.username", user)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        statement = ("SELECT i.ip, i.type, i.taxonomy, i.time, i.zone, i.parser, i.port, i.customer, i.username,"
+                     " i.evidence, i.extra, r.digest, r.path, r.message_id, r.subject, r.sender, r.date, r.origin"
+                     " FROM incidents i JOIN reports r ON r.id = i.report")
+        if where:
+            statement += " WHERE " + " AND ".join(where)
+        statement += " ORDER BY " + self.dialect.newest
+        if limit:
+            statement += " LIMIT ?"
+            params.append(int(limit))
+        rows = self._read(statement, params)
+        out = []
+        for r in rows:
+            out.append({
+                "ip": r[0], "type": r[1], "taxonomy": r[2], "time": _iso(r[3]), "zone": r[4], "parser": r[5],
+                "port": r[6], "customer": r[7], "user": r[8], "evidence": r[9],
+                "extra": json.loads(r[10]) if r[10] else {},
+                "digest": r[11], "path": r[12], "message_id": r[13], "subject": r[14], "sender": r[15],
+                "date": _iso(r[16]), "origin": r[17],
+            })
+        return out
+
+    def count(self) -> tuple[int, int]:
+        """(reports, incidents) in the index."""
+        reports = self._read("SELECT count(*) FROM reports")[0][0]
+        incidents = self._read("SELECT count(*) FROM incidents")[0][0]
+        return int(reports), int(incidents)
+
+    # -- seen --------------------------------------------------------------------
+
+    def remember(self, key: str, period: float, now: float | None = None) -> bool:
+        """True (and remember ``key`` from now on) unless it was remembered less than ``period`` seconds ago.
+
+        One statement, so two processes asking at once get one True between them.
+        """
+        now = _time.time() if now is None else now
+        with self._tx() as cur:
+            row = self._x(cur, """
+                INSERT INTO seen (key, at) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE SET at = excluded.at WHERE seen.at <= ?
+                RETURNING key""", (_clean(key), now, now - period)).fetchone()
+        return row is not None
+
+    def release(self, key: str) -> None:
+        """Undo a :meth:`remember` whose action failed (the SMTP server was down): the retry may act."""
+        with self._tx() as cur:
+            self._x(cur, "DELETE FROM seen WHERE key = ?", (_clean(key),))
+
+    def forget(self, older_than: float, now: float | None = None) -> int:
+        """Drop ``seen`` keys older than ``older_than`` seconds; how many went."""
+        now = _time.time() if now is None else now
+        with self._tx() as cur:
+            return self._x(cur, "DELETE FROM seen WHERE at < ?", (now - older_than,)).rowcount
+
+
+def sqlite_path(url: str, base: Path | None) -> Path:
+    """SQLAlchemy's convention: ``sqlite:///relative.db`` (to the config) and ``sqlite:////abs.db``."""
+    rest = url.split(":", 1)[1]
+    if not rest.startswith("///") or len(rest) == 3:
+        raise ConfigError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path", key="url")
+    p = Path(rest[3:]).expanduser()
+    if not p.is_absolute():
+        p = (base or Path.cwd()) / p
+    return p
+
+
+def _iso(value: str | None) -> str | None:
+    t = parse_time_text(value)
+    return t.isoformat() if t else None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: Any) -> Any:
+    """Text fit for both databases: no NUL (PostgreSQL refuses it in TEXT), no lone surrogates
+    (what undecodable header bytes become; neither database can encode them)."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _port(port: Any) -> int | None:
+    """A port fit for an INTEGER column; a parser's nonsense (99999999999) is not kept."""
+    return port if isinstance(port, int) and 0 <= port <= 65535 else None
+
+
+def _cleaned(values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(_clean(v) for v in values)

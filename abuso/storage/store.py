@@ -1,0 +1,246 @@
+"""The report store: raw bytes and what abuso made of them, on disk, plus a searchable index.
+
+Layout under the store folder::
+
+    index.sqlite                      (unless the index is at a url:)
+    2026/11/22/<sha256>.eml           raw message, byte for byte (re-processable with `abuso run`)
+    2026/11/22/<sha256>.json          normalized text, incidents, verdicts, notes
+    empty/2026/11/22/<sha256>.eml     reports without incidents, by their Date (else arrival)
+
+The day is the earliest incident's (UTC). Names are the digest of the raw bytes and
+never come from the message; the same bytes are stored once. Every file is written
+to a temporary name in its final folder, fsynced, then renamed, so a crash leaves
+either the whole file or none under the final name; a report is in the index only
+after its files are complete, and the index decides what is a duplicate. A writer
+killed mid-write leaves a hidden ``.<digest>.*.tmp`` file, never read by abuso; the
+next run stores the report again. Sweep them with
+``find STORE -name '.*.tmp' -mtime +1 -delete``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .index import Index, parse_time_text, time_text, utc
+
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def digest_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass
+class StoredReport:
+    """A report read back from the store: the original bytes and the saved analysis."""
+
+    digest: str
+    path: Path
+    raw: bytes
+    meta: dict[str, Any]
+
+
+class Store:
+    """Files plus index. Open with :meth:`open`; safe for several processes at once.
+
+    ``remember(key, period)`` is a small shared key/value memory for rate limits
+    (the mailer answers a sender at most once per period). It claims the key
+    atomically, so two workers (or machines sharing a PostgreSQL index) never both
+    get True; ``release(key)`` gives the claim back when the action failed::
+
+        if store.remember(f"mailer:{sender}", 86400):   # first time in 24 h
+            try:
+                send_answer()
+            except Exception:
+                store.release(f"mailer:{sender}")       # the retry may answer
+                raise
+    """
+
+    def __init__(self, root: Path, index: Index, fsync: bool = True) -> None:
+        self.root = root
+        self.index = index
+        #: fsync each file and its folder before the index names it (durable across a power cut).
+        #: Off, renames stay atomic against crashes but the OS decides when data reaches the disk.
+        self.fsync = fsync
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, url: str | None = None, base: Path | None = None,
+             timeout: float = 30.0, create: bool = True, fsync: bool = True,
+             password: str | None = None) -> Store:
+        """``create=False`` opens an existing store only (for searching)."""
+        root = Path(path or "~/abuso/store").expanduser()
+        if not root.is_absolute():
+            root = (base or Path.cwd()) / root
+        if create:
+            _makedirs(root)
+        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password), fsync)
+
+    # -- writing -----------------------------------------------------------------
+
+    def location(self, report: Any, digest: str) -> str:
+        """Where a report goes, relative to the root and without extension: ``YYYY/MM/DD/<digest>``."""
+        times = [u for u in (utc(i.time) for i in report.incidents if i.time is not None) if u]
+        date = utc(report.date) if report.date else None
+        if report.incidents:
+            day = min(times) if times else date
+            prefix = ""
+        else:
+            day = date
+            prefix = "empty/"
+        day = day or datetime.now(timezone.utc)
+        return f"{prefix}{day.year:04d}/{day.month:02d}/{day.day:02d}/{digest}"
+
+    def put(self, report: Any, digest: str | None = None, location: str | None = None,
+            update: bool = False) -> tuple[str, bool]:
+        """Store a report unless its bytes are already stored; (location, newly stored).
+
+        ``update=True`` re-processes: a report already stored gets this analysis (JSON file,
+        index rows) and moves if its day changed (e.g. out of ``empty/`` once a parser learnt it).
+        """
+        digest = digest or digest_of(report.raw)
+        found = self.index.has(digest)
+        stored = datetime.now(timezone.utc)
+        if found is not None:
+            if not update:
+                return found, False
+            moved = location or self.location(report, digest)
+            self.write_files(moved, report, digest, stored, raw=moved != found)
+            self.index.add(digest, moved, report, stored, replace=True)
+            if moved != found:  # the index names the new place: the old files can go
+                for ext in (".eml", ".json"):
+                    with suppress(FileNotFoundError):
+                        (self.root / (found + ext)).unlink()
+            return moved, False
+        location = location or self.location(report, digest)
+        self.write_files(location, report, digest, stored)
+        if not self.index.add(digest, location, report, stored, replace=update):  # another process won the race
+            return self.index.has(digest) or location, False
+        return location, True
+
+    def write_files(self, location: str, report: Any, digest: str, stored: datetime, raw: bool = True) -> None:
+        final = self.root / location
+        _makedirs(final.parent)
+        if raw:
+            _atomic_write(final.with_name(digest + ".eml"), report.raw, self.fsync)
+        _atomic_write(final.with_name(digest + ".json"), _meta_bytes(report, digest, stored), self.fsync)
+        if self.fsync:
+            _fsync_dir(final.parent)
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, digest: str) -> StoredReport | None:
+        """A stored report by digest (None if the index does not know it)."""
+        if not (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise ValueError("a digest is 64 lowercase hex digits")
+        location = self.index.has(digest)
+        if location is None:
+            return None
+        base = self.root / location
+        raw = base.with_name(digest + ".eml").read_bytes()
+        meta = json.loads(base.with_name(digest + ".json").read_text(encoding="utf-8"))
+        return StoredReport(digest, base.with_name(digest + ".eml"), raw, meta)
+
+    def search(self, **criteria: Any) -> list[dict[str, Any]]:
+        """See :meth:`Index.search`; each row gets ``file``, the absolute path of its raw message."""
+        rows = self.index.search(**criteria)
+        for row in rows:
+            row["file"] = str(self.root / (row["path"] + ".eml"))
+        return rows
+
+    def remember(self, key: str, period: float) -> bool:
+        """True the first time ``key`` is asked for in ``period`` seconds (and remembers it); else False."""
+        return self.index.remember(key, period)
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` at once (undo a :meth:`remember` whose action failed)."""
+        self.index.release(key)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
+    msg = report.message
+    meta = {
+        "digest": digest,
+        "stored": time_text(stored),
+        "origin": report.origin,
+        "message_id": report.message_id,
+        "subject": report.subject,
+        "sender": report.sender,
+        "date": report.date.isoformat() if report.date else None,
+        "valid": report.valid,
+        "incidents": [i.to_dict() for i in report.incidents],
+        "verdicts": {n: str(v) for n, v in report.verdicts.items()},
+        "filtered": report.filtered,
+        "dropped": [{"filter": d.filter, "reason": d.reason, "incident": d.incident.to_dict()}
+                    for d in report.dropped],
+        "notes": {k: v for k, v in report.notes.items() if k not in ("store", "explain")},  # explain: a rendering
+        "problems": list(getattr(msg, "problems", []) or []),
+        "text": msg.text if msg is not None else None,
+    }
+    # A lone surrogate (undecodable header bytes) is written as its JSON escape, which reads back the same.
+    return json.dumps(meta, ensure_ascii=False, default=str, indent=1).encode("utf-8", "backslashreplace")
+
+
+def _makedirs(path: Path) -> None:
+    """mkdir -p with DIR_MODE on every folder it creates, whatever the umask."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:  # another worker made it first
+            continue
+        os.chmod(d, DIR_MODE)
+
+
+def _atomic_write(path: Path, data: bytes, sync: bool = True) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the renames durable (a power cut after rename must not lose the file)."""
+    with suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+__all__ = ["Store", "StoredReport", "digest_of", "parse_time_text"]

@@ -1,0 +1,175 @@
+"""`abuso query`: searching the store's history from the command line, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from abuso.cli import cli
+from abuso.commands.query import QueryError, format_table, parse_network, parse_when
+from abuso.model import Incident, Report
+from abuso.storage import Store
+from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures)
+
+ROOT = Path(__file__).resolve().parent.parent
+UTC = timezone.utc
+T0 = datetime(2026, 11, 22, 2, 14, 7, tzinfo=UTC)
+
+
+def _report(n: int, ip: str, when: datetime | None, type: str, **extra) -> Report:
+    inc = Incident(ipaddress.ip_address(ip), type, when, "log", "explicit" if when else "none", port=22,
+                   evidence=f"line {n}")
+    if extra:
+        inc = inc.with_extra(**extra)
+    raw = f"From: r@example.org\nSubject: report {n}\nMessage-ID: <{n}@example.org>\n\n{ip}\n".encode()
+    return Report(raw=raw, origin=f"/var/mail/{n}", message_id=f"<{n}@example.org>", subject=f"report {n}",
+                  sender="r@example.org", date=T0, incidents=[inc])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def config(request, tmp_path) -> Path:
+    """A config whose store holds five incidents; the same on both backends."""
+    opts = {"path": "store"}
+    if request.param == "postgresql":
+        opts["url"] = request.getfixturevalue("pg_url")
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - store: " + json.dumps(opts) + "\n")
+    with Store.open(tmp_path / "store", opts.get("url")) as s:
+        s.put(_report(1, "192.0.2.7", T0, "brute-force", customer={"id": "ACME"}, user="alice"))
+        s.put(_report(2, "192.0.2.200", T0 + timedelta(hours=1), "spam", customer={"id": "ACME"}))
+        s.put(_report(3, "198.51.100.1", T0 - timedelta(days=3), "scanner"))
+        s.put(_report(4, "2001:db8::5", T0 + timedelta(hours=2), "phishing", customer={"id": "GAMMA"}))
+        s.put(_report(5, "2001:db8:ffff::1", None, "ddos"))
+    return cfg
+
+
+def query(*args: str) -> list[dict]:
+    result = CliRunner().invoke(cli, ["query", *args, "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def ips(config: Path, *args: str) -> list[str]:
+    return [row["ip"] for row in query("-c", str(config), *args)]
+
+
+def test_search_criteria(config):
+    c = config
+    assert ips(c) == ["2001:db8::5", "192.0.2.200", "192.0.2.7", "198.51.100.1", "2001:db8:ffff::1"]
+    assert ips(c, "--ip", "192.0.2.7") == ["192.0.2.7"]
+    assert ips(c, "--ip", "192.0.2.0/24") == ["192.0.2.200", "192.0.2.7"]
+    assert ips(c, "--ip", "192.0.2.128/25") == ["192.0.2.200"]
+    assert ips(c, "--ip", "2001:db8::/64") == ["2001:db8::5"]
+    assert ips(c, "--ip", "2001:db8::/32") == ["2001:db8::5", "2001:db8:ffff::1"]
+    assert ips(c, "--since", "2026-11-22T03:00Z") == ["2001:db8::5", "192.0.2.200"]
+    assert ips(c, "--since", "2026-11-22", "--until", "2026-11-22T03:14:07+00:00") == ["192.0.2.7"]
+    assert ips(c, "--until", "2026-11-22T04:14:07+02:00") == ["198.51.100.1"]  # exclusive
+    assert ips(c, "--until", "2026-11-22T04:14:08+02:00") == ["192.0.2.7", "198.51.100.1"]
+    assert ips(c, "--type", "spam") == ["192.0.2.200"]
+    assert ips(c, "--type", "fraud") == ["2001:db8::5"]  # a taxonomy
+    assert ips(c, "--customer", "ACME") == ["192.0.2.200", "192.0.2.7"]
+    assert ips(c, "--customer", "ACME", "--type", "brute-force", "--user", "alice") == ["192.0.2.7"]
+    assert ips(c, "--user", "bob") == []
+    assert ips(c, "--limit", "2") == ["2001:db8::5", "192.0.2.200"]
+    assert len(ips(c, "--limit", "0")) == 5
+
+
+def test_json_rows_carry_the_report(config):
+    (row,) = query("-c", str(config), "--ip", "192.0.2.7")
+    assert row["time"] == "2026-11-22T02:14:07+00:00" and row["type"] == "brute-force"
+    assert row["taxonomy"] == "intrusion-attempts" and row["port"] == 22 and row["user"] == "alice"
+    assert row["message_id"] == "<1@example.org>" and row["subject"] == "report 1" and row["origin"] == "/var/mail/1"
+    assert Path(row["file"]).read_bytes().startswith(b"From: r@example.org")
+    assert row["extra"] == {"customer": {"id": "ACME"}, "user": "alice"}
+
+
+def test_config_from_the_environment(config):
+    result = CliRunner().invoke(cli, ["query", "--ip", "192.0.2.7", "--format", "json"],
+                                env={"ABUSO_CONFIG": str(config)}, catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(result.output)["ip"] == "192.0.2.7"
+
+
+def test_table_output_is_aligned(config):
+    result = CliRunner().invoke(cli, ["query", "-c", str(config), "--since", "2026-11-22"], catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["TIME", "IP", "PORT", "TYPE", "CUSTOMER", "USER", "PARSER", "FILE"]
+    assert len(lines) == 4
+    col = lines[0].index("IP")
+    assert [line[col:].split()[0] for line in lines[1:]] == ["2001:db8::5", "192.0.2.200", "192.0.2.7"]
+    assert lines[3].split()[:7] == ["2026-11-22T02:14:07Z", "192.0.2.7", "22", "brute-force", "ACME", "alice", "log"]
+    assert lines[1].split()[5] == "-"  # no user
+
+
+def test_table_format_shows_control_characters():
+    row = {"time": None, "ip": "192.0.2.1", "customer": "evil\x1b[2J\nname"}
+    out = format_table([row])
+    assert "\x1b" not in out and "\\x1b[2J\\nname" in out and len(out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ip", "192.0.2.300"], "--ip: '192.0.2.300' is not an IP address or CIDR block"),
+    (["--since", "yesterday"], "--since: 'yesterday' is not a time"),
+    (["--type", "spamm"], "--type: unknown type 'spamm'"),
+    (["--since", "2026-11-22", "--until", "2026-11-21"], "--since must be before --until"),
+    (["--since", "99999999999d"], "--since: '99999999999d' is outside the years 1 to 9999"),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - store: {path: store}\n")
+    done = subprocess.run([sys.executable, "-c", "from abuso.cli import main; main()", "query", "-c", str(cfg),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == QueryError.status
+    assert done.stderr == f"abuso: {message}" + done.stderr.split(message, 1)[1]
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "store").exists()  # a bad query creates nothing
+
+
+def test_config_without_store_or_without_history(tmp_path):
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\n")
+    with pytest.raises(QueryError, match="no store processor configured"):
+        CliRunner().invoke(cli, ["query", "-c", str(cfg)], catch_exceptions=False)
+    cfg.write_text("parsers: []\nprocessors:\n  - store: {path: store}\n")
+    done = subprocess.run([sys.executable, "-c", "from abuso.cli import main; main()", "query", "-c", str(cfg)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith(f"abuso: no store index at {tmp_path}/store/index.sqlite")
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_read_only_role_can_query_a_prepared_postgresql_store(request, tmp_path):
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path / "store", url) as s:
+        s.put(_report(1, "192.0.2.7", T0, "spam"))
+    with psycopg.connect(url, autocommit=True) as admin:
+        role = "desk_" + url.rsplit("/", 1)[1]  # roles are cluster-wide: one per test database
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'desk-pw'")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    desk = re.sub(r"//abuso:[^@]*@", f"//{role}@", url)
+    (tmp_path / "desk.pw").write_text("desk-pw\n")
+    cfg = tmp_path / "abuso.yaml"
+    options = {"path": "store", "url": desk, "password_file": "desk.pw"}
+    cfg.write_text("parsers: []\nprocessors:\n  - store: " + json.dumps(options) + "\n")
+    assert [row["ip"] for row in query("-c", str(cfg))] == ["192.0.2.7"]
+    with psycopg.connect(desk, password="desk-pw") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CREATE TABLE x (y int)")  # the role really cannot create tables
+
+
+def test_parse_helpers():
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert parse_when("7d", "--since", now) == datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+    assert parse_when("90m", "--since", now) == datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    assert parse_when("2026-11-22", "--since") == datetime(2026, 11, 22, tzinfo=UTC)
+    assert parse_when("2026-11-22T08:00:00+01:00", "--since") == datetime(2026, 11, 22, 7, tzinfo=UTC)
+    assert str(parse_network("192.0.2.7")) == "192.0.2.7/32"
+    assert str(parse_network("2001:db8::1/32")) == "2001:db8::/32"
