@@ -322,7 +322,8 @@ class Record:
 
 
 def run_worker(spec: dict) -> int:
-    """``python -m tests.dovecot SPEC.json``: {reader: {imap|pop3: options}, record: {...}, quarantine, jobs}."""
+    """``python -m tests.dovecot SPEC.json``: {reader: {imap|pop3: options}, record: {...}, quarantine, jobs,
+    store: path or null (then the real store processor runs first, deduplicating by sha256)}."""
     import io
 
     from abuso import registry
@@ -330,26 +331,34 @@ def run_worker(spec: dict) -> int:
     from abuso.runner import Runner
 
     registry.BUILTINS["processors"]["record"] = "tests.dovecot:Record"
-    config = load({"parsers": [], "processors": [{"record": spec["record"]}], "reader": spec["reader"],
-                   "quarantine": spec["quarantine"]})
+    processors = [{"store": {"path": spec["store"]}}] if spec.get("store") else []
+    config = load({"parsers": [], "processors": processors + [{"record": spec["record"]}],
+                   "reader": spec["reader"], "quarantine": spec["quarantine"]})
     assert config.reader is not None
     reader = registry.load("readers", config.reader.name)(config.reader.options)
     summary = Runner(config, reader, jobs=spec.get("jobs", 1), out=io.StringIO(), progress=False).run()
     return summary.status
 
 
-def worker(tmp: Path, reader: dict, record: dict, jobs: int = 1) -> subprocess.Popen:
+def worker(tmp: Path, reader: dict, record: dict, jobs: int = 1, store: Path | None = None) -> subprocess.Popen:
     """Start ``run_worker`` in a new Python process (stderr kept in ``tmp/worker-<pid>.err``)."""
     import json
 
     spec = tmp / f"spec-{secrets.token_hex(4)}.json"
     spec.write_text(json.dumps({"reader": reader, "record": record, "jobs": jobs,
-                                "quarantine": str(tmp / "quarantine")}))
+                                "quarantine": str(tmp / "quarantine"), "store": str(store) if store else None}))
     err = open(tmp / f"{spec.stem}.err", "wb")
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))
     return subprocess.Popen([__import__("sys").executable, "-m", "tests.dovecot", str(spec)], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=err)
+
+
+def stored(store: Path) -> list[str]:
+    """The sha256 of every raw message the store kept (one .eml per stored report, duplicates would show)."""
+    import hashlib
+
+    return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in store.rglob("*.eml"))
 
 
 def recorders(log: Path) -> set[str]:

@@ -17,7 +17,7 @@ from abuso.config import load
 from abuso.errors import ConfigError
 from abuso.readers.imap import ImapReader
 from abuso.runner import Runner
-from tests.dovecot import Dovecot, User, recorded, recorders, server, worker
+from tests.dovecot import Dovecot, User, recorded, recorders, server, stored, worker
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
@@ -335,7 +335,8 @@ def test_kill_9_mid_batch_then_rerun_loses_nothing(user: User, tmp_path: Path, c
     user.append(*messages)
     log = tmp_path / "log"
     opts = user.options(state=str(tmp_path / "s"), claim=claim, claim_batch=5)
-    p = worker(tmp_path, {"imap": opts}, {"log": str(log), "delay": 0.03})
+    store = tmp_path / "store"
+    p = worker(tmp_path, {"imap": opts}, {"log": str(log), "delay": 0.03}, store=store)
     deadline = time.monotonic() + 30
     while len(recorded(log)) < 8 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -345,11 +346,12 @@ def test_kill_9_mid_batch_then_rerun_loses_nothing(user: User, tmp_path: Path, c
     assert 8 <= len(done_before) < 30
     if claim:  # the dead worker's claim folder holds what it had claimed
         assert any(f.startswith("abuso-claim") for f in user.folders())
-    assert worker(tmp_path, {"imap": opts}, {"log": str(log)}).wait(60) == 0
+    assert worker(tmp_path, {"imap": opts}, {"log": str(log)}, store=store).wait(60) == 0
     got = recorded(log)
     # at-least-once: every message recorded; at most the one in flight at the kill recorded twice
     assert sorted(set(got)) == sorted(sha(m) for m in messages)
     assert len(got) - len(set(got)) <= 1
+    assert stored(store) == sorted(sha(m) for m in messages)  # exactly once in the store
     assert user.folder("INBOX") == []
     assert sorted(user.folder("Processed")) == sorted(messages)  # each exactly once
     assert not any(f.startswith("abuso-claim") for f in user.folders())

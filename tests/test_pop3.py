@@ -12,7 +12,7 @@ import pytest
 
 from abuso.errors import ConfigError
 from abuso.readers.pop3 import Pop3Reader
-from tests.dovecot import Dovecot, User, recorded, server, worker
+from tests.dovecot import Dovecot, User, recorded, server, stored, worker
 
 
 @pytest.fixture
@@ -124,7 +124,8 @@ def test_kill_9_mid_batch_with_delete_loses_nothing(user: User, tmp_path: Path) 
     user.append(*messages)
     log = tmp_path / "log"
     o = opts(user, tmp_path, delete=True)
-    p = worker(tmp_path, {"pop3": o}, {"log": str(log), "delay": 0.03})
+    store = tmp_path / "store"
+    p = worker(tmp_path, {"pop3": o}, {"log": str(log), "delay": 0.03}, store=store)
     deadline = time.monotonic() + 30
     while len(recorded(log)) < 8 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -132,10 +133,11 @@ def test_kill_9_mid_batch_with_delete_loses_nothing(user: User, tmp_path: Path) 
     p.wait()
     assert 8 <= len(recorded(log)) < 25
     assert len(user.folder("INBOX")) == 25  # killed before QUIT: no deletion happened
-    assert worker(tmp_path, {"pop3": o}, {"log": str(log)}).wait(60) == 0
+    assert worker(tmp_path, {"pop3": o}, {"log": str(log)}, store=store).wait(60) == 0
     got = recorded(log)
     assert sorted(set(got)) == sorted(sha(m) for m in messages)
     assert len(got) - len(set(got)) <= 1  # at most the message in flight at the kill
+    assert stored(store) == sorted(sha(m) for m in messages)  # exactly once in the store
     assert user.folder("INBOX") == []
 
 
