@@ -14,6 +14,7 @@ COMMANDS = {
     "explain": "abuso.commands.run:explain",
     "check-config": "abuso.commands.check_config:check_config",
     "query": "abuso.commands.query:query",
+    "radius": "abuso.commands.radius:radius",
 }
 
 
