@@ -595,3 +595,22 @@ def test_a_watching_worker_takes_over_from_a_worker_killed_beside_it(user: User,
     assert sorted(got) == sorted(messages)
     assert sorted(user.folder("Processed")) == sorted(messages)
     assert not any(f.startswith("abuso-claim") for f in user.folders())
+
+
+def test_two_watching_workers_share_new_mail_exactly_once(user: User, tmp_path: Path) -> None:
+    """The deployment shape: several `abuso run --watch` with claim: true, mail arriving while they IDLE."""
+    log = tmp_path / "log"
+    opts = user.options(state=str(tmp_path / "s"), claim=True, claim_batch=2, watch=True, idle="60s")
+    procs = [worker(tmp_path, {"imap": opts}, {"log": str(log), "delay": 0.02}) for _ in range(2)]
+    assert wait_for(lambda: len([f for f in user.folders() if f.startswith("abuso-claim.")]) == 2, 15)
+    messages = [msg(i) for i in range(30)]
+    for m in messages:
+        user.append(m)
+    assert wait_for(lambda: len(recorded(log)) >= 30, 30)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    assert [p.wait(15) for p in procs] == [0, 0]
+    assert sorted(recorded(log)) == sorted(sha(m) for m in messages)
+    assert sorted(user.folder("Processed")) == sorted(messages)
+    assert user.folder("INBOX") == []
+    assert not any(f.startswith("abuso-claim") for f in user.folders())
