@@ -17,10 +17,11 @@ Guarantees, and how:
   folder, the state file remembers processed Message-IDs so a recreated folder (flags lost) is not reprocessed.
 - *Several workers* (``claim``): a worker claims a message with a conditional STORE of ``$AbusoClaimed``
   (``UNCHANGEDSINCE`` its MODSEQ: of racing workers exactly one succeeds), then UID MOVEs it into its own folder
-  ``<claim>/<host>-<pid>`` and processes it from there. Messages left in a claim folder by a dead worker of this
-  host are taken over at start-up (``recover``), by the same conditional STORE; a message claimed but never moved
-  (the worker died in between) is released at the next start on the same host, or by any worker once it has sat
-  unchanged for ``claim_timeout``.
+  ``abuso-claim<sep><host>-<pid>`` (``<sep>``: the server's hierarchy separator) and processes it from there.
+  Messages left in a claim folder by a dead worker of this host are taken over at start-up and then every
+  ``claim_timeout`` (``recover``), by the same conditional STORE; a message claimed but never moved (the worker
+  died in between) is released at the next start on the same host, or by any worker once it has sat unchanged
+  for ``claim_timeout``.
 - *Watch.* After draining, wait with IDLE (RFC 2177; imaplib of Python 3.11 has none, so the IDLE/DONE exchange
   is done here on a reader that keeps its own buffer, which is what lets it wait with ``select`` without
   blocking on a half-read line), re-issued every ``idle`` (default 25 min, under the 29-min server limit);
