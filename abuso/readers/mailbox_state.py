@@ -1,0 +1,229 @@
+"""What the mailbox readers must remember between runs, in one small SQLite file.
+
+A mailbox cannot hold all of it: POP3 has no flags, an IMAP folder can be recreated with a new UIDVALIDITY, and a
+message that kills abuso leaves no trace on the server. So, per account (``scope``):
+
+- ``folders``: the last UIDVALIDITY seen per folder, so that a reset UID space is noticed and reported;
+- ``moves``: IMAP messages that are finished but not yet moved (moves are sent in batches); a UID is never
+  reused within a UIDVALIDITY, so after a crash exactly these messages are moved without being processed again;
+- ``messages``: per message key (Message-ID, else the sha256 of the bytes; POP3: the UIDL) its status
+  (``pending`` while being processed, ``done``, ``failed``) and how many attempts were *started*. An attempt that
+  never ended (``kill -9``, segfault, out of memory) still counts at the next run, which is how a message that
+  crashes the worker is recognised and sent to ``failed`` instead of being re-read for ever.
+
+Every change is one committed transaction (WAL, ``synchronous=FULL``): a crash loses at most the change that was
+being made, never the file. Several processes on one host may share the file (SQLite locks it).
+
+Also here: what both mailbox readers need to reach an account (password, TLS context), checked the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS folders (
+    scope TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL,
+    PRIMARY KEY (scope, folder));
+CREATE TABLE IF NOT EXISTS messages (
+    scope TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS moves (
+    scope TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+    target TEXT NOT NULL, msgkey TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (scope, folder, uidvalidity, uid));
+"""
+
+
+def default_path(reader: str, account: str) -> Path:
+    """``$XDG_STATE_HOME/abuso/<reader>-<account>.sqlite`` (``~/.local/state`` when unset)."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in account)
+    return base / "abuso" / f"{reader}-{safe}.sqlite"
+
+
+class MailboxState:
+    """The state file of one reader; ``scope`` separates accounts that share a file."""
+
+    def __init__(self, path: str | Path, scope: str) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.scope = scope
+        # check_same_thread off: a reader may be built in one thread and iterated in another (never both at once)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    # -- folders -----------------------------------------------------------
+
+    def uidvalidity(self, folder: str) -> int | None:
+        row = self.db.execute("SELECT uidvalidity FROM folders WHERE scope=? AND folder=?",
+                              (self.scope, folder)).fetchone()
+        return row[0] if row else None
+
+    def set_uidvalidity(self, folder: str, value: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", (self.scope, folder, value))
+
+    # -- messages ----------------------------------------------------------
+
+    def get(self, key: str) -> tuple[str, int, str | None] | None:
+        """(status, attempts started, reason) or None for a message never seen."""
+        row = self.db.execute("SELECT status, attempts, reason FROM messages WHERE scope=? AND key=?",
+                              (self.scope, key)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def begin(self, key: str) -> int:
+        """Record that an attempt starts (before the message is handed out); returns the attempt number."""
+        with self._tx():
+            row = self.get(key)
+            attempts = 1 if row is None or row[0] != "pending" else row[1] + 1
+            self.db.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', ?, NULL, ?)",
+                            (self.scope, key, attempts, time.time()))
+        return attempts
+
+    def release(self, key: str) -> None:
+        """The attempt ended without a verdict (transient failure, clean stop): it was not a crash."""
+        self.db.execute("UPDATE messages SET attempts = MAX(attempts - 1, 0), updated=? "
+                        "WHERE scope=? AND key=? AND status='pending'", (time.time(), self.scope, key))
+
+    def finish(self, key: str, status: str, reason: str | None = None) -> None:
+        """``done`` or ``failed``: the message left the inbox (or was flagged)."""
+        self.db.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, "
+                        "COALESCE((SELECT attempts FROM messages WHERE scope=? AND key=?), 0), ?, ?)",
+                        (self.scope, key, status, self.scope, key, reason, time.time()))
+
+    def finish_and_move(self, key: str, status: str, reason: str | None, move: tuple) -> None:
+        """``finish`` and record the pending move ``(folder, uidvalidity, uid, target, msgkey, sha256, size)``."""
+        with self._tx():
+            self.finish(key, status, reason)
+            self.db.execute("INSERT OR REPLACE INTO moves VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (self.scope, *move))
+
+    def moves(self) -> list[tuple]:
+        return list(self.db.execute("SELECT folder, uidvalidity, uid, target, msgkey, sha256, size FROM moves "
+                                    "WHERE scope=? ORDER BY rowid", (self.scope,)))
+
+    def moved(self, slots: list[tuple[str, int, int]]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM moves WHERE scope=? AND folder=? AND uidvalidity=? AND uid=?",
+                                [(self.scope, *slot) for slot in slots])
+
+    def begin_many(self, keys: list[str]) -> None:
+        with self._tx():
+            self.db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', 1, NULL, ?)",
+                                [(self.scope, k, time.time()) for k in keys])
+
+    def forget_many(self, keys: list[str]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM messages WHERE scope=? AND key=?", [(self.scope, k) for k in keys])
+
+    def forget(self, key: str) -> None:
+        self.db.execute("DELETE FROM messages WHERE scope=? AND key=?", (self.scope, key))
+
+    def keys(self, status: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND status=?",
+                                              (self.scope, status))}
+
+    def claims(self) -> list[str]:
+        """Claims recorded by ``begin("claim:…")`` and not forgotten: a worker died between claim and move."""
+        return [r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND key LIKE 'claim:%'",
+                                              (self.scope,))]
+
+    def prune(self, older_than: float) -> int:
+        """Forget finished messages not touched for ``older_than`` seconds (the table must not grow for ever)."""
+        cur = self.db.execute("DELETE FROM messages WHERE scope=? AND status!='pending' AND updated < ?",
+                              (self.scope, time.time() - older_than))
+        return cur.rowcount
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _tx(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return _Commit(self.db)  # type: ignore[return-value]
+
+
+class _Commit:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# -- account options shared by the imap and pop3 readers ------------------------
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+ACCOUNT_KEYS = {"host", "port", "ssl", "ca_file", "user", "password_file", "password_env", "timeout", "state"}
+
+
+def check_account(options: dict, reader: str) -> None:
+    """Raise ConfigError (naming the key) for account options that cannot work."""
+    from ..errors import ConfigError
+
+    if "password" in options:
+        raise ConfigError("a password is never written in the config: use password_file or password_env",
+                          key="password")
+    for key in ("host", "user"):
+        if not isinstance(options.get(key), str) or not options[key]:
+            raise ConfigError(f"required: the {reader} server's {'host name' if key == 'host' else 'login'}",
+                              key=key)
+    given = [k for k in ("password_file", "password_env") if options.get(k)]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of password_file or password_env", key="password_file")
+    if options.get("ssl", True) not in (True, False, "starttls"):
+        raise ConfigError("must be true (implicit TLS), starttls or false", key="ssl")
+    if options.get("ssl", True) is False and options.get("host") not in LOOPBACK:
+        raise ConfigError("ssl: false would send the password in clear over the network: use ssl: true or "
+                          "starttls (false is for a server on this host only)", key="ssl")
+    if "port" in options and not (isinstance(options["port"], int) and 0 < options["port"] < 65536):
+        raise ConfigError("must be a port number", key="port")
+    if options.get("ca_file") and not Path(str(options["ca_file"])).expanduser().is_file():
+        raise ConfigError(f"no such file: {options['ca_file']}", key="ca_file")
+
+
+def read_password(options: dict) -> str:
+    """From ``password_file`` (first line) or ``password_env``; never from the command line or the config."""
+    from ..errors import ConfigError
+
+    if options.get("password_file"):
+        path = Path(str(options["password_file"])).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the password file: {e.__class__.__name__}", key="password_file")
+        password = text.splitlines()[0] if text else ""
+        try:
+            if path.stat().st_mode & 0o077:
+                import logging
+
+                logging.getLogger("abuso.reader").warning(
+                    "%s can be read by other users: chmod 600 it", path)
+        except OSError:
+            pass
+    else:
+        password = os.environ.get(str(options["password_env"]), "")
+    if not password:
+        raise ConfigError("the password is empty", key="password_file" if options.get("password_file")
+                          else "password_env")
+    return password
+
+
+def tls_context(options: dict):  # type: ignore[no-untyped-def]
+    """Certificates and host names verified; ``ca_file`` trusts that CA instead of the system's."""
+    import ssl
+
+    ca = options.get("ca_file")
+    return ssl.create_default_context(cafile=str(Path(str(ca)).expanduser()) if ca else None)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """A server or library message with the password taken out, for logs and errors."""
+    return text.replace(secret, "***") if secret else text
