@@ -15,20 +15,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, Union
 
+from .lazyre import lazy_compile
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 # Four dotted groups of 1-3 digits; boundaries are checked in _v4_ok().
-_V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_V4 = lazy_compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 # A run of hex digits, colons and dots with at least two colons: an IPv6 candidate.
 # The first two segments exclude ':' and a match only starts a run, so the
 # scan stays linear even over megabytes of hex; ipaddress validates.
-_V6 = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
-_V6_ZONE = re.compile(r"%[\w.-]{1,16}")
-_VERSION_WORD = re.compile(r"\b(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware)\s*$", re.I)
-_PORT_AFTER = re.compile(r"(?::|\s+port\s+|#)(\d{1,5})\b", re.I)
+_V6 = lazy_compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
+_V6_ZONE = lazy_compile(r"%[\w.-]{1,16}")
+_VERSION_WORD = lazy_compile(r"\b(?:version|ver\.?|release|rel\.?|rev\.?|build|kernel|firmware)\s*$", re.I)
+_PORT_AFTER = lazy_compile(r"(?::|\s+port\s+|#)(\d{1,5})\b", re.I)
 # tcpdump writes the port as a fifth dotted group: "IP 192.0.2.1.51022 > 198.51.100.2.22: Flags".
 # Only the whole shape counts; a lone five-part number is an OID or a version.
-_TCPDUMP = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}) > (\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}):")
+_TCPDUMP = lazy_compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}) > (\d{1,3}(?:\.\d{1,3}){3})\.(\d{1,5}):")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,12 @@ class ConfigError(AbusoError):
         super().__init__(where + message)
 
 
+class UsageError(AbusoError):
+    """The command line asks for something that cannot be done (EX_USAGE)."""
+
+    status = 64
+
+
 class TransientError(AbusoError):
     """Worth a retry: the MTA should try again later (procmail: exit 75)."""
 

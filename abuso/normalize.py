@@ -18,6 +18,8 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import Iterator
 
+from .lazyre import lazy_compile
+
 #: A part larger than this is not decoded into text (it still stays in ``raw``).
 MAX_PART_BYTES = 8 * 1024 * 1024
 #: How deep attached-in-attached messages are followed (hostile nesting).
@@ -149,7 +151,7 @@ def parse_bytes(raw: bytes) -> EmailMessage:
     return _PARSER.parsebytes(raw)  # type: ignore[return-value]
 
 
-_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
+_BOUNDARY = lazy_compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
 
 
 def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
@@ -262,21 +264,21 @@ def html_to_text(html: str) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
-_SPACES = re.compile(r"[ \xa0]+")
-_CELL_GAP = re.compile(r" ?\t[\s]*")
+_SPACES = lazy_compile(r"[ \xa0]+")
+_CELL_GAP = lazy_compile(r" ?\t[\s]*")
 
 
 # --- quoting, re-wrapping, defanging ----------------------------------------
 
-_QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
+_QUOTE = lazy_compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
 _DEFANG = [
-    (re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.I), "."),
-    (re.compile(r"\[:\]"), ":"),
-    (re.compile(r"\[@\]|\(at\)|\[at\]", re.I), "@"),
-    (re.compile(r"\bhxxp(s?)\b", re.I), r"http\1"),
-    (re.compile(r"\bfxp\b", re.I), "ftp"),
+    (lazy_compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.I), "."),
+    (lazy_compile(r"\[:\]"), ":"),
+    (lazy_compile(r"\[@\]|\(at\)|\[at\]", re.I), "@"),
+    (lazy_compile(r"\bhxxp(s?)\b", re.I), r"http\1"),
+    (lazy_compile(r"\bfxp\b", re.I), "ftp"),
 ]
-_HEADER_START = re.compile(r"^(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
+_HEADER_START = lazy_compile(r"^(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
                            r"Content-[\w-]+|MIME-Version|Delivered-To|Authentication-Results|DKIM-Signature|"
                            r"ARC-[\w-]+|Received-SPF):", re.I)
 
@@ -322,20 +324,20 @@ def rejoin_headers(text: str) -> str:
     return "\n".join(out)
 
 
-_RECEIVED_START = re.compile(r"^Received:[ \t]*(?:from|by|\()", re.I)
-_CONTINUATION = re.compile(
+_RECEIVED_START = lazy_compile(r"^Received:[ \t]*(?:from|by|\()", re.I)
+_CONTINUATION = lazy_compile(
     r"^(?:(?:by|with|id|for|via|from)\b|\(|\[|;|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),|\d{1,2} \w{3} \d{4}\b)", re.I
 )
 
 # --- inline forwards ----------------------------------------------------------
 
-_FORWARD_MARK = re.compile(
+_FORWARD_MARK = lazy_compile(
     r"^[ \t]*(?:-{2,}\s*(?:Forwarded message|Original Message|Weitergeleitete Nachricht|Message transféré|"
     r"Mensaje reenviado|Ursprüngliche Nachricht|Original-Nachricht)\s*-{2,}|Begin forwarded message:|"
     r"-{3,}\s*Forwarded by .*|Offending message:|-{2,} ?Original message ?-{2,})[ \t]*$",
     re.I | re.M,
 )
-_HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40}):[ \t]?(.*)$")
+_HEADER_LINE = lazy_compile(r"^([A-Za-z][A-Za-z0-9-]{0,40}):[ \t]?(.*)$")
 
 
 def split_forward(text: str) -> tuple[str, str] | None:
@@ -489,7 +491,7 @@ def _best_alternative(part: _StdMessage) -> tuple[int, _StdMessage] | None:
     return plain if plain_len >= 0.4 * html_len else html
 
 
-_HTML_SNIFF = re.compile(r"<(?:html|body|table|div|p|br)\b", re.I)
+_HTML_SNIFF = lazy_compile(r"<(?:html|body|table|div|p|br)\b", re.I)
 
 
 def _looks_html(text: str) -> bool:

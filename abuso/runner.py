@@ -226,3 +226,44 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False, jobs: int = 1,
+            files_from: str | None = None, mark: bool = False, watch: bool = False, progress: bool | None = None,
+            paths: tuple[str, ...] = ()) -> int:
+    """``abuso run`` without the command-line layer: returns the exit status.
+
+    The procmail path calls this directly (see abuso.cli), without importing click.
+    """
+    from .config import load
+
+    config = load(config_path) if config_path else load(None)
+    reader = _reader(config, paths, files_from, mark, watch)
+    if jobs <= 0:
+        jobs = cpu_count()
+    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress).run()
+    sys.stdout.flush()
+    if summary.total > 1 or paths or files_from:
+        sys.stderr.write(f"abuso: {summary.total} messages, {summary.valid} valid, {summary.incidents} incidents, "
+                         f"{summary.quarantined} quarantined, {summary.transient} to retry\n")
+    return summary.status
+
+
+def _reader(config: Config, paths: tuple[str, ...], files_from: str | None, mark: bool, watch: bool) -> Reader:
+    from . import registry
+    from .errors import UsageError
+
+    if paths or files_from:
+        from .readers.paths import PathsReader
+
+        return PathsReader({"paths": list(paths), "files_from": files_from, "mark": mark})
+    if config.reader is not None:
+        options = dict(config.reader.options)
+        if watch:
+            options["watch"] = True
+        return registry.load("readers", config.reader.name)(options)
+    if watch:
+        raise UsageError("--watch needs a mailbox reader (reader: imap or pop3) in the config")
+    from .readers.stdin import StdinReader
+
+    return StdinReader()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .lazyre import lazy_compile
+
 #: classification.type -> classification.taxonomy (IntelMQ harmonization, RSIT).
 TAXONOMY: dict[str, str] = {
     # abusive-content
@@ -153,17 +155,17 @@ def normalize_type(name: str | None) -> str:
 #: wins, so ties are never broken at random (Mail::Abuse did). A rule never
 #: matches across a line break (type_from_text relies on it).
 KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("phishing", re.compile(r"phish|credential harvest|fake login|spoofed (?:bank|site)", re.I)),
-    ("copyright", re.compile(r"copyright|infring|\bDMCA\b|\bACNS\b|bittorrent|torrent|piracy", re.I)),
-    ("malware-distribution", re.compile(r"malware (?:distribution|hosting|download)|serving malware|virus|trojan", re.I)),
+    ("phishing", lazy_compile(r"phish|credential harvest|fake login|spoofed (?:bank|site)", re.I)),
+    ("copyright", lazy_compile(r"copyright|infring|\bDMCA\b|\bACNS\b|bittorrent|torrent|piracy", re.I)),
+    ("malware-distribution", lazy_compile(r"malware (?:distribution|hosting|download)|serving malware|virus|trojan", re.I)),
     # A worm's probes come from the machine it infected (myNetWatchman's "W32.Opaserv Worm?").
-    ("infected-system", re.compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host|worm\b|opaserv", re.I)),
-    ("ddos", re.compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
-    ("brute-force", re.compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\b(?:Event|Ereignis)[ -]?ID:?[ \t]*4625\b"
+    ("infected-system", lazy_compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host|worm\b|opaserv", re.I)),
+    ("ddos", lazy_compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
+    ("brute-force", lazy_compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\b(?:Event|Ereignis)[ -]?ID:?[ \t]*4625\b"
                                 r"|POST /wp-login\.php|POST /xmlrpc\.php", re.I)),
-    ("exploit", re.compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
-    ("spam", re.compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
-    ("scanner", re.compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
+    ("exploit", lazy_compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
+    ("spam", lazy_compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
+    ("scanner", lazy_compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
 ]
 
 

@@ -35,6 +35,8 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Union
 
+from .lazyre import lazy_compile
+
 #: Abbreviations seen in abuse reports, as fixed offsets in hours.
 ZONE_ABBREVIATIONS: dict[str, float] = {
     "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "BST": 1, "IST": 5.5, "CET": 1, "MEZ": 1, "CEST": 2,
@@ -56,7 +58,7 @@ ZONE_REGIONS: dict[str, str] = {
     "AEST/AEDT": "Australia/Sydney", "NZST/NZDT": "Pacific/Auckland",
 }
 
-_OFFSET = re.compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
+_OFFSET = lazy_compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
 
 
 def zone_offset(name: str) -> timedelta | None:
@@ -161,30 +163,30 @@ _AT = r",?\s+(?:at|um|à|a las|alle|om|kl\.?)\s+"
 
 _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # 2026-11-22T03:14:07.123+01:00, 2026-11-23 08:15:00, 2026/11/23 08:15
-    ("iso", re.compile(r"(?<!\d)(?P<Y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?:[T ]|\s+|T\s*)"
+    ("iso", lazy_compile(r"(?<!\d)(?P<Y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?:[T ]|\s+|T\s*)"
                        + _TIME + _TZ)),
     # 24/Nov/2026:13:05:01 +0100 (Apache, CLF)
-    ("clf", re.compile(r"(?<!\d)(?P<d>\d{1,2})/" + _MON + r"/(?P<Y>\d{4}):" + _TIME + _TZ, re.I)),
+    ("clf", lazy_compile(r"(?<!\d)(?P<d>\d{1,2})/" + _MON + r"/(?P<Y>\d{4}):" + _TIME + _TZ, re.I)),
     # Tue, 23 Oct 2003 18:13:36 -0400 (EST); 30 Oct 2003 22:10:04; 22-Nov-2026 03:14; 22Nov2026 3:14:07
-    ("rfc2822", re.compile(r"(?<![\dA-Za-z])" + _DAY + r"(?P<d>\d{1,2})\.?[-\s]*" + _MON + r"[-\s,]*(?P<Y>\d{4})"
+    ("rfc2822", lazy_compile(r"(?<![\dA-Za-z])" + _DAY + r"(?P<d>\d{1,2})\.?[-\s]*" + _MON + r"[-\s,]*(?P<Y>\d{4})"
                            r"(?:" + _AT + r"|[\s,]+|\s*[-:]\s*)" + _TIME + _TZ, re.I)),
     # Oct, 23 2003 6:13:36 PM -0400; Nov 22 03:14:07 (syslog); Sun Nov 22 03:14:07 CET 2026 (date(1))
-    ("monthfirst", re.compile(r"(?<![\dA-Za-z])" + _DAY + _MON + r",?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
+    ("monthfirst", lazy_compile(r"(?<![\dA-Za-z])" + _DAY + _MON + r",?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
                               r"(?:(?P<Y>\d{4})(?:" + _AT + r"|,?\s+))?" + _TIME + _TZ
                               + r"(?:\s+(?P<Y2>(?:19|20)\d\d)(?!\d))?", re.I)),
     # 11/22/2026 5:07:44 PM (US, Windows); 22/11/2026 when the first number cannot be a month
-    ("us", re.compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
+    ("us", lazy_compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
                       + _TIME + _TZ)),
     # 22.11.2026 14:37:12 (European)
-    ("eu", re.compile(r"(?<![\d.])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
+    ("eu", lazy_compile(r"(?<![\d.])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
                       + _TIME + _TZ)),
     # 11/22-03:14:07.123456 (snort), 11/22/26-03:14:07
-    ("snort", re.compile(r"(?<![\d/])(?P<m>\d{2})/(?P<d>\d{2})(?:/(?P<Y>\d{2,4}))?-" + _TIME)),
+    ("snort", lazy_compile(r"(?<![\d/])(?P<m>\d{2})/(?P<d>\d{2})(?:/(?P<Y>\d{2,4}))?-" + _TIME)),
 ]
 #: Cheap test before any shape runs: every fast shape has H:MM.
-_TIMEISH = re.compile(r"\d:\d\d")
+_TIMEISH = lazy_compile(r"\d:\d\d")
 #: A clock time standing alone (not "80:443", not a MAC): worth asking dateparser about.
-_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
+_CLOCK = lazy_compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 _MONTH_SHAPES = {"clf", "rfc2822", "monthfirst"}
 #: A character each numeric shape's date part cannot do without (a cheap test before the regex).
 _NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/"}
@@ -210,9 +212,9 @@ def _windows(line: str) -> list[tuple[int, int]]:
         else:
             out.append((lo, hi))
     return out
-_EPOCH = re.compile(r"(?<![\d.])(?P<e>1\d{9}|[2-3]\d{9})(?:\.(?P<frac>\d{1,6}))?(?![\d])")
+_EPOCH = lazy_compile(r"(?<![\d.])(?P<e>1\d{9}|[2-3]\d{9})(?:\.(?P<frac>\d{1,6}))?(?![\d])")
 #: Epoch seconds count only where the text marks them as a time (or in a table's time column).
-_EPOCH_LABEL = re.compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
+_EPOCH_LABEL = lazy_compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
 #: Years a log stamp can have; anything else is a placeholder or noise.
 YEAR_MIN, YEAR_MAX = 1970, 2100
@@ -469,18 +471,18 @@ _ZONE_WORD = (r"(?P<z>[A-Z][a-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?|(?:UTC|GMT)\s?[+-]\
 _PAREN_OFFSET = r"(?:\s*\(\s*(?P<z2>(?:UTC|GMT)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2})\s*\))?"
 _STATED = [
     # "Time Zone: EST (UTC-5)", "Timezone: UTC", "time zone of -0700", "timezone = Europe/Berlin"
-    re.compile(r"\btime\s?-?zone\b(?:\s+(?:is|of|used))?\s*[:=]?\s*(?:is\s+)?" + _ZONE_WORD + _PAREN_OFFSET,
+    lazy_compile(r"\btime\s?-?zone\b(?:\s+(?:is|of|used))?\s*[:=]?\s*(?:is\s+)?" + _ZONE_WORD + _PAREN_OFFSET,
                re.I),
     # "All times are UTC", "times are in CET", "timestamps are given in Europe/Berlin", "times shown in GMT-3"
-    re.compile(r"\b(?:all\s+)?(?:times?|timestamps?|dates?)(?:\s+(?:are|is|were))?(?:\s+(?:shown|given|listed|"
+    lazy_compile(r"\b(?:all\s+)?(?:times?|timestamps?|dates?)(?:\s+(?:are|is|were))?(?:\s+(?:shown|given|listed|"
                r"reported|displayed|expressed))?\s+(?:in|as)\s+(?:the\s+)?" + _ZONE_WORD + _PAREN_OFFSET, re.I),
-    re.compile(r"\b(?:all\s+times?(?:\s+(?:are|is))?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD
+    lazy_compile(r"\b(?:all\s+times?(?:\s+(?:are|is))?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD
                + _PAREN_OFFSET, re.I),
     # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own:
     # _paren_alone() checks that; a pattern starting with "(" lets re skip ahead fast)
-    re.compile(r"\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
+    lazy_compile(r"\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
     # "GMT-3" in prose
-    re.compile(r"(?<![\d:\w])\s?(?P<z>(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?)\b"),
+    lazy_compile(r"(?<![\d:\w])\s?(?P<z>(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?)\b"),
 ]
 _STATED_CHARS = 64 * 1024
 #: Words a line must contain for each pattern to be worth running.

@@ -52,3 +52,20 @@ def test_stage_forms_and_order(tmp_path):
 def test_missing_file():
     with pytest.raises(ConfigError, match="no such file"):
         load("/nonexistent/abuso.yaml")
+
+
+def test_parsed_config_cache_sees_every_edit(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ABUSO_NO_CACHE", raising=False)
+    p = write(tmp_path, "parsers: [log]\n")
+    assert [s.name for s in load(p).parsers] == ["log"]
+    assert list((tmp_path / "cache" / "abuso").glob("config-*.json"))
+    assert [s.name for s in load(p).parsers] == ["log"]  # from the cache
+    p.write_text("parsers: [arf]\n")  # same size, new content
+    assert [s.name for s in load(p).parsers] == ["arf"]
+    p.write_text("parsers: [arf]\nfilters:\n  ip: {within: [bad]}\n")
+    with pytest.raises(ConfigError) as e:  # errors keep their line numbers when cached, too
+        load(p)
+    with pytest.raises(ConfigError) as again:
+        load(p)
+    assert e.value.line == again.value.line == 3

@@ -478,14 +478,16 @@ def test_parallel_deliveries_answer_a_sender_once(server: Recorder, tmp_path: Pa
     """procmail starts one abuso per message, possibly at the same instant: the claim is atomic."""
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    # forkserver, not fork: the SMTP server's thread is running in this process, and a
+    # fork taken while another thread holds a lock can leave the child hung for ever.
+    ctx = multiprocessing.get_context("forkserver")
     n = 4
     with ctx.Manager() as manager:
         barrier = manager.Barrier(n)
         jobs = [(server.port, str(tmp_path / "mailer.sqlite"), f"<par-{i}@victim.example.com>", barrier)
                 for i in range(n)]
         with ctx.Pool(n) as pool:
-            notes = pool.map(_answer_in_child, jobs)
+            notes = pool.map_async(_answer_in_child, jobs).get(timeout=120)
     assert sorted("sent" in note for note in notes) == [False] * (n - 1) + [True]
     assert len(server.messages) == 1
 

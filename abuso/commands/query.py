@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
 
 from ..errors import AbusoError
+from ..lazyre import lazy_compile
 
 EX_USAGE = 64
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_RELATIVE = lazy_compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 COLUMNS = ("time", "ip", "port", "type", "customer", "user", "parser", "file")
 

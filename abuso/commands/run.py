@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -47,37 +46,7 @@ def explain(**kw: Any) -> None:
     _run(fmt="text", explain=True, **kw)
 
 
-def _run(*, config_path: str | None, fmt: str, explain: bool, jobs: int, files_from: str | None, mark: bool,
-         watch: bool, progress: bool | None, paths: tuple[str, ...]) -> None:
-    from ..config import load
-    from ..runner import Runner, cpu_count
+def _run(**kw: Any) -> None:
+    from ..runner import execute
 
-    config = load(config_path) if config_path else load(None)
-    reader = _reader(config, paths, files_from, mark, watch)
-    if jobs <= 0:
-        jobs = cpu_count()
-    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress).run()
-    sys.stdout.flush()
-    if summary.total > 1 or paths or files_from:
-        click.echo(f"abuso: {summary.total} messages, {summary.valid} valid, {summary.incidents} incidents, "
-                   f"{summary.quarantined} quarantined, {summary.transient} to retry", err=True)
-    raise click.exceptions.Exit(summary.status)
-
-
-def _reader(config: Any, paths: tuple[str, ...], files_from: str | None, mark: bool, watch: bool) -> Any:
-    from .. import registry
-
-    if paths or files_from:
-        from ..readers.paths import PathsReader
-
-        return PathsReader({"paths": list(paths), "files_from": files_from, "mark": mark})
-    if config.reader is not None:
-        options = dict(config.reader.options)
-        if watch:
-            options["watch"] = True
-        return registry.load("readers", config.reader.name)(options)
-    if watch:
-        raise click.UsageError("--watch needs a mailbox reader (reader: imap or pop3) in the config")
-    from ..readers.stdin import StdinReader
-
-    return StdinReader()
+    raise click.exceptions.Exit(execute(**kw))

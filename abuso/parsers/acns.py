@@ -18,6 +18,7 @@ from ipaddress import ip_address
 from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
+from ..lazyre import lazy_compile
 from ..model import Incident, merge_duplicates
 from ..timestamps import zone_offset
 from .base import Parser
@@ -27,13 +28,13 @@ MAX_XML_BYTES = 1024 * 1024
 #: At most this many notices are read from one message.
 MAX_NOTICES = 200
 
-_START = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?Infringement\b")
-_END = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?Infringement\s*>")
-_FORBIDDEN = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.I)
+_START = lazy_compile(r"<(?:[A-Za-z_][\w.-]*:)?Infringement\b")
+_END = lazy_compile(r"</(?:[A-Za-z_][\w.-]*:)?Infringement\s*>")
+_FORBIDDEN = lazy_compile(r"<!(?:DOCTYPE|ENTITY)", re.I)
 _XML_NAMES = (".xml",)
 _XML_TYPES = ("application/xml", "text/xml", "application/acns+xml")
-_ENTITY_REF = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[A-Za-z_][\w.-]*;")
-_HTML_BREAKS = re.compile(r"<(?:br|p|/p|div|/div|wbr)\b[^>]*>", re.I)
+_ENTITY_REF = lazy_compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[A-Za-z_][\w.-]*;")
+_HTML_BREAKS = lazy_compile(r"<(?:br|p|/p|div|/div|wbr)\b[^>]*>", re.I)
 
 
 def _local(tag: str) -> str:

@@ -20,6 +20,7 @@ from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
+from ..lazyre import lazy_compile
 from ..model import Incident, Verdict
 from .base import Parser
 
@@ -54,13 +55,13 @@ MAX_HEADER_BYTES = 64 * 1024
 #: At most this much of a feedback part is read as fields.
 MAX_FIELDS_CHARS = 64 * 1024
 
-_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,59}$")
-_MAIL_HEADER_RX = re.compile(r"^(?:content-type|mime-version|received|message-id)[ \t]*:", re.I | re.M)
-_FIELD_RX = re.compile(r"^feedback-type[ \t]*:", re.I | re.M)
+_FIELD_NAME = lazy_compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,59}$")
+_MAIL_HEADER_RX = lazy_compile(r"^(?:content-type|mime-version|received|message-id)[ \t]*:", re.I | re.M)
+_FIELD_RX = lazy_compile(r"^feedback-type[ \t]*:", re.I | re.M)
 _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
                    "message/global-headers")
-_HAS_ZONE = re.compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([^)]*\))?\s*$", re.I)
-_ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
+_HAS_ZONE = lazy_compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([^)]*\))?\s*$", re.I)
+_ISO = lazy_compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
 
 
 def header_section(raw: bytes) -> bytes:

@@ -24,6 +24,7 @@ from socket import AF_INET, inet_pton
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..lazyre import lazy_compile
 from ..model import Incident, merge_duplicates
 from ..taxonomy import normalize_type, type_from_text
 from ..timestamps import zone_offset
@@ -89,12 +90,12 @@ SHADOWSERVER_REPORTS: tuple[tuple[str, str], ...] = (
     ("blocklist", "blacklist"),
 )
 
-_SS_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)-", re.I)
-_SS_SUBJECT = re.compile(r"\bShadowserver\s+([A-Za-z0-9_]+)", re.I)
-_COLUMN = re.compile(r"[^a-z0-9]+")
-_UTC_SUFFIX = re.compile(r"_(?:utc|gmt)$")
-_TRAILING_ZONE = re.compile(r"^(.*?\d)\s*\(?\s*([A-Z]{1,5}|(?:UTC|GMT)?[+-]\d{1,2}(?::?\d{2})?)\)?$")
-_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_SS_FILE = lazy_compile(r"^(\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)-", re.I)
+_SS_SUBJECT = lazy_compile(r"\bShadowserver\s+([A-Za-z0-9_]+)", re.I)
+_COLUMN = lazy_compile(r"[^a-z0-9]+")
+_UTC_SUFFIX = lazy_compile(r"_(?:utc|gmt)$")
+_TRAILING_ZONE = lazy_compile(r"^(.*?\d)\s*\(?\s*([A-Z]{1,5}|(?:UTC|GMT)?[+-]\d{1,2}(?::?\d{2})?)\)?$")
+_SLASHED = lazy_compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y %H:%M:%S",
             "%b %d %Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%dT%H%M%S", "%Y%m%d%H%M%S")
 
@@ -556,7 +557,7 @@ def _header_and_body(text: str) -> tuple[list[str], str, io.StringIO] | None:
     return None
 
 
-_DEFANG = re.compile(r"\[\.\]|\(\.\)")
+_DEFANG = lazy_compile(r"\[\.\]|\(\.\)")
 
 
 def _ip(cell: str) -> Any:

@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
 from ..errors import ConfigError
+from ..lazyre import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..taxonomy import KEYWORD_RULES, type_from_text
 from ..timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone, zone_tzinfo
@@ -70,7 +71,7 @@ _PRIORITY = {name: i for i, (name, _) in enumerate(KEYWORD_RULES)}
 # "Destination IP:" ends in "IP:" too.
 # Deliberately absent: "server", "resolver", "DNS" - in a report, "your server 1.2.3.4" and "open
 # resolver 1.2.3.4" are the accused; the reporter's own say "our".
-_VICTIM_BEFORE = re.compile(
+_VICTIM_BEFORE = lazy_compile(
     r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
     r"|\bziel(?:-?ip)?|\bcible|\bdestino|\b(?:unser\w*|notre|nos|nuestros?)\b[\w\s-]{0,20}"
     r"|\b(?:attacks?|attacked|scans?|scanned|probes?|probing|logins?|connections?|traffic|requests?|hits?)\s+on"
@@ -79,46 +80,47 @@ _VICTIM_BEFORE = re.compile(
     r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
     r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: Labels that name the accused; they outweigh a victim label the same address got elsewhere.
-_SOURCE_BEFORE = re.compile(
+_SOURCE_BEFORE = lazy_compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
     r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied"
     r"|\bquell(?:e|-?ip)?|\bangreifer|\battaquant|\borigen|\batacante)"
     r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
-_STRONG_SOURCE = re.compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
+_STRONG_SOURCE = lazy_compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
                             r"|\boffending\s+ip|\boffender|\bquell-?ip|\bangreifer)\s*[:=(\[]\s*\(?$", re.I)
 #: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
-_LINE_NOT_SOURCE = re.compile(
+_LINE_NOT_SOURCE = lazy_compile(
     r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
     r"|contact|abuse\s+contact|name\s?servers?|n?server|ns\d?|inetnum|inet6num|netrange|cidr|route6?|network"
     r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
-_LINE_RANGE = re.compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
+_LINE_RANGE = lazy_compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
                          re.I)
 #: Words right after an address that make it the reporter's: "192.0.2.9 (our honeypot)".
-_VICTIM_AFTER = re.compile(r"\s*[(\[]\s*(?:our|my|unser\w*|notre|the victim|victim|target|honeypot|sensor"
+_VICTIM_AFTER = lazy_compile(r"\s*[(\[]\s*(?:our|my|unser\w*|notre|the victim|victim|target|honeypot|sensor"
                            r"|reporter)\b", re.I)
-_RECEIVED = re.compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
-_BY = re.compile(r"\bby\b", re.I)
+_RECEIVED = lazy_compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
+_BY = lazy_compile(r"\bby\b", re.I)
 #: "3  ge-6-20.car1.Zurich1.Level3.net (213.242.67.105)  1.2 ms": a traceroute hop is a router on the way.
-_HOP = re.compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+\s*ms|\*|!\w))*\s*$")
-_CIDR_AFTER = re.compile(r"/(\d{1,3})(?!\d)")
+_HOP = lazy_compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+\s*ms|\*|!\w))*\s*$")
+_CIDR_AFTER = lazy_compile(r"/(\d{1,3})(?!\d)")
 #: A record's heading field ("Date: ...", "TimeCreated: ...", "Event time = ..."): its stamp dates the record.
-_HEADING = re.compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when|datum|zeit|heure"
+_HEADING = lazy_compile(r"^\s*(?:[-*]\s*)?[\w ]{0,24}\b(?:date|time|timestamp|logged|created|when|datum|zeit|heure"
                       r"|fecha|hora)\w*\s*[:=]", re.I)
-_DIGIT = re.compile(r"\d")
+_DIGIT = lazy_compile(r"\d")
 #: "22/11/2026": a slash date whose first number cannot be a month, so the block writes day first.
-_DAY_FIRST = re.compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
+_DAY_FIRST = lazy_compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
 #: The source port written apart from the address: iptables SPT=, Check Point s_port:, sport=.
-_SPT = re.compile(r"\b(?:SPT|s_port|sport|src_?port)\s*[=:]\s*(\d{1,5})\b", re.I)
-_TIMEISH = re.compile(r"\d:\d\d")
-_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
+_SPT = lazy_compile(r"\b(?:SPT|s_port|sport|src_?port)\s*[=:]\s*(\d{1,5})\b", re.I)
+_TIMEISH = lazy_compile(r"\d:\d\d")
+_CLOCK = lazy_compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 
 # Table header cells.
-_COL_TIME = re.compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
-_COL_VICTIM = re.compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local|^s-ip$|^server", re.I)
-_COL_SOURCE = re.compile(r"source|\bsrc|attacker|offend|origin|remote|client|^c-ip$|^(?:ip|ip[ _-]?addr(?:ess)?|address"
+_COL_TIME = lazy_compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
+_COL_VICTIM = lazy_compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local|^s-ip$|^server", re.I)
+_COL_SOURCE = lazy_compile(r"source|\bsrc|attacker|offend|origin|remote|client|^c-ip$|"
+                           r"^(?:ip|ip[ _-]?addr(?:ess)?|address"
                          r"|host|from|ipv[46]|addr)$", re.I)
-_COL_PORT = re.compile(r"port", re.I)
+_COL_PORT = lazy_compile(r"port", re.I)
 _SEPARATORS = ("\t", ";", "|", ",")
 
 
@@ -150,8 +152,8 @@ class _Table:
     utc: bool = False
 
 
-_HEADER_FIELD = re.compile(r"^(?:Return-Path: +)?[A-Za-z][\w-]{0,40}:[ \t]")
-_TRANSPORT = re.compile(r"^(?:Return-Path: +)?(?:Received|Return-Path|Delivered-To|Message-ID|X-Received|"
+_HEADER_FIELD = lazy_compile(r"^(?:Return-Path: +)?[A-Za-z][\w-]{0,40}:[ \t]")
+_TRANSPORT = lazy_compile(r"^(?:Return-Path: +)?(?:Received|Return-Path|Delivered-To|Message-ID|X-Received|"
                         r"ARC-[\w-]+|DKIM-Signature|Authentication-Results):", re.I)
 
 
@@ -205,7 +207,7 @@ class _LineTypes:
         return _best([self[j] for j in range(max(0, i - WINDOW), min(len(self.lines), i + WINDOW + 1))])
 
 
-_WORD = re.compile(r"[^\W\d_]{3,}")
+_WORD = lazy_compile(r"[^\W\d_]{3,}")
 
 
 def _mask(line: str, found: list[Any]) -> str:
@@ -337,15 +339,15 @@ class LogParser(Parser):
 #: Section headings whose words mean something else than the keyword rules say (Project Honey
 #: Pot: "dictionary attacks" are spam to guessed mailboxes; harvesters crawl for addresses).
 _SECTIONS = [
-    (re.compile(r"\bharvest", re.I), "scanner"),
-    (re.compile(r"\bdictionary attack|\bcomment spam|\bemail spam", re.I), "spam"),
-    (re.compile(r"\bpotentially suspicious|\bother suspicious", re.I), "undetermined"),
+    (lazy_compile(r"\bharvest", re.I), "scanner"),
+    (lazy_compile(r"\bdictionary attack|\bcomment spam|\bemail spam", re.I), "spam"),
+    (lazy_compile(r"\bpotentially suspicious|\bother suspicious", re.I), "undetermined"),
 ]
-_RULE = re.compile(r"^\s*[-=_*+]{5,}\s*$")
+_RULE = lazy_compile(r"^\s*[-=_*+]{5,}\s*$")
 #: Google Safe Browsing notifications: <list type="0"> compromised sites, type 1 phishing (AbuseIO's reading).
-_SB_LIST = re.compile(r'^\s*<list type="(\d)">')
+_SB_LIST = lazy_compile(r'^\s*<list type="(\d)">')
 _SB_TYPES = {"0": "system-compromise", "1": "phishing"}
-_QUOTED_SUBJECT = re.compile(r"\bsubject:", re.I)
+_QUOTED_SUBJECT = lazy_compile(r"\bsubject:", re.I)
 
 
 def _section_type(heading: str) -> str | None:

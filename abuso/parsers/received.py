@@ -68,6 +68,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from ..lazyre import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
 from .base import Parser
@@ -117,20 +118,20 @@ class Hop:
 
 _IPV4 = r"(?<![\w.:-])(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\w)"
 _IPV6 = r"(?<![\w.:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?:%\w+)?"
-_BRACKET = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%\w+)?)\]", re.I)
-_BARE = re.compile(rf"{_IPV4}|{_IPV6}")
-_V4_PORT = re.compile(r"(?<=\d):\d{1,5}$")
-_HELO = re.compile(r"(?:\bhelo=|(?<=\()\s*(?:helo|ehlo)\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
-_ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
-_DATE_TAIL = re.compile(
+_BRACKET = lazy_compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+(?:%\w+)?)\]", re.I)
+_BARE = lazy_compile(rf"{_IPV4}|{_IPV6}")
+_V4_PORT = lazy_compile(r"(?<=\d):\d{1,5}$")
+_HELO = lazy_compile(r"(?:\bhelo=|(?<=\()\s*(?:helo|ehlo)\s+)(\[[^\]]*\]|[^\s)]+)", re.I)
+_ZONE_IN_DATE = lazy_compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
+_DATE_TAIL = lazy_compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?"
     r"(?:\s*(?:[+-]\d{4}|[A-Z]{1,5}))?(?:\s*\([^)]*\))?\s*$"
 )
-_RETRIEVAL = re.compile(r"\bwith\s+(?:POP3?|IMAP4?|E?TRN)\b|\bfetchmail\b", re.I)
+_RETRIEVAL = lazy_compile(r"\bwith\s+(?:POP3?|IMAP4?|E?TRN)\b|\bfetchmail\b", re.I)
 _NOT_A_NAME = {"unknown", "may", "localhost"}
 
 
-_ADDRESS_LIKE = re.compile(r"[0-9A-Fa-f:.]*(?:\d\.\d|:)[0-9A-Fa-f:.]*(?:%\w+)?\Z")
+_ADDRESS_LIKE = lazy_compile(r"[0-9A-Fa-f:.]*(?:\d\.\d|:)[0-9A-Fa-f:.]*(?:%\w+)?\Z")
 
 
 def _address(text: str) -> IPAddress | None:
@@ -153,7 +154,7 @@ MAX_HEAD, MAX_DATE = 2048, 256
 MAX_HOPS = 100
 #: At most this many carried messages / pasted chains are read per report.
 MAX_CHAINS = 50
-_DOMAIN = re.compile(r"^\.?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
+_DOMAIN = lazy_compile(r"^\.?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
 
 
 def _clauses(text: str) -> dict[str, str]:
@@ -246,7 +247,7 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                         "dec"), 1)}
-_FAST_DATE = re.compile(r"(?:[A-Za-z]{3},?\s+)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
+_FAST_DATE = lazy_compile(r"(?:[A-Za-z]{3},?\s+)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
                         r"\s+([+-])(\d{2})(\d{2})(?:\s+\([^)]*\)?)?\s*\Z")
 
 
@@ -388,7 +389,7 @@ def entry_hop(headers: Sequence[str | Received], trusted: Iterable[str] | _Trust
     return _hop(*last) if last else None
 
 
-_SERVER_LABEL = re.compile(r"^(?=.*\d)[a-z0-9-]{8,}$")
+_SERVER_LABEL = lazy_compile(r"^(?=.*\d)[a-z0-9-]{8,}$")
 
 
 def _same_machine(a: str, b: str) -> bool:
@@ -467,7 +468,7 @@ def _intranet_host(host: str | None) -> bool:
     return "." in h and (tld in _INTERNAL_TLDS or not tld.isalpha())
 
 
-_LOCAL_SUBMIT = re.compile(r"\bfrom userid\b|\binvoked by uid\b|\bwith local\b|/Submit\)", re.I)
+_LOCAL_SUBMIT = lazy_compile(r"\bfrom userid\b|\binvoked by uid\b|\bwith local\b|/Submit\)", re.I)
 
 
 def _resubmitted(hops: Sequence[Received]) -> int:
@@ -505,8 +506,8 @@ def source_of(msg: _StdMessage, trusted: Iterable[str] = (), default_zone: Any =
 
 # --- chains pasted into text ----------------------------------------------------
 
-_RECEIVED_LINE = re.compile(r"Received:[ \t]*", re.I)
-_OTHER_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,40}:")
+_RECEIVED_LINE = lazy_compile(r"Received:[ \t]*", re.I)
+_OTHER_HEADER = lazy_compile(r"[A-Za-z][A-Za-z0-9-]{0,40}:")
 
 
 def chains_in_text(text: str) -> Iterator[list[str]]:

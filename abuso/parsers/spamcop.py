@@ -36,6 +36,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
+from ..lazyre import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
 from .base import Parser
@@ -43,21 +44,23 @@ from .base import Parser
 _ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
 _ADDR = r"\[?(?:IPv6:)?([0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42})\]?"
 
-_BANNER = re.compile(r"^[ \t]*(?:\[[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*\]|-[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*-)", re.I | re.M)
-_TRACKING = re.compile(r"\bspamcop\.net/(?:w3m|sc|mcgi|w\.pl|w)\?", re.I)
-_SUBJECT_TAG = re.compile(r"\[SpamCop \(" + _ADDR + r"\) id:\s*\d+\s*\]", re.I)
-_ANY_SUBJECT_TAG = re.compile(r"\[SpamCop \([^)]*\) id:\s*\d+\s*\]", re.I)
-_EMAIL_FROM = re.compile(r"^[ \t]*Email from[ \t]+" + _ADDR + r"[ \t]*/[ \t]*(.*)$", re.I | re.M)
-_SITE_HEAD = re.compile(r"^[ \t]*Spamvertised (?:web )?site:?[ \t]*(\S*)", re.I | re.M)
-_SITE_IS = re.compile(r"^[ \t]*(\S+)[ \t]+(?:is|resolves to)[ \t]+(" + _ADDR_NC + r"(?:[ \t]*,[ \t]*" + _ADDR_NC
+_BANNER = lazy_compile(r"^[ \t]*(?:\[[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*\]|-[ \t]*SpamCop[ \t]+V[\d.]+[ \t]*-)",
+                       re.I | re.M)
+_TRACKING = lazy_compile(r"\bspamcop\.net/(?:w3m|sc|mcgi|w\.pl|w)\?", re.I)
+_SUBJECT_TAG = lazy_compile(r"\[SpamCop \(" + _ADDR + r"\) id:\s*\d+\s*\]", re.I)
+_ANY_SUBJECT_TAG = lazy_compile(r"\[SpamCop \([^)]*\) id:\s*\d+\s*\]", re.I)
+_EMAIL_FROM = lazy_compile(r"^[ \t]*Email from[ \t]+" + _ADDR + r"[ \t]*/[ \t]*(.*)$", re.I | re.M)
+_SITE_HEAD = lazy_compile(r"^[ \t]*Spamvertised (?:web )?site:?[ \t]*(\S*)", re.I | re.M)
+_SITE_IS = lazy_compile(r"^[ \t]*(\S+)[ \t]+(?:is|resolves to)[ \t]+(" + _ADDR_NC + r"(?:[ \t]*,[ \t]*" + _ADDR_NC
                       + r")*)[ \t]*(?:;[ \t]*(.*?))?[ \t]*$", re.I | re.M)
-_OPEN_PROXY = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+is (?:an? )?open proxy", re.I | re.M)
-_OFFENDING = re.compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending message:|=+[ \t]*BEGIN FORWARDED "
+_OPEN_PROXY = lazy_compile(r"^[ \t]*" + _ADDR + r"[ \t]+is (?:an? )?open proxy", re.I | re.M)
+_OFFENDING = lazy_compile(r"^[ \t]*(?:\[[ \t]*Offending message[ \t]*\]|Offending message:|=+[ \t]*BEGIN FORWARDED "
                         r"MESSAGE[ \t]*=+)[ \t]*$", re.I | re.M)
-_HAS_TIME = re.compile(r"\d:\d\d")
-_ZONE_IN_DATE = re.compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
-_SUMMARY_HEAD = re.compile(r"^[ \t]*IP_Address[ \t]+Start/Length[ \t]+Trap[ \t]+User[ \t]+Mole[ \t]+Simp", re.I | re.M)
-_SUMMARY_ROW = re.compile(r"^[ \t]*" + _ADDR + r"[ \t]+([A-Z][a-z]{2})[ \t]+(\d{1,2})[ \t]+(\d{1,2})h/(\d+)"
+_HAS_TIME = lazy_compile(r"\d:\d\d")
+_ZONE_IN_DATE = lazy_compile(r"[+-]\d{4}\b|\b(?:UT|UTC|GMT|Z|[ECMP][SD]T)\b")
+_SUMMARY_HEAD = lazy_compile(r"^[ \t]*IP_Address[ \t]+Start/Length[ \t]+Trap[ \t]+User[ \t]+Mole[ \t]+Simp",
+                             re.I | re.M)
+_SUMMARY_ROW = lazy_compile(r"^[ \t]*" + _ADDR + r"[ \t]+([A-Z][a-z]{2})[ \t]+(\d{1,2})[ \t]+(\d{1,2})h/(\d+)"
                           r"[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)(?:[ \t]+(\S.*))?$", re.M)
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                         "dec"), 1)}

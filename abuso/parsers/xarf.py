@@ -24,6 +24,7 @@ import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from ..lazyre import lazy_compile
 from ..model import Incident, Verdict
 from ..normalize import split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
@@ -72,19 +73,19 @@ _SOURCE_PORT_KEYS = ("sourceport", "srcport")
 
 _IPV4 = r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
 _IPV6_BRACKET = r"\[(?:IPv6:)?([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})\]"
-_ADDR_RX = re.compile(rf"({_IPV4})|{_IPV6_BRACKET}")
-_URL_THEN_ADDR = re.compile(rf"\b(?:https?|ftp)://\S+\s+\[(?:({_IPV4})|([0-9A-Fa-f:]+:[0-9A-Fa-f:]*))\]")
-_IP_PHRASE = re.compile(rf"\bIP(?:[- ]?address)?\s*:?\s+({_IPV4})", re.I)
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_ADDR_RX = lazy_compile(rf"({_IPV4})|{_IPV6_BRACKET}")
+_URL_THEN_ADDR = lazy_compile(rf"\b(?:https?|ftp)://\S+\s+\[(?:({_IPV4})|([0-9A-Fa-f:]+:[0-9A-Fa-f:]*))\]")
+_IP_PHRASE = lazy_compile(rf"\bIP(?:[- ]?address)?\s*:?\s+({_IPV4})", re.I)
+_CAMEL = lazy_compile(r"(?<=[a-z0-9])(?=[A-Z])")
 #: An unnamed text part of a marked mail is the report when it starts with
 #: "---" or with Key: value lines that include one of the X-ARF key fields
 #: (pyxarf and SSHCure send it without a file name).
-_KEY_LINES = re.compile(r"\A\s*(?:---[ \t]*\n|(?:[A-Za-z][\w-]*:[^\n]*\n)*?(?:Source|Report-Type|Category):)", re.I)
+_KEY_LINES = lazy_compile(r"\A\s*(?:---[ \t]*\n|(?:[A-Za-z][\w-]*:[^\n]*\n)*?(?:Source|Report-Type|Category):)", re.I)
 SNIFF_CHARS = 4096
 MAX_HEADER_BYTES = 64 * 1024
-_MARK_B = re.compile(rb"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
-_MARK_S = re.compile(r"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
-_JSON_HINT = re.compile(r'"(?:xarf_version|source_identifier|SourceIp|ReportType|Report-Type|Source)"', re.I)
+_MARK_B = lazy_compile(rb"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
+_MARK_S = lazy_compile(r"^(?:x-x?arf|open-arf)[ \t]*:", re.I | re.M)
+_JSON_HINT = lazy_compile(r'"(?:xarf_version|source_identifier|SourceIp|ReportType|Report-Type|Source)"', re.I)
 
 
 def _norm_key(key: Any) -> str:
@@ -200,7 +201,7 @@ class _NoTimestampLoader:
 #: A line of a flat X-ARF 0.2 report: "---", "Key: plain value", or blank. A
 #: value that starts like YAML syntax (quotes, [ { & * ! | > % @ `) or holds a
 #: " #" comment needs the real parser.
-_FLAT_LINE = re.compile(r"(?:---|\.\.\.|[A-Za-z][\w.-]*:(?:[ \t]+(?![ \t])[^'\"\[\]{}&*!|>%@`#][^#]*)?|)[ \t]*\r?")
+_FLAT_LINE = lazy_compile(r"(?:---|\.\.\.|[A-Za-z][\w.-]*:(?:[ \t]+(?![ \t])[^'\"\[\]{}&*!|>%@`#][^#]*)?|)[ \t]*\r?")
 
 
 def flat_fields(text: str) -> dict[str, str] | None:

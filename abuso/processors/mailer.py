@@ -58,6 +58,7 @@ from typing import Any, Mapping
 
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
+from ..lazyre import lazy_compile
 from ..model import Report
 from .base import Processor
 
@@ -73,13 +74,13 @@ OPTIONS = {
 }
 
 #: Local parts of robots and lists (RFC 3834 section 2): checked in Return-Path, Sender, From, Reply-To.
-_ROBOT = re.compile(r"^(?:mailer-?daemon|mail-daemon|postmaster|listserv|majordomo|owner-.*|.*-owner|.*-request)$",
+_ROBOT = lazy_compile(r"^(?:mailer-?daemon|mail-daemon|postmaster|listserv|majordomo|owner-.*|.*-owner|.*-request)$",
                     re.I)
 #: Addresses nobody reads: never answered, but fine as an envelope sender (mailing services use them).
-_NOREPLY = re.compile(r"^(?:no-?reply|do-?not-?reply|bounces?|.*-bounces?)(?:[+-].*)?$", re.I)
-_MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_NOREPLY = lazy_compile(r"^(?:no-?reply|do-?not-?reply|bounces?|.*-bounces?)(?:[+-].*)?$", re.I)
+_MSGID = lazy_compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
+_CONTROL = lazy_compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_ADDRESS = lazy_compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 #: Headers that mark automatic mail besides Auto-Submitted (vacation programs in the wild).
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Reply")
 #: State rows are kept at least this long: MTAs retry deferred mail for about five days.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -28,11 +27,12 @@ from time import monotonic as time_monotonic
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..lazyre import lazy_compile
 from ..model import Report
 from .base import Processor
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
-_COMMENT = re.compile(r"(?:^|\s)#.*$")
+_KEY = lazy_compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+_COMMENT = lazy_compile(r"(?:^|\s)#.*$")
 _CACHE: dict[tuple[str, str], NetworkTable] = {}
 MAX_REASONS = 10
 

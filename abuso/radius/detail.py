@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
 
+from ..lazyre import lazy_compile
+
 START, STOP, INTERIM, ACCT_ON, ACCT_OFF = 1, 2, 3, 7, 8
 _STATUS = {b"start": START, b"1": START, b"stop": STOP, b"2": STOP, b"interim-update": INTERIM,
            b"alive": INTERIM, b"3": INTERIM, b"accounting-on": ACCT_ON, b"7": ACCT_ON,
@@ -29,10 +31,10 @@ MAX_SKEW = 86400.0
 MIN_PREFIX = {4: 16, 6: 32}
 
 # One record: a non-indented first line, then indented lines. Blank lines separate records.
-_RECORD = re.compile(rb"^([^ \t\r\n][^\n]*)\n((?:[ \t]+[^ \t\r\n][^\n]*\n)*)", re.M)
-_ATTR = re.compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
-_NAMES = re.compile(rb"[A-Za-z][A-Za-z0-9_.:-]*(?:\n[A-Za-z][A-Za-z0-9_.:-]*)*")
-_DATE = re.compile(rb"(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[ \t]+((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
+_RECORD = lazy_compile(rb"^([^ \t\r\n][^\n]*)\n((?:[ \t]+[^ \t\r\n][^\n]*\n)*)", re.M)
+_ATTR = lazy_compile(rb"^[ \t]+([A-Za-z][A-Za-z0-9_.:-]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
+_NAMES = lazy_compile(rb"[A-Za-z][A-Za-z0-9_.:-]*(?:\n[A-Za-z][A-Za-z0-9_.:-]*)*")
+_DATE = lazy_compile(rb"(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[ \t]+((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
                    rb"[ \t]+(0?[1-9]|[12]\d|3[01])[ \t]+([01]?\d|2[0-3]):([0-5]\d):([0-5]\d|60)[ \t]+(\d{4})[ \t\r]*\Z")
 _MONTHS = {m.encode(): i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
@@ -163,7 +165,7 @@ _NAS_ATTRS = (b"NAS-IP-Address", b"NAS-IPv6-Address", b"NAS-Identifier", b"Packe
 _ZONE_SECONDS: dict[bytes, float | None] = {}
 _DAYS: dict[tuple[int, int, int], int] = {}
 # Event-Timestamp as FreeRADIUS 2/3 print it: "Nov 24 2026 13:05:01 CET" (fraction and zone optional).
-_EVENT_TS = re.compile(rb"((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))\s+(0?[1-9]|[12]\d|3[01])\s+"
+_EVENT_TS = lazy_compile(rb"((?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))\s+(0?[1-9]|[12]\d|3[01])\s+"
                        rb"(19[7-9]\d|2[01]\d\d)\s+([01]?\d|2[0-3]):([0-5]\d):([0-5]\d|60)(?:\.\d+)?(?:\s+(\S+))?\Z")
 
 

@@ -47,6 +47,7 @@ from typing import Any, Iterator, Mapping
 
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
+from ..lazyre import lazy_compile
 from .base import Item, Reader
 from .mailbox_state import ACCOUNT_KEYS, MailboxState, check_account, default_path, read_password, redact, tls_context
 
@@ -59,9 +60,9 @@ KEYS = ACCOUNT_KEYS | {"folder", "done", "failed", "claim", "claim_batch", "clai
 #: System flags and the SEARCH key that finds messages *without* them.
 _UNFLAGGED = {"\\SEEN": "UNSEEN", "\\FLAGGED": "UNFLAGGED", "\\ANSWERED": "UNANSWERED", "\\DRAFT": "UNDRAFT",
               "\\DELETED": "UNDELETED"}
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^>\s]{1,500}>)", re.I | re.M)
-_NEW_MAIL = re.compile(rb"^\* \d+ (?:EXISTS|RECENT)\b", re.I)
-_KEYWORD = re.compile(r"^\$?[A-Za-z0-9_.-]+$")
+_MESSAGE_ID = lazy_compile(rb"^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^>\s]{1,500}>)", re.I | re.M)
+_NEW_MAIL = lazy_compile(rb"^\* \d+ (?:EXISTS|RECENT)\b", re.I)
+_KEYWORD = lazy_compile(r"^\$?[A-Za-z0-9_.-]+$")
 #: Set by a conditional STORE (CONDSTORE, RFC 7162) to claim a message: the server applies one of two racing
 #: STOREs with the same UNCHANGEDSINCE and answers MODIFIED to the other. (Dovecot's MOVE alone is *not* a claim:
 #: on Maildir two sessions racing UID MOVE on one message both get a copy, measured: ~60% of 200 contested.)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from ..lazyre import lazy_compile
 from .base import Item, Reader
 
 #: An mbox "From " separator line: ``From sender@host Sat Nov 22 03:14:07 2026``.
-_FROM_LINE = re.compile(rb"^From \S+ +.*\d{4}\s*$|^From \S+ +\w{3} \w{3} [ \d]\d \d\d:\d\d")
-_HEADER = re.compile(rb"^(?:[A-Za-z][A-Za-z0-9_-]*:|From )")
-_ESCAPED_FROM = re.compile(rb"^>+From ")
+_FROM_LINE = lazy_compile(rb"^From \S+ +.*\d{4}\s*$|^From \S+ +\w{3} \w{3} [ \d]\d \d\d:\d\d")
+_HEADER = lazy_compile(rb"^(?:[A-Za-z][A-Za-z0-9_-]*:|From )")
+_ESCAPED_FROM = lazy_compile(rb"^>+From ")
 
 
 def is_maildir(path: Path) -> bool:

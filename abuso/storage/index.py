@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
 import time as _time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import AbusoError, ConfigError, TransientError
+from ..lazyre import lazy_compile
 
 SCHEMA_VERSION = 1
 
@@ -168,7 +168,7 @@ class _Dialect:
 #: Refused login, unknown role or database: the config is wrong, not the network.
 _PG_CONFIG_ERRORS = {"28P01", "28000", "3D000"}
 #: libpq gives no SQLSTATE for a refused connection: its message is all there is.
-_PG_CONFIG_TEXT = re.compile(r"password authentication failed|no password supplied|"
+_PG_CONFIG_TEXT = lazy_compile(r"password authentication failed|no password supplied|"
                              r'(role|database) "[^"]*" does not exist')
 
 SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
@@ -496,7 +496,7 @@ def _iso(value: str | None) -> str | None:
     return t.isoformat() if t else None
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = lazy_compile("[\ud800-\udfff]")
 
 
 def _clean(value: Any) -> Any:

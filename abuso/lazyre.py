@@ -1,0 +1,40 @@
+"""Regular expressions compiled on first use, not at import.
+
+abuso has ~170 module-level patterns; compiling them all cost ~55 ms of every
+piped message's start-up, though a given report exercises only a few of them.
+After the first call the pattern's bound methods are stored on the instance,
+so later calls cost what a plain compiled pattern's do.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split", "scanner")
+
+
+class LazyPattern:
+    def __init__(self, pattern: str | bytes, flags: int = 0) -> None:
+        self._source = (pattern, flags)
+
+    def compiled(self) -> re.Pattern:
+        rx = re.compile(*self._source)
+        for name in _METHODS:
+            setattr(self, name, getattr(rx, name))
+        self.pattern, self.flags, self.groups, self.groupindex = rx.pattern, rx.flags, rx.groups, rx.groupindex
+        self.compiled = lambda: rx  # type: ignore[method-assign]
+        return rx
+
+    def __getattr__(self, name: str) -> Any:  # only reached before the first compile
+        if name.startswith("__") or name == "_source":
+            raise AttributeError(name)
+        return getattr(self.compiled(), name)
+
+    def __repr__(self) -> str:
+        return f"lazy_compile({self._source[0]!r})"
+
+
+def lazy_compile(pattern: str | bytes, flags: int = 0) -> Any:
+    """Like re.compile, but compiled when first used (typed as Any: duck-typed re.Pattern)."""
+    return LazyPattern(pattern, flags)
