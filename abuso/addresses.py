@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, Union
 
-from .lazyre import lazy_compile
+from .lazy import lazy_compile
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 

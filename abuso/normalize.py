@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import Iterator
 
-from .lazyre import lazy_compile
+from .lazy import lazy_compile
 
 #: A part larger than this is not decoded into text (it still stays in ``raw``).
 MAX_PART_BYTES = 8 * 1024 * 1024

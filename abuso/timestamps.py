@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Union
 
-from .lazyre import lazy_compile
+from .lazy import lazy_compile
 
 #: Abbreviations seen in abuse reports, as fixed offsets in hours.
 ZONE_ABBREVIATIONS: dict[str, float] = {

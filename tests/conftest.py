@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The parsed-config cache must not fill the tester's ~/.cache with temporary configs.
+if "XDG_CACHE_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="abuso-test-cache-")
 SAMPLES = ROOT / "samples"
 #: The public corpus lives beside the project (../shared/corpus); ABUSO_CORPUS overrides.
 CORPUS = Path(os.environ.get("ABUSO_CORPUS", ROOT.parent / "shared" / "corpus"))

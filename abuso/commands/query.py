@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import AbusoError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 
 EX_USAGE = 64
 _RELATIVE = lazy_compile(r"^(\d+)\s*([smhdw])$")

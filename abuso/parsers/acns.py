@@ -10,19 +10,19 @@ bounded.
 
 from __future__ import annotations
 
-import html
 import re
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..timestamps import zone_offset
 from .base import Parser
 
+html = lazy_import('html')
+ET = lazy_import('xml.etree.ElementTree')
 #: One notice larger than this is not parsed (real ones are 2-20 KB).
 MAX_XML_BYTES = 1024 * 1024
 #: At most this many notices are read from one message.

@@ -20,7 +20,7 @@ from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Incident, Verdict
 from .base import Parser
 

@@ -12,11 +12,8 @@ space is the ``ip`` filter's job, not this parser's.
 from __future__ import annotations
 
 import codecs
-import csv
-import gzip
 import io
 import re
-import zipfile
 import zlib
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, ip_address
@@ -24,12 +21,15 @@ from socket import AF_INET, inet_pton
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..taxonomy import normalize_type, type_from_text
 from ..timestamps import zone_offset
 from .base import Parser
 
+zipfile = lazy_import('zipfile')
+gzip = lazy_import('gzip')
+csv = lazy_import('csv')
 #: Defaults for the caps (parser options ``max_rows``, ``max_bytes``, ``max_members``).
 MAX_ROWS = 200_000
 MAX_BYTES = 50 * 1024 * 1024

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
 from ..errors import ConfigError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..taxonomy import KEYWORD_RULES, type_from_text
 from ..timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone, zone_tzinfo

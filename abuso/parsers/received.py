@@ -68,7 +68,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
 from .base import Parser

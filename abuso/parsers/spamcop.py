@@ -36,7 +36,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
 from .base import Parser

@@ -19,18 +19,18 @@ verdict that says so, never an exception.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, Verdict
 from ..normalize import split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import Parser
 
+json = lazy_import('json')
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
 MAX_DOC_BYTES = 512 * 1024
 #: At most this many incidents from one mail.

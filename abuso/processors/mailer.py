@@ -58,7 +58,7 @@ from typing import Any, Mapping
 
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Report
 from .base import Processor
 

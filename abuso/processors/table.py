@@ -27,7 +27,7 @@ from time import monotonic as time_monotonic
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from ..model import Report
 from .base import Processor
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Callable
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 
 START, STOP, INTERIM, ACCT_ON, ACCT_OFF = 1, 2, 3, 7, 8
 _STATUS = {b"start": START, b"1": START, b"stop": STOP, b"2": STOP, b"interim-update": INTERIM,

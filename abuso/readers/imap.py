@@ -47,7 +47,7 @@ from typing import Any, Iterator, Mapping
 
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from .base import Item, Reader
 from .mailbox_state import ACCOUNT_KEYS, MailboxState, check_account, default_path, read_password, redact, tls_context
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 from .base import Item, Reader
 
 #: An mbox "From " separator line: ``From sender@host Sat Nov 22 03:14:07 2026``.

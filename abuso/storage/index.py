@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import AbusoError, ConfigError, TransientError
-from ..lazyre import lazy_compile
+from ..lazy import lazy_compile
 
 SCHEMA_VERSION = 1
 

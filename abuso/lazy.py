@@ -1,4 +1,4 @@
-"""Regular expressions compiled on first use, not at import.
+"""Regular expressions compiled, and modules imported, on first use rather than at import.
 
 abuso has ~170 module-level patterns; compiling them all cost ~55 ms of every
 piped message's start-up, though a given report exercises only a few of them.
@@ -38,3 +38,27 @@ class LazyPattern:
 def lazy_compile(pattern: str | bytes, flags: int = 0) -> Any:
     """Like re.compile, but compiled when first used (typed as Any: duck-typed re.Pattern)."""
     return LazyPattern(pattern, flags)
+
+
+def lazy_import(name: str) -> Any:
+    """A module that is really imported when one of its attributes is first used.
+
+    For a parser's heavy helpers (zipfile, xml.etree, json ...): most reports
+    never reach the code that needs them, and a piped message pays for every
+    import made at start-up.
+    """
+    import importlib.util
+    import sys
+
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
