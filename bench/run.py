@@ -78,6 +78,10 @@ def main() -> None:
     ap.add_argument("-r", type=int, default=20, help="runs of the piped-message measurement")
     ap.add_argument("-c", default=str(ROOT / "etc" / "abuso.yaml"), help="config")
     args = ap.parse_args()
+    # An installed abuso has its bytecode compiled (pip does it); with PYTHONDONTWRITEBYTECODE set,
+    # as on some CI machines, a source checkout would otherwise recompile every module on every run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "abuso")], check=True,
+                   stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="abuso-bench-") as tmp:
         files = build(args.n, Path(tmp))
         listing = Path(tmp) / "list"
