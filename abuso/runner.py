@@ -21,6 +21,8 @@ from .errors import EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, TransientError
 from .readers.base import Item, Reader
 
 OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
+#: Messages per task sent to a worker process.
+CHUNK = 8
 
 
 @dataclass
@@ -85,8 +87,9 @@ def _worker_init(source: Any, fmt: str, explain: bool, timeout: float) -> None:
     _WORKER["timeout"] = timeout
 
 
-def _worker_run(data: bytes, origin: str) -> Outcome:
-    return process_item(_WORKER["pipeline"], _WORKER["render"], data, origin, _WORKER["timeout"])
+def _worker_run_many(batch: list[tuple[bytes, str]]) -> list[Outcome]:
+    return [process_item(_WORKER["pipeline"], _WORKER["render"], data, origin, _WORKER["timeout"])
+            for data, origin in batch]
 
 
 def _build(source: Any, explain: bool, pipeline_cls: Any) -> Any:
@@ -170,23 +173,35 @@ class Runner:
         source = self.config.file or self.config.data
         ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
         window: collections.deque = collections.deque()
-        limit = self.jobs * 8
+        limit = self.jobs * 4  # chunks in flight: bounded memory, both cores busy
+        chunk: list[Item] = []
         with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_worker_init,
                                  initargs=(source, self.fmt, self.explain, self.timeout)) as pool:
+
+            def submit() -> None:
+                window.append((chunk[:], pool.submit(_worker_run_many, [(i.data, i.origin) for i in chunk])))
+                chunk.clear()
+
             for item in self.reader:
-                window.append((item, pool.submit(_worker_run, item.data, item.origin)))
-                while len(window) >= limit:
-                    self._collect(window.popleft())
+                chunk.append(item)
+                # Several messages a task: one pickling round trip per chunk, not per message.
+                if len(chunk) >= CHUNK:
+                    submit()
+                    while len(window) >= limit:
+                        self._collect(window.popleft())
+            if chunk:
+                submit()
             while window:
                 self._collect(window.popleft())
 
-    def _collect(self, entry: tuple[Item, Any]) -> None:
-        item, future = entry
+    def _collect(self, entry: tuple[list[Item], Any]) -> None:
+        items, future = entry
         try:
-            outcome = future.result()
+            outcomes = future.result()
         except Exception as e:  # the worker died (killed, out of memory): retry later
-            outcome = Outcome(item.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}")
-        self._finish(item, outcome)
+            outcomes = [Outcome(i.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}") for i in items]
+        for item, outcome in zip(items, outcomes, strict=True):
+            self._finish(item, outcome)
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
         s = self.summary
