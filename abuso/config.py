@@ -58,6 +58,33 @@ class Config:
         return "\n".join(lines)
 
 
+# --- option checks shared by stages (raise ConfigError naming the key) ----------
+
+
+def check_known(options: Mapping[str, Any], known: set[str] | frozenset[str]) -> None:
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(known))})", key=key)
+
+
+def check_positive_ints(options: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = options.get(key)
+        if key in options and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError("must be a positive whole number", key=key)
+
+
+def check_durations(options: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    from .durations import parse_duration
+
+    for key in keys:
+        if key in options:
+            try:
+                parse_duration(options[key])
+            except ValueError as e:
+                raise ConfigError(str(e), key=key)
+
+
 def _fmt(options: Mapping[str, Any]) -> str:
     hidden = {k: ("***" if "password" in k and "file" not in k else v) for k, v in options.items()}
     return str(hidden) if hidden else "{}"

@@ -82,28 +82,13 @@ class Pipeline:
         """
         report = self.analyse(raw, origin)
         for proc in self.processors:
-            try:
-                proc.process(report)
-            except AbusoError:
-                raise
-            except OSError as e:
-                raise TransientError(f"{proc.name}: {e}")
-            except Exception as e:
-                raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
+            _run_stage(proc, proc.process, report)
         # Second pass, in order, once every processor has enriched the report: the
         # store is listed first yet must index the customers/users added after it.
         for proc in self.processors:
             finish = getattr(proc, "finish", None)  # third-party processors may lack it
-            if finish is None:
-                continue
-            try:
-                finish(report)
-            except AbusoError:
-                raise
-            except OSError as e:
-                raise TransientError(f"{proc.name}: {e}")
-            except Exception as e:
-                raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
+            if finish is not None:
+                _run_stage(proc, finish, report)
         return report
 
     def close(self) -> None:
@@ -118,6 +103,18 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _run_stage(proc: Any, step: Any, report: Report) -> None:
+    """One processor step; failures become TransientError (I/O: retry) or MessageError (quarantine)."""
+    try:
+        step(report)
+    except AbusoError:
+        raise
+    except OSError as e:
+        raise TransientError(f"{proc.name}: {e}")
+    except Exception as e:
+        raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
 
 
 def _parser_defaults(defaults: Mapping[str, Any]) -> dict[str, Any]:

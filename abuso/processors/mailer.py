@@ -56,6 +56,7 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import check_known
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..lazy import lazy_compile
@@ -135,9 +136,7 @@ class MailerProcessor(Processor):
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key in options:
-            if key not in OPTIONS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(OPTIONS))})", key=key)
+        check_known(options, OPTIONS)
         sender = options.get("from")
         if not sender or not isinstance(sender, str):
             raise ConfigError("our own address is required, e.g. abuse@example.net", key="from")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+from ..config import check_known
 from ..errors import ConfigError, TransientError
 from ..model import Report
 from .base import Processor
@@ -64,9 +65,7 @@ class RadiusProcessor(Processor):
         from ..durations import parse_duration
         from ..radius.detail import zone_converter
 
-        for key in options:
-            if key not in OPTIONS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(OPTIONS))})", key=key)
+        check_known(options, OPTIONS)
         if "detail" not in options:
             raise ConfigError("required: where the RADIUS detail logs are", key="detail")
         _sources(options["detail"])

@@ -45,6 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from ..config import check_durations, check_positive_ints
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..lazy import lazy_compile
@@ -226,17 +227,9 @@ class ImapReader(Reader):
                 (isinstance(recover, list) and all(isinstance(w, str) for w in recover))):
             raise ConfigError("true (dead workers of this host), false, all, or a list of worker names",
                               key="recover")
-        for key in ("max_attempts", "claim_batch", "max_bytes", "move_batch"):
-            if key in options and (not isinstance(options[key], int) or isinstance(options[key], bool)
-                                   or options[key] < 1):
-                raise ConfigError("must be a positive whole number", key=key)
+        check_positive_ints(options, ("max_attempts", "claim_batch", "max_bytes", "move_batch"))
         durations = ("poll", "retry", "keep", "timeout", "claim_timeout", "move_delay")
-        for key in durations + (("idle",) if options.get("idle") is not False else ()):
-            if key in options:
-                try:
-                    parse_duration(options[key])
-                except ValueError as e:
-                    raise ConfigError(str(e), key=key)
+        check_durations(options, durations + (("idle",) if options.get("idle") is not False else ()))
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

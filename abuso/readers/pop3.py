@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
+from ..config import check_durations, check_positive_ints
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from .base import Item, Reader
@@ -77,16 +78,8 @@ class Pop3Reader(Reader):
         check_account(options, "pop3")
         if not isinstance(options.get("delete", False), bool):
             raise ConfigError("must be true or false", key="delete")
-        for key in ("max_attempts", "max_bytes"):
-            if key in options and (not isinstance(options[key], int) or isinstance(options[key], bool)
-                                   or options[key] < 1):
-                raise ConfigError("must be a positive whole number", key=key)
-        for key in ("poll", "timeout", "retry"):
-            if key in options:
-                try:
-                    parse_duration(options[key])
-                except ValueError as e:
-                    raise ConfigError(str(e), key=key)
+        check_positive_ints(options, ("max_attempts", "max_bytes"))
+        check_durations(options, ("poll", "timeout", "retry"))
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
