@@ -143,12 +143,13 @@ def load(source: str | Path | Mapping[str, Any] | None) -> Config:
         raise ConfigError("no such file", str(path))
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror or e}", str(path))
-    cached = _cache_get(path, raw)
+    stamp = _stamp(path)
+    cached = _cache_get(path, raw, stamp)
     if cached is not None:
         data, by_path = cached
     else:
         data, by_path = _parse_yaml(path, raw)
-        _cache_put(path, raw, data, by_path)
+        _cache_put(path, raw, stamp, data, by_path)
     return build(data, str(path), path.resolve().parent, by_path)
 
 
@@ -174,48 +175,57 @@ def _parse_yaml(path: Path, raw: bytes) -> tuple[dict[str, Any], dict[str, int]]
 
 # --- parsed-config cache ------------------------------------------------------
 # Importing PyYAML costs ~14 ms of every piped message; the parsed config (plain
-# JSON data and key lines) is kept in the user's cache folder, keyed by the
-# file's path and the SHA-256 of its bytes, so any edit is seen at once.
+# JSON data and key lines) is kept in the user's cache folder. An entry is used
+# only for the same path with the same size, mtime, ctime and inode: any write
+# to the config changes ctime, which users cannot set back.
 
 
 def _cache_file(path: Path) -> Path | None:
-    import hashlib
     import os
+    import zlib
 
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-    return Path(root) / "abuso" / f"config-{key}.json"
+    key = zlib.crc32(str(path.resolve()).encode("utf-8", "surrogateescape"))
+    return Path(root) / "abuso" / f"config-{key:08x}.json"
 
 
-def _cache_get(path: Path, raw: bytes) -> tuple[dict[str, Any], dict[str, int]] | None:
-    import hashlib
+def _stamp(path: Path) -> list[Any] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _cache_get(path: Path, raw: bytes, stamp: list[Any] | None) -> tuple[dict[str, Any], dict[str, int]] | None:
     import json
 
     file = _cache_file(path)
-    if file is None:
+    if file is None or stamp is None:
         return None
     try:
         entry = json.loads(file.read_bytes())
-        if entry.get("sha256") != hashlib.sha256(raw).hexdigest():
+        if entry.get("stamp") != stamp or entry.get("size") != len(raw):
             return None
         return entry["data"], {k: int(v) for k, v in entry["lines"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _cache_put(path: Path, raw: bytes, data: dict[str, Any], by_path: dict[str, int]) -> None:
-    import hashlib
+def _cache_put(path: Path, raw: bytes, stamp: list[Any] | None, data: dict[str, Any],
+               by_path: dict[str, int]) -> None:
     import json
     import os
     import tempfile
 
     file = _cache_file(path)
-    if file is None:
+    # The stamp is taken before reading: if the file changed meanwhile, cache nothing.
+    if file is None or stamp is None or _stamp(path) != stamp or stamp[1] != len(raw):
         return
     try:
-        text = json.dumps({"sha256": hashlib.sha256(raw).hexdigest(), "data": data, "lines": by_path})
+        text = json.dumps({"stamp": stamp, "size": len(raw), "data": data, "lines": by_path})
         if json.loads(text)["data"] != data:  # YAML dates and the like do not survive JSON: do not cache
             return
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
