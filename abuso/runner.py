@@ -23,6 +23,8 @@ from .readers.base import Item, Reader
 OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
 #: Messages per task sent to a worker process.
 CHUNK = 8
+#: How often a batch restarts its worker processes after one died, before it gives up (exit 75).
+MAX_RESTARTS = 20
 
 
 @dataclass
@@ -168,40 +170,90 @@ class Runner:
 
     def _run_parallel(self) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         source = self.config.file or self.config.data
-        ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        self._ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        self._initargs = (source, self.fmt, self.explain, self.timeout)
+        self._restarts = 0
+        self._pool = self._new_pool()
         window: collections.deque = collections.deque()
         limit = self.jobs * 4  # chunks in flight: bounded memory, both cores busy
         chunk: list[Item] = []
-        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(source, self.fmt, self.explain, self.timeout)) as pool:
-
-            def submit() -> None:
-                window.append((chunk[:], pool.submit(_worker_run_many, [(i.data, i.origin) for i in chunk])))
-                chunk.clear()
-
+        try:
             for item in self.reader:
                 chunk.append(item)
                 # Several messages a task: one pickling round trip per chunk, not per message.
                 if len(chunk) >= CHUNK:
-                    submit()
+                    window.append(self._submit(chunk))
+                    chunk = []
                     while len(window) >= limit:
-                        self._collect(window.popleft())
+                        self._collect(window.popleft(), window)
             if chunk:
-                submit()
+                window.append(self._submit(chunk))
             while window:
-                self._collect(window.popleft())
+                self._collect(window.popleft(), window)
+        finally:
+            self._pool.shutdown(cancel_futures=True)
 
-    def _collect(self, entry: tuple[list[Item], Any]) -> None:
+    def _new_pool(self) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(self.jobs, mp_context=self._ctx, initializer=_worker_init,
+                                   initargs=self._initargs)
+
+    def _submit(self, items: list[Item]) -> tuple[list[Item], Any]:
+        try:
+            return items, self._pool.submit(_worker_run_many, [(i.data, i.origin) for i in items])
+        except Exception as e:  # a pool that cannot take work any more (too many restarts)
+            from concurrent.futures import Future
+
+            failed: Future = Future()
+            failed.set_exception(e)
+            return items, failed
+
+    def _restart_pool(self) -> bool:
+        """A worker died (a crash in a library, the OOM killer): start afresh, a bounded number of times."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._restarts += 1
+        if self._restarts > MAX_RESTARTS:
+            return False
+        self._pool = self._new_pool()
+        return True
+
+    def _collect(self, entry: tuple[list[Item], Any], window: collections.deque) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         items, future = entry
         try:
             outcomes = future.result()
-        except Exception as e:  # the worker died (killed, out of memory): retry later
+        except BrokenProcessPool:
+            # Every task in flight died with the pool: find the message that killed it by
+            # processing this chunk one message at a time, then resubmit the others.
+            in_flight = [its for its, _ in window]
+            window.clear()
+            outcomes = self._isolate(items) if self._restart_pool() else [
+                Outcome(i.origin, TRANSIENT, reason="worker processes keep dying; stopped") for i in items]
+            for its in in_flight:
+                window.append(self._submit(its))
+        except Exception as e:
             outcomes = [Outcome(i.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}") for i in items]
         for item, outcome in zip(items, outcomes, strict=True):
             self._finish(item, outcome)
+
+    def _isolate(self, items: list[Item]) -> list[Outcome]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        outcomes = []
+        for item in items:
+            try:
+                outcomes.append(self._pool.submit(_worker_run_many, [(item.data, item.origin)]).result()[0])
+            except BrokenProcessPool:
+                alive = self._restart_pool()
+                outcomes.append(Outcome(item.origin, QUARANTINED if alive else TRANSIENT,
+                                        reason="the worker process died while processing it (crash or killed)"))
+            except Exception as e:
+                outcomes.append(Outcome(item.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}"))
+        return outcomes
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
         s = self.summary

@@ -113,3 +113,37 @@ def test_runaway_parser_is_stopped_by_timeout(tmp_path):
         Pipeline.__init__ = original
     assert summary.quarantined == 2
     assert "longer than 0.2s" in reader.outcomes[0][1]
+
+
+def test_a_message_that_kills_its_worker_is_quarantined_and_the_batch_goes_on(config):
+    """A crash below Python (a C library, the OOM killer) takes the whole worker process with it."""
+    import os
+
+    from abuso.pipeline import Pipeline
+
+    class Killer:
+        name = "killer"
+
+        def parse(self, message):
+            if message.subject == "report 13":
+                os._exit(1)
+            from abuso.model import Verdict
+
+            return Verdict("killer", False, "not the poison")
+
+    original = Pipeline.__init__
+
+    def init(self, cfg):
+        original(self, cfg)
+        self.parsers.append(Killer())
+
+    Pipeline.__init__ = init  # fork: the workers inherit the patched class
+    try:
+        summary, reader, out = run(config, [good(n) for n in range(40)], fmt="json", jobs=2)
+    finally:
+        Pipeline.__init__ = original
+    assert summary.total == 40 and summary.quarantined == 1 and summary.transient == 0
+    assert [o for o in reader.outcomes if o[1]] == [("m13", "the worker process died while processing it "
+                                                           "(crash or killed)")]
+    files = [json.loads(line)["file"] for line in out.splitlines()]
+    assert files == [f"m{n}" for n in range(40) if n != 13]
