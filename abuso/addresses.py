@@ -180,10 +180,10 @@ def is_useful_source(ip: IPAddress) -> bool:
 
     Private addresses stay (the corpus and many internal reports use them);
     unspecified, loopback, multicast, link-local and reserved ones (netmasks
-    such as 255.255.255.0 fall there) never name a machine to act on.
+    such as 255.255.255.0 fall there; so do IPv6 strings like ``::3`` or ``d::``
+    that C++ scopes, hex dumps and random bytes produce) never name a machine.
     """
-    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local
-                or (ip.version == 4 and ip.is_reserved))
+    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local or ip.is_reserved)
 
 
 def source_address(ip: IPAddress) -> IPAddress:

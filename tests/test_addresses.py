@@ -140,3 +140,15 @@ def test_hostile_input_is_linear() -> None:
         start = time.perf_counter()
         find_addresses(blob)
         assert time.perf_counter() - start < 1.0, blob[:10]
+
+
+def test_reserved_ipv6_shapes_from_code_and_binary_are_not_sources():
+    import ipaddress
+
+    from abuso.addresses import is_useful_source
+
+    for text in ("::3", "d::", "std::vector", "100::1"):
+        for found in find_addresses(f"x {text} y"):
+            assert not is_useful_source(found.ip), text
+    assert is_useful_source(ipaddress.ip_address("2001:db8::42"))
+    assert is_useful_source(ipaddress.ip_address("fd00::1"))  # unique-local: an internal report's own space
