@@ -240,30 +240,65 @@ _BLOCK_TAGS = ("p", "div", "tr", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6",
 
 
 def html_to_text(html: str) -> str:
-    """One line per table row, per <br> and per <p>; cells separated by a tab."""
-    from bs4 import BeautifulSoup, Comment  # lazy: costs ~60 ms at import
+    """One line per table row, per <br> and per <p>; cells separated by a tab.
 
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "head"]):
-        if tag.name == "head":
-            title = tag.find("title")
-            tag.replace_with(title.get_text(" ", strip=True) + "\n" if title else "")
-        else:
-            tag.decompose()
-    for c in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        c.extract()
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_after("\t")
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    text = soup.get_text("")
+    Line and cell breaks are marked in the markup before Beautiful Soup parses it,
+    and comments, scripts and styles are cut there too: editing the parsed tree
+    costs time in proportion to its depth per edit, and hostile mail nests
+    tens of thousands of <div>s (quadratic: minutes for one message).
+    """
+    from bs4 import BeautifulSoup  # lazy: costs ~60 ms at import
+
+    title = _TITLE.search(html)
+    html = _HEAD.sub(lambda m: "", html)
+    html = _HIDDEN.sub("", html)
+    html = _CELL_END.sub("\\g<0>\t", html)
+    html = _BR.sub("\n", html)
+    html = _BLOCK.sub("\n\\g<0>\n", html)
+    if _too_deep(html):
+        # Beautiful Soup re-links its tree in time proportional to the depth for every
+        # string it parses: hostile nesting makes that quadratic. Tags are only markers
+        # by now, so dropping them and decoding entities gives the same lines.
+        import html as _html
+
+        text = _html.unescape(_TAGS.sub("", html))
+    else:
+        text = BeautifulSoup(html, "html.parser").get_text("")
+    if title:
+        text = BeautifulSoup(title.group(1), "html.parser").get_text(" ", strip=True) + "\n" + text
     lines = [_CELL_GAP.sub("\t", _SPACES.sub(" ", ln)).strip() for ln in text.splitlines()]
     return "\n".join(ln for ln in lines if ln)
 
 
+#: Beyond this nesting depth (or this many tags), HTML is not given to Beautiful Soup.
+MAX_HTML_DEPTH = 256
+MAX_HTML_TAGS = 50_000
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def _too_deep(html: str) -> bool:
+    depth = tags = 0
+    for m in _TAG_TOKEN.finditer(html):
+        tags += 1
+        name = m.group(2).lower()
+        if m.group(1):
+            depth = max(depth - 1, 0)
+        elif name not in _VOID and not m.group(3):
+            depth += 1
+            if depth > MAX_HTML_DEPTH:
+                return True
+        if tags > MAX_HTML_TAGS:
+            return True
+    return False
+
+
+_TAG_TOKEN = lazy_compile(r"<(/?)([A-Za-z][\w:-]*)[^>]*?(/?)>")
+_TITLE = lazy_compile(r"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
+_HEAD = lazy_compile(r"<head\b.*?</head\s*>", re.I | re.S)
+_HIDDEN = lazy_compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.I | re.S)
+_CELL_END = lazy_compile(r"</t[dh]\s*>", re.I)
+_BR = lazy_compile(r"<br\b[^>]*>", re.I)
+_BLOCK = lazy_compile(r"</?(?:" + "|".join(t for t in _BLOCK_TAGS if t != "br") + r")\b[^>]*>", re.I)
 _SPACES = lazy_compile(r"[ \xa0]+")
 _CELL_GAP = lazy_compile(r" ?\t[\s]*")
 

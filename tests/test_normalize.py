@@ -108,3 +108,13 @@ def test_alternative_is_read_once_and_html_stub_loses_to_html():
     assert [b.kind for b in m.blocks] == ["body"]
     stub = both.replace(b"Source 192.0.2.1 at 2026-11-20 14:02:11 UTC\n--a\n", b"View in HTML\n--a\n", 1)
     assert [b.kind for b in norm(stub).blocks] == ["html"]
+
+
+def test_hostile_html_nesting_takes_the_linear_path():
+    """Beautiful Soup is quadratic in nesting depth (minutes for this one); such HTML bypasses it."""
+    from abuso.normalize import _too_deep
+
+    html = "<div>" * 50000 + "<b>192.0.2.1</b> at 2026-11-20 10:00:00 UTC" + "</div>" * 50000 + "<p>x&amp;y</p>"
+    assert _too_deep(html)
+    assert not _too_deep("<table>" + "<tr><td>1</td><td>2</td></tr>" * 1000 + "</table>")
+    assert html_to_text(html).splitlines() == ["192.0.2.1 at 2026-11-20 10:00:00 UTC", "x&y"]

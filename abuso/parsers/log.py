@@ -405,6 +405,8 @@ class _Context:
 
     def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
         lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
+        if len(text) > MAX_LINE:  # cut long lines first, so one huge line is read in part, not skipped
+            lines = [ln[:MAX_LINE] for ln in lines]
         room = MAX_LINES - self.lines_read
         if len(lines) > room:
             lines = lines[:room]
@@ -420,8 +422,6 @@ class _Context:
                     break
                 out.append(ln)
             lines = out
-        if len(text) > MAX_LINE:
-            lines = [ln[:MAX_LINE] for ln in lines]
         self.lines_read += len(lines)
         cut = _pasted_headers(lines)
         if cut is not None:
