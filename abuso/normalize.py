@@ -183,6 +183,24 @@ def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
     return subs
 
 
+def _repair_charsets(msg: _StdMessage, problems: list[str]) -> None:
+    """A charset name with control characters (a NUL) makes the stdlib's own get_payload()
+    raise in every parser that asks; such a name is replaced by 'unknown-8bit' up front."""
+    for part in msg.walk():
+        try:
+            cs = part.get_param("charset")
+        except Exception:
+            continue
+        if isinstance(cs, tuple):  # RFC 2231 form
+            cs = cs[2] if len(cs) == 3 else None
+        if isinstance(cs, str) and (len(cs) > 64 or any(ord(c) < 33 or ord(c) > 126 for c in cs)):
+            problems.append(f"unknown charset {cs[:64]!r} (not a charset name); read as unknown-8bit")
+            try:
+                part.set_param("charset", "unknown-8bit")
+            except Exception:
+                pass
+
+
 def normalize(raw: bytes) -> Message:
     """Normalize one raw message. Never raises for bad mail: problems are recorded."""
     msg = parse_bytes(raw)
@@ -196,6 +214,7 @@ def normalize(raw: bytes) -> Message:
         date=date,
         date_offset=offset,
     )
+    _repair_charsets(msg, out.problems)
     received = header_all(msg, "Received")
     if received:
         out.arrival = parse_date(received[0].rpartition(";")[2])[0]
@@ -224,11 +243,11 @@ def decode_text(part: _StdMessage) -> tuple[str, str | None]:
     for cs in ([charset] if charset else []) + ["utf-8"]:
         try:
             return payload.decode(cs), problem
-        except LookupError:
-            problem = f"unknown charset {charset!r}"
         except UnicodeDecodeError:
             if cs == charset:
                 problem = f"text not valid in declared charset {charset!r}"
+        except (LookupError, ValueError):  # ValueError: a NUL or the like in the charset name
+            problem = f"unknown charset {charset!r}"
     # Last resort: cp1252 decodes most western mail; undefined bytes are replaced.
     return payload.decode("cp1252", errors="replace"), problem
 
@@ -263,7 +282,12 @@ def html_to_text(html: str) -> str:
 
         text = _html.unescape(_TAGS.sub("", html))
     else:
-        text = BeautifulSoup(html, "html.parser").get_text("")
+        try:
+            text = BeautifulSoup(html, "html.parser").get_text("")
+        except Exception:  # bs4's ParserRejectedMarkup on garbage: the tags are only markers now
+            import html as _html
+
+            text = _html.unescape(_TAGS.sub("", html))
     if title:
         text = BeautifulSoup(title.group(1), "html.parser").get_text(" ", strip=True) + "\n" + text
     lines = [_CELL_GAP.sub("\t", _SPACES.sub(" ", ln)).strip() for ln in text.splitlines()]

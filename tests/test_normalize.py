@@ -118,3 +118,8 @@ def test_hostile_html_nesting_takes_the_linear_path():
     assert _too_deep(html)
     assert not _too_deep("<table>" + "<tr><td>1</td><td>2</td></tr>" * 1000 + "</table>")
     assert html_to_text(html).splitlines() == ["192.0.2.1 at 2026-11-20 10:00:00 UTC", "x&y"]
+
+
+def test_nul_in_charset_name_is_an_unknown_charset_not_a_crash():
+    m = normalize(raw('Content-Type: text/plain; charset="utf\x00-8"\n', b"from 192.0.2.1\n"))
+    assert "192.0.2.1" in m.text and any("unknown charset" in p for p in m.problems)

@@ -233,6 +233,6 @@ def _decode(data: bytes) -> str:
     for enc in ((m.group(1).decode("ascii"),) if m else ()) + ("utf-8",):
         try:
             return data.decode(enc)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # ValueError: undecodable, or a NUL in the charset name
             continue
     return data.decode("latin-1")

@@ -168,7 +168,7 @@ def _text(data: bytes, part: Any) -> str:
     for cs in ([charset] if charset else []) + ["utf-8"]:
         try:
             return data.decode(cs)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # ValueError: undecodable, or a NUL in the charset name
             continue
     return data.decode("latin-1")
 
