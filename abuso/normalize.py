@@ -214,7 +214,8 @@ def normalize(raw: bytes) -> Message:
         date=date,
         date_offset=offset,
     )
-    _repair_charsets(msg, out.problems)
+    if b"\x00" in raw or b"%00" in raw:  # the only charset names that make the stdlib raise
+        _repair_charsets(msg, out.problems)
     received = header_all(msg, "Received")
     if received:
         out.arrival = parse_date(received[0].rpartition(";")[2])[0]
@@ -330,13 +331,21 @@ _CELL_GAP = lazy_compile(r" ?\t[\s]*")
 # --- quoting, re-wrapping, defanging ----------------------------------------
 
 _QUOTE = lazy_compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
-_DEFANG = [
-    (lazy_compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.I), "."),
-    (lazy_compile(r"\[:\]"), ":"),
-    (lazy_compile(r"\[@\]|\(at\)|\[at\]", re.I), "@"),
-    (lazy_compile(r"\bhxxp(s?)\b", re.I), r"http\1"),
-    (lazy_compile(r"\bfxp\b", re.I), "ftp"),
-]
+_DEFANG = lazy_compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\[:\]|\[@\]|\(at\)|\[at\]|\bhxxp(s?)\b|\bfxp\b", re.I)
+
+
+def _fang(m: re.Match[str]) -> str:
+    token = m.group(0).lower()
+    if token.startswith("hxxp"):
+        return "http" + (m.group(1) or "")
+    if token == "fxp":
+        return "ftp"
+    if token == "[:]":
+        return ":"
+    if "at" in token or "@" in token:
+        return "@"
+    return "."
+
 _HEADER_START = lazy_compile(r"^(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
                            r"Content-[\w-]+|MIME-Version|Delivered-To|Authentication-Results|DKIM-Signature|"
                            r"ARC-[\w-]+|Received-SPF):", re.I)
@@ -350,9 +359,8 @@ def unquote(text: str) -> str:
 
 
 def refang(text: str) -> str:
-    for rx, rep in _DEFANG:
-        text = rx.sub(rep, text)
-    return text
+    """One pass over the text for every defanging style (``[.]``, ``(dot)``, ``hxxp`` ...)."""
+    return _DEFANG.sub(_fang, text)
 
 
 def rejoin_headers(text: str) -> str:
