@@ -38,7 +38,6 @@ import logging
 import os
 import re
 import select
-import signal
 import socket
 import ssl
 import time
@@ -49,8 +48,9 @@ from ..config import check_durations, check_positive_ints
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..lazy import lazy_compile
-from .base import Item, Reader
-from .mailbox_state import ACCOUNT_KEYS, MailboxState, check_account, default_path, read_password, redact, tls_context
+from .base import Item
+from .mailbox import MailboxReader
+from .mailbox_state import ACCOUNT_KEYS, check_account, read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.imap")
 
@@ -189,7 +189,7 @@ class _Lost(Exception):
     """The connection broke: reconnect (watch) or give up with a TransientError (batch)."""
 
 
-class ImapReader(Reader):
+class ImapReader(MailboxReader):
     """Options: ``host``, ``port``, ``ssl`` (true | starttls | false), ``ca_file``, ``user``, ``password_file`` |
     ``password_env``, ``folder`` (INBOX), ``done`` (Processed) and ``failed`` (Failed): a folder, or a flag such
     as ``\\Seen`` / ``$AbusoDone``; ``claim`` (false; true or a folder prefix, default ``abuso-claim``),
@@ -200,6 +200,7 @@ class ImapReader(Reader):
     ``keep`` (90d of finished records), ``timeout`` (60s per network operation), ``watch``."""
 
     name = "imap"
+    tls_port, plain_port = 993, 143
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -234,11 +235,6 @@ class ImapReader(Reader):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         o = self.options
-        self.check_options(o)
-        self.host: str = o["host"]
-        self.tls = o.get("ssl", True)
-        self.port = int(o.get("port") or (993 if self.tls is True else 143))
-        self.user: str = o["user"]
         # Folder names are kept as the server spells them (modified UTF-7); flags are ASCII already.
         self.folder: str = mutf7(o.get("folder", "INBOX"))
         self.done_target: str = mutf7(o.get("done", "Processed"))
@@ -251,23 +247,12 @@ class ImapReader(Reader):
         self.move_delay = parse_duration(o.get("move_delay", "2s")).total_seconds()
         self.worker = str(o.get("worker") or f"{socket.gethostname()}-{os.getpid()}")
         self.recover = o.get("recover", True)
-        self.max_attempts = int(o.get("max_attempts", 3))
-        self.max_bytes = int(o.get("max_bytes", 32 * 1024 * 1024))
-        self.watch = bool(o.get("watch", False))
-        self.poll = parse_duration(o.get("poll", "60s")).total_seconds()
         self.idle = None if o.get("idle") is False else parse_duration(o.get("idle", "25m")).total_seconds()
-        self.retry = parse_duration(o.get("retry", "10m")).total_seconds()
-        self.timeout = parse_duration(o.get("timeout", "60s")).total_seconds()
-        self.account = f"{self.user}@{self.host}:{self.port}"
-        # The mailbox, not the way to it: the plain and the TLS port share one state.
-        mailbox = f"{self.user}@{self.host}"
-        self.state = MailboxState(o.get("state") or default_path("imap", mailbox), f"imap://{mailbox}")
         self.state.prune(parse_duration(o.get("keep", "90d")).total_seconds())
         self.conn: _IMAP4 | None = None
         self.caps: set[str] = set()
         self.sep = "/"
         self.claim_folder: str | None = None
-        self._password: str | None = None
         self._selected: str | None = None
         self._uidvalidity = 0
         self._pending: dict[tuple[str, int, int], tuple[Item, float]] = {}
@@ -277,8 +262,6 @@ class ImapReader(Reader):
         self._moves: list[_Move] = []
         self._moves_since = 0.0
         self._recovered = 0.0
-        self._stop = False
-        self._old_sigterm: Any = None
 
     # -- connection --------------------------------------------------------
 
@@ -848,21 +831,6 @@ class ImapReader(Reader):
         except (OSError, imaplib.IMAP4.abort, InterruptedError) as e:
             raise _Lost(str(e))
 
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop and time.monotonic() < deadline:
-            time.sleep(min(1.0, deadline - time.monotonic()))
-
-    def stop(self) -> None:
-        """End the iteration after the current message (also what SIGTERM does in watch mode)."""
-        self._stop = True
-
-    def _catch_sigterm(self) -> None:
-        try:
-            self._old_sigterm = signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        except ValueError:  # not the main thread: the caller handles signals
-            self._old_sigterm = None
-
     def close(self) -> None:
         """Log out; attempts that got no outcome (transient failure, stop) were not crashes: undo them."""
         for item, _ in self._pending.values():
@@ -881,6 +849,4 @@ class ImapReader(Reader):
                 pass
             self.conn = None
         self.state.close()
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        self._restore_sigterm()

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import poplib
-import signal
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ..config import check_durations, check_positive_ints
-from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
-from .base import Item, Reader
-from .mailbox_state import ACCOUNT_KEYS, MailboxState, check_account, default_path, read_password, redact, tls_context
+from .base import Item
+from .mailbox import MailboxReader
+from .mailbox_state import ACCOUNT_KEYS, check_account, read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.pop3")
 
@@ -61,13 +60,14 @@ class Pop3Key:
     number: int
 
 
-class Pop3Reader(Reader):
+class Pop3Reader(MailboxReader):
     """Options: ``host``, ``port``, ``ssl`` (true | starttls | false), ``ca_file``, ``user``, ``password_file`` |
     ``password_env``, ``delete`` (false), ``state`` (file), ``max_attempts`` (3), ``max_bytes`` (32 MiB),
     ``poll`` (60s, watch mode), ``retry`` (10m: watch mode retries a message that failed transiently),
     ``timeout`` (60s per network operation), ``watch``."""
 
     name = "pop3"
+    tls_port, plain_port = 995, 110
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -83,32 +83,13 @@ class Pop3Reader(Reader):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        o = self.options
-        self.check_options(o)
-        self.host: str = o["host"]
-        self.tls = o.get("ssl", True)
-        self.port = int(o.get("port") or (995 if self.tls is True else 110))
-        self.user: str = o["user"]
-        self.delete = bool(o.get("delete", False))
-        self.max_attempts = int(o.get("max_attempts", 3))
-        self.max_bytes = int(o.get("max_bytes", 32 * 1024 * 1024))
-        self.watch = bool(o.get("watch", False))
-        self.poll = parse_duration(o.get("poll", "60s")).total_seconds()
-        self.retry = parse_duration(o.get("retry", "10m")).total_seconds()
-        self.timeout = parse_duration(o.get("timeout", "60s")).total_seconds()
-        self.account = f"{self.user}@{self.host}:{self.port}"
-        # The mailbox, not the way to it: the plain and the TLS port share one state.
-        mailbox = f"{self.user}@{self.host}"
-        self.state = MailboxState(o.get("state") or default_path("pop3", mailbox), f"pop3://{mailbox}")
+        self.delete = bool(self.options.get("delete", False))
         self.conn: poplib.POP3 | None = None
         self.session = 0
-        self._password: str | None = None
         #: Handed out, no outcome yet: uidl -> (item, when).
         self._pending: dict[str, tuple[Item, float]] = {}
         #: Done after their session's QUIT (a parallel runner finishes late): deleted by close().
         self._late = 0
-        self._stop = False
-        self._old_sigterm: Any = None
 
     def _connect(self) -> poplib.POP3:
         self._password = read_password(self.options)
@@ -144,11 +125,8 @@ class Pop3Reader(Reader):
         return conn
 
     def __iter__(self) -> Iterator[Item]:
-        if self.watch:
-            try:  # SIGTERM: end the poll wait, or the run after the current message
-                self._old_sigterm = signal.signal(signal.SIGTERM, lambda *_: self.stop())
-            except ValueError:  # not the main thread: the caller handles signals
-                pass
+        if self.watch:  # SIGTERM: end the poll wait, or the run after the current message
+            self._catch_sigterm()
         while not self._stop:
             try:
                 yield from self._session()
@@ -256,14 +234,6 @@ class Pop3Reader(Reader):
                 pass
             self.conn = None
 
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop and time.monotonic() < deadline:
-            time.sleep(min(1.0, deadline - time.monotonic()))
-
-    def stop(self) -> None:
-        self._stop = True
-
     def close(self) -> None:
         """Undo attempts that got no outcome (not crashes), apply late deletions, QUIT."""
         for item, _ in self._pending.values():
@@ -281,6 +251,4 @@ class Pop3Reader(Reader):
                 log.warning("pop3 %s: cannot delete processed messages now (%s); next time", self.account, e)
                 self._drop()
         self.state.close()
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        self._restore_sigterm()
