@@ -79,12 +79,11 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(source: Any, fmt: str, explain: bool, timeout: float) -> None:
+def _worker_init(config: Config, fmt: str, explain: bool, timeout: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
     from .output import renderer
-    from .pipeline import Pipeline
 
-    _WORKER["pipeline"] = _build(source, explain, Pipeline)
+    _WORKER["pipeline"] = _build(config, explain)
     _WORKER["render"] = renderer(fmt)
     _WORKER["timeout"] = timeout
 
@@ -94,15 +93,16 @@ def _worker_run_many(batch: list[tuple[bytes, str]]) -> list[Outcome]:
             for data, origin in batch]
 
 
-def _build(source: Any, explain: bool, pipeline_cls: Any) -> Any:
-    from .config import build, load
+def _build(config: Config, explain: bool) -> Any:
+    """The pipeline for ``config``, with the explain processor appended when asked for."""
+    from .config import build
+    from .pipeline import Pipeline
 
-    config = load(source) if not isinstance(source, Config) else source
     if explain and not any(s.name == "explain" for s in config.processors):
         data = dict(config.data)
         data["processors"] = list(data.get("processors") or []) + ["explain"]
         config = build(data, config.file, config.base, {})
-    return pipeline_cls(config)
+    return Pipeline(config)
 
 
 # --- the run -----------------------------------------------------------------
@@ -158,9 +158,8 @@ class Runner:
 
     def _run_serial(self) -> None:
         from .output import renderer
-        from .pipeline import Pipeline
 
-        pipeline = _build(self.config, self.explain, Pipeline)
+        pipeline = _build(self.config, self.explain)
         render = renderer(self.fmt)
         try:
             for item in self.reader:
@@ -171,9 +170,9 @@ class Runner:
     def _run_parallel(self) -> None:
         import multiprocessing
 
-        source = self.config.file or self.config.data
         self._ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
-        self._initargs = (source, self.fmt, self.explain, self.timeout)
+        # The parent's validated config, not its file again: workers see exactly what the parent loaded.
+        self._initargs = (self.config, self.fmt, self.explain, self.timeout)
         self._restarts = 0
         self._pool = self._new_pool()
         window: collections.deque = collections.deque()
@@ -304,7 +303,7 @@ def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False
     """
     from .config import load
 
-    config = load(config_path) if config_path else load(None)
+    config = load(config_path)
     reader = _reader(config, paths, files_from, mark, watch)
     if jobs <= 0:
         jobs = cpu_count()
