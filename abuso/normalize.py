@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from email.message import Message as _StdMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
-from typing import Iterator
 
 from .lazy import lazy_compile
 
@@ -568,10 +567,3 @@ def _looks_html(text: str) -> bool:
     """A text/plain part that is really HTML (it starts with a tag; forwarded spam often is)."""
     head = text.lstrip()[:4096]
     return head.startswith("<") and bool(_HTML_SNIFF.match(head)) and "</" in text
-
-
-def iter_text(message: Message, max_depth: int | None = None) -> Iterator[Block]:
-    """Text blocks, optionally only down to a forwarding depth."""
-    for b in message.blocks:
-        if max_depth is None or b.depth <= max_depth:
-            yield b
