@@ -31,6 +31,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "radius": "abuso.processors.radius:RadiusProcessor",
         "mailer": "abuso.processors.mailer:MailerProcessor",
         "explain": "abuso.processors.explain:ExplainProcessor",
+        "asn": "abuso.processors.asn:AsnProcessor",
     },
     "readers": {
         "stdin": "abuso.readers.stdin:StdinReader",

@@ -34,7 +34,12 @@ def event(incident: Any, report: Any, observed: datetime) -> dict[str, Any]:
         ev["source.port"] = incident.port
     if incident.evidence:
         ev["raw"] = base64.b64encode(incident.evidence.encode("utf-8", "surrogateescape")).decode("ascii")
-    user = incident.extra.get("user") if incident.extra else None
+    extra = incident.extra or {}
+    # From the asn processor (design.md: source.asn, source.as_name, source.network).
+    for key in ("asn", "as_name", "network"):
+        if extra.get(key) is not None:
+            ev[f"source.{key}"] = extra[key]
+    user = extra.get("user")
     if user:
         ev["source.account"] = str(user)
     for key, value in (("email_from", report.sender), ("email_subject", report.subject),

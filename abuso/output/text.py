@@ -15,6 +15,8 @@ def incident_line(inc: Incident) -> str:
     customer = inc.extra.get("customer")
     if isinstance(customer, dict) and customer:
         extra += " customer=" + ",".join(f"{k}={v}" for k, v in customer.items() if not isinstance(v, dict))
+    if inc.extra.get("asn") is not None:
+        extra += f" AS{inc.extra['asn']}" + (f" ({inc.extra['as_name']})" if inc.extra.get("as_name") else "")
     if inc.extra.get("user"):
         extra += f" user={inc.extra['user']}"
     return f"  {str(inc.ip) + port:<24} {inc.type:<22} {when}  [{inc.zone}, {inc.parser}]{extra}"
