@@ -94,8 +94,10 @@ def main() -> None:
         sys.exit(75)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as e:  # a bug: say so in one line, ask for a report, and let the MTA retry
-        sys.stderr.write(f"abuso: internal error: {type(e).__name__}: {e} (please report this)\n")
+    except Exception as e:  # kept broad: the last resort; a bug or broken install in one line, the MTA retries
+        from .errors import internal_error
+
+        sys.stderr.write(f"abuso: {internal_error('abuso', e)}\n")
         sys.exit(75)
     sys.exit(status if isinstance(status, int) else 0)
 

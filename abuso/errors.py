@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.errors import MessageError as _EmailError
+
 EX_OK = 0
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
@@ -45,3 +47,47 @@ class MessageError(AbusoError):
     """This message cannot be handled: quarantine it and go on."""
 
     status = EX_DATAERR
+
+
+class InternalError(TransientError):
+    """abuso itself cannot work: a module missing from the install, or a bug any message would hit.
+
+    Not a verdict on the message (it is not quarantined): the run says so in one line and exits 75,
+    so the MTA keeps the mail until the install is fixed.
+    """
+
+
+#: Failures that say nothing about the message at hand: the install is broken (a module missing or
+#: unreadable) or the code has a bug that does not depend on the input (a misspelt name). Taking them
+#: for bad mail would quarantine every message behind a one-line install problem.
+BROKEN = (ImportError, NameError, SyntaxError)
+
+#: What the stdlib's parsers (``email``, ``html.parser``) may raise on hostile headers, markup and MIME, their
+#: own bugs included (IndexError, AttributeError, AssertionError are seen in the wild). Catch this,
+#: not ``Exception``, around header, part and markup accessors, so that anything else (ImportError,
+#: NameError, MemoryError) reaches the pipeline, which tells a broken install from a bad message.
+INPUT_ERRORS = (_EmailError, ValueError, TypeError, LookupError, AttributeError, AssertionError, RecursionError)
+
+#: The distribution to install for a module abuso imports (pip names), for the one-line hint.
+_DISTRIBUTIONS = {"bs4": "beautifulsoup4", "yaml": "PyYAML", "psycopg": "psycopg[binary]"}
+
+
+def internal_error(where: str, e: BaseException) -> InternalError:
+    """A one-line InternalError for ``e`` raised in ``where`` (a stage, "the normalizer")."""
+    if isinstance(e, ImportError):
+        module = (e.name or "").partition(".")[0] or "?"
+        dist = _DISTRIBUTIONS.get(module, module)
+        return InternalError(f"broken installation: {where} cannot import {module!r} ({_one_line(e)}); "
+                             f"install it (pip install '{dist}') or reinstall abuso with its dependencies")
+    frame = ""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        frame = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    return InternalError(f"internal error in {where}: {type(e).__name__}: {_one_line(e)}{frame} "
+                         "(a bug in the code, not in the message; please report this)")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]

@@ -17,6 +17,7 @@ from email.message import Message as _StdMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
+from .errors import INPUT_ERRORS
 from .lazy import lazy_compile
 
 #: A part larger than this is not decoded into text (it still stays in ``raw``).
@@ -88,7 +89,7 @@ def header_str(msg: _StdMessage, name: str) -> str | None:
     """A header as text, tolerant of malformed encodings (never raises)."""
     try:
         value = msg.get(name)
-    except Exception:
+    except INPUT_ERRORS:
         raw = [v for k, v in msg.raw_items() if k.lower() == name.lower()] if hasattr(msg, "raw_items") else []
         value = raw[0] if raw else None
     if value is None:
@@ -99,7 +100,7 @@ def header_str(msg: _StdMessage, name: str) -> str | None:
 def header_all(msg: _StdMessage, name: str) -> list[str]:
     try:
         values = msg.get_all(name) or []
-    except Exception:
+    except INPUT_ERRORS:
         values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
     return [str(v) for v in values]
 
@@ -162,7 +163,7 @@ def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
     """
     try:
         raw_ct = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
-    except Exception:
+    except INPUT_ERRORS:
         return []
     m = _BOUNDARY.search(raw_ct)
     body = part.get_payload()
@@ -188,7 +189,7 @@ def _repair_charsets(msg: _StdMessage, problems: list[str]) -> None:
     for part in msg.walk():
         try:
             cs = part.get_param("charset")
-        except Exception:
+        except INPUT_ERRORS:
             continue
         if isinstance(cs, tuple):  # RFC 2231 form
             cs = cs[2] if len(cs) == 3 else None
@@ -196,7 +197,7 @@ def _repair_charsets(msg: _StdMessage, problems: list[str]) -> None:
             problems.append(f"unknown charset {cs[:64]!r} (not a charset name); read as unknown-8bit")
             try:
                 part.set_param("charset", "unknown-8bit")
-            except Exception:
+            except INPUT_ERRORS:
                 pass
 
 
@@ -266,7 +267,7 @@ def html_to_text(html: str) -> str:
     costs time in proportion to its depth per edit, and hostile mail nests
     tens of thousands of <div>s (quadratic: minutes for one message).
     """
-    from bs4 import BeautifulSoup  # lazy: costs ~60 ms at import
+    from bs4 import BeautifulSoup, ParserRejectedMarkup  # lazy: costs ~60 ms at import
 
     title = _TITLE.search(html)
     html = _HEAD.sub(lambda m: "", html)
@@ -284,7 +285,7 @@ def html_to_text(html: str) -> str:
     else:
         try:
             text = BeautifulSoup(html, "html.parser").get_text("")
-        except Exception:  # bs4's ParserRejectedMarkup on garbage: the tags are only markers now
+        except (ParserRejectedMarkup, *INPUT_ERRORS):  # garbage markup: the tags are only markers now
             import html as _html
 
             text = _html.unescape(_TAGS.sub("", html))
@@ -444,7 +445,7 @@ class _Walker:
             return
         try:
             ctype = part.get_content_type()
-        except Exception:
+        except INPUT_ERRORS:
             ctype = "text/plain"
         if ctype == "multipart/alternative":
             chosen = _best_alternative(part)
@@ -477,7 +478,7 @@ class _Walker:
         filename = None
         try:
             filename = part.get_filename()
-        except Exception:
+        except INPUT_ERRORS:
             pass
         disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         if ctype in ("text/plain", "text/html", "text/enriched") and not (
@@ -510,7 +511,7 @@ class _Walker:
         try:
             items = inner.raw_items() if hasattr(inner, "raw_items") else inner.items()
             head = "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in items)
-        except Exception:
+        except INPUT_ERRORS:
             head = ""
         if head:
             self.out.blocks.append(Block(refang(head), path, "text/rfc822-headers", depth, "headers", inner))

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from . import registry
 from .config import Config, load
-from .errors import AbusoError, MessageError, TransientError
+from .errors import BROKEN, AbusoError, MessageError, TransientError, internal_error
 from .model import Dropped, Report, Verdict, merge_duplicates
 
 
@@ -44,7 +44,9 @@ class Pipeline:
             msg = normalize(raw)
         except RecursionError:
             raise MessageError("message structure nested too deeply to read")
-        except Exception as e:  # the stdlib parser is tolerant; anything else is a bug on hostile input
+        except BROKEN as e:  # a broken install or a bug every message would hit: not bad mail
+            raise internal_error("the normalizer", e)
+        except Exception as e:  # kept broad: whatever hostile bytes make the stdlib parser raise is this message's
             raise MessageError(f"cannot parse message: {type(e).__name__}: {e}")
         report.message = msg
         report.message_id, report.subject = msg.message_id, msg.subject
@@ -57,16 +59,18 @@ class Pipeline:
                 verdict = parser.parse(msg)
             except AbusoError:
                 raise
-            except Exception as e:
+            except BROKEN as e:
+                raise internal_error(f"parser {parser.name}", e)
+            except Exception as e:  # kept broad: a parser that raises on hostile input fails this message only
                 verdict = Verdict(parser.name, False, f"parser failed: {type(e).__name__}: {e}")
-                report.error = f"parser {parser.name} failed: {type(e).__name__}: {e}"
+                report.error = report.error or f"parser {parser.name} failed: {type(e).__name__}: {e}"
             report.verdicts[parser.name] = verdict
             found.extend(verdict.incidents)
         incidents = merge_duplicates(found, [p.name for p in self.parsers if getattr(p, "fallback", False)])
         for flt in self.filters:
             kept = []
             for inc in incidents:
-                reason = flt.reject(inc, report)
+                reason = _run_filter(flt, inc, report)
                 if reason is None:
                     kept.append(inc)
                 else:
@@ -78,7 +82,8 @@ class Pipeline:
     def process(self, raw: bytes, origin: str = "-") -> Report:
         """Run the whole chain on one raw message.
 
-        Raises MessageError (quarantine this message) or TransientError (retry later).
+        Raises MessageError (quarantine this message) or TransientError (retry later; InternalError
+        when abuso itself is broken).
         """
         report = self.analyse(raw, origin)
         for proc in self.processors:
@@ -92,17 +97,36 @@ class Pipeline:
         return report
 
     def close(self) -> None:
+        """Close every processor, even after one failed; then raise the first failure.
+
+        A processor that cannot close (a last flush, a commit) may not have kept what it was
+        given: that is a TransientError (retry), never silence.
+        """
+        failures: list[AbusoError] = []
         for proc in self.processors:
             try:
                 proc.close()
-            except Exception:
-                pass
+            except AbusoError as e:
+                failures.append(e)
+            except BROKEN as e:
+                failures.append(internal_error(f"processor {proc.name}", e))
+            except Exception as e:  # kept broad so that the other processors still close; raised below
+                failures.append(TransientError(f"{proc.name}: cannot close: {type(e).__name__}: {e}"))
+        if failures:
+            raise failures[0]
 
     def __enter__(self) -> Pipeline:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except AbusoError as e:  # the exception already on its way out is the one to see
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"and closing the pipeline failed: {e}")
 
 
 def _run_stage(proc: Any, step: Any, report: Report) -> None:
@@ -111,10 +135,24 @@ def _run_stage(proc: Any, step: Any, report: Report) -> None:
         step(report)
     except AbusoError:
         raise
+    except BROKEN as e:
+        raise internal_error(f"processor {proc.name}", e)
     except OSError as e:
         raise TransientError(f"{proc.name}: {e}")
-    except Exception as e:
+    except Exception as e:  # kept broad: a processor (third-party ones too) failing on this report
         raise MessageError(f"processor {proc.name} failed: {type(e).__name__}: {e}")
+
+
+def _run_filter(flt: Any, incident: Any, report: Report) -> str | None:
+    """One filter's judgement; a filter that raises fails this message (quarantine), a broken one the run."""
+    try:
+        return flt.reject(incident, report)
+    except AbusoError:
+        raise
+    except BROKEN as e:
+        raise internal_error(f"filter {flt.name}", e)
+    except Exception as e:  # kept broad: a filter (third-party ones too) failing on this report
+        raise MessageError(f"filter {flt.name} failed: {type(e).__name__}: {e}")
 
 
 def _parser_defaults(defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from .config import Config
-from .errors import EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, TransientError
+from .errors import BROKEN, EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, TransientError, internal_error
 from .readers.base import Item, Reader
 
 OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
@@ -66,6 +66,8 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
         return Outcome(origin, QUARANTINED, reason="message structure nested too deeply")
     except MemoryError:
         return Outcome(origin, TRANSIENT, reason="out of memory")
+    except BROKEN as e:  # a broken install or a bug any message would hit (rendering): not this message's fault
+        return Outcome(origin, TRANSIENT, reason=str(internal_error("abuso", e)))
     except Exception as e:  # a bug in abuso on this input: keep the message for a human
         return Outcome(origin, QUARANTINED, reason=f"internal error: {type(e).__name__}: {e}")
     finally:

@@ -433,11 +433,13 @@ def _fallback(text: str, reference: datetime | None, stated: tzinfo | None, head
               default: tzinfo | None, whole: bool = False) -> Stamp | None:
     """dateparser, lazily imported, for shapes the regexes do not know (and other languages)."""
     FALLBACK_CALLS[0] += 1
-    try:
-        import dateparser
-        from dateparser.search import search_dates
-    except ImportError:  # optional at run time
-        return None
+    # A dependency, not optional: a missing dateparser is a broken install (pipeline: InternalError),
+    # never "no timestamp" in silence.
+    import dateparser
+    from dateparser.search import search_dates
+
+    from .errors import INPUT_ERRORS
+
     settings = {"RETURN_AS_TIMEZONE_AWARE": False, "PREFER_DATES_FROM": "past",
                 "REQUIRE_PARTS": ["day", "month"]}
     if reference is not None:
@@ -448,7 +450,7 @@ def _fallback(text: str, reference: datetime | None, stated: tzinfo | None, head
             found = [(text, dt)] if dt is not None else []
         else:
             found = search_dates(text, settings=settings) or []
-    except Exception:  # dateparser raises on odd input; a missing stamp is the honest answer
+    except (*INPUT_ERRORS, ArithmeticError):  # odd input: ValueError, OverflowError, IndexError...; no stamp
         return None
     for sub, dt in found:
         if dt is None or not _TIMEISH.search(sub):

@@ -13,6 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from abuso.errors import InternalError
 from abuso.normalize import normalize
 from abuso.parsers import arf as arf_module
 from abuso.parsers.arf import MAX_REPORTS, ArfParser, parse_fields, parse_ip, parse_stamp
@@ -218,13 +219,15 @@ def test_fallback_survives_a_failing_received_parser(monkeypatch: pytest.MonkeyP
     assert v.incidents == [] and "unreadable (ValueError)" in v.reason
 
 
-def test_fallback_without_received_module(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_received_module_is_a_broken_install_not_a_quiet_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(msg, zone=None):
-        raise ImportError("no module")
+        raise ModuleNotFoundError("No module named 'abuso.parsers.received'", name="abuso.parsers.received")
 
     monkeypatch.setattr(arf_module, "_source_of", missing)
-    v = parse(arf_mail("Feedback-Type: abuse"))
-    assert v.incidents == [] and "received parser is not available" in v.reason
+    with pytest.raises(ImportError):
+        parse(arf_mail("Feedback-Type: abuse"))
+    with pytest.raises(InternalError, match="parser arf cannot import 'abuso'.*reinstall abuso"):
+        Pipeline.from_config({"parsers": ["arf"]}).process(arf_mail("Feedback-Type: abuse"))
 
 
 def test_fallback_with_the_real_received_parser() -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import Any, Iterator, Mapping
 
-from ..errors import ConfigError
+from ..errors import INPUT_ERRORS, ConfigError
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..timestamps import zone_offset
@@ -140,7 +140,7 @@ class AcnsParser(Parser):
                     continue
                 try:
                     raw = part.get_content()
-                except Exception:
+                except INPUT_ERRORS:
                     continue
                 if "Infringement" not in raw:
                     continue

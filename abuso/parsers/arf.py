@@ -20,6 +20,7 @@ from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
+from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
 from .base import Parser
@@ -247,7 +248,7 @@ def _decoded(part: _StdMessage) -> str:
 
     try:
         text, _ = decode_text(part)
-    except Exception:
+    except INPUT_ERRORS:
         return ""
     return text
 
@@ -325,7 +326,7 @@ def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[s
             return
         try:
             ctype = part.get_content_type()
-        except Exception:
+        except INPUT_ERRORS:
             return
         kids = _children(part)
         if ctype.startswith("message/"):
@@ -341,7 +342,7 @@ def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[s
         for i, kid in enumerate(kids, 1):
             try:
                 kctype = kid.get_content_type()
-            except Exception:
+            except INPUT_ERRORS:
                 continue
             text = _feedback_text(kid, kctype)
             if text is not None:
@@ -472,9 +473,9 @@ class ArfParser(Parser):
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
             hop = _source_of(rep.original, self.options.get("zone"))
-        except ImportError:
-            return None, "feedback report without Source-IP; the received parser is not available"
-        except Exception as e:  # a fallback must never cost the report
+        except BROKEN:  # a broken install or a bug: not this report's fault, never hidden
+            raise
+        except Exception as e:  # kept broad: a fallback must never cost the report
             return None, f"feedback report without Source-IP; its Received chain is unreadable ({type(e).__name__})"
         if hop is None or getattr(hop, "ip", None) is None:
             return None, "feedback report without Source-IP, and no source in the original's Received chain"

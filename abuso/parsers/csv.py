@@ -20,7 +20,7 @@ from ipaddress import IPv4Address, ip_address
 from socket import AF_INET, inet_pton
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import INPUT_ERRORS, ConfigError
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..taxonomy import normalize_type, type_from_text
@@ -533,7 +533,7 @@ def _inline_csv_parts(msg: Any) -> list[tuple[str, bytes, str]]:
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):
                 out.append((name, data, "csv"))
-    except Exception:  # hostile MIME the normalizer tolerated: the other candidates still count
+    except INPUT_ERRORS:  # hostile MIME the normalizer tolerated: the other candidates still count
         pass
     return out
 

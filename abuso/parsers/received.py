@@ -68,6 +68,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import Message as _StdMessage
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
@@ -639,7 +640,7 @@ def _names_source(message: Any) -> str | None:
     try:
         top = message.email.get_content_type()
         report_type = str(message.email.get_param("report-type") or "").lower()
-    except Exception:  # a hostile Content-Type header
+    except INPUT_ERRORS:  # a hostile Content-Type header
         top, report_type = "", ""
     if top == "multipart/report" and report_type == "delivery-status":
         return "a bounce (delivery status notification): the carried message is one we sent, not spam"
@@ -649,7 +650,7 @@ def _names_source(message: Any) -> str | None:
         try:
             if part.get_content_type() == "message/feedback-report":
                 return _NOT_SECOND_GUESSED.format("an ARF report")
-        except Exception:  # a hostile Content-Type header
+        except INPUT_ERRORS:  # a hostile Content-Type header
             continue
     for msg in [message.email, *message.embedded]:
         if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":

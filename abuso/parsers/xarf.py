@@ -23,6 +23,7 @@ import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, Verdict
 from ..normalize import split_broken_multipart
@@ -136,7 +137,7 @@ def _marked(msg: Any) -> bool:
     for name in MARK_HEADERS:
         try:
             value = msg.get(name)
-        except Exception:
+        except INPUT_ERRORS:
             continue
         if value is not None and str(value).strip().lower() not in ("no", "false", "0"):
             return True
@@ -146,7 +147,7 @@ def _marked(msg: Any) -> bool:
 def _part_name(part: Any) -> str:
     try:
         name = part.get_filename() or part.get_param("name") or ""
-    except Exception:
+    except INPUT_ERRORS:
         return ""
     return str(name).strip().lower() if isinstance(name, str) else ""
 
@@ -163,7 +164,7 @@ def _text(data: bytes, part: Any) -> str:
     charset = None
     try:
         charset = part.get_content_charset()
-    except Exception:
+    except INPUT_ERRORS:
         pass
     for cs in ([charset] if charset else []) + ["utf-8"]:
         try:
@@ -281,7 +282,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool, str]:
     for root in roots:
         try:
             parts = list(root.walk())
-        except Exception:
+        except INPUT_ERRORS:
             problems.append("MIME structure unreadable")
             continue
         broken = [p for p in parts if not p.is_multipart() and p.get_content_maintype() == "multipart"]
@@ -297,7 +298,7 @@ def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool, str]:
                 return docs, problems, marked, log
             try:
                 ctype = part.get_content_type()
-            except Exception:
+            except INPUT_ERRORS:
                 continue
             name = _part_name(part)
             is_json = _is_json_name(name, ctype)

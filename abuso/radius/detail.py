@@ -99,7 +99,7 @@ def zone_tzinfo(zone: str) -> tzinfo:
         from zoneinfo import ZoneInfo
 
         return ZoneInfo(zone)
-    except Exception:
+    except (LookupError, ValueError, OSError):  # not found, not a zone key, a folder ("Europe")
         raise ValueError(f"unknown time zone {zone!r} (use local, UTC, +0100 or a name like Europe/Berlin)")
 
 

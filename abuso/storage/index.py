@@ -283,6 +283,16 @@ class Index:
 
         return isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError))
 
+    def _db_error(self) -> type[Exception]:
+        """The driver's base error class."""
+        if self.dialect.name == "sqlite":
+            import sqlite3
+
+            return sqlite3.Error
+        import psycopg
+
+        return psycopg.Error
+
     def _fail(self, e: BaseException) -> TransientError:
         return TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
 
@@ -299,7 +309,7 @@ class Index:
                     cur.execute("COMMIT")
                 except BaseException:
                     if self.conn.in_transaction:
-                        with suppress(Exception):
+                        with suppress(self._db_error()):  # the error on its way out is the one to see
                             cur.execute("ROLLBACK")
                     raise
             else:
@@ -360,7 +370,7 @@ class Index:
             return
         try:
             self.conn.close()
-        except Exception:
+        except self._db_error():  # a connection that already broke: nothing left to release
             pass
 
     # -- reports -----------------------------------------------------------------
