@@ -83,9 +83,12 @@ class Pipeline:
         """Run the whole chain on one raw message.
 
         Raises MessageError (quarantine this message) or TransientError (retry later; InternalError
-        when abuso itself is broken).
+        when abuso itself is broken). When a parser failed (``report.error``) no processor runs: a
+        store or mailer must not act on half an analysis; the caller quarantines the message.
         """
         report = self.analyse(raw, origin)
+        if report.error:
+            return report
         for proc in self.processors:
             _run_stage(proc, proc.process, report)
         # Second pass, in order, once every processor has enriched the report: the

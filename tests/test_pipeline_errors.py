@@ -23,7 +23,7 @@ from abuso.model import Verdict
 from abuso.parsers.base import Parser
 from abuso.pipeline import Pipeline
 from abuso.processors.base import Processor
-from abuso.runner import TRANSIENT, process_item
+from abuso.runner import QUARANTINED, TRANSIENT, process_item
 
 from .conftest import SAMPLES
 
@@ -170,6 +170,31 @@ def test_batch_with_bs4_missing_defers_html_and_processes_the_rest(tmp_path: Pat
 
 
 # --- a failing stage fails the message; no processor acts on half an analysis ---------------------
+
+
+def test_a_crashing_parser_runs_no_processor_and_the_message_is_quarantined_with_its_error() -> None:
+    pipeline = Pipeline.from_config({"parsers": ["log", "zz-raising"], "processors": ["zz-recording"]})
+    hostile = PLAIN + b"hostile-marker\n"
+    report = pipeline.process(hostile, "hostile")
+    assert report.error == "parser zz-raising failed: IndexError: list index out of range"
+    assert report.verdicts["log"].incidents  # the analysis is kept for the human who reads the quarantine
+    assert SEEN == {}
+    outcome = process_item(pipeline, render, hostile, "hostile", 0)
+    assert (outcome.status, outcome.reason) == (QUARANTINED, report.error)
+    assert SEEN == {}
+    pipeline.process(PLAIN, "plain")
+    assert SEEN == {"zz-recording": ["process plain", "finish plain"]}
+
+
+def test_a_crashing_parser_stores_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    pipeline = Pipeline.from_config({"parsers": ["log", "zz-raising"],
+                                     "processors": [{"store": {"path": str(store), "fsync": False}}]})
+    with pipeline:
+        pipeline.process(PLAIN + b"hostile-marker\n", "hostile")
+        assert not list(store.rglob("*.eml"))
+        pipeline.process(PLAIN, "plain")
+        assert len(list(store.rglob("*.eml"))) == 1
 
 
 def test_a_filter_that_raises_fails_the_message() -> None:
