@@ -66,6 +66,16 @@ class User:
         finally:
             conn.logout()
 
+    def logins(self, protocol: str) -> int:
+        """How many ``protocol`` ("imap", "pop3") sessions the server has logged in for this user (its log):
+        a readiness signal, so that tests wait for a reader to be connected instead of sleeping."""
+        return self.server.log().count(f"{protocol}-login: Info: Login: user=<{self.name}>,")
+
+    def logouts(self, protocol: str) -> int:
+        """How many ``protocol`` sessions of this user have ended (a POP3 poll is one session)."""
+        return len(re.findall(rf"{protocol}\({re.escape(self.name)}\)<[^>]*><[^>]*>: Info: Disconnected",
+                              self.server.log()))
+
     def folders(self) -> list[str]:
         conn = self.imap()
         try:

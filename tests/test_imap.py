@@ -480,8 +480,9 @@ def test_watch_reconnects_when_the_server_drops_the_connection(dovecot: Dovecot,
 
     reader = ImapReader(user.options(state=str(tmp_path / "s"), watch=True, idle="60s"))
     with caplog.at_level(logging.WARNING, logger="abuso.reader.imap"):
+        before = user.logins("imap")
         t, got = watching(reader)
-        time.sleep(0.5)
+        assert wait_for(lambda: user.logins("imap") > before)  # connected: there is a session to drop
         subprocess.run(["doveadm", "-c", str(dovecot.root / "dovecot.conf"), "kick", user.name], check=True,
                        capture_output=True)
         assert wait_for(lambda: "reconnecting" in caplog.text)
@@ -521,9 +522,10 @@ def test_watch_wakes_on_new_mail_with_idle_and_stops_on_request(user: User, tmp_
             got.append((time.monotonic(), item.data))
             reader.done(item, None)
 
+    before = user.logins("imap")
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.5)
+    assert wait_for(lambda: user.logins("imap") > before)  # connected, so new mail is pushed, not found
     sent = []
     for i in range(3):
         m = msg(i)

@@ -12,6 +12,7 @@ import pytest
 
 from abuso.errors import ConfigError
 from abuso.readers.pop3 import Pop3Reader
+from tests.conftest import wait_until
 from tests.dovecot import Dovecot, User, recorded, server, stored, worker
 
 
@@ -166,7 +167,7 @@ def test_message_that_kills_the_worker_is_given_up_after_max_attempts(user: User
 def test_watch_polls_and_sigterm_ends_it_cleanly(user: User, tmp_path: Path) -> None:
     log = tmp_path / "log"
     p = worker(tmp_path, {"pop3": opts(user, tmp_path, delete=True, watch=True, poll="1s")}, {"log": str(log)})
-    time.sleep(0.5)
+    wait_until(lambda: user.logouts("pop3") >= 1, what="the first poll of an empty mailbox")
     m = msg(1)
     user.append(m)
     deadline = time.monotonic() + 15
