@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time as _time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -316,27 +315,15 @@ def test_incident_fields() -> None:
     assert inc.taxonomy == "abusive-content"
 
 
-# --- speed --------------------------------------------------------------------------
+# --- bail-out (its speed: bench/stage_speed.py) ------------------------------------------
 
 
-def _best_per_call(fn, n: int = 2000, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = _time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (_time.perf_counter() - t0) / n)
-    return best
-
-
-def test_bails_out_fast_on_non_arf_mail() -> None:
+def test_bails_out_on_non_arf_mail() -> None:
     body = "\n".join(f"Nov 24 03:14:{i % 60:02d} srv sshd[1]: Failed password for root from 192.0.2.{i % 250} port 22"
                      for i in range(400))
     msg = normalize(f"From: a@b.example\nSubject: ssh\nContent-Type: text/plain\n\n{body}\n".encode())
-    parser = ArfParser({})
-    assert not parser.parse(msg).applied
-    per_call = _best_per_call(lambda: parser.parse(msg))
-    assert len(msg.raw) > 30_000 and per_call < 100e-6, f"{per_call * 1e6:.1f} µs per non-ARF message"
+    v = ArfParser({}).parse(msg)
+    assert not v.applied and not v.incidents and v.reason
 
 
 # --- hostile input never raises ----------------------------------------------------------

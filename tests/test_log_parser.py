@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from pathlib import Path
@@ -260,9 +259,7 @@ def test_evidence_is_the_trimmed_line() -> None:
 def test_huge_input_is_capped_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logmod, "MAX_LINES", 2000)
     body = "Nov 22 03:14:07 fw DROP SRC=192.0.2.1 DST=198.51.100.1\n" * 5000
-    start = time.perf_counter()
     v = parse(body)
-    assert time.perf_counter() - start < 5
     assert "read only the first 2000 lines" in v.reason
     assert keys(v) == {("192.0.2.1", "scanner", "2026-11-22T02:14:07+00:00")}
 
@@ -295,21 +292,6 @@ def test_keyword_shortcut_gives_the_same_answers() -> None:
         texts += [text, *text.split("\n")]
     for text in texts:
         assert taxonomy.type_from_text(text) == naive(text), text[:80]
-
-
-def test_parser_speed_on_a_typical_report() -> None:
-    """A 5 KB report must take well under a millisecond; allow for a loaded shared machine."""
-    msg = normalize((ROOT / "samples/log/windows-event.eml").read_bytes())
-    parser = LogParser({})
-    parser.parse(msg)
-    best = min(_timed(parser, msg) for _ in range(20))
-    assert best < 0.005, f"{best * 1e3:.2f} ms"
-
-
-def _timed(parser: LogParser, msg) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    parser.parse(msg)
-    return time.perf_counter() - start
 
 
 def test_free_text_yields_to_a_structured_parser_on_the_same_address() -> None:

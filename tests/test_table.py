@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -249,16 +248,8 @@ def build_table(lines: int, seed: int = 1) -> tuple[str, list[str]]:
     return "\n".join(out) + "\n", probes
 
 
-def test_lookup_speed_on_a_10000_line_table(capsys):
+def test_every_probe_of_a_10000_line_table_is_found():
+    """Its speed (lookups/s) is measured by bench/stage_speed.py."""
     text, probes = build_table(10_000)
-    t0 = time.perf_counter()
     t = NetworkTable.parse(text, "big.txt")
-    load = time.perf_counter() - t0
-    ips = [ipaddress.ip_address(p) for p in probes] * 5
-    t0 = time.perf_counter()
-    hits = sum(t.lookup(ip, T) is not None for ip in ips)
-    rate = len(ips) / (time.perf_counter() - t0)
-    assert hits == len(ips)
-    with capsys.disabled():
-        print(f"\n[table] 10,000 lines parsed in {load * 1000:.0f} ms; {rate:,.0f} lookups/s")
-    assert rate > 20_000  # a linear scan of 10,000 lines manages ~1,000/s
+    assert [cust(t, p) for p in probes] == [f"C{i}" for i in range(10_000)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time as _time
 from datetime import datetime, timezone
 
 import pytest
@@ -312,22 +311,15 @@ def test_type_of() -> None:
     assert type_of("") is None and type_of(None) is None and type_of("zzz") is None
 
 
-# --- speed --------------------------------------------------------------------------
+# --- bail-out (its speed: bench/stage_speed.py) ------------------------------------------
 
 
-def test_bails_out_fast_on_non_xarf_mail() -> None:
+def test_bails_out_on_non_xarf_mail() -> None:
     body = "\n".join(f"Nov 24 03:14:{i % 60:02d} srv sshd[1]: Failed password for root from 192.0.2.{i % 250}"
                      for i in range(400))
     msg = normalize(f"From: a@b.example\nSubject: ssh\nContent-Type: text/plain\n\n{body}\n".encode())
-    parser = XarfParser({})
-    assert not parser.parse(msg).applied
-    best = float("inf")
-    for _ in range(5):
-        t0 = _time.perf_counter()
-        for _ in range(2000):
-            parser.parse(msg)
-        best = min(best, (_time.perf_counter() - t0) / 2000)
-    assert len(msg.raw) > 25_000 and best < 100e-6, f"{best * 1e6:.1f} µs per non-X-ARF message"
+    v = XarfParser({}).parse(msg)
+    assert not v.applied and not v.incidents and v.reason
 
 
 def test_unmarked_json_needs_source_and_type() -> None:
