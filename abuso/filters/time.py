@@ -53,9 +53,10 @@ class TimeFilter(Filter):
             basis = "arrival time (the report has no valid Date)"
             if "arrival" not in report.notes:
                 basis = "now (the report has no valid Date nor Received header)"
-        if incident.time < ref - self.before:
+        delta = incident.time - ref  # not ref ± window: that overflows at the ends of the calendar
+        if delta < -self.before:
             return f"{incident.time.isoformat()} is more than {_human(self.before)} before {basis}"
-        if incident.time > ref + self.after:
+        if delta > self.after:
             return f"{incident.time.isoformat()} is more than {_human(self.after)} after {basis}"
         return None
 
