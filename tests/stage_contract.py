@@ -143,7 +143,13 @@ class StageContract:
         return stage
 
     def test_minimal_options_load(self, tmp_path: Path) -> None:
-        config = load(self.config(self.options(tmp_path)))
+        options = self.options(tmp_path)
+        try:
+            config = load(self.config(options))
+        except ConfigError as e:
+            pytest.fail(f"{self.kind[:-1]} {self.name} does not load with options {options}: {e}; give it its "
+                        "fewest working options (override options(); built-ins: MINIMAL_OPTIONS in "
+                        "tests/test_stage_contract.py)")
         assert [s.name for s in getattr(config, self.kind)] == [self.name]
 
     def test_an_unknown_option_is_rejected_by_name(self, tmp_path: Path) -> None:

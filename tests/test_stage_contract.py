@@ -44,12 +44,19 @@ def _mailer(tmp: Path) -> dict[str, Any]:
             "state": str(tmp / "mailer.sqlite")}
 
 
+def _asn(tmp: Path) -> dict[str, Any]:
+    table = tmp / "pfx2as.txt"
+    table.write_text("192.0.2.0\t24\t64500\n198.51.100.0\t24\t64510_64511\n2001:db8::\t32\t64530\n")
+    return {"file": str(table)}
+
+
 #: (kind, name) -> the fewest options the stage needs, with its files under the test's tmp_path.
 MINIMAL_OPTIONS: dict[tuple[str, str], Callable[[Path], dict[str, Any]]] = {
     ("processors", "store"): lambda tmp: {"path": str(tmp / "store"), "fsync": False},
     ("processors", "table"): _table,
     ("processors", "radius"): _radius,
     ("processors", "mailer"): _mailer,
+    ("processors", "asn"): _asn,
 }
 
 #: Stages that do not reject unknown options yet: they declare their options in branch ``config``
