@@ -71,6 +71,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
+from ..zones import Zones
 from .base import Parser
 
 __all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "carried_chains",
@@ -180,7 +181,11 @@ def _clauses(text: str) -> dict[str, str]:
 
 
 def parse_received(value: str, default_zone: Any = None) -> Received:
-    """Parse one Received header value (folded or not). Never raises."""
+    """Parse one Received header value (folded or not). Never raises.
+
+    ``default_zone``: for a date without offset, the report's zone sources
+    (abuso.zones.Zones) or a configured zone name.
+    """
     text = " ".join(str(value).split())
     semi = text.rfind(";")
     head, date_text = (text[:semi], text[semi + 1:].strip()) if semi >= 0 else (text, "")
@@ -270,27 +275,15 @@ def _header_time(text: str) -> tuple[datetime | None, str]:
     return dt, ("explicit" if _ZONE_IN_DATE.search(text) else "none")
 
 
-def _naive(dt: datetime, default_zone: Any) -> tuple[datetime, str]:
-    """A date without offset: parse_date read it as UTC; apply the configured ``defaults.zone`` if any.
+def _naive(dt: datetime, zones: Any) -> tuple[datetime | None, str]:
+    """A date without offset (parse_date read it as UTC): the report's zone sources decide.
 
-    A region (``Europe/Berlin``, DST-aware) when the timestamps module knows
-    regions, else a fixed abbreviation or offset; the zone label is the model's
-    one for a configured guess ("default" where the model has it).
+    ``zones`` is the report's :class:`abuso.zones.Zones` (stated zone, Date
+    offset, configured zone, in the one order), or just a configured zone name.
     """
-    if default_zone:
-        from .. import timestamps
-        from ..model import ZONES
-
-        convert = getattr(timestamps, "zone_tzinfo", None)
-        if convert is not None:
-            tz = convert(str(default_zone))
-        else:
-            offset = timestamps.zone_offset(str(default_zone))
-            tz = timezone(offset) if offset is not None else None
-        if tz is not None:
-            local = dt.replace(tzinfo=tz).astimezone(timezone.utc)
-            return local, ("default" if "default" in ZONES else "stated")
-    return dt, "assumed-utc"
+    if not isinstance(zones, Zones):
+        zones = Zones(stated=None, default=zones or None)
+    return zones.resolve(dt.replace(tzinfo=None)) or (None, "none")
 
 
 # --- the chain ----------------------------------------------------------------
@@ -555,7 +548,6 @@ class ReceivedParser(Parser):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.trust = _Trust(self.options.get("trusted") or ())
-        self.zone = self.options.get("zone")
         self.date_fallback = bool(self.options.get("date_fallback"))
 
     @classmethod
@@ -586,8 +578,9 @@ class ReceivedParser(Parser):
             return self.not_applicable("no forwarded message with Received headers")
         incidents: list[Incident] = []
         seen: set[tuple] = set()
+        zones = Zones.of(message, self.options)
         for chain in chains[:MAX_CHAINS]:
-            hop = entry_hop(chain, self.trust, self.zone)
+            hop = entry_hop(chain, self.trust, zones)
             if hop is None:
                 continue
             if hop.time is None and self.date_fallback and message.date is not None:
