@@ -248,7 +248,7 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
         if key not in TOP_KEYS:
             raise err(f"unknown key (expected one of: {', '.join(sorted(TOP_KEYS))})", key)
 
-    parsers = _stages("parsers", data.get("parsers", registry.DEFAULT_PARSERS), err, lines)
+    parsers = _stages("parsers", data["parsers"] if "parsers" in data else registry.default_parsers(), err, lines)
     filters = _stages("filters", data.get("filters") or {}, err, lines)
     processors = _stages("processors", data.get("processors") or [], err, lines)
     reader = None

@@ -83,6 +83,7 @@ class AcnsParser(Parser):
     """Copyright incidents from ACNS 1.x/2.x XML notices."""
 
     name = "acns"
+    priority = 70
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:

@@ -65,6 +65,23 @@ _HAS_ZONE = lazy_compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([
 _ISO = lazy_compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
 
 
+def has_feedback_part(message: Any) -> bool:
+    """Does the mail carry a ``message/feedback-report`` part anywhere (read or not)?
+
+    That is the ARF format's statement of the source: the verdict says so even
+    when the part could not be read, and the received parser leaves the report alone.
+    """
+    for n, part in enumerate(message.email.walk()):
+        if n > 500:
+            break
+        try:
+            if part.get_content_type() == "message/feedback-report":
+                return True
+        except Exception:  # a hostile Content-Type header
+            continue
+    return False
+
+
 def header_section(raw: bytes) -> bytes:
     """The raw header lines of a mail (at most MAX_HEADER_BYTES), found without scanning its body."""
     end = raw.find(b"\n\n", 0, MAX_HEADER_BYTES)
@@ -376,8 +393,16 @@ class ArfParser(Parser):
     """RFC 5965 feedback reports: one incident per report, typed by its Feedback-Type."""
 
     name = "arf"
+    priority = 100
+    authority = True  # Source-IP (or, without it, this parser's own Received fallback)
 
     def parse(self, message: Any) -> Verdict:
+        verdict = self._read(message)
+        if has_feedback_part(message):
+            self.states_source(verdict, "an ARF report")
+        return verdict
+
+    def _read(self, message: Any) -> Verdict:
         if not looks_like_arf(message):
             return self.not_applicable("not an ARF report (no feedback-report part)")
         roots = [message.email] + list(getattr(message, "embedded", []))

@@ -220,6 +220,7 @@ class CsvParser(Parser):
     """Incidents from CSV attachments: plain, zipped, gzipped or inline."""
 
     name = "csv"
+    priority = 60
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:

@@ -269,6 +269,7 @@ class LogParser(Parser):
     """Free text: pasted logs and prose. See the module doc for the rules."""
 
     name = "log"
+    priority = 10
     fallback = True
 
     OPTIONS = ("zone", "date_fallback", "dayfirst")

@@ -42,9 +42,10 @@ was written inside the reporter's network). When the entry hop recorded no
 address at all, there is no answer: the headers below it were written by the
 sender and prove nothing.
 
-The parser stays out of reports that state the source themselves (ARF
-Source-IP, X-ARF, SpamCop "Email from": their parsers answer, the ``arf``
-parser falling back to :func:`source_of`) and out of bounces (the carried
+The parser stays out of reports that state the source themselves (a parser
+with declared ``authority`` that ran before it says so in its verdict: ARF
+Source-IP, X-ARF, SpamCop "Email from"; the ``arf`` parser falls back to
+:func:`source_of` itself) and out of bounces (the carried
 message is one we sent). A carried message that itself carries one (a
 forwarded complaint with the spam attached) is a wrapper: only the innermost
 message's chain is evidence. Exchange Online's internal hops (public IPv6
@@ -72,7 +73,7 @@ from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
 from ..zones import Zones
-from .base import Parser
+from .base import Parser, stated_by_authority
 
 __all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "carried_chains",
            "ReceivedParser"]
@@ -542,6 +543,7 @@ class ReceivedParser(Parser):
     """
 
     name = "received"
+    priority = 30
 
     OPTIONS = ("trusted", "zone", "date_fallback")
 
@@ -618,16 +620,18 @@ _NOT_SECOND_GUESSED = "{} names the source itself; its carried Received chain is
 
 
 def _names_source(message: Any) -> str | None:
-    """Does the report state the source itself (ARF Source-IP, X-ARF, SpamCop "Email from")?
+    """Does the report state the source itself, or is it a bounce? Then this parser stays out.
 
-    (Or is it a bounce: the message it carries is one *we* sent, returned; its
-    chain would blame our own outgoing relay.)
+    A parser that declares ``authority`` and ran before this one (ARF Source-IP,
+    X-ARF, SpamCop "Email from": see parsers/base.py) marks its verdict when the
+    report states its source in that format. That statement is authoritative:
+    the reporter (or SpamCop, with the reporter's configured mail hosts) knows
+    its relays better than a heuristic walk, and a second, differently-timed
+    incident for the same spam would only be noise. The ``arf`` parser falls
+    back to :func:`source_of` itself when an ARF report lacks Source-IP.
 
-    Then that statement is authoritative: the reporter (or SpamCop, with the
-    reporter's configured mail hosts) knows its relays better than a heuristic
-    walk, and a second, differently-timed incident for the same spam would only
-    be noise. The ``arf`` parser falls back to :func:`source_of` itself when an
-    ARF report lacks Source-IP.
+    A bounce (delivery status notification) carries a message *we* sent,
+    returned; its chain would blame our own outgoing relay.
     """
     try:
         top = message.email.get_content_type()
@@ -636,21 +640,9 @@ def _names_source(message: Any) -> str | None:
         top, report_type = "", ""
     if top == "multipart/report" and report_type == "delivery-status":
         return "a bounce (delivery status notification): the carried message is one we sent, not spam"
-    for n, part in enumerate(message.email.walk()):
-        if n > 500:
-            break
-        try:
-            if part.get_content_type() == "message/feedback-report":
-                return _NOT_SECOND_GUESSED.format("an ARF report")
-        except Exception:  # a hostile Content-Type header
-            continue
-    for msg in [message.email, *message.embedded]:
-        if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":
-            return _NOT_SECOND_GUESSED.format("an X-ARF report")
-    from .spamcop import names_source as spamcop_names_source
-
-    if spamcop_names_source(message):
-        return _NOT_SECOND_GUESSED.format("a SpamCop report ('Email from')")
+    authority = stated_by_authority(message)
+    if authority is not None:
+        return _NOT_SECOND_GUESSED.format(authority.source_stated)
     return None
 
 

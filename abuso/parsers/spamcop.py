@@ -149,8 +149,16 @@ class SpamCopParser(Parser):
     """Every spam source and spamvertised site of a SpamCop report."""
 
     name = "spamcop"
+    priority = 80
+    authority = True  # "Email from ADDR / DATE": SpamCop names the source with the reporter's mail hosts
 
     def parse(self, message: Any) -> Verdict:
+        verdict = self._read(message)
+        if names_source(message):
+            self.states_source(verdict, "a SpamCop report ('Email from')")
+        return verdict
+
+    def _read(self, message: Any) -> Verdict:
         texts = [b.text for b in message.blocks if b.kind != "headers"]
         subjects = self._subjects(message)
         mentioned = [t for t in texts if _mentions(t) or "Start/Length" in t]
