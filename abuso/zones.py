@@ -150,7 +150,7 @@ def as_tzinfo(z: Zoneish) -> tzinfo | None:
         return timezone(z)
     if isinstance(z, str):
         return zone_tzinfo(z)
-    return z
+    return z if isinstance(z, tzinfo) else None
 
 
 def resolve(when: datetime, *, stated: Zoneish = None, header_offset: timedelta | None = None,
@@ -197,7 +197,7 @@ class Zones:
     def __init__(self, *, stated: Zoneish = _UNSET, header_offset: timedelta | None = None,
                  default: Zoneish = None, message: Any = None) -> None:
         self._message = message
-        self._stated = stated
+        self._stated: Zoneish = stated
         self.header_offset = header_offset
         self.default = as_tzinfo(default)
 
@@ -210,10 +210,11 @@ class Zones:
         return cls(header_offset=offset, default=zone_tzinfo(str(zone)) if zone else None, message=message)
 
     @property
-    def stated(self) -> tuple[tzinfo, str] | None:
+    def stated(self) -> Zoneish:
+        """What the report states (a :func:`stated_zone` pair), looked up on first need."""
         if self._stated is _UNSET:
             self._stated = report_stated_zone(self._message) if self._message is not None else None
-        return self._stated  # type: ignore[no-any-return]
+        return self._stated
 
     def resolve(self, when: datetime, *, format_utc: bool = False) -> tuple[datetime, str] | None:
         """:func:`resolve` with this report's sources."""
