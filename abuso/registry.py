@@ -105,7 +105,7 @@ def _listing() -> dict[str, list[list[str]]]:
     memo = repr(key)
     if memo in _LISTINGS:
         return _LISTINGS[memo]
-    file = _listing_file(memo)
+    file = _listing_file(repr(sys.path))  # one file per sys.path; the mtimes are checked inside
     listing = _read_listing(file, key) if file is not None else None
     if listing is None:
         listing = _scan()
@@ -125,7 +125,7 @@ def _scan() -> dict[str, list[list[str]]] | None:
         return None
 
 
-def _listing_file(memo: str) -> Any:
+def _listing_file(paths: str) -> Any:
     import os
     import zlib
     from pathlib import Path
@@ -133,7 +133,7 @@ def _listing_file(memo: str) -> Any:
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "abuso" / f"entry-points-{zlib.crc32(memo.encode('utf-8', 'surrogateescape')):08x}.json"
+    return Path(root) / "abuso" / f"entry-points-{zlib.crc32(paths.encode('utf-8', 'surrogateescape')):08x}.json"
 
 
 def _read_listing(file: Any, key: list) -> dict[str, list[list[str]]] | None:
