@@ -248,7 +248,7 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
         if key not in TOP_KEYS:
             raise err(f"unknown key (expected one of: {', '.join(sorted(TOP_KEYS))})", key)
 
-    parsers = _stages("parsers", data.get("parsers", registry.DEFAULT_PARSERS), err, lines)
+    parsers = _stages("parsers", data["parsers"] if "parsers" in data else registry.default_parsers(), err, lines)
     filters = _stages("filters", data.get("filters") or {}, err, lines)
     processors = _stages("processors", data.get("processors") or [], err, lines)
     reader = None
@@ -270,10 +270,12 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
         if k not in DEFAULT_KEYS:
             raise err(f"unknown key (expected one of: {', '.join(sorted(DEFAULT_KEYS))})", f"defaults.{k}")
     if "zone" in defaults:
-        from .timestamps import zone_offset
+        from .zones import check_zone
 
-        if zone_offset(str(defaults["zone"])) is None:
-            raise err(f"unknown time zone {defaults['zone']!r}", "defaults.zone")
+        try:
+            check_zone(defaults["zone"])  # offsets, abbreviations and regions (Europe/Berlin: DST-aware)
+        except ValueError as e:
+            raise err(str(e), "defaults.zone")
     cfg = Config(file, base, parsers, filters, processors, reader, qpath, dict(defaults), data)
     _check_stage_options(cfg, err)
     return cfg

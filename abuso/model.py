@@ -84,6 +84,10 @@ class Verdict:
     applied: bool
     reason: str
     incidents: list[Incident] = field(default_factory=list)
+    #: Set by a parser that declares ``authority`` (parsers/base.py) when the report states its
+    #: source itself in that parser's format ("an ARF report"); parsers later in the chain that
+    #: would only guess the source (``received``) leave it to that statement.
+    source_stated: str = ""
 
     def __str__(self) -> str:
         if self.incidents:

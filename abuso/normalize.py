@@ -16,9 +16,13 @@ from email.message import EmailMessage
 from email.message import Message as _StdMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from .errors import INPUT_ERRORS
 from .lazy import lazy_compile
+
+if TYPE_CHECKING:
+    from .model import Verdict
 
 #: A part larger than this is not decoded into text (it still stays in ``raw``).
 MAX_PART_BYTES = 8 * 1024 * 1024
@@ -75,6 +79,9 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     #: Things the normalizer noticed but could not do (bad charset, oversize part).
     problems: list[str] = field(default_factory=list)
+    #: Verdicts of the parsers that already ran on this message, in chain order (the pipeline
+    #: fills it): how a parser defers to an earlier one's authority (parsers/base.py).
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

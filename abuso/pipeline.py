@@ -22,8 +22,10 @@ class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
         defaults = config.defaults
-        self.parsers = [registry.load("parsers", s.name)({**_parser_defaults(defaults), **s.options})
-                        for s in config.parsers]
+        classes = [registry.load("parsers", s.name) for s in config.parsers]
+        # The declared priority orders the chain, so an authority runs before the parsers that defer to it.
+        self.parsers = [classes[i]({**_parser_defaults(defaults), **config.parsers[i].options})
+                        for i in registry.in_priority_order(classes)]
         self.filters = [registry.load("filters", s.name)(s.options) for s in config.filters]
         self.processors = [registry.load("processors", s.name)(s.options, config.base) for s in config.processors]
         self.max_bytes = int(defaults.get("max_bytes", 32 * 1024 * 1024))
@@ -54,6 +56,7 @@ class Pipeline:
         if msg.arrival is not None:
             report.notes["arrival"] = msg.arrival
         found = []
+        msg.verdicts = report.verdicts  # each parser sees the verdicts of those before it
         for parser in self.parsers:
             try:
                 verdict = parser.parse(msg)

@@ -1,21 +1,10 @@
 """Timestamps in abuse reports: find them in a line, read them, and say where the zone came from.
 
-Reports paste logs in every shape there is, and most stamps carry no zone. The
-answer is a UTC time plus the *source* of its offset, in this order of trust:
-
-``explicit``     the stamp has one (``+0100``, ``Z``, ``CET``, ``UTC-3``);
-``stated``       the report says so ("all times are CET", "Time Zone: UTC");
-``date-header``  the offset the report's own Date header was written in;
-``default``      the config's ``defaults.zone`` (a per-reporter guess);
-``assumed-utc``  nothing else known.
-
-Zone names, the choice made: a bare abbreviation is taken as written, the fixed
-offset it names (``CET`` is +1 even in July, ``CEST`` +2); some writers mean
-local time by ``CET``, but guessing would be wrong for the others, and the
-zone source ``stated`` tells the desk where the offset came from. An IANA name
-(``Europe/Berlin``), a pair (``CET/CEST``, ``MEZ/MESZ``, ``EST/EDT``) or a
-long name ("Central European Time", "Eastern Time") does mean "local time
-there": it goes through zoneinfo, so a July stamp gets +2.
+Reports paste logs in every shape there is, and most stamps carry no zone. A
+stamp that carries one is ``explicit``; a naive one takes its zone from the
+report in the one order of :mod:`abuso.zones` (``stated``, ``date-header``,
+``default``, ``assumed-utc``), which every parser shares. The zone names and
+:func:`resolve` are re-exported here.
 
 Yearless stamps (syslog, snort) take the latest year that puts them at or
 before the report's Date (one day of slack for zones ahead), never the
@@ -33,83 +22,28 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Union
 
 from .lazy import lazy_compile
+from .zones import (
+    ZONE_ABBREVIATIONS,
+    ZONE_REGIONS,
+    Zoneish,
+    Zones,
+    as_tzinfo,
+    check_zone,
+    resolve,
+    stated_zone,
+    zone_offset,
+    zone_tzinfo,
+)
 
-#: Abbreviations seen in abuse reports, as fixed offsets in hours.
-ZONE_ABBREVIATIONS: dict[str, float] = {
-    "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "BST": 1, "IST": 5.5, "CET": 1, "MEZ": 1, "CEST": 2,
-    "MESZ": 2, "EET": 2, "EEST": 3, "MSK": 3, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7,
-    "MDT": -6, "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10, "JST": 9, "KST": 9, "AEST": 10,
-    "AEDT": 11, "ACST": 9.5, "AWST": 8, "NZST": 12, "NZDT": 13, "SGT": 8, "HKT": 8, "BRT": -3, "ART": -3,
-    "VET": -4, "WEST": 1,
-}
-
-#: Names that mean "local time in this place" (DST-aware, via zoneinfo).
-ZONE_REGIONS: dict[str, str] = {
-    "CET/CEST": "Europe/Berlin", "MEZ/MESZ": "Europe/Berlin", "CENTRAL EUROPEAN TIME": "Europe/Berlin",
-    "CENTRAL EUROPEAN SUMMER TIME": "Europe/Berlin", "EET/EEST": "Europe/Helsinki",
-    "EASTERN EUROPEAN TIME": "Europe/Helsinki", "WET/WEST": "Europe/Lisbon", "GMT/BST": "Europe/London",
-    "UK TIME": "Europe/London", "EST/EDT": "America/New_York", "EASTERN TIME": "America/New_York",
-    "US/EASTERN": "America/New_York", "CST/CDT": "America/Chicago", "CENTRAL TIME": "America/Chicago",
-    "MST/MDT": "America/Denver", "MOUNTAIN TIME": "America/Denver", "PST/PDT": "America/Los_Angeles",
-    "PACIFIC TIME": "America/Los_Angeles", "US/PACIFIC": "America/Los_Angeles",
-    "AEST/AEDT": "Australia/Sydney", "NZST/NZDT": "Pacific/Auckland",
-}
-
-_OFFSET = lazy_compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)
-
-
-def zone_offset(name: str) -> timedelta | None:
-    """'UTC', 'CET', '+0100', 'UTC-5', 'GMT+05:30' -> offset; None if unknown.
-
-    Fixed offsets only: a region ('Europe/Berlin', 'CET/CEST') has no single
-    offset, so it gives None here (callers such as the RADIUS reader rely on
-    that to go through zoneinfo); :func:`zone_tzinfo` handles both.
-    """
-    s = name.strip()
-    hours = ZONE_ABBREVIATIONS.get(s.upper())
-    if hours is not None:
-        return timedelta(hours=hours)
-    m = _OFFSET.match(s)
-    if m:
-        sign = -1 if m.group(1) == "-" else 1
-        h, mins = int(m.group(2)), int(m.group(3) or 0)
-        if h <= 14 and mins < 60:
-            return sign * timedelta(hours=h, minutes=mins)
-        return None
-    return None
-
-
-@lru_cache(maxsize=64)
-def _region(name: str) -> tzinfo | None:
-    key = " ".join(name.split()).upper()
-    iana = ZONE_REGIONS.get(key)
-    if iana is None:
-        if "/" not in name or not re.fullmatch(r"[A-Za-z_]+(?:/[A-Za-z_+-]+){1,2}", name):
-            return None
-        iana = name
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(iana)
-    except Exception:  # unknown name, or no tz database on this host
-        return None
-
-
-def zone_tzinfo(name: str) -> tzinfo | None:
-    """A zone name or offset -> tzinfo (fixed for abbreviations and offsets, zoneinfo for regions)."""
-    off = zone_offset(name)
-    region = _region(name.strip())
-    if region is not None:
-        return region
-    return timezone(off) if off is not None else None
+__all__ = [
+    "ZONE_ABBREVIATIONS", "ZONE_REGIONS", "Stamp", "Zoneish", "Zones", "check_zone", "find_timestamps",
+    "parse_timestamp", "resolve", "stated_zone", "zone_offset", "zone_tzinfo",
+]
 
 
 # --- the result ----------------------------------------------------------------
-
-Zoneish = Union[tzinfo, timedelta, str, tuple, None]
 
 
 @dataclass(frozen=True)
@@ -229,18 +163,6 @@ def _zone_of_token(tok: str) -> tzinfo | None:
     return None
 
 
-def _as_tzinfo(z: Zoneish) -> tzinfo | None:
-    if z is None:
-        return None
-    if isinstance(z, tuple):
-        z = z[0]
-    if isinstance(z, timedelta):
-        return timezone(z)
-    if isinstance(z, str):
-        return zone_tzinfo(z)
-    return z
-
-
 def _year_for(month: int, day: int, hour: int, minute: int, second: int, reference: datetime | None) -> int | None:
     """Yearless stamps (syslog, snort): the latest year that puts the stamp at or before the reference.
 
@@ -338,32 +260,28 @@ def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: t
 
 def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo | None,
              header_offset: timedelta | None, default: tzinfo | None) -> Stamp | None:
-    """Apply the first zone source that is known, in the documented order of trust."""
-    try:
-        if stated is not None:
-            return Stamp(naive.replace(tzinfo=stated).astimezone(timezone.utc), "stated", start, end, shape)
-        if header_offset is not None:
-            return Stamp((naive - header_offset).replace(tzinfo=timezone.utc), "date-header", start, end, shape)
-        if default is not None:
-            return Stamp(naive.replace(tzinfo=default).astimezone(timezone.utc), "default", start, end, shape)
-        return Stamp(naive.replace(tzinfo=timezone.utc), "assumed-utc", start, end, shape)
-    except (OverflowError, ValueError):
-        return None
+    """A naive stamp's zone from the report, in the one order (abuso.zones.resolve)."""
+    found = resolve(naive, stated=stated, header_offset=header_offset, default=default)
+    return Stamp(found[0], found[1], start, end, shape) if found is not None else None
 
 
 def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zoneish = None,
                     header_offset: timedelta | None = None, default: Zoneish = None,
-                    epoch: bool = False, dayfirst: bool | None = None, fallback: bool = False) -> list[Stamp]:
+                    epoch: bool = False, dayfirst: bool | None = None, fallback: bool = False,
+                    format_utc: bool = False) -> list[Stamp]:
     """Every timestamp in one line, left to right, with spans; overlapping matches are dropped.
 
     ``reference`` (the report's Date) fixes the year of yearless stamps.
     ``stated`` / ``header_offset`` / ``default`` are the zone sources for naive
-    stamps (see the module doc). ``epoch``: read bare epoch seconds (set it for
-    a table's time column); labelled ones (``time=1763781247``) are always read.
-    ``fallback``: try dateparser when no fast shape matched a time-like text.
+    stamps, ``format_utc`` says the format fixes UTC (abuso.zones.resolve).
+    ``epoch``: read bare epoch seconds (set it for a table's time column);
+    labelled ones (``time=1763781247``) are always read. ``fallback``: try
+    dateparser when no fast shape matched a time-like text.
     """
     out: list[Stamp] = []
-    st, df = _as_tzinfo(stated), _as_tzinfo(default)
+    if format_utc:  # the format's UTC comes before every source of the report: none of them applies
+        stated = header_offset = default = None
+    st, df = as_tzinfo(stated), as_tzinfo(default)
     windows = _windows(line) if _TIMEISH.search(line) else []
     if windows:
         low = line.lower()
@@ -422,7 +340,7 @@ def parse_timestamp(text: str, *, reference: datetime | None = None, stated: Zon
         return found[0]
     if not fallback or len(text) > 200:
         return None
-    return _fallback(text, reference, _as_tzinfo(stated), header_offset, _as_tzinfo(default), whole=True)
+    return _fallback(text, reference, as_tzinfo(stated), header_offset, as_tzinfo(default), whole=True)
 
 
 #: How often dateparser ran (tests and the benchmark check the fast path keeps it idle).
@@ -462,81 +380,4 @@ def _fallback(text: str, reference: datetime | None, stated: tzinfo | None, head
                          "fallback")
         return _resolve(dt.replace(tzinfo=None), start, start + len(sub), "fallback", stated, header_offset,
                         default)
-    return None
-
-
-# --- zones the report states ------------------------------------------------------
-
-_ZONE_WORD = (r"(?P<z>[A-Z][a-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?|(?:UTC|GMT)\s?[+-]\s?\d{1,2}(?::?\d{2})?"
-              r"|[+-]\d{2}:?\d{2}|[A-Z]{2,5}/[A-Z]{3,5}|(?:central|eastern|western|pacific|mountain)"
-              r"(?: european)?(?: summer| standard| daylight)? time|[A-Z]{2,5})(?![A-Za-z/])")
-_PAREN_OFFSET = r"(?:\s*\(\s*(?P<z2>(?:UTC|GMT)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2})\s*\))?"
-_STATED = [
-    # "Time Zone: EST (UTC-5)", "Timezone: UTC", "time zone of -0700", "timezone = Europe/Berlin"
-    lazy_compile(r"\btime\s?-?zone\b(?:\s+(?:is|of|used))?\s*[:=]?\s*(?:is\s+)?" + _ZONE_WORD + _PAREN_OFFSET,
-               re.I),
-    # "All times are UTC", "times are in CET", "timestamps are given in Europe/Berlin", "times shown in GMT-3"
-    lazy_compile(r"\b(?:all\s+)?(?:times?|timestamps?|dates?)(?:\s+(?:are|is|were))?(?:\s+(?:shown|given|listed|"
-               r"reported|displayed|expressed))?\s+(?:in|as)\s+(?:the\s+)?" + _ZONE_WORD + _PAREN_OFFSET, re.I),
-    lazy_compile(r"\b(?:all\s+times?(?:\s+(?:are|is))?|(?:times?|timestamps?)\s+(?:are|is))\s+" + _ZONE_WORD
-               + _PAREN_OFFSET, re.I),
-    # "(MEZ)", "(UTC+1)" standing alone in prose (not right after a time, where it is the stamp's own:
-    # _paren_alone() checks that; a pattern starting with "(" lets re skip ahead fast)
-    lazy_compile(r"\((?P<z>[A-Z]{3,5}|(?:UTC|GMT)\s?[+-]\d{1,2}(?::?\d{2})?)\)"),
-    # "GMT-3" in prose
-    lazy_compile(r"(?<![\d:\w])\s?(?P<z>(?:UTC|GMT)[+-]\d{1,2}(?::?\d{2})?)\b"),
-]
-_STATED_CHARS = 64 * 1024
-#: Words a line must contain for each pattern to be worth running.
-_STATED_HINTS = list(zip(_STATED, [("time",), ("time", "date"), ("time",), ("(",), ("gmt", "utc")], strict=True))
-
-
-def stated_zone(text: str) -> tuple[tzinfo, str] | None:
-    """The zone a report says its times are in: (tzinfo, the words it used), or None.
-
-    The first statement wins (a form's ``Time Zone:`` field comes before any
-    later remark). Unknown words ("timezone ZP4") state nothing. Only lines
-    with a hint word are searched: the patterns are case-insensitive, and Python
-    cannot skip ahead on those, so a 5 KB report would otherwise cost ~1 ms.
-    """
-    for line in text[:_STATED_CHARS].split("\n"):
-        low = line.lower()
-        if not ("time" in low or "(" in low or "gmt" in low or "utc" in low or "date" in low):
-            continue
-        wanted = [rx for rx, hints in _STATED_HINTS if any(h in low for h in hints)]
-        if not wanted:
-            continue
-        best: tuple[int, tzinfo, str] | None = None
-        for rx in wanted:
-            for m in rx.finditer(line):
-                if best is not None and m.start() >= best[0]:
-                    break
-                if rx is _STATED[3] and not _paren_alone(line, m.start()):
-                    continue
-                name = m.group("z2") if "z2" in rx.groupindex and m.group("z2") else m.group("z")
-                name = " ".join(name.split())
-                tz = _stated_tz(name)
-                if tz is not None:
-                    best = (m.start(), tz, name)
-                    break
-        if best is not None:
-            return best[1], best[2]
-    return None
-
-
-def _paren_alone(line: str, start: int) -> bool:
-    """A "(CET)" after a space that does not follow a time or date ("14:37:12 (CET)" is the stamp's)."""
-    return start >= 1 and line[start - 1].isspace() and (start < 2 or not (line[start - 2].isdigit()
-                                                                          or line[start - 2] == ":"))
-
-
-def _stated_tz(name: str) -> tzinfo | None:
-    region = _region(name)
-    if region is not None:
-        return region
-    if name.upper() in ZONE_ABBREVIATIONS and name.isupper() and name not in ("Z", "UT", "IST"):
-        return timezone(timedelta(hours=ZONE_ABBREVIATIONS[name.upper()]))
-    if name[:1] in "+-" or name.upper().startswith(("UTC", "GMT")):
-        off = zone_offset(name)
-        return timezone(off) if off is not None else None
     return None

@@ -94,12 +94,14 @@ def test_missing_stamp_uses_the_date_header_only_when_configured():
     assert inc.time == datetime(2026, 11, 19, 10, 0, tzinfo=UTC) and inc.zone == "date-header"
 
 
-def test_naive_stamp_is_utc_unless_a_zone_is_configured():
+def test_naive_stamp_is_the_formats_utc_whatever_the_date_offset_or_configured_zone():
+    # xs:dateTime without offset: ACNS senders write UTC (abuso.zones, step 2 of the one order);
+    # the sample's Date is +0100, and a configured default comes after both.
     raw = (SAMPLES / "acns/naive-timestamp.eml").read_bytes()
     inc = parse(raw).incidents[0]
     assert inc.time == datetime(2026, 11, 18, 12, 0, tzinfo=UTC) and inc.zone == "assumed-utc"
     inc = parse(raw, zone="CET").incidents[0]
-    assert inc.time == datetime(2026, 11, 18, 11, 0, tzinfo=UTC) and inc.zone == "stated"
+    assert inc.time == datetime(2026, 11, 18, 12, 0, tzinfo=UTC) and inc.zone == "assumed-utc"
 
 
 def test_entity_expansion_is_never_performed():

@@ -31,7 +31,8 @@ NEEDS_OTHER_PARSER = {
 
 def arf_mail(fields: str, *, date: str | None = "Tue, 24 Nov 2026 10:00:00 +0100",
              outer: str = "multipart/report; report-type=feedback-report",
-             feedback_ctype: str = "message/feedback-report", original: str | None = None) -> bytes:
+             feedback_ctype: str = "message/feedback-report", original: str | None = None,
+             human: str = "A user complained.") -> bytes:
     """A minimal ARF report with the given feedback fields."""
     head = "From: fbl@reporter.example\nTo: abuse@isp.example\nSubject: report\n"
     if date:
@@ -41,7 +42,7 @@ def arf_mail(fields: str, *, date: str | None = "Tue, 24 Nov 2026 10:00:00 +0100
         "\tby mx.reporter.example with ESMTP id 1; Tue, 24 Nov 2026 09:00:00 +0000\n"
         "Subject: spam\n\nbuy\n")
     body = (f"MIME-Version: 1.0\nContent-Type: {outer}; boundary=\"B\"\n\n"
-            "--B\nContent-Type: text/plain\n\nA user complained.\n\n"
+            f"--B\nContent-Type: text/plain\n\n{human}\n\n"
             f"--B\nContent-Type: {feedback_ctype}\n\n{fields.strip()}\n\n"
             f"--B\nContent-Type: message/rfc822\n\n{original}\n--B--\n")
     return (head + body).encode()
@@ -131,7 +132,16 @@ def test_naive_stamp_without_date_header_is_assumed_utc_or_configured_zone() -> 
     inc = parse(raw).incidents[0]
     assert (inc.time, inc.zone) == (datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), "assumed-utc")
     inc = parse(raw, zone="CET").incidents[0]
-    assert (inc.time, inc.zone) == (datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc), "stated")
+    assert (inc.time, inc.zone) == (datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc), "default")
+    inc = parse(raw, zone="Europe/Berlin").incidents[0]  # a region, in November: +1
+    assert (inc.time, inc.zone) == (datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc), "default")
+
+
+def test_naive_stamp_takes_a_zone_the_report_states_before_its_date_offset() -> None:
+    raw = arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.7\nArrival-Date: 2026-07-24 09:00:00",
+                   date="Fri, 24 Jul 2026 10:00:00 -0500", human="Complaint received. All times are Europe/Berlin.")
+    inc = parse(raw, zone="UTC").incidents[0]
+    assert (inc.time, inc.zone) == (datetime(2026, 7, 24, 7, 0, tzinfo=timezone.utc), "stated")
 
 
 def test_minus_zero_zone_is_utc() -> None:

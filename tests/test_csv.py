@@ -24,11 +24,13 @@ from .conftest import SAMPLES
 UTC = timezone.utc
 
 
-def mail(*attachments: tuple[str, bytes, str], subject: str = "report", date: str = "Fri, 20 Nov 2026 12:00:00 +0100",
-         sender: str = "soc@reporter.example") -> bytes:
+def mail(*attachments: tuple[str, bytes, str], subject: str = "report",
+         date: str | None = "Fri, 20 Nov 2026 12:00:00 +0100", sender: str = "soc@reporter.example") -> bytes:
     """A report with the given (filename, data, content type) attachments."""
     m = EmailMessage()
-    m["From"], m["To"], m["Subject"], m["Date"] = sender, "abuse@example.net", subject, date
+    m["From"], m["To"], m["Subject"] = sender, "abuse@example.net", subject
+    if date is not None:
+        m["Date"] = date
     m["Message-ID"] = "<t@reporter.example>"
     m.set_content("see attachment\n")
     for name, data, ctype in attachments:
@@ -198,10 +200,40 @@ def test_parse_stamp(value, expected):
         assert got is not None and got.astimezone(UTC) == expected
 
 
-def test_configured_zone_is_used_for_naive_stamps():
-    v = parse(csv_mail("ip,time\n192.0.2.11,2026-11-20 10:00:00\n"), zone="CET")
+def test_configured_zone_is_used_for_naive_stamps_when_the_report_has_no_date():
+    v = parse(csv_mail("ip,time\n192.0.2.11,2026-11-20 10:00:00\n", date=None), zone="CET")
     assert v.incidents[0].time == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    assert v.incidents[0].zone == "stated"
+    assert v.incidents[0].zone == "default"
+    # A region follows summer time on each stamp's own date.
+    v = parse(csv_mail("ip,time\n192.0.2.11,2026-07-20 10:00:00\n", date=None), zone="Europe/Berlin")
+    assert (v.incidents[0].time, v.incidents[0].zone) == (datetime(2026, 7, 20, 8, 0, tzinfo=UTC), "default")
+
+
+def test_report_date_offset_comes_before_the_configured_zone():
+    v = parse(csv_mail("ip,time\n192.0.2.11,2026-11-20 10:00:00\n", date="Fri, 20 Nov 2026 12:00:00 -0500"),
+              zone="CET")
+    assert (v.incidents[0].time, v.incidents[0].zone) == (datetime(2026, 11, 20, 15, 0, tzinfo=UTC), "date-header")
+
+
+def test_zone_stated_in_the_mail_comes_before_the_date_offset():
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "soc@r.example", "abuse@example.net", "r"
+    m["Date"] = "Fri, 20 Nov 2026 12:00 -0500"
+    m.set_content("Please find the events attached. All times are CET.\n")
+    m.add_attachment(b"ip,time\n192.0.2.11,2026-11-20 10:00:00\n", maintype="text", subtype="csv", filename="r.csv")
+    v = parse(m.as_bytes(), zone="UTC")
+    assert (v.incidents[0].time, v.incidents[0].zone) == (datetime(2026, 11, 20, 9, 0, tzinfo=UTC), "stated")
+
+
+def test_shadowserver_utc_comes_before_a_stated_zone_and_the_date_offset():
+    m = EmailMessage()
+    m["From"], m["To"], m["Date"] = "autoreports@shadowserver.org", "abuse@example.net", "Fri, 20 Nov 2026 12:00 +0100"
+    m["Subject"] = "[example] Shadowserver scan_ntp Report: 2026-11-19"
+    m.set_content("All times are CET.\n")
+    m.add_attachment(b"timestamp,ip\n2026-11-19 10:00:00,192.0.2.11\n", maintype="text", subtype="csv",
+                     filename="2026-11-19-scan_ntp-example-asn.csv")
+    v = parse(m.as_bytes(), zone="CET")
+    assert (v.incidents[0].time, v.incidents[0].zone) == (datetime(2026, 11, 19, 10, 0, tzinfo=UTC), "assumed-utc")
 
 
 def test_naive_stamp_without_configured_zone_uses_the_date_header_offset():
@@ -373,7 +405,7 @@ def test_column_key():
 
 def test_timedelta_sanity():
     # guard for the naive-stamp arithmetic: local = utc + offset
-    v = parse(csv_mail("ip,time\n192.0.2.31,2026-11-20 00:30:00\n"), zone="+05:30")
+    v = parse(csv_mail("ip,time\n192.0.2.31,2026-11-20 00:30:00\n", date=None), zone="+05:30")
     assert v.incidents[0].time == datetime(2026, 11, 20, 0, 30, tzinfo=UTC) - timedelta(hours=5, minutes=30)
 
 

@@ -64,6 +64,10 @@ class RaisingFilter(Filter):
         raise KeyError("customer")
 
 
+#: The real parsers: the test stages below are registered as built-ins, and every built-in joins the
+#: default chain, so the tests that want the default chain name it.
+BUILT_IN_PARSERS = list(registry.BUILTINS["parsers"])
+
 #: What the recording processors saw, by processor name: process, finish and close calls.
 SEEN: dict[str, list[str]] = {}
 
@@ -101,7 +105,7 @@ def stages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_bs4_is_an_internal_error_naming_the_module_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline = Pipeline.from_config({})
+    pipeline = Pipeline.from_config({"parsers": BUILT_IN_PARSERS})
     monkeypatch.setitem(sys.modules, "bs4", None)  # as if beautifulsoup4 were not installed
     with pytest.raises(InternalError) as e:
         pipeline.process(HTML, "html")
@@ -129,7 +133,7 @@ def test_a_misspelt_name_in_a_stage_is_an_internal_error(tmp_path: Path) -> None
 
 def test_a_bug_in_the_email_accessors_is_not_taken_for_a_hostile_header(monkeypatch: pytest.MonkeyPatch) -> None:
     """The normalizer catches what hostile headers raise (INPUT_ERRORS), not a NameError."""
-    pipeline = Pipeline.from_config({})
+    pipeline = Pipeline.from_config({"parsers": BUILT_IN_PARSERS})
 
     def broken(self: Any) -> str:
         return undefined_name  # type: ignore[name-defined]  # noqa: F821

@@ -20,6 +20,7 @@ from abuso.parsers.received import (
     parse_received,
     source_of,
 )
+from abuso.pipeline import Pipeline
 
 from .conftest import CORPUS
 
@@ -282,8 +283,21 @@ def test_pasted_chain_gives_one_spam_incident() -> None:
     ("abuseio/netcraft/Netcraft_Example_1.eml", "X-ARF"),
 ])
 def test_reports_that_name_the_source_are_not_second_guessed(name: str, why: str) -> None:
-    v = _parse((CORPUS / name).read_bytes())
-    assert not v.applied and not v.incidents and why in v.reason
+    # Listed first, received still runs after the authorities (declared priority) and reads their verdicts.
+    pipeline = Pipeline.from_config({"parsers": ["received", "arf", "xarf", "spamcop"]})
+    report = pipeline.analyse((CORPUS / name).read_bytes())
+    assert list(report.verdicts)[-1] == "received"
+    v = report.verdicts["received"]
+    assert not v.applied and not v.incidents and why in v.reason and "not second-guessed" in v.reason
+    assert [x.parser for x in report.verdicts.values() if x.source_stated] == [why.lower().replace("-", "")]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+def test_without_an_authority_in_the_chain_the_carried_chain_is_read() -> None:
+    """Nobody ran who names the source (no arf parser configured): the Received chain is the evidence."""
+    raw = (CORPUS / "abuseio/feedback-loop/AOL_example_1.eml").read_bytes()
+    v = Pipeline.from_config({"parsers": ["received"]}).analyse(raw).verdicts["received"]
+    assert v.applied and v.incidents
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")

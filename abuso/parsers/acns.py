@@ -11,14 +11,14 @@ bounded.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from ipaddress import ip_address
 from typing import Any, Iterator, Mapping
 
 from ..errors import INPUT_ERRORS, ConfigError
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
-from ..timestamps import zone_offset
+from ..zones import check_zone, resolve
 from .base import Parser
 
 html = lazy_import('html')
@@ -83,11 +83,15 @@ class AcnsParser(Parser):
     """Copyright incidents from ACNS 1.x/2.x XML notices."""
 
     name = "acns"
+    priority = 70
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        if "zone" in options and zone_offset(str(options["zone"])) is None:
-            raise ConfigError(f"unknown time zone {options['zone']!r}", key="zone")
+        if "zone" in options:
+            try:
+                check_zone(options["zone"])
+            except ValueError as e:
+                raise ConfigError(str(e), key="zone")
 
     def parse(self, message: Any) -> Any:
         texts = list(self._texts(message))
@@ -208,18 +212,13 @@ class AcnsParser(Parser):
             except ValueError:
                 bad = bad or value
                 continue
-            zone = self.options.get("zone")
-            offset = zone_offset(str(zone)) if zone is not None else None
-            try:
-                if dt.tzinfo is not None:
-                    return dt.astimezone(timezone.utc), "explicit", None
-                if offset is not None:
-                    return (dt - offset).replace(tzinfo=timezone.utc), "stated", None
-            except OverflowError:  # year 1 or 9999 pushed over the edge by the offset
+            # xs:dateTime: an offset is explicit; without one the format's UTC (ACNS senders write UTC),
+            # ahead of the report's Date and the configured zone (abuso.zones, the one order).
+            found = resolve(dt, format_utc=True)
+            if found is None:  # year 1 or 9999 pushed over the edge by the offset
                 bad = bad or value
                 continue
-            # xs:dateTime without offset; ACNS senders write UTC.
-            return dt.replace(tzinfo=timezone.utc), "assumed-utc", None
+            return found[0], found[1], None
         problem = f"unreadable TimeStamp {bad[:60]!r}" if bad else "no TimeStamp"
         if self.options.get("date_fallback") and message.date is not None:
             return message.date, "date-header", problem + "; Date header used"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
+from ..zones import Zones
 from .base import Parser
 
 #: RFC 5965 / 6591 / IANA "Feedback Report Type Values" -> classification.type.
@@ -63,6 +64,23 @@ _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "m
                    "message/global-headers")
 _HAS_ZONE = lazy_compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([^)]*\))?\s*$", re.I)
 _ISO = lazy_compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
+
+
+def has_feedback_part(message: Any) -> bool:
+    """Does the mail carry a ``message/feedback-report`` part anywhere (read or not)?
+
+    That is the ARF format's statement of the source: the verdict says so even
+    when the part could not be read, and the received parser leaves the report alone.
+    """
+    for n, part in enumerate(message.email.walk()):
+        if n > 500:
+            break
+        try:
+            if part.get_content_type() == "message/feedback-report":
+                return True
+        except Exception:  # a hostile Content-Type header
+            continue
+    return False
 
 
 def header_section(raw: bytes) -> bytes:
@@ -148,30 +166,14 @@ def _epoch(value: float) -> tuple[datetime | None, bool]:
 def resolve_time(value: Any, message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str]:
     """An aware UTC datetime and where its offset came from (the Incident ``zone``).
 
-    A stamp without a zone takes the report's Date offset ("date-header"), else
-    the configured ``defaults.zone`` ("stated": the desk stated it for this
-    reporter), else UTC ("assumed-utc").
+    A stamp with its zone is ``explicit``; one without takes the report's zone
+    sources in the one order of :mod:`abuso.zones` (stated, date-header, the
+    configured ``zone``: default, else assumed-utc).
     """
-    dt, explicit = parse_stamp(value)
+    dt, _ = parse_stamp(value)
     if dt is None:
         return None, "none"
-    try:
-        if explicit:
-            return dt.astimezone(timezone.utc), "explicit"
-        offset = getattr(message, "date_offset", None)
-        if offset is not None:
-            return dt.replace(tzinfo=timezone(offset)).astimezone(timezone.utc), "date-header"
-        zone = options.get("zone")
-        if zone:
-            from ..timestamps import zone_offset
-
-            off = zone_offset(str(zone))
-            if off is not None:
-                label = "assumed-utc" if off == timedelta(0) else "stated"
-                return dt.replace(tzinfo=timezone(off)).astimezone(timezone.utc), label
-        return dt.replace(tzinfo=timezone.utc), "assumed-utc"
-    except (OverflowError, ValueError):
-        return None, "none"
+    return Zones.of(message, options).resolve(dt) or (None, "none")
 
 
 def fallback_time(message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str, dict[str, str]]:
@@ -375,11 +377,14 @@ def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[s
     return reports, problems
 
 
-def _source_of(msg: _StdMessage, zone: Any = None) -> Any:
-    """The received parser's answer to where ``msg`` entered the reporter's systems (a Hop or None)."""
+def _source_of(msg: _StdMessage, zones: Any = None) -> Any:
+    """The received parser's answer to where ``msg`` entered the reporter's systems (a Hop or None).
+
+    ``zones``: the report's zone sources (abuso.zones.Zones) for a header date without offset.
+    """
     from .received import source_of
 
-    return source_of(msg, default_zone=zone)
+    return source_of(msg, default_zone=zones)
 
 
 # --- the parser ---------------------------------------------------------------
@@ -389,8 +394,16 @@ class ArfParser(Parser):
     """RFC 5965 feedback reports: one incident per report, typed by its Feedback-Type."""
 
     name = "arf"
+    priority = 100
+    authority = True  # Source-IP (or, without it, this parser's own Received fallback)
 
     def parse(self, message: Any) -> Verdict:
+        verdict = self._read(message)
+        if has_feedback_part(message):
+            self.states_source(verdict, "an ARF report")
+        return verdict
+
+    def _read(self, message: Any) -> Verdict:
         if not looks_like_arf(message):
             return self.not_applicable("not an ARF report (no feedback-report part)")
         roots = [message.email] + list(getattr(message, "embedded", []))
@@ -444,7 +457,7 @@ class ArfParser(Parser):
                 note = _join(note, f"unusable Source-IP {source[:80]!r}")
         evidence = _evidence(rep)
         if ip is None:
-            hop, why = self._derive(rep)
+            hop, why = self._derive(rep, message)
             if hop is None:
                 return None, _join(note, why)
             ip = hop.ip if not isinstance(hop.ip, str) else ipaddress.ip_address(hop.ip)
@@ -468,11 +481,11 @@ class ArfParser(Parser):
             return None, _join(note, f"report skipped: {e}")
         return inc, note
 
-    def _derive(self, rep: FeedbackReport) -> tuple[Any, str]:
+    def _derive(self, rep: FeedbackReport, message: Any) -> tuple[Any, str]:
         if rep.original is None:
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
-            hop = _source_of(rep.original, self.options.get("zone"))
+            hop = _source_of(rep.original, Zones.of(message, self.options))
         except BROKEN:  # a broken install or a bug: not this report's fault, never hidden
             raise
         except Exception as e:  # kept broad: a fallback must never cost the report

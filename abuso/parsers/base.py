@@ -19,6 +19,15 @@ class Parser:
     #: A free-text parser: its incidents about an address that a structured parser
     #: also reported yield to that parser's (abuso.model.merge_duplicates).
     fallback: ClassVar[bool] = False
+    #: Place in the chain, higher first: structured formats (60-100) before the Received
+    #: heuristic (30) and free text (10), so the most specific evidence is kept on merge and an
+    #: authority runs before the parsers that defer to it. A configured ``parsers`` list runs in
+    #: this order; without one, every built-in and plugin parser does (abuso.registry).
+    priority: ClassVar[int] = 50
+    #: The format states the report's source itself (ARF Source-IP, X-ARF, SpamCop "Email from"):
+    #: such a parser marks its verdict with :meth:`states_source`, and a parser later in the chain
+    #: that would only guess the source (``received``) leaves the report to it.
+    authority: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
@@ -34,3 +43,22 @@ class Parser:
 
     def not_applicable(self, reason: str) -> Verdict:
         return Verdict(self.name, False, reason, [])
+
+    def states_source(self, verdict: Verdict, what: str) -> Verdict:
+        """Mark ``verdict``: the report states its source in this format (``what``: "an ARF report")."""
+        if not self.authority:
+            raise TypeError(f"parser {self.name!r} states a source but does not declare authority")
+        verdict.source_stated = what
+        return verdict
+
+
+def stated_by_authority(message: Any) -> Verdict | None:
+    """The first verdict, among the parsers that already ran on ``message``, that states the source itself.
+
+    The pipeline hands each parser the verdicts of the parsers before it in
+    ``message.verdicts``; a parser used alone sees none.
+    """
+    for verdict in (getattr(message, "verdicts", None) or {}).values():
+        if verdict.source_stated:
+            return verdict
+    return None

@@ -15,7 +15,7 @@ import codecs
 import io
 import re
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from ipaddress import IPv4Address, ip_address
 from socket import AF_INET, inet_pton
 from typing import Any, Mapping
@@ -24,7 +24,7 @@ from ..errors import INPUT_ERRORS, ConfigError
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..taxonomy import normalize_type, type_from_text
-from ..timestamps import zone_offset
+from ..zones import Zones, check_zone, resolve, zone_offset
 from .base import Parser
 
 zipfile = lazy_import('zipfile')
@@ -220,22 +220,24 @@ class CsvParser(Parser):
     """Incidents from CSV attachments: plain, zipped, gzipped or inline."""
 
     name = "csv"
+    priority = 60
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
         for key in ("max_rows", "max_bytes", "max_members"):
             if key in options and (not isinstance(options[key], int) or options[key] <= 0):
                 raise ConfigError("must be a positive whole number", key=key)
-        if "zone" in options and zone_offset(str(options["zone"])) is None:
-            raise ConfigError(f"unknown time zone {options['zone']!r}", key="zone")
+        if "zone" in options:
+            try:
+                check_zone(options["zone"])
+            except ValueError as e:
+                raise ConfigError(str(e), key="zone")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.max_rows = int(self.options.get("max_rows", MAX_ROWS))
         self.max_bytes = int(self.options.get("max_bytes", MAX_BYTES))
         self.max_members = int(self.options.get("max_members", MAX_MEMBERS))
-        zone = self.options.get("zone")
-        self.default_offset = zone_offset(str(zone)) if zone is not None else None
 
     # -- finding the tables ---------------------------------------------------
 
@@ -377,10 +379,11 @@ class CsvParser(Parser):
         type_cols = [cols[c] for c in TYPE_COLUMNS if c in cols]
 
         naive = context.naive_zone(table.name, header)
-        utc = (timedelta(0), "explicit")
+        utc = _UTC_COLUMN
+        zones = context.zones
         # Where the time comes from, best first: full stamp columns, the date + time pair, either alone.
         # Each source has its own cache: cell text -> (UTC time, zone), since feeds repeat stamps.
-        sources: list[tuple[tuple[int, ...], tuple[timedelta, str], dict]] = [
+        sources: list[tuple[tuple[int, ...], str, dict]] = [
             ((cols[c],), utc if cols[c] in utc_cols else naive, {}) for c in STAMP_COLUMNS if c in cols]
         if date_col is not None and time_col is not None:
             sources.append(((date_col, time_col), utc if {date_col, time_col} & utc_cols else naive, {}))
@@ -420,7 +423,7 @@ class CsvParser(Parser):
                             f"{row[source_cols[0]].strip()} {row[source_cols[1]].strip()}"
                     except IndexError:
                         continue
-                    stamp = cache[value] if value in cache else _stamp(value, naive_as, cache)
+                    stamp = cache[value] if value in cache else _stamp(value, naive_as, zones, cache)
                     if stamp is not None:
                         break
                 if stamp is not None:
@@ -472,8 +475,7 @@ class _Context:
         m = _SS_SUBJECT.search(subject)
         self.subject_ss = shadowserver_type(m.group(1)) if m else None
         self.subject_type = self.subject_ss or type_from_text(subject)
-        self.date_offset = message.date_offset
-        self.default_offset = parser.default_offset
+        self.zones = Zones.of(message, parser.options)
         self.date_fallback = message.date if parser.options.get("date_fallback") else None
 
     def table_type(self, name: str) -> str | None:
@@ -484,12 +486,13 @@ class _Context:
             return shadowserver_type(m.group(2))
         return None
 
-    def naive_zone(self, name: str, header: list[str]) -> tuple[timedelta, str]:
-        """Offset and zone label for stamps without an offset.
+    def naive_zone(self, name: str, header: list[str]) -> str:
+        """How stamps without an offset are read: ``_FORMAT_UTC`` or ``_REPORT``.
 
-        Shadowserver documents its stamps as UTC; otherwise the operator's configured
-        zone, else the report's own Date offset (AbuseHub writes local time), else UTC
-        as a visible guess.
+        Shadowserver documents its stamps as UTC (the format's zone); otherwise
+        the report's zone sources in the one order (abuso.zones: what the report
+        states, its Date offset -- AbuseHub writes local time --, the configured
+        zone, else UTC as a visible guess).
         """
         base = name.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
         m = _SS_FILE.match(base)
@@ -497,13 +500,12 @@ class _Context:
         # beside its local-time CSV): a dated report name, or their columns in a Shadowserver mail.
         keys = {column_key(h) for h in header}
         is_ss = bool(m and m.group(1)) or (self.shadowserver and {"timestamp", "ip"} <= keys)
-        if is_ss:
-            return timedelta(0), "assumed-utc"
-        if self.default_offset is not None:
-            return self.default_offset, "stated"
-        if self.date_offset is not None:
-            return self.date_offset, "date-header"
-        return timedelta(0), "assumed-utc"
+        return _FORMAT_UTC if is_ss else _REPORT
+
+
+#: How a source column's naive stamps are read: the column names UTC ("Date (UTC)": explicit),
+#: the format fixes UTC (Shadowserver), or the report's zone sources decide.
+_UTC_COLUMN, _FORMAT_UTC, _REPORT = "utc-column", "format-utc", "report"
 
 
 def _attachment_kind(att: Any) -> str | None:
@@ -577,21 +579,17 @@ def _ip(cell: str) -> Any:
     return ip_address(s)
 
 
-def _stamp(value: str, naive_as: tuple[timedelta, str], cache: dict) -> tuple[datetime, str] | None:
+def _stamp(value: str, naive_as: str, zones: Zones, cache: dict) -> tuple[datetime, str] | None:
     """(UTC time, zone) of a cell, remembered in the source's cache (bounded: hostile files vary every cell)."""
     if len(cache) > 100_000:
         cache.clear()
     dt = parse_stamp(value)
-    try:
-        if dt is None:
-            out = None
-        elif dt.tzinfo is None:
-            offset, zone = naive_as
-            out = ((dt - offset).replace(tzinfo=timezone.utc), zone)
-        else:
-            out = (dt.astimezone(timezone.utc), "explicit")
-    except OverflowError:  # "0001-01-01 00:00" minus an offset
+    if dt is None:
         out = None
+    elif naive_as == _UTC_COLUMN and dt.tzinfo is None:
+        out = resolve(dt.replace(tzinfo=timezone.utc))  # the column names its zone: explicit
+    else:
+        out = zones.resolve(dt, format_utc=naive_as == _FORMAT_UTC)
     cache[value] = out
     return out
 

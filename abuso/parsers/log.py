@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
@@ -269,6 +269,7 @@ class LogParser(Parser):
     """Free text: pasted logs and prose. See the module doc for the rules."""
 
     name = "log"
+    priority = 10
     fallback = True
 
     OPTIONS = ("zone", "date_fallback", "dayfirst")
@@ -540,9 +541,10 @@ class _Context:
         if stamp is None and line_stamps:
             stamp = line_stamps[0]
         if stamp is not None and table.utc and stamp.zone != "explicit":
-            # W3C extended logs are UTC by definition: read the same stamp again in UTC.
+            # W3C extended logs are UTC by definition: read the same stamp again, the format's UTC first.
             start = stamp.start
-            stamp = next((st for st in self.stamps(line, timezone.utc) if st.start == start), stamp)
+            stamp = next((st for st in find_timestamps(line, reference=self.reference, dayfirst=self.dayfirst,
+                                                       format_utc=True) if st.start == start), stamp)
         port = None
         if table.source_port is not None and table.source_port < len(cells) and cells[table.source_port].isdigit():
             port = int(cells[table.source_port])

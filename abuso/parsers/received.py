@@ -42,9 +42,10 @@ was written inside the reporter's network). When the entry hop recorded no
 address at all, there is no answer: the headers below it were written by the
 sender and prove nothing.
 
-The parser stays out of reports that state the source themselves (ARF
-Source-IP, X-ARF, SpamCop "Email from": their parsers answer, the ``arf``
-parser falling back to :func:`source_of`) and out of bounces (the carried
+The parser stays out of reports that state the source themselves (a parser
+with declared ``authority`` that ran before it says so in its verdict: ARF
+Source-IP, X-ARF, SpamCop "Email from"; the ``arf`` parser falls back to
+:func:`source_of` itself) and out of bounces (the carried
 message is one we sent). A carried message that itself carries one (a
 forwarded complaint with the spam attached) is a wrapper: only the innermost
 message's chain is evidence. Exchange Online's internal hops (public IPv6
@@ -72,7 +73,8 @@ from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
-from .base import Parser
+from ..zones import Zones
+from .base import Parser, stated_by_authority
 
 __all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "carried_chains",
            "ReceivedParser"]
@@ -181,7 +183,11 @@ def _clauses(text: str) -> dict[str, str]:
 
 
 def parse_received(value: str, default_zone: Any = None) -> Received:
-    """Parse one Received header value (folded or not). Never raises."""
+    """Parse one Received header value (folded or not). Never raises.
+
+    ``default_zone``: for a date without offset, the report's zone sources
+    (abuso.zones.Zones) or a configured zone name.
+    """
     text = " ".join(str(value).split())
     semi = text.rfind(";")
     head, date_text = (text[:semi], text[semi + 1:].strip()) if semi >= 0 else (text, "")
@@ -271,27 +277,15 @@ def _header_time(text: str) -> tuple[datetime | None, str]:
     return dt, ("explicit" if _ZONE_IN_DATE.search(text) else "none")
 
 
-def _naive(dt: datetime, default_zone: Any) -> tuple[datetime, str]:
-    """A date without offset: parse_date read it as UTC; apply the configured ``defaults.zone`` if any.
+def _naive(dt: datetime, zones: Any) -> tuple[datetime | None, str]:
+    """A date without offset (parse_date read it as UTC): the report's zone sources decide.
 
-    A region (``Europe/Berlin``, DST-aware) when the timestamps module knows
-    regions, else a fixed abbreviation or offset; the zone label is the model's
-    one for a configured guess ("default" where the model has it).
+    ``zones`` is the report's :class:`abuso.zones.Zones` (stated zone, Date
+    offset, configured zone, in the one order), or just a configured zone name.
     """
-    if default_zone:
-        from .. import timestamps
-        from ..model import ZONES
-
-        convert = getattr(timestamps, "zone_tzinfo", None)
-        if convert is not None:
-            tz = convert(str(default_zone))
-        else:
-            offset = timestamps.zone_offset(str(default_zone))
-            tz = timezone(offset) if offset is not None else None
-        if tz is not None:
-            local = dt.replace(tzinfo=tz).astimezone(timezone.utc)
-            return local, ("default" if "default" in ZONES else "stated")
-    return dt, "assumed-utc"
+    if not isinstance(zones, Zones):
+        zones = Zones(stated=None, default=zones or None)
+    return zones.resolve(dt.replace(tzinfo=None)) or (None, "none")
 
 
 # --- the chain ----------------------------------------------------------------
@@ -550,13 +544,13 @@ class ReceivedParser(Parser):
     """
 
     name = "received"
+    priority = 30
 
     OPTIONS = ("trusted", "zone", "date_fallback")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.trust = _Trust(self.options.get("trusted") or ())
-        self.zone = self.options.get("zone")
         self.date_fallback = bool(self.options.get("date_fallback"))
 
     @classmethod
@@ -587,8 +581,9 @@ class ReceivedParser(Parser):
             return self.not_applicable("no forwarded message with Received headers")
         incidents: list[Incident] = []
         seen: set[tuple] = set()
+        zones = Zones.of(message, self.options)
         for chain in chains[:MAX_CHAINS]:
-            hop = entry_hop(chain, self.trust, self.zone)
+            hop = entry_hop(chain, self.trust, zones)
             if hop is None:
                 continue
             if hop.time is None and self.date_fallback and message.date is not None:
@@ -626,16 +621,18 @@ _NOT_SECOND_GUESSED = "{} names the source itself; its carried Received chain is
 
 
 def _names_source(message: Any) -> str | None:
-    """Does the report state the source itself (ARF Source-IP, X-ARF, SpamCop "Email from")?
+    """Does the report state the source itself, or is it a bounce? Then this parser stays out.
 
-    (Or is it a bounce: the message it carries is one *we* sent, returned; its
-    chain would blame our own outgoing relay.)
+    A parser that declares ``authority`` and ran before this one (ARF Source-IP,
+    X-ARF, SpamCop "Email from": see parsers/base.py) marks its verdict when the
+    report states its source in that format. That statement is authoritative:
+    the reporter (or SpamCop, with the reporter's configured mail hosts) knows
+    its relays better than a heuristic walk, and a second, differently-timed
+    incident for the same spam would only be noise. The ``arf`` parser falls
+    back to :func:`source_of` itself when an ARF report lacks Source-IP.
 
-    Then that statement is authoritative: the reporter (or SpamCop, with the
-    reporter's configured mail hosts) knows its relays better than a heuristic
-    walk, and a second, differently-timed incident for the same spam would only
-    be noise. The ``arf`` parser falls back to :func:`source_of` itself when an
-    ARF report lacks Source-IP.
+    A bounce (delivery status notification) carries a message *we* sent,
+    returned; its chain would blame our own outgoing relay.
     """
     try:
         top = message.email.get_content_type()
@@ -644,21 +641,9 @@ def _names_source(message: Any) -> str | None:
         top, report_type = "", ""
     if top == "multipart/report" and report_type == "delivery-status":
         return "a bounce (delivery status notification): the carried message is one we sent, not spam"
-    for n, part in enumerate(message.email.walk()):
-        if n > 500:
-            break
-        try:
-            if part.get_content_type() == "message/feedback-report":
-                return _NOT_SECOND_GUESSED.format("an ARF report")
-        except INPUT_ERRORS:  # a hostile Content-Type header
-            continue
-    for msg in [message.email, *message.embedded]:
-        if (header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes":
-            return _NOT_SECOND_GUESSED.format("an X-ARF report")
-    from .spamcop import names_source as spamcop_names_source
-
-    if spamcop_names_source(message):
-        return _NOT_SECOND_GUESSED.format("a SpamCop report ('Email from')")
+    authority = stated_by_authority(message)
+    if authority is not None:
+        return _NOT_SECOND_GUESSED.format(authority.source_stated)
     return None
 
 

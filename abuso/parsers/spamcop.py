@@ -39,6 +39,7 @@ from typing import Any, Iterator
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
+from ..zones import resolve
 from .base import Parser
 
 _ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
@@ -121,7 +122,10 @@ def _date(text: str, following: str) -> tuple[Any, str]:
         dt, _ = parse_date(stamp)
     if dt is None:
         return None, "none"
-    return dt, ("explicit" if _ZONE_IN_DATE.search(stamp) else "assumed-utc")
+    if not _ZONE_IN_DATE.search(stamp):
+        dt = dt.replace(tzinfo=None)  # parse_date read a date without offset as UTC
+    # SpamCop writes its own times in UTC: the format's zone, whatever the report's Date says.
+    return resolve(dt, format_utc=True) or (None, "none")
 
 
 def _next_line(text: str, end: int) -> str:
@@ -145,8 +149,16 @@ class SpamCopParser(Parser):
     """Every spam source and spamvertised site of a SpamCop report."""
 
     name = "spamcop"
+    priority = 80
+    authority = True  # "Email from ADDR / DATE": SpamCop names the source with the reporter's mail hosts
 
     def parse(self, message: Any) -> Verdict:
+        verdict = self._read(message)
+        if names_source(message):
+            self.states_source(verdict, "a SpamCop report ('Email from')")
+        return verdict
+
+    def _read(self, message: Any) -> Verdict:
         texts = [b.text for b in message.blocks if b.kind != "headers"]
         subjects = self._subjects(message)
         mentioned = [t for t in texts if _mentions(t) or "Start/Length" in t]

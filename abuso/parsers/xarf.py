@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, Verdict
-from ..normalize import split_broken_multipart
+from ..normalize import header_all, split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import Parser
@@ -359,12 +359,26 @@ def _first(rec: Mapping[str, Any], keys: Iterable[str]) -> Any:
     return None
 
 
+def marked_xarf(message: Any) -> bool:
+    """``X-ARF: yes`` on the mail or a message it carries: the format's statement of the source."""
+    return any((header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes"
+               for msg in [message.email, *message.embedded])
+
+
 class XarfParser(Parser):
     """X-ARF 0.2 YAML and X-ARF JSON reports: one incident per reported source."""
 
     name = "xarf"
+    priority = 90
+    authority = True
 
     def parse(self, message: Any) -> Verdict:
+        verdict = self._read(message)
+        if marked_xarf(message):
+            self.states_source(verdict, "an X-ARF report")
+        return verdict
+
+    def _read(self, message: Any) -> Verdict:
         if not looks_like_xarf(message):
             return self.not_applicable("not an X-ARF report (no X-ARF header, report.txt or xarf.json)")
         docs, problems, marked, log = find_documents(message)
