@@ -148,3 +148,23 @@ def test_single_part_body_is_taken_whole_like_the_stdlib() -> None:
         raw += b"line\n" * 20_000  # over the size where the body is handed over whole
         mine, stdlib = mimeparse.parse_bytes(raw), BytesParser(policy=policy.default).parsebytes(raw)
         assert mine.get_payload() == stdlib.get_payload() and mine.items() == stdlib.items()
+
+
+def test_gzip_bomb_refused_before_the_csv_reader() -> None:
+    from abuso.pipeline import Pipeline
+
+    report = Pipeline.from_config({"parsers": ["csv"]}).analyse(hostile.gzip_bomb(64 << 20))  # type: ignore
+    assert "gzip bomb?" in str(report.verdicts["csv"]) and not report.incidents
+
+
+def test_timed_log_lines_group_in_linear_time() -> None:
+    """One incident per (ip, time) and the coarse-into-fine merge still hold after the per-address index."""
+    from abuso.pipeline import Pipeline
+
+    body = ("Nov 22 03:14 srv sshd[1]: Failed password for root from 198.51.100.7\n"
+            "Nov 22 03:14:07 srv sshd[1]: Failed password for root from 198.51.100.7\n"
+            "Nov 22 03:15:09 srv sshd[1]: Failed password for root from 198.51.100.8\n")
+    raw = f"From: a@example.org\nDate: Sat, 22 Nov 2026 04:00:00 +0000\n\n{body}".encode()
+    report = Pipeline.from_config({"parsers": ["log"]}).analyse(raw)
+    assert sorted((str(i.ip), i.time.strftime("%H:%M:%S")) for i in report.incidents) == [
+        ("198.51.100.7", "03:14:07"), ("198.51.100.8", "03:15:09")]
