@@ -150,6 +150,19 @@ def test_single_part_body_is_taken_whole_like_the_stdlib() -> None:
         assert mine.get_payload() == stdlib.get_payload() and mine.items() == stdlib.items()
 
 
+def test_forwarding_beyond_max_depth_is_said_in_the_output(config: Path, tmp_path: Path) -> None:
+    from abuso.normalize import MAX_DEPTH
+    from abuso.pipeline import Pipeline
+
+    eml = tmp_path / "deep.eml"
+    eml.write_bytes(hostile.forwarded(MAX_DEPTH + 1))  # type: ignore[attr-defined]
+    run = hostile.run_abuso(["run", "-c", str(config), str(eml)], timeout=60)  # type: ignore[attr-defined]
+    assert run.status == 0
+    assert f"messages nested deeper than {MAX_DEPTH}; not followed" in run.stdout.decode()
+    shallow = Pipeline.from_config({}).analyse(hostile.forwarded(MAX_DEPTH))  # type: ignore[attr-defined]
+    assert [str(i.ip) for i in shallow.incidents] == [hostile.INCIDENT_IP] and not shallow.message.problems  # type: ignore
+
+
 def test_gzip_bomb_refused_before_the_csv_reader() -> None:
     from abuso.pipeline import Pipeline
 
