@@ -79,6 +79,23 @@ def _check(name: str, mode: str, config: Path, tmp_path: Path) -> None:
         assert hostile.INCIDENT_IP in [i["ip"] for i in report["incidents"]], said[:500]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
+def test_batch_reader_reads_a_huge_file_only_to_max_bytes(tmp_path: Path) -> None:
+    """A 5 GB file (sparse: costs no disk) is quarantined after reading max_bytes + 1, not 5 GB."""
+    config = tmp_path / "abuso.yaml"
+    config.write_text(f"quarantine: {tmp_path / 'q'}\ndefaults: {{max_bytes: 1000000}}\n")
+    big = tmp_path / "big.eml"
+    with open(big, "wb") as f:
+        f.write(b"From: a@example.org\nSubject: huge\n\n" + hostile.LOG_LINE.encode() + b"\n")  # type: ignore
+        f.truncate(5 << 30)
+    run = hostile.run_abuso(["run", "-c", str(config), str(big)], timeout=60)  # type: ignore[attr-defined]
+    err = run.stderr.decode()
+    assert run.status == 65 and "more than max_bytes=1000000 (1,000,001 bytes read)" in err, err
+    assert run.rss_mb < 100 and run.cpu < SECONDS, (run.rss_mb, run.cpu)
+    (kept,) = (tmp_path / "q").glob("*.eml")
+    assert kept.stat().st_size == 1_000_001 and f"origin: {big}" in kept.with_suffix(".reason").read_text()
+
+
 # --- the mechanisms, in-process -------------------------------------------------------------------
 
 
