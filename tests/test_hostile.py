@@ -80,6 +80,18 @@ def _check(name: str, mode: str, config: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_piped_message_within_budget(name: str, config: Path, tmp_path: Path) -> None:
+    _check(name, "piped", config, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BATCH)
+def test_batch_file_within_budget(name: str, config: Path, tmp_path: Path) -> None:
+    _check(name, "batch", config, tmp_path)
+
+
+@pytest.mark.slow
 def test_batch_reader_reads_a_huge_file_only_to_max_bytes(tmp_path: Path) -> None:
     """A 5 GB file (sparse: costs no disk) is quarantined after reading max_bytes + 1, not 5 GB."""
     config = tmp_path / "abuso.yaml"
@@ -94,6 +106,38 @@ def test_batch_reader_reads_a_huge_file_only_to_max_bytes(tmp_path: Path) -> Non
     assert run.rss_mb < 100 and run.cpu < SECONDS, (run.rss_mb, run.cpu)
     (kept,) = (tmp_path / "q").glob("*.eml")
     assert kept.stat().st_size == 1_000_001 and f"origin: {big}" in kept.with_suffix(".reason").read_text()
+
+
+def test_the_set_is_built_fast_and_as_described() -> None:
+    sizes = {name: len(data) for name, data in hostile.cases(["received-100k", "zip-bomb-5gb",  # type: ignore
+                                                                "gzip-bomb-5gb", "addresses-1m"])}
+    assert 7_000_000 < sizes["received-100k"] < 10_000_000
+    assert sizes["zip-bomb-5gb"] < 10_000_000 and sizes["gzip-bomb-5gb"] < 10_000_000
+
+
+def test_bombs_expand_as_claimed() -> None:
+    """The deflate bomb's CRC, computed without expanding, is that of the expanded bytes."""
+    import zlib
+
+    head, chunk = b"ip\n", b"192.0.2.1\n" + b"\n" * 1000
+    bomb = hostile.deflate_bomb(head, chunk, 300)  # type: ignore[attr-defined]
+    data = zlib.decompress(bomb.data, -15)
+    assert data == head + chunk * 300 and bomb.crc == zlib.crc32(data) and bomb.size == len(data)
+    import gzip
+    import io
+    import zipfile
+    from email import message_from_bytes
+
+    size = 4 << 20
+    expanded = len(hostile._CSV_HEAD) + len(hostile._CHUNK) * ((size - 18) // len(hostile._CHUNK))  # type: ignore
+    for raw in (hostile.zip_bomb(2, size), hostile.gzip_bomb(size)):  # type: ignore[attr-defined]
+        att = message_from_bytes(raw).get_payload()[1].get_payload(decode=True)
+        if att[:2] == b"PK":
+            zf = zipfile.ZipFile(io.BytesIO(att))
+            assert zf.testzip() is None  # every member inflated and its CRC checked
+            assert [i.file_size for i in zf.infolist()] == [expanded] * 2
+        else:
+            assert len(gzip.decompress(att)) == expanded  # gzip checks CRC and length
 
 
 # --- the mechanisms, in-process -------------------------------------------------------------------
