@@ -29,8 +29,8 @@ from email import policy as _policy
 from email.feedparser import FeedParser
 from email.message import EmailMessage
 
-#: A message is read up to this many lines (the feed parser costs ~1 µs a line; a base64
-#: attachment of 30 MB has ~420,000).
+#: A message is read up to this many lines (the feed parser costs ~1 µs a line; 32 MB of base64,
+#: the default max_bytes, has ~440,000).
 MAX_LINES = 500_000
 #: Characters kept of one header field (folded lines included).
 MAX_FIELD_CHARS = 32 * 1024
@@ -293,7 +293,8 @@ def decode_words(text: str) -> str:
         gap = text[pos:m.start()]
         if not (pos == prev_end and (not gap or gap.isspace())):
             out.append(gap)
-        out.append(_decode_word(m.group(1), m.group(2), m.group(3)) or m.group(0))
+        word = _decode_word(m.group(1), m.group(2), m.group(3))
+        out.append(m.group(0) if word is None else word)
         pos = prev_end = m.end()
     out.append(text[pos:])
     return "".join(out)
