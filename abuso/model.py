@@ -147,6 +147,9 @@ class Report:
         }
         if self.error:
             d["error"] = self.error
+        problems = getattr(self.message, "problems", None)
+        if problems:  # what the normalizer cut or could not read (caps on hostile input, bad charsets)
+            d["problems"] = list(problems)
         for k, v in self.notes.items():
             if k != "arrival":
                 d.setdefault(k, v)

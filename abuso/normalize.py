@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email import policy
 from email.message import EmailMessage
 from email.message import Message as _StdMessage
-from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from .errors import INPUT_ERRORS
+from .htmltext import _TAGS, html_to_text
 from .lazy import lazy_compile
+from .mimeparse import cap_lines, parse_bytes  # parse_bytes is used from here by parsers and processors
 
 if TYPE_CHECKING:
     from .model import Verdict
@@ -30,6 +30,8 @@ MAX_PART_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 8
 #: At most this many MIME parts are looked at (zip-bomb style part floods).
 MAX_PARTS = 500
+#: Characters of text read from all parts of one message together (the log parser reads 2,000,000).
+MAX_TEXT_CHARS = 4_000_000
 
 
 @dataclass
@@ -130,38 +132,10 @@ def parse_date(value: str | None) -> tuple[datetime | None, timedelta | None]:
         return None, None
 
 
-class _MemoPolicy(policy.EmailPolicy):
-    """policy.default, with parsed header objects memoized.
-
-    The stdlib re-parses a header (Content-Type above all) on every access, and
-    the parser itself asks for each part's Content-Type many times: that made
-    parsing 5x slower than it needs to be. Header objects are immutable str
-    subclasses, so sharing one between accesses is safe.
-    """
-
-    def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
-        key = (name.lower(), value)
-        header = _HEADER_CACHE.get(key)
-        if header is None:
-            if len(_HEADER_CACHE) >= 8192:
-                _HEADER_CACHE.clear()
-            header = _HEADER_CACHE[key] = super().header_fetch_parse(name, value)
-        return header
-
-
-_HEADER_CACHE: dict[tuple[str, str], object] = {}
-POLICY = _MemoPolicy()
-_PARSER = BytesParser(policy=POLICY)
-
-
-def parse_bytes(raw: bytes) -> EmailMessage:
-    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
-
-
 _BOUNDARY = lazy_compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.I)
 
 
-def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
+def split_broken_multipart(part: _StdMessage, problems: list[str] | None = None) -> list[_StdMessage]:
     """The sub-parts of a multipart whose boundary the email package could not use.
 
     fail2ban's X-ARF action writes ``boundary=Abuse<time>@<host>;`` unquoted; the
@@ -186,7 +160,7 @@ def split_broken_multipart(part: _StdMessage) -> list[_StdMessage]:
             break
         chunk = body[here.end(): after.start() if after else len(body)].lstrip("\r\n")
         if chunk.strip() and len(subs) < MAX_PARTS:
-            subs.append(parse_bytes(chunk.encode("utf-8", "surrogateescape")))
+            subs.append(parse_bytes(chunk.encode("utf-8", "surrogateescape"), problems))
     return subs
 
 
@@ -210,7 +184,11 @@ def _repair_charsets(msg: _StdMessage, problems: list[str]) -> None:
 
 def normalize(raw: bytes) -> Message:
     """Normalize one raw message. Never raises for bad mail: problems are recorded."""
-    msg = parse_bytes(raw)
+    problems: list[str] = []
+    capped, cut = cap_lines(raw)
+    if cut:
+        problems.append(cut)
+    msg = parse_bytes(capped, problems)
     date, offset = parse_date(header_str(msg, "Date"))
     out = Message(
         raw=raw,
@@ -220,6 +198,7 @@ def normalize(raw: bytes) -> Message:
         sender=header_str(msg, "From"),
         date=date,
         date_offset=offset,
+        problems=problems,
     )
     if b"\x00" in raw or b"%00" in raw:  # the only charset names that make the stdlib raise
         _repair_charsets(msg, out.problems)
@@ -260,81 +239,6 @@ def decode_text(part: _StdMessage) -> tuple[str, str | None]:
     return payload.decode("cp1252", errors="replace"), problem
 
 
-# --- HTML -------------------------------------------------------------------
-
-_BLOCK_TAGS = ("p", "div", "tr", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre",
-               "blockquote", "hr", "dt", "dd", "title", "section", "article", "header", "footer")
-
-
-def html_to_text(html: str) -> str:
-    """One line per table row, per <br> and per <p>; cells separated by a tab.
-
-    Line and cell breaks are marked in the markup before Beautiful Soup parses it,
-    and comments, scripts and styles are cut there too: editing the parsed tree
-    costs time in proportion to its depth per edit, and hostile mail nests
-    tens of thousands of <div>s (quadratic: minutes for one message).
-    """
-    from bs4 import BeautifulSoup, ParserRejectedMarkup  # lazy: costs ~60 ms at import
-
-    title = _TITLE.search(html)
-    html = _HEAD.sub(lambda m: "", html)
-    html = _HIDDEN.sub("", html)
-    html = _CELL_END.sub("\\g<0>\t", html)
-    html = _BR.sub("\n", html)
-    html = _BLOCK.sub("\n\\g<0>\n", html)
-    if _too_deep(html):
-        # Beautiful Soup re-links its tree in time proportional to the depth for every
-        # string it parses: hostile nesting makes that quadratic. Tags are only markers
-        # by now, so dropping them and decoding entities gives the same lines.
-        import html as _html
-
-        text = _html.unescape(_TAGS.sub("", html))
-    else:
-        try:
-            text = BeautifulSoup(html, "html.parser").get_text("")
-        except (ParserRejectedMarkup, *INPUT_ERRORS):  # garbage markup: the tags are only markers now
-            import html as _html
-
-            text = _html.unescape(_TAGS.sub("", html))
-    if title:
-        text = BeautifulSoup(title.group(1), "html.parser").get_text(" ", strip=True) + "\n" + text
-    lines = [_CELL_GAP.sub("\t", _SPACES.sub(" ", ln)).strip() for ln in text.splitlines()]
-    return "\n".join(ln for ln in lines if ln)
-
-
-#: Beyond this nesting depth (or this many tags), HTML is not given to Beautiful Soup.
-MAX_HTML_DEPTH = 256
-MAX_HTML_TAGS = 50_000
-_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-
-
-def _too_deep(html: str) -> bool:
-    depth = tags = 0
-    for m in _TAG_TOKEN.finditer(html):
-        tags += 1
-        name = m.group(2).lower()
-        if m.group(1):
-            depth = max(depth - 1, 0)
-        elif name not in _VOID and not m.group(3):
-            depth += 1
-            if depth > MAX_HTML_DEPTH:
-                return True
-        if tags > MAX_HTML_TAGS:
-            return True
-    return False
-
-
-_TAG_TOKEN = lazy_compile(r"<(/?)([A-Za-z][\w:-]*)[^>]*?(/?)>")
-_TITLE = lazy_compile(r"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
-_HEAD = lazy_compile(r"<head\b.*?</head\s*>", re.I | re.S)
-_HIDDEN = lazy_compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.I | re.S)
-_CELL_END = lazy_compile(r"</t[dh]\s*>", re.I)
-_BR = lazy_compile(r"<br\b[^>]*>", re.I)
-_BLOCK = lazy_compile(r"</?(?:" + "|".join(t for t in _BLOCK_TAGS if t != "br") + r")\b[^>]*>", re.I)
-_SPACES = lazy_compile(r"[ \xa0]+")
-_CELL_GAP = lazy_compile(r" ?\t[\s]*")
-
-
 # --- quoting, re-wrapping, defanging ----------------------------------------
 
 _QUOTE = lazy_compile(r"^[ \t]*(?:>[ \t]?)+", re.M)
@@ -353,9 +257,14 @@ def _fang(m: re.Match[str]) -> str:
         return "@"
     return "."
 
-_HEADER_START = lazy_compile(r"^(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
-                           r"Content-[\w-]+|MIME-Version|Delivered-To|Authentication-Results|DKIM-Signature|"
-                           r"ARC-[\w-]+|Received-SPF):", re.I)
+_HEADER_NAMES = (r"(?:Received|From|To|Date|Subject|Message-ID|Return-Path|Reply-To|X-[\w-]+|"
+                 r"Content-[\w-]+|MIME-Version|Delivered-To|Authentication-Results|DKIM-Signature|"
+                 r"ARC-[\w-]+|Received-SPF):")
+_HEADER_START = lazy_compile(_HEADER_NAMES, re.I)
+# Led by a literal newline, so that re skips through text without one in C (6x faster than ^ with re.M).
+_HEADER_AFTER_NL = lazy_compile(r"\n(?i:" + _HEADER_NAMES + ")")
+#: Lines joined into one header at most (a header wrapped over more is text that follows one).
+MAX_JOINED = 64
 
 
 def unquote(text: str) -> str:
@@ -366,8 +275,19 @@ def unquote(text: str) -> str:
 
 
 def refang(text: str) -> str:
-    """One pass over the text for every defanging style (``[.]``, ``(dot)``, ``hxxp`` ...)."""
+    """One pass over the text for every defanging style (``[.]``, ``(dot)``, ``hxxp`` ...).
+
+    Most text holds none: substring tests say so at memory speed, where the case-insensitive
+    alternation costs ~100 ns a character.
+    """
+    if len(text) > 4096:
+        low = text.lower()
+        if not any(token in low for token in _DEFANG_TOKENS):
+            return text
     return _DEFANG.sub(_fang, text)
+
+
+_DEFANG_TOKENS = ("[.]", "(.)", "{.}", "[dot]", "(dot)", "[:]", "[@]", "(at)", "[at]", "hxxp", "fxp")
 
 
 def rejoin_headers(text: str) -> str:
@@ -377,25 +297,40 @@ def rejoin_headers(text: str) -> str:
     white space is joined back when it starts with a lower-case word typical of
     a header continuation (by, with, id, for, via, from, (...)) or with a date part;
     inside a Received header, any line that is not a new header is joined.
+    Only the lines after a header line are looked at, one by one; the rest of the
+    text is copied as it is (a Python loop over every line of a 10 MB log cost a second).
     """
-    lines = text.split("\n")
-    out: list[str] = []
-    in_header = in_received = False
-    for ln in lines:
-        if _HEADER_START.match(ln):
-            in_header = True
-            in_received = bool(_RECEIVED_START.match(ln))
-            out.append(ln)
-            continue
+    starts = [0] if _HEADER_START.match(text) else []
+    starts += [m.start() + 1 for m in _HEADER_AFTER_NL.finditer(text)]
+    if not starts:
+        return text
+    out = [text[:starts[0]]]
+    for start, end in zip(starts, starts[1:] + [len(text)], strict=True):
+        out.append(_rejoin_one(text[start:end]))
+    return "".join(out)
+
+
+def _rejoin_one(seg: str) -> str:
+    """A header line and what follows it up to the next header line, its broken continuations joined."""
+    nl = seg.find("\n")
+    if nl < 0:
+        return seg
+    in_received = bool(_RECEIVED_START.match(seg))
+    acc = [seg[:nl]]
+    pos = nl + 1
+    while True:
+        nl = seg.find("\n", pos)
+        ln = seg[pos:] if nl < 0 else seg[pos:nl]
         # A Received header is free-form up to its date: any wrapped piece of it ("ESMTP id 4A;",
         # "07:58:12 -0500") continues it until the next "Name:" line or a blank line.
-        if in_header and ln and (ln[0] in " \t" or _CONTINUATION.match(ln)
-                                 or (in_received and ln.strip() and not _HEADER_LINE.match(ln))):
-            out[-1] = out[-1].rstrip() + " " + ln.strip()
-            continue
-        in_header = False
-        out.append(ln)
-    return "\n".join(out)
+        if len(acc) > MAX_JOINED or not (ln and (ln[0] in " \t" or _CONTINUATION.match(ln)
+                                                 or (in_received and ln.strip() and not _HEADER_LINE.match(ln)))):
+            return "".join(acc) + "\n" + seg[pos:]
+        acc[-1] = acc[-1].rstrip()
+        acc.append(" " + ln.strip())
+        if nl < 0:
+            return "".join(acc)
+        pos = nl + 1
 
 
 _RECEIVED_START = lazy_compile(r"^Received:[ \t]*(?:from|by|\()", re.I)
@@ -443,6 +378,16 @@ class _Walker:
     def __init__(self, out: Message) -> None:
         self.out = out
         self.parts = 0
+        self.text_room = MAX_TEXT_CHARS
+
+    def budget(self, text: str, path: str) -> str:
+        """The part's text within what is left of MAX_TEXT_CHARS (each later pass over it costs)."""
+        if len(text) > self.text_room:
+            self.out.problems.append(f"part {path}: text cut at {self.text_room:,} of {len(text):,} characters "
+                                     f"(at most {MAX_TEXT_CHARS:,} are read per message)")
+            text = text[:self.text_room]
+        self.text_room -= len(text)
+        return text
 
     def walk(self, part: _StdMessage, path: str, depth: int, owner: _StdMessage | None) -> None:
         self.parts += 1
@@ -466,7 +411,7 @@ class _Walker:
                     self.walk(sub, f"{path}.{i}", depth, owner)
             return
         if ctype.startswith("multipart/"):  # declared multipart, but the email package found no part
-            subs = split_broken_multipart(part)
+            subs = split_broken_multipart(part, self.out.problems)
             if subs:
                 self.out.problems.append(f"part {path}: boundary unusable as declared; split at its raw value")
                 for i, sub in enumerate(subs, 1):
@@ -480,7 +425,8 @@ class _Walker:
             return
         if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
             text, _ = decode_text(part)
-            self.embed(parse_bytes(text.encode("utf-8", "surrogateescape")), path, depth + 1, headers_only=True)
+            self.embed(parse_bytes(text.encode("utf-8", "surrogateescape"), self.out.problems), path, depth + 1,
+                       headers_only=True)
             return
         filename = None
         try:
@@ -494,6 +440,7 @@ class _Walker:
             text, problem = decode_text(part)
             if problem:
                 self.out.problems.append(f"part {path}: {problem}")
+            text = self.budget(text, path)
             if ctype == "text/html":
                 self.add_text(html_to_text(text), path, ctype, depth, owner, "html")
             else:
@@ -505,10 +452,13 @@ class _Walker:
             data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
         self.out.attachments.append(Attachment(filename, ctype, data, path, depth))
         # A message attached as an opaque file (application/octet-stream, *.eml) is content too.
-        if depth < MAX_DEPTH and (ctype == "text/plain" or (filename or "").lower().endswith(".eml")):
+        if ctype == "text/plain" or (filename or "").lower().endswith(".eml"):
             head = data[:2048].decode("latin-1")
             if looks_like_headers(head):
-                self.embed(parse_bytes(data), path, depth + 1)
+                if depth < MAX_DEPTH:
+                    self.embed(parse_bytes(data, self.out.problems), path, depth + 1)
+                else:
+                    self.out.problems.append(f"part {path}: messages nested deeper than {MAX_DEPTH}; not followed")
 
     def embed(self, inner: _StdMessage, path: str, depth: int, headers_only: bool = False) -> None:
         if depth > MAX_DEPTH:
@@ -537,7 +487,7 @@ class _Walker:
         if before.strip():
             self.out.blocks.append(Block(before, path, ctype, depth, kind, owner))
         if looks_like_headers(after):
-            inner = parse_bytes(after.encode("utf-8", "surrogateescape"))
+            inner = parse_bytes(after.encode("utf-8", "surrogateescape"), self.out.problems)
             self.embed_forward(inner, after, path, depth + 1)
         else:
             self.add_text(after, path, ctype, depth + 1, owner, "forward")
@@ -566,7 +516,6 @@ def _best_alternative(part: _StdMessage) -> tuple[int, _StdMessage] | None:
     return plain if plain_len >= 0.4 * html_len else html
 
 
-_TAGS = lazy_compile(r"<[^>]*>")
 _INVISIBLE = lazy_compile(r"<(script|style|head)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 _HTML_SNIFF = lazy_compile(r"<(?:html|body|table|div|p|br)\b", re.I)
 

@@ -41,7 +41,8 @@ class Pipeline:
 
         report = Report(raw=raw, origin=origin)
         if len(raw) > self.max_bytes:
-            raise MessageError(f"message is {len(raw)} bytes, more than max_bytes={self.max_bytes}")
+            # "read": a batch reader reads a bigger file only that far (readers/paths.py)
+            raise MessageError(f"message is more than max_bytes={self.max_bytes} ({len(raw):,} bytes read)")
         try:
             msg = normalize(raw)
         except RecursionError:

@@ -324,7 +324,8 @@ def _reader(config: Config, paths: tuple[str, ...], files_from: str | None, mark
     if paths or files_from:
         from .readers.paths import PathsReader
 
-        return PathsReader({"paths": list(paths), "files_from": files_from, "mark": mark})
+        return PathsReader({"paths": list(paths), "files_from": files_from, "mark": mark,
+                            "max_bytes": config.defaults.get("max_bytes", 32 * 1024 * 1024)})
     if config.reader is not None:
         options = dict(config.reader.options)
         if watch:

@@ -258,6 +258,7 @@ def test_evidence_is_the_trimmed_line() -> None:
 
 def test_huge_input_is_capped_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logmod, "MAX_LINES", 2000)
+    monkeypatch.setattr(logmod, "MAX_ADDRESSES", 10_000)  # 2 a line: the line cap is the one under test
     body = "Nov 22 03:14:07 fw DROP SRC=192.0.2.1 DST=198.51.100.1\n" * 5000
     v = parse(body)
     assert "read only the first 2000 lines" in v.reason

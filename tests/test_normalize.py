@@ -110,7 +110,7 @@ def test_alternative_is_read_once_and_html_stub_loses_to_html():
 
 def test_hostile_html_nesting_takes_the_linear_path():
     """Beautiful Soup is quadratic in nesting depth (minutes for this one); such HTML bypasses it."""
-    from abuso.normalize import _too_deep
+    from abuso.htmltext import _too_deep
 
     html = "<div>" * 50000 + "<b>192.0.2.1</b> at 2026-11-20 10:00:00 UTC" + "</div>" * 50000 + "<p>x&amp;y</p>"
     assert _too_deep(html)

@@ -34,5 +34,8 @@ def render(report: Report) -> str:
         if dropped:
             reasons.append("filtered " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
         head += " (" + ("; ".join(reasons) if reasons else "no parser recognised this report") + ")"
+    problems = getattr(report.message, "problems", None)
+    if problems:  # what the normalizer cut or could not read: never silent
+        head += " [" + "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "") + "]"
     lines = [head] + [incident_line(i) for i in report.incidents]
     return "\n".join(lines) + "\n"

@@ -288,10 +288,21 @@ class CsvParser(Parser):
         return self.found(unique, "; ".join([summary] + notes + budget.capped))
 
     def _gunzip(self, data: bytes, label: str, budget: _Budget, notes: list[str]) -> bytes | None:
-        """A ``.csv.gz`` inflated up to the byte budget (a gzip stream cannot say its size up front)."""
+        """A ``.csv.gz`` inflated up to the byte budget (a gzip stream cannot say its size up front).
+
+        Like a zip member, a stream that inflates more than MAX_RATIO times and is big is a
+        bomb: it is refused once that much came out, before the CSV reader spends seconds on it.
+        """
+        src = io.BytesIO(data)
         try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-                raw = fh.read(budget.bytes + 1)
+            with gzip.GzipFile(fileobj=src) as fh:
+                raw = fh.read(min(budget.bytes, RATIO_MIN_SIZE) + 1)
+                if len(raw) > RATIO_MIN_SIZE and len(raw) > MAX_RATIO * src.tell():
+                    notes.append(f"{label}: refused, inflates {src.tell()} bytes to more than {RATIO_MIN_SIZE} "
+                                 f"(gzip bomb?)")
+                    return None
+                if len(raw) <= budget.bytes:
+                    raw += fh.read(budget.bytes + 1 - len(raw))
         except (OSError, EOFError, zlib.error, ValueError) as e:
             notes.append(f"{label}: unreadable gzip ({e})")
             return None

@@ -68,7 +68,9 @@ def _strip_trailing_blank(lines: list[bytes]) -> bytes:
 
 
 class PathsReader(Reader):
-    """Options: ``paths`` (list), ``files_from`` (a file of paths, '-' for stdin), ``mark`` (bool)."""
+    """Options: ``paths`` (list), ``files_from`` (a file of paths, '-' for stdin), ``mark`` (bool),
+    ``max_bytes`` (the config's ``defaults.max_bytes``: a bigger file is read only that far, enough
+    for the pipeline to quarantine it with the reason, never whole)."""
 
     name = "paths"
 
@@ -77,6 +79,7 @@ class PathsReader(Reader):
         self.paths = [Path(p).expanduser() for p in self.options.get("paths", [])]
         self.files_from = self.options.get("files_from")
         self.mark = bool(self.options.get("mark", False))
+        self.max_bytes = int(self.options.get("max_bytes") or 0)
         self.errors: list[str] = []
 
     def _sources(self) -> Iterable[Path]:
@@ -136,8 +139,21 @@ class PathsReader(Reader):
             if not _HEADER.match(head.lstrip(b"\r\n")):
                 self.errors.append(f"{path}: not a mail message (it does not start with header lines); skipped")
                 return
-            data = head + f.read()
+            data = head + self._rest(f, len(head))
         yield Item(data, str(path), ("file", str(path)))
+
+    def _rest(self, f: IO[bytes], done: int) -> bytes:
+        """The rest of a message file: all of it, or max_bytes + 1 in all when it is bigger (its size is
+        checked first; the read is bounded too, for files that grow or do not know their size)."""
+        if not self.max_bytes:
+            return f.read()
+        try:
+            size = os.fstat(f.fileno()).st_size
+        except OSError:
+            size = 0
+        if size and size <= self.max_bytes:
+            return f.read()
+        return f.read(max(0, self.max_bytes + 1 - done))
 
     def _maildir(self, path: Path) -> Iterator[Item]:
         for sub in ("new", "cur"):
@@ -154,7 +170,8 @@ class PathsReader(Reader):
                     continue
                 file = folder / name
                 try:
-                    data = file.read_bytes()
+                    with open(file, "rb") as f:
+                        data = self._rest(f, 0)
                 except OSError as e:  # delivered and removed meanwhile, or unreadable
                     self.errors.append(f"{file}: cannot read: {e.strerror}")
                     continue
