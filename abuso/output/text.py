@@ -1,4 +1,5 @@
-"""A short human summary: one line per report, one indented line per incident.
+"""A short human summary: one line per report, one indented line per incident, and one
+line per processor that said in words what it did (a :class:`~abuso.processors.base.Note`).
 
 When the ``explain`` processor ran, its fuller account is printed instead.
 """
@@ -6,6 +7,7 @@ When the ``explain`` processor ran, its fuller account is printed instead.
 from __future__ import annotations
 
 from ..model import Incident, Report
+from ..processors.base import Note
 
 
 def incident_line(inc: Incident) -> str:
@@ -35,4 +37,5 @@ def render(report: Report) -> str:
             reasons.append("filtered " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
         head += " (" + ("; ".join(reasons) if reasons else "no parser recognised this report") + ")"
     lines = [head] + [incident_line(i) for i in report.incidents]
+    lines += [f"  {name}: {note}" for name, note in report.notes.items() if isinstance(note, Note)]
     return "\n".join(lines) + "\n"
