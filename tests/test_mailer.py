@@ -308,6 +308,7 @@ def test_robot_samples_get_no_answer(name: str, reason: str, rule: str, server: 
     ("human.eml", {"X-Autoreply": "yes"}, "X-Autoreply header"),
     ("human.eml", {"Reply-To": "not an address"}, "no usable address in Reply-To"),
     ("human.eml", {"Reply-To": None, "From": "undisclosed-recipients:;"}, "no usable address in From"),
+    ("human.eml", {"Reply-To": "(" * 5000 + "jane@victim.example.com"}, "no usable address in Reply-To"),
 ])
 def test_every_suppression_rule_on_its_own(name: str, edits: dict, reason: str, tmp_path: Path) -> None:
     raw = sample(name)
@@ -663,6 +664,23 @@ def test_run_output_says_who_was_answered_in_words(server: Recorder, tmp_path: P
     assert by_file["x-loop.eml"]["rule"] == "loop"
     assert by_file["human.eml"]["sent"] == "bad" and by_file["human.eml"]["via"] == "smtp"
     assert [m.rcpt_tos for m in server.messages] == [["security@victim.example.com"]] * 3
+
+
+def test_header_index_reads_what_the_message_reads(corpus: Path) -> None:
+    """Headers (one pass, for hostile mail with 100,000 headers) gives what msg.get gives, on every real report."""
+    from abuso.normalize import header_str, parse_bytes
+    from abuso.processors.mailer.policy import Headers
+
+    names = ("From", "Reply-To", "Sender", "Return-Path", "Subject", "Date", "Message-ID", "References",
+             "In-Reply-To", "Auto-Submitted", "Precedence", "X-Loop", "X-Abuso-Loop", "Content-Type", "Nope")
+    files = sorted(corpus.rglob("*.eml")) + sorted(SAMPLES.glob("*.eml"))
+    assert len(files) > 100
+    for path in files:
+        msg = parse_bytes(path.read_bytes())
+        h = Headers(msg)
+        for name in names:
+            assert h.get(name) == header_str(msg, name), (path, name)
+        assert h.raw("Received") == [str(v) for k, v in msg.raw_items() if k.lower() == "received"][:50]
 
 
 # --- at most one answer per sender and period; never two per message ---------------------------

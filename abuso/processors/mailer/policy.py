@@ -69,12 +69,19 @@ _MSGID = lazy_compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 _CONTROL = lazy_compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ADDRESS = lazy_compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 #: Any address-looking word in a header value (X-Loop is free text: 'abuse@x', '<abuse@x>', 'Desk <abuse@x>').
-_WORD_ADDRESS = lazy_compile(r"[^\s<>()\[\]\",;:@]{1,64}@[^\s<>()\[\]\",;:@]{1,253}")
+#: Splits free text (X-Loop: 'abuse@x', '<abuse@x>', 'Desk <abuse@x>') into words that may be addresses.
+_WORDS = lazy_compile(r"[\s<>()\[\]\",;]+")
 _ENVELOPE_FROM = lazy_compile(r"envelope-from\s*[=:]?\s*<?([^\s<>()\[\]\",;]{1,64}@[^\s<>()\[\]\",;]{1,253})", re.I)
 _AUTH_RESULT = lazy_compile(r"(dkim|spf|dmarc)\s*=\s*pass\b(.*)", re.I | re.S)
 _AUTH_PROP = lazy_compile(r"(?:header\.[di]|header\.from|smtp\.mailfrom|smtp\.helo)\s*=\s*(\S+)", re.I)
 #: Headers that mark automatic mail besides Auto-Submitted (vacation programs in the wild).
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Reply")
+#: Hostile mail may carry 100,000 headers of a kind or a megabyte in one: loop evidence is looked for
+#: in the first headers of each kind, and the first characters of each (real ones are far shorter).
+_MAX_HEADERS = 50
+_MAX_CHARS = 4000
+#: What the stdlib header parsers raise on hostile text (RecursionError: deeply nested comments).
+_PARSER_ERRORS = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
 _PATTERN = lazy_compile(r"^[^\s\x00-\x1f\x7f@]*@?[^\s\x00-\x1f\x7f@]*$")
 
 
@@ -88,11 +95,11 @@ class Skip(Exception):
 
 def address(header: str | None) -> str | None:
     """The first address in a header, lower-cased, if it is a plain ASCII addr-spec we dare send to."""
-    if not header:
+    if not header or len(header) > _MAX_CHARS:  # nobody's address; the stdlib parser is slow on these
         return None
     try:
         pairs = getaddresses([header])
-    except Exception:  # hostile header text: the stdlib address parser has raised odd errors on it
+    except _PARSER_ERRORS:  # hostile text: nested comments '((((' recurse in the stdlib parser
         return None
     for _, addr in pairs:
         addr = addr.strip()
@@ -154,13 +161,17 @@ class Policy:
         self.authserv_id = (authserv_id or "").strip().lower() or None
 
     def recipient(self, msg: Any) -> str:
-        """The address to answer, or Skip with the reason not to answer at all."""
-        self.loops(msg)
-        self.automatic(msg)
-        self.robots(msg)
-        to = self.target(msg)
+        """The address to answer, or Skip with the reason not to answer at all.
+
+        ``msg`` is an ``email.message.Message`` or its :class:`Headers`.
+        """
+        h = msg if isinstance(msg, Headers) else Headers(msg)
+        self.loops(h)
+        self.automatic(h)
+        self.robots(h)
+        to = self.target(h)
         if self.authserv_id:
-            self.authenticated(msg, to)
+            self.authenticated(h, to)
         return to
 
     def is_ours(self, msgid: str) -> bool:
@@ -168,82 +179,81 @@ class Policy:
         local, _, domain = msgid[1:-1].rpartition("@")
         return local.startswith(ID_PREFIX) and domain.lower() in self.domains
 
-    def loops(self, msg: Any) -> None:
+    def loops(self, h: Headers) -> None:
         """Any header evidence that this is our own mail coming back."""
-        from ...normalize import header_all
-
-        if _get(msg, LOOP_HEADER) is not None:
-            raise Skip(f"{LOOP_HEADER}: {clean(_get(msg, LOOP_HEADER), 80)} (our own answer came back)", "loop")
-        for value in header_all(msg, "X-Loop"):
-            for word in _WORD_ADDRESS.findall(value):
-                if word.lower().rstrip(".") in self.ours:
-                    raise Skip(f"X-Loop names our address {word.lower().rstrip('.')} (a mail loop)", "loop")
-        for ref in _MSGID.findall(_get(msg, "Message-ID") or ""):
+        if h.get(LOOP_HEADER) is not None:
+            raise Skip(f"{LOOP_HEADER}: {clean(h.get(LOOP_HEADER), 80)} (our own answer came back)", "loop")
+        for value in h.raw("X-Loop"):
+            for word in _WORDS.split(value.lower()):
+                if word.strip(".:") in self.ours:
+                    raise Skip(f"X-Loop names our address {word.strip('.:')} (a mail loop)", "loop")
+        for ref in _MSGID.findall(h.get("Message-ID") or ""):
             if self.is_ours(ref):
                 raise Skip(f"our own answer {ref} came back", "loop")
-        refs = " ".join(filter(None, (_get(msg, "In-Reply-To"), _get(msg, "References"))))
+        refs = " ".join(filter(None, (h.get("In-Reply-To"), h.get("References"))))
         for ref in _MSGID.findall(refs):
             if self.is_ours(ref):
                 raise Skip(f"a reply to our answer {ref}", "loop")
         for name in ("From", "Sender", "Return-Path"):
-            addr = address(_get(msg, name))
+            addr = address(h.get(name))
             if addr in self.ours:
                 raise Skip(f"mail from our own address {addr} ({name})", "loop")
-        for value in header_all(msg, "Received"):
+        for value in h.raw("Received"):
             for found in _ENVELOPE_FROM.findall(value):
                 if found.lower() in self.ours:
                     raise Skip(f"a Received header names our address {found.lower()} as its envelope sender "
                                "(our own mail came back)", "loop")
-        delivered = [a for a in (address(v) for v in header_all(msg, "Delivered-To")) if a in self.ours]
+        delivered = [a for a in (address(v) for v in h.raw("Delivered-To")) if a in self.ours]
         if len(delivered) > 1:
             raise Skip(f"delivered to our address {delivered[0]} {len(delivered)} times (a forwarding loop)", "loop")
 
-    def automatic(self, msg: Any) -> None:
+    def automatic(self, h: Headers) -> None:
         """Bounces, auto-replies, list and bulk mail (RFC 3834 section 2)."""
-        rp = _get(msg, "Return-Path")
+        rp = h.get("Return-Path")
         if rp is not None and rp.strip() in ("<>", "", "< >"):
             raise Skip("null sender (Return-Path: <>)", "automatic")
-        unixfrom = msg.get_unixfrom() or ""
+        unixfrom = h.msg.get_unixfrom() or ""
         env = unixfrom[5:].split(None, 1)[0] if unixfrom.startswith("From ") and unixfrom[5:].split() else None
         if env is not None and env.lower() in ("<>", "mailer-daemon"):
             raise Skip(f"null sender (From_ line: {clean(env)})", "automatic")
-        auto = _get(msg, "Auto-Submitted")
+        auto = h.get("Auto-Submitted")
         if auto is not None and auto.split(";")[0].strip().lower() != "no":
             raise Skip(f"Auto-Submitted: {clean(auto, 80)}", "automatic")
         for name in _AUTO_HEADERS:
-            if _get(msg, name) is not None:
+            if h.get(name) is not None:
                 raise Skip(f"{name} header (automatic reply)", "automatic")
-        suppress = (_get(msg, "X-Auto-Response-Suppress") or "").lower()
+        suppress = (h.get("X-Auto-Response-Suppress") or "").lower()
         if any(v.strip() in ("all", "autoreply", "oof") for v in suppress.split(",")):
             raise Skip(f"X-Auto-Response-Suppress: {clean(suppress, 80)}", "automatic")
-        prec = (_get(msg, "Precedence") or "").strip().lower()
+        prec = (h.get("Precedence") or "").strip().lower()
         if prec in ("bulk", "list", "junk", "auto_reply"):
             raise Skip(f"Precedence: {prec}", "automatic")
-        for key in msg.keys():
+        for key in h.names():
             if key.lower().startswith("list-"):
                 raise Skip(f"{clean(key, 40)} header (mailing-list mail)", "automatic")
 
-    def robots(self, msg: Any) -> None:
+    def robots(self, h: Headers) -> None:
         """RFC 3834 robots in the envelope or author headers; the never list for the author; machine reports."""
         for name in ("Return-Path", "Sender", "From"):
-            addr = address(_get(msg, name))
+            addr = address(h.get(name))
             if addr and _ROBOT.match(addr.partition("@")[0]):
                 raise Skip(f"{name} is a robot or list address: {addr}", "robot")
-        self._never(address(_get(msg, "From")))
+        self._never(address(h.get("From")))
         try:
-            rtype = str(msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
-        except Exception:  # a malformed Content-Type is no reason to stay silent
+            ctype = h.msg.get_content_type()
+            rtype = str(h.msg.get_param("report-type") or "") if ctype == "multipart/report" else ""
+        except _PARSER_ERRORS:  # a malformed Content-Type is no reason to stay silent
             rtype = ""
         if rtype.lower() in ("delivery-status", "disposition-notification", "feedback-report"):
             raise Skip(f"a {rtype} report (machine-generated: bounce, read receipt or ARF feedback loop)",
                        "automatic")
 
-    def target(self, msg: Any) -> str:
+    def target(self, h: Headers) -> str:
         """Reply-To, else From, if it is a plain address of somebody who reads mail."""
-        header = "Reply-To" if _get(msg, "Reply-To") else "From"
-        to = address(_get(msg, header))
+        header = "Reply-To" if h.get("Reply-To") else "From"
+        to = address(h.get(header))
         if not to:
-            raise Skip(f"no usable address in {header}: {clean(_get(msg, header) or '(none)', 80)}", "no-address")
+            raise Skip(f"no usable address in {header}: {clean(h.get(header) or '(none)', 80)}", "no-address")
         if to in self.ours:
             raise Skip(f"{header} is our own address {to}", "loop")
         if _ROBOT.match(to.partition("@")[0]):
@@ -256,18 +266,16 @@ class Policy:
         if pattern:
             raise Skip(f"{addr} is a robot sender (never list: {pattern})", "never")
 
-    def authenticated(self, msg: Any, to: str) -> None:
+    def authenticated(self, h: Headers, to: str) -> None:
         """Backscatter guard: our own MTA must have seen SPF, DKIM or DMARC pass for the domain we answer.
 
         abuse@ mailboxes are spam magnets and most spam forges its sender; only
         Authentication-Results headers carrying our ``authserv_id`` are believed
         (RFC 8601 5: the border MTA removes forged ones with its own id).
         """
-        from ...normalize import header_all
-
         domain = to.rpartition("@")[2]
         passed: list[str] = []
-        for value in header_all(msg, "Authentication-Results"):
+        for value in h.raw("Authentication-Results"):
             parts = [p.strip() for p in _CONTROL.sub(" ", value).split(";")]
             if not parts or [w.lower() for w in parts[0].split()[:1]] != [self.authserv_id]:
                 continue
@@ -289,7 +297,48 @@ def message_ids(value: str | None) -> list[str]:
     return _MSGID.findall(value or "")
 
 
-def _get(msg: Any, name: str) -> str | None:
-    from ...normalize import header_str
+class Headers:
+    """One message's headers, indexed in one pass.
 
-    return header_str(msg, name)
+    Hostile mail may carry 100,000 headers, and every ``msg.get(name)`` scans them all;
+    here each look-up is a dict access. The first :data:`_MAX_HEADERS` of each name are kept.
+    """
+
+    def __init__(self, msg: Any) -> None:
+        self.msg = msg
+        self._index: dict[str, list[tuple[str, Any]]] = {}
+        for key, value in msg.raw_items():
+            values = self._index.setdefault(key.lower(), [])
+            if len(values) < _MAX_HEADERS:
+                values.append((key, value))
+        self._decoded: dict[str, str | None] = {}
+
+    def get(self, name: str) -> str | None:
+        """The first value, decoded as ``normalize.header_str`` does; stripped; None when absent.
+
+        A value longer than :data:`_MAX_CHARS` stays as written (decoding it costs more than
+        it is worth, and :func:`address` finds no address in it).
+        """
+        key = name.lower()
+        if key not in self._decoded:
+            values = self._index.get(key)
+            value = None
+            if values:
+                name, raw = values[0]
+                value = str(raw)
+                if len(value) <= _MAX_CHARS:
+                    try:
+                        value = str(self.msg.policy.header_fetch_parse(name, raw))
+                    except _PARSER_ERRORS:
+                        pass
+                value = value.strip()
+            self._decoded[key] = value
+        return self._decoded[key]
+
+    def raw(self, name: str) -> list[str]:
+        """The first values of a header as written (not decoded), each cut to :data:`_MAX_CHARS`."""
+        return [str(v)[:_MAX_CHARS] for _, v in self._index.get(name.lower(), [])]
+
+    def names(self) -> list[str]:
+        """Each header name once, as first written."""
+        return [values[0][0] for values in self._index.values()]

@@ -17,7 +17,7 @@ from ...errors import ConfigError, TransientError
 from ...model import Report
 from ..base import Note, Processor
 from . import transport as transports
-from .policy import DEFAULT_NEVER, ID_PREFIX, LOOP_HEADER, Patterns, Policy, Skip, address, message_ids
+from .policy import DEFAULT_NEVER, ID_PREFIX, LOOP_HEADER, Headers, Patterns, Policy, Skip, address, message_ids
 from .state import AnswerState
 from .templates import Template, clean, plain_message, report_values
 
@@ -85,9 +85,9 @@ class MailerProcessor(Processor):
         #: The clock, replaceable in tests of the per-sender period.
         self.now = time.time
 
-    def decide(self, report: Report) -> tuple[str, str]:
+    def decide(self, report: Report, headers: Headers | None = None) -> tuple[str, str]:
         """(address to answer, "good" or "bad"), or Skip: headers and templates only, no state, no side effect."""
-        to = self.policy.recipient(_email(report))
+        to = self.policy.recipient(headers or Headers(_email(report)))
         kind = "good" if report.valid else "bad"
         if kind not in self.templates:
             raise Skip(f"no {kind!r} template configured", "no-template")
@@ -105,13 +105,14 @@ class MailerProcessor(Processor):
         return Note(f"would answer {to} ({kind} response) unless answered within the period", would=kind, to=to)
 
     def process(self, report: Report) -> None:
+        headers = Headers(_email(report))
         try:
-            to, kind = self.decide(report)
+            to, kind = self.decide(report, headers)
         except Skip as s:
             report.notes[self.name] = skipped(s)
             return
         digest = hashlib.sha256(report.raw).hexdigest()
-        message = self.compose(report, kind, to)
+        message = self.compose(report, kind, to, headers)
         mid = message["Message-ID"]
         try:
             self.state.claim(to, digest, kind, mid)
@@ -137,16 +138,16 @@ class MailerProcessor(Processor):
             text = f"dry run: the answer to {to} ({kind} response) is in {sent.file}"
         report.notes[self.name] = Note(text, sent=kind, to=to, message_id=mid, via=sent.via, **extra)
 
-    def compose(self, report: Report, kind: str, to: str) -> EmailMessage:
+    def compose(self, report: Report, kind: str, to: str, headers: Headers | None = None) -> EmailMessage:
         """The answer: the template filled in, threaded to the report, marked automatic (RFC 3834 3.1)."""
-        src = _email(report)
-        values = report_values(report, src, to, self.max_rows)
+        h = headers or Headers(_email(report))
+        values = report_values(report, h.get, to, self.max_rows)
         subject = values["subject"] if values["subject"] != "(none)" else "your report"
         headers = [("Date", format_datetime(datetime.fromtimestamp(self.now(), timezone.utc))),
                    ("Message-ID", f"<{ID_PREFIX}{secrets.token_hex(12)}@{self.domain}>")]
-        parent = message_ids(report.message_id or _header(src, "Message-ID"))
+        parent = message_ids(report.message_id or h.get("Message-ID"))
         if parent:
-            refs = message_ids(_header(src, "References") or _header(src, "In-Reply-To"))
+            refs = message_ids(h.get("References") or h.get("In-Reply-To"))
             chain = [r for r in refs if r != parent[0]][-9:] + [parent[0]]
             headers += [("In-Reply-To", parent[0]), ("References", " ".join(chain))]
         headers += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
@@ -173,9 +174,3 @@ def _email(report: Report) -> Any:
     from ...normalize import parse_bytes
 
     return parse_bytes(report.raw)
-
-
-def _header(msg: Any, name: str) -> str | None:
-    from ...normalize import header_str
-
-    return header_str(msg, name)

@@ -19,7 +19,7 @@ import string
 from datetime import timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ...errors import ConfigError
 from ...lazy import lazy_compile
@@ -109,19 +109,14 @@ def reasons(report: Report, max_rows: int) -> str:
     return "\n".join(lines) if lines else "  (no parser looked at this message)"
 
 
-def report_values(report: Report, msg: Any, to: str, max_rows: int) -> dict[str, str]:
-    """What the answer's placeholders stand for; ``msg`` is the report's parsed email."""
-    from ...normalize import header_str
-
-    def get(name: str) -> str:
-        return header_str(msg, name) or ""
-
-    subject = report.subject if report.subject is not None else get("Subject")
+def report_values(report: Report, header: Callable[[str], str | None], to: str, max_rows: int) -> dict[str, str]:
+    """What the answer's placeholders stand for; ``header(name)`` gives the report's decoded headers."""
+    subject = report.subject if report.subject is not None else header("Subject") or ""
     return {
         "subject": clean(subject) or "(none)",
-        "date": clean(get("Date") or "(none)", 80),
-        "message_id": clean(report.message_id or get("Message-ID") or "(none)", 250),
-        "from": clean(report.sender or get("From") or "(none)", 200),
+        "date": clean(header("Date") or "(none)", 80),
+        "message_id": clean(report.message_id or header("Message-ID") or "(none)", 250),
+        "from": clean(report.sender or header("From") or "(none)", 200),
         "to": to,
         "count": str(len(report.incidents)),
         "incidents": incidents_table(report.incidents, max_rows),
