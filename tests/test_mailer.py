@@ -424,6 +424,7 @@ def test_auto_submitted_no_and_null_from_line(tmp_path: Path) -> None:
     ["X-Loop: ABUSE@Example.NET"],
     ["X-Loop: <abuse@example.net>"],
     ["X-Loop: Example Abuse Desk <abuse@example.net>"],
+    ["X-Loop: mailto:abuse@example.net"],
     ["X-Loop: scomp", "X-Loop: abuse@example.net"],  # the second of two
     ["X-Loop: abuse@example.org"],  # another address of ours (option ours)
     ["X-Loop: bounces@example.net"],  # our envelope sender

@@ -68,7 +68,6 @@ _ROBOT = lazy_compile(r"^(?:mailer-?daemon|mail-daemon|postmaster|listserv|major
 _MSGID = lazy_compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 _CONTROL = lazy_compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _ADDRESS = lazy_compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-#: Any address-looking word in a header value (X-Loop is free text: 'abuse@x', '<abuse@x>', 'Desk <abuse@x>').
 #: Splits free text (X-Loop: 'abuse@x', '<abuse@x>', 'Desk <abuse@x>') into words that may be addresses.
 _WORDS = lazy_compile(r"[\s<>()\[\]\",;]+")
 _ENVELOPE_FROM = lazy_compile(r"envelope-from\s*[=:]?\s*<?([^\s<>()\[\]\",;]{1,64}@[^\s<>()\[\]\",;]{1,253})", re.I)
@@ -132,9 +131,7 @@ class Patterns:
     def match(self, addr: str) -> str | None:
         """The first pattern that matches ``addr`` (lower-cased), or None."""
         local, _, domain = addr.rpartition("@")
-        candidates = {addr}
-        if "+" in local:
-            candidates.add(local.partition("+")[0] + "@" + domain)
+        candidates = (addr, local.partition("+")[0] + "@" + domain) if "+" in local else (addr,)
         for pattern in self.patterns:
             for cand in candidates:
                 c_local, _, c_domain = cand.rpartition("@")
@@ -185,8 +182,9 @@ class Policy:
             raise Skip(f"{LOOP_HEADER}: {clean(h.get(LOOP_HEADER), 80)} (our own answer came back)", "loop")
         for value in h.raw("X-Loop"):
             for word in _WORDS.split(value.lower()):
-                if word.strip(".:") in self.ours:
-                    raise Skip(f"X-Loop names our address {word.strip('.:')} (a mail loop)", "loop")
+                word = word.removeprefix("mailto:").strip(".:")
+                if word in self.ours:
+                    raise Skip(f"X-Loop names our address {word} (a mail loop)", "loop")
         for ref in _MSGID.findall(h.get("Message-ID") or ""):
             if self.is_ours(ref):
                 raise Skip(f"our own answer {ref} came back", "loop")

@@ -143,17 +143,17 @@ class MailerProcessor(Processor):
         h = headers or Headers(_email(report))
         values = report_values(report, h.get, to, self.max_rows)
         subject = values["subject"] if values["subject"] != "(none)" else "your report"
-        headers = [("Date", format_datetime(datetime.fromtimestamp(self.now(), timezone.utc))),
+        fields = [("Date", format_datetime(datetime.fromtimestamp(self.now(), timezone.utc))),
                    ("Message-ID", f"<{ID_PREFIX}{secrets.token_hex(12)}@{self.domain}>")]
         parent = message_ids(report.message_id or h.get("Message-ID"))
         if parent:
             refs = message_ids(h.get("References") or h.get("In-Reply-To"))
             chain = [r for r in refs if r != parent[0]][-9:] + [parent[0]]
-            headers += [("In-Reply-To", parent[0]), ("References", " ".join(chain))]
-        headers += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
+            fields += [("In-Reply-To", parent[0]), ("References", " ".join(chain))]
+        fields += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
                     (LOOP_HEADER, self.address), ("X-Loop", self.address)]
         return plain_message(self.from_header, to, subject if subject[:3].lower() == "re:" else f"Re: {subject}",
-                             self.templates[kind].render(values), headers)
+                             self.templates[kind].render(values), fields)
 
     def close(self) -> None:
         try:
