@@ -194,7 +194,7 @@ def test_good_answer_headers_and_body(server: Recorder, tmp_path: Path) -> None:
     assert msg["In-Reply-To"] == "<20261122024002.GA1234@victim.example.com>"
     assert msg["References"] == "<earlier-thread-1@victim.example.com> <20261122024002.GA1234@victim.example.com>"
     assert msg["Auto-Submitted"] == "auto-replied"
-    assert msg["X-Abuso-Loop"] == OURS
+    assert msg["X-Abuso-Loop"] == OURS and msg["X-Loop"] == OURS
     assert re.fullmatch(r"<abuso-reply\.[0-9a-f]{24}@example\.net>", msg["Message-ID"])
     sent = parsedate_to_datetime(msg["Date"])
     assert before - dt.timedelta(seconds=2) <= sent <= dt.datetime.now(UTC) + dt.timedelta(seconds=2)
@@ -221,6 +221,7 @@ def test_good_answer_headers_and_body(server: Recorder, tmp_path: Path) -> None:
     note = report.notes["mailer"]
     assert note == {"sent": "good", "to": "security@victim.example.com", "message_id": msg["Message-ID"],
                     "via": "smtp"}
+    assert str(note) == "answered security@victim.example.com (good response)"
     assert rows(tmp_path) == [("security@victim.example.com", "sent", "good")]
 
 
@@ -267,19 +268,20 @@ def test_ancestor_good_input_gets_a_substituted_answer(server: Recorder, tmp_pat
 # --- RFC 3834: who never gets an answer ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("bounce.eml", "null sender (Return-Path: <>)"),
-    ("auto-reply.eml", "Auto-Submitted: auto-replied"),
-    ("list.eml", "List-Id header (mailing-list mail)"),
-    ("bulk.eml", "Precedence: bulk"),
-    ("loop.eml", "X-Abuso-Loop: abuse@example.net (our own answer came back)"),
+@pytest.mark.parametrize("name, reason, rule", [
+    ("bounce.eml", "null sender (Return-Path: <>)", "automatic"),
+    ("auto-reply.eml", "Auto-Submitted: auto-replied", "automatic"),
+    ("list.eml", "List-Id header (mailing-list mail)", "automatic"),
+    ("bulk.eml", "Precedence: bulk", "automatic"),
+    ("loop.eml", "X-Abuso-Loop: abuse@example.net (our own answer came back)", "loop"),
 ])
-def test_robot_samples_get_no_answer(name: str, reason: str, server: Recorder, tmp_path: Path) -> None:
+def test_robot_samples_get_no_answer(name: str, reason: str, rule: str, server: Recorder, tmp_path: Path) -> None:
     mailer = make_mailer(tmp_path, server)
     inc = Incident(ip_address("192.0.2.99"), "scanner", None, "log")
     report = report_of(sample(name), [inc], {"log": Verdict("log", True, "", [inc])})
     mailer.process(report)
-    assert report.notes["mailer"] == {"skipped": reason}
+    assert report.notes["mailer"] == {"skipped": reason, "rule": rule}
+    assert str(report.notes["mailer"]) == f"not answered: {reason}"
     assert server.messages == [] and rows(tmp_path) == []
     # The same mailer and server do answer a human: the silence above was a decision.
     mailer.process(human_report())
@@ -295,7 +297,7 @@ def test_robot_samples_get_no_answer(name: str, reason: str, server: Recorder, t
     ("human.eml", {"In-Reply-To": "<abuso-reply.00aa@example.net>"}, "a reply to our answer"),
     ("human.eml", {"References": "<x@y> <abuso-reply.00aa@Example.NET>"}, "a reply to our answer"),
     ("human.eml", {"From": OURS, "Reply-To": None}, "mail from our own address"),
-    ("human.eml", {"Reply-To": "noreply@victim.example.com"}, "Reply-To is a robot or list address"),
+    ("human.eml", {"Reply-To": "noreply@victim.example.com"}, "noreply@victim.example.com is a robot sender"),
     ("human.eml", {"Reply-To": "list-request@victim.example.com"}, "Reply-To is a robot or list address"),
     ("human.eml", {"Sender": "owner-abuse-l@lists.example.org"}, "Sender is a robot or list address"),
     ("human.eml", {"Return-Path": "<MAILER-DAEMON@mx.victim.example.com>"}, "Return-Path is a robot"),
@@ -306,6 +308,7 @@ def test_robot_samples_get_no_answer(name: str, reason: str, server: Recorder, t
     ("human.eml", {"X-Autoreply": "yes"}, "X-Autoreply header"),
     ("human.eml", {"Reply-To": "not an address"}, "no usable address in Reply-To"),
     ("human.eml", {"Reply-To": None, "From": "undisclosed-recipients:;"}, "no usable address in From"),
+    ("human.eml", {"Reply-To": "(" * 5000 + "jane@victim.example.com"}, "no usable address in Reply-To"),
 ])
 def test_every_suppression_rule_on_its_own(name: str, edits: dict, reason: str, tmp_path: Path) -> None:
     raw = sample(name)
@@ -410,7 +413,275 @@ def test_auto_submitted_no_and_null_from_line(tmp_path: Path) -> None:
     bounce = b"From MAILER-DAEMON Sun Nov 22 04:02:30 2026\n" + set_header(sample("human.eml"), "Return-Path", None)
     report = report_of(bounce)
     mailer.process(report)
-    assert report.notes["mailer"] == {"skipped": "null sender (From_ line: MAILER-DAEMON)"}
+    assert report.notes["mailer"] == {"skipped": "null sender (From_ line: MAILER-DAEMON)", "rule": "automatic"}
+
+
+# --- mail loops and robot senders (issue 13) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [
+    ["X-Loop: abuse@example.net"],
+    ["X-Loop: ABUSE@Example.NET"],
+    ["X-Loop: <abuse@example.net>"],
+    ["X-Loop: Example Abuse Desk <abuse@example.net>"],
+    ["X-Loop: mailto:abuse@example.net"],
+    ["X-Loop: scomp", "X-Loop: abuse@example.net"],  # the second of two
+    ["X-Loop: abuse@example.org"],  # another address of ours (option ours)
+    ["X-Loop: bounces@example.net"],  # our envelope sender
+])
+def test_x_loop_naming_our_address_is_never_answered(headers: list[str], server: Recorder, tmp_path: Path) -> None:
+    mailer = make_mailer(tmp_path, server, ours=["abuse@example.org"], envelope_from="bounces@example.net")
+    raw = "\n".join(headers).encode() + b"\n" + sample("human.eml")
+    incidents = brute_force()
+    report = report_of(raw, incidents, {"log": Verdict("log", True, "", incidents)})
+    mailer.process(report)
+    named = re.search(r"[\w.]+@example\.(?:net|org)", headers[-1], re.I).group(0).lower()
+    assert report.notes["mailer"] == {"skipped": f"X-Loop names our address {named} (a mail loop)", "rule": "loop"}
+    mailer.close()
+    assert server.messages == [] and rows(tmp_path) == []
+
+
+def test_x_loop_sample_and_foreign_x_loop(tmp_path: Path) -> None:
+    """samples/mailer/x-loop.eml: a ticket system echoing our X-Loop back; other X-Loop values are no loop."""
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), period=0)
+    report = report_of(sample("x-loop.eml"))
+    mailer.process(report)
+    assert str(report.notes["mailer"]) == "not answered: X-Loop names our address abuse@example.net (a mail loop)"
+    for value in ("tickets@victim.example.com", "scomp", "abuse@example.net.evil.example", "xabuse@example.net"):
+        other = report_of(set_header(sample("x-loop.eml"), "X-Loop", value))
+        mailer.process(other)
+        assert other.notes["mailer"]["sent"] == "bad", value
+        assert other.notes["mailer"]["to"] == "tickets@victim.example.com"
+    assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+@pytest.mark.parametrize("edits, reason", [
+    ({"Received": "from localhost by mx.victim.example.com (envelope-from <abuse@example.net>) id 1x"},
+     "a Received header names our address abuse@example.net as its envelope sender"),
+    ({"Received": "from mx.example.net by mx.victim.example.com with esmtp (Exim 4.96)\n\t"
+                  "(envelope-from <bounces@example.net>) id 1x"},
+     "a Received header names our address bounces@example.net as its envelope sender"),
+    ({"Return-Path": "<bounces@example.net>"}, "mail from our own address bounces@example.net (Return-Path)"),
+    ({"Sender": "abuse@example.org"}, "mail from our own address abuse@example.org (Sender)"),
+    ({"Reply-To": "Desk <abuse@example.org>"}, "Reply-To is our own address abuse@example.org"),
+])
+def test_other_loop_evidence(edits: dict, reason: str, tmp_path: Path) -> None:
+    raw = sample("human.eml")
+    for header, value in edits.items():
+        raw = set_header(raw, header, value)
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), ours=["abuse@example.org"],
+                         envelope_from="bounces@example.net")
+    report = report_of(raw)
+    mailer.process(report)
+    assert report.notes["mailer"]["skipped"].startswith(reason) and report.notes["mailer"]["rule"] == "loop"
+    assert not (tmp_path / "out").exists()
+
+
+def test_delivered_to_our_address_twice_is_a_forwarding_loop(tmp_path: Path) -> None:
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), period=0)
+    once = b"Delivered-To: abuse@example.net\n" + sample("human.eml")
+    report = report_of(once)
+    mailer.process(report)
+    assert report.notes["mailer"]["sent"] == "bad"  # every message delivered to us carries one
+    twice = b"Delivered-To: abuse@example.net\nDelivered-To: tickets@example.net\nDelivered-To: Abuse@example.net\n"
+    report = report_of(twice + sample("human.eml").replace(b"<2026", b"<other-2026"))
+    mailer.process(report)
+    assert report.notes["mailer"] == {"skipped": "delivered to our address abuse@example.net 2 times "
+                                                 "(a forwarding loop)", "rule": "loop"}
+
+
+#: An address for every built-in never pattern, and the rule that stops it (RFC 3834 robots come first).
+_ROBOT_SENDERS = {
+    "noreply": ("noreply@victim.example.com", "never"),
+    "no-reply": ("No-Reply@victim.example.com", "never"),
+    "no_reply": ("no_reply@victim.example.com", "never"),
+    "noreply-*": ("noreply-alerts@victim.example.com", "never"),
+    "*-noreply": ("alerts-noreply@victim.example.com", "never"),
+    "do-not-reply": ("do-not-reply@victim.example.com", "never"),
+    "donotreply": ("DoNotReply@victim.example.com", "never"),
+    "do_not_reply": ("do_not_reply@victim.example.com", "never"),
+    "mailer-daemon": ("mailer-daemon@victim.example.com", "robot"),
+    "mailerdaemon": ("mailerdaemon@victim.example.com", "robot"),
+    "postmaster": ("postmaster@victim.example.com", "robot"),
+    "bounce": ("bounce@victim.example.com", "never"),
+    "bounces": ("bounces+abuse=example.net@victim.example.com", "never"),
+    "bounce-*": ("bounce-4711-abuse=example.net@mailer.example.org", "never"),
+    "bounces-*": ("bounces-4711@mailer.example.org", "never"),
+    "bounces_*": ("bounces_abuse-at-domain.tld@abuse-reporting.webiron.com", "never"),  # corpus: webiron
+    "*-bounce": ("monitor-bounce@projecthoneypot.org", "never"),  # corpus: Project Honey Pot
+    "*-bounces": ("list-bounces@victim.example.com", "never"),
+    "fbl": ("fbl@mail.example.org", "never"),
+    "fbl-*": ("fbl-reports@mail.example.org", "never"),
+    "*-fbl": ("yahoo-fbl@mail.example.org", "never"),
+    "fblbounces": ("fblbounces@senderscore.net", "never"),  # corpus: Return Path / Validity
+    "feedbackloop": ("feedbackloop@fbl.zoho.com", "never"),  # corpus: Zoho
+    "feedback-loop": ("feedback-loop@mail.example.org", "never"),
+    "arf": ("arf@mail.example.org", "never"),
+    "arf-*": ("arf-reports@mail.example.org", "never"),
+    "abuse-report": ("abuse-report@reporter.example.org", "never"),
+    "abuse-reports": ("abuse-reports@cyscon.de", "never"),  # corpus: cyscon
+    "autoreports": ("autoreports@shadowserver.org", "never"),  # corpus: Shadowserver
+    "summary@spamcop.net": ("summary@spamcop.net", "never"),
+    "@reports.spamcop.net": ("999999999@reports.spamcop.net", "never"),  # corpus: SpamCop
+    "@bounces.spamcop.net": ("999999999@bounces.spamcop.net", "never"),
+}
+
+
+def test_every_built_in_never_pattern_has_a_case() -> None:
+    from abuso.processors.mailer.policy import DEFAULT_NEVER
+
+    assert sorted(_ROBOT_SENDERS) == sorted(DEFAULT_NEVER)
+
+
+@pytest.mark.parametrize("pattern", sorted(_ROBOT_SENDERS))
+@pytest.mark.parametrize("where", ["Reply-To", "From"])
+def test_robot_senders_are_never_answered(pattern: str, where: str, tmp_path: Path) -> None:
+    """As the address to answer (Reply-To) and as the author (From, with a human Reply-To)."""
+    addr, rule = _ROBOT_SENDERS[pattern]
+    raw = set_header(sample("human.eml"), where, f"Robot <{addr}>")
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = report_of(raw)
+    mailer.process(report)
+    note = report.notes["mailer"]
+    assert note["rule"] == rule
+    if rule == "never":
+        assert note["skipped"] == f"{addr.lower()} is a robot sender (never list: {pattern})"
+        assert str(note) == f"not answered: {addr.lower()} is a robot sender (never list: {pattern})"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("addr", [
+    "noreplyteam@victim.example.com", "reply@victim.example.com", "fblanc@victim.example.com",  # François Blanc
+    "arfan@victim.example.com", "summary@victim.example.com", "bouncer@victim.example.com",
+    "jane@reports.spamcop.net.evil.example", "jane@notreports.spamcop.net", "abuse@spamcop.net",
+])
+def test_near_misses_are_answered(addr: str, tmp_path: Path) -> None:
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = report_of(set_header(sample("human.eml"), "Reply-To", addr))
+    mailer.process(report)
+    assert report.notes["mailer"]["sent"] == "bad" and report.notes["mailer"]["to"] == addr
+
+
+def test_spamcop_summary_sample(tmp_path: Path) -> None:
+    """No Precedence, no Auto-Submitted: only the never list keeps us from answering it."""
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = report_of(sample("spamcop-summary.eml"))
+    mailer.process(report)
+    assert str(report.notes["mailer"]) == ("not answered: summary@spamcop.net is a robot sender "
+                                           "(never list: summary@spamcop.net)")
+    lenient = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), never_builtin=False)
+    report = report_of(sample("spamcop-summary.eml"))
+    lenient.process(report)
+    assert report.notes["mailer"]["to"] == "summary@spamcop.net"  # the rule alone made the difference
+
+
+def test_configured_never_list_extends_or_replaces_the_built_in_one(tmp_path: Path) -> None:
+    never = ["updatestatusonly@mynetwatchman.com", "@shadowserver.org", "*-alerts@*.example.org"]
+    cases = {
+        "updatestatusonly@mynetwatchman.com": "updatestatusonly@mynetwatchman.com",
+        "Reports@Dashboard.ShadowServer.org": "@shadowserver.org",  # a subdomain, any case
+        "ids-alerts@soc.example.org": "*-alerts@*.example.org",
+        "noreply@victim.example.com": "noreply",  # the built-in list still applies
+    }
+    extended = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), never=never, period=0)
+    replaced = make_mailer(tmp_path, dry_run=str(tmp_path / "out"), never=never, never_builtin=False, period=0)
+    for addr, pattern in cases.items():
+        report = report_of(set_header(sample("human.eml"), "Reply-To", addr))
+        extended.process(report)
+        assert report.notes["mailer"]["skipped"] == f"{addr.lower()} is a robot sender (never list: {pattern})"
+        report = report_of(set_header(sample("human.eml"), "Reply-To", addr).replace(b"<2026", b"<r-2026"))
+        replaced.process(report)
+        if pattern == "noreply":
+            assert report.notes["mailer"]["sent"] == "bad"
+        else:
+            assert report.notes["mailer"]["rule"] == "never"
+    report = report_of(set_header(sample("human.eml"), "Reply-To", "soc@shadowserver.org.example"))
+    extended.process(report)
+    assert report.notes["mailer"]["sent"] == "bad"
+
+
+def test_preview_decides_without_side_effects(tmp_path: Path) -> None:
+    """What explain and dry runs show: the decision in words, no state file, no answer."""
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    would = mailer.preview(human_report())
+    assert would == {"would": "good", "to": "security@victim.example.com"}
+    assert str(would).startswith("would answer security@victim.example.com (good response)")
+    robot = mailer.preview(report_of(sample("spamcop-summary.eml")))
+    assert robot["rule"] == "never" and str(robot).startswith("not answered: summary@spamcop.net")
+    mailer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_notes_keep_their_words_through_pickle_and_json(tmp_path: Path) -> None:
+    """Batch workers send rendered text, the store writes JSON: the note is a dict with a sentence."""
+    import json
+    import pickle
+
+    mailer = make_mailer(tmp_path, dry_run=str(tmp_path / "out"))
+    report = report_of(sample("spamcop-summary.eml"))
+    mailer.process(report)
+    note = report.notes["mailer"]
+    again = pickle.loads(pickle.dumps(note))
+    assert again == note and str(again) == str(note)
+    assert json.loads(json.dumps(report.to_dict()))["mailer"] == {"skipped": note["skipped"], "rule": "never"}
+
+
+def test_run_output_says_who_was_answered_in_words(server: Recorder, tmp_path: Path) -> None:
+    """`abuso run` text output, the explain processor, and JSON (structured) for the same batch."""
+    import json
+    import os
+    import sys
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("human.eml", "spamcop-summary.eml", "x-loop.eml"):
+        (inbox / name).write_bytes(sample(name))
+
+    def run(fmt: str, explain: bool, port: int) -> str:
+        cfg = tmp_path / f"{fmt}-{explain}.yaml"
+        cfg.write_text(f"parsers: []\nprocessors:\n  - mailer: {{from: {OURS}, bad: {ETC / 'bad-response.txt'}, "
+                       f"smtp: '127.0.0.1:{port}', state: {fmt}-{explain}.sqlite, period: 0}}\n"
+                       + ("  - explain: {}\n" if explain else ""))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-m", "abuso", "run", "-c", str(cfg), "-f", fmt, str(inbox)],
+                              capture_output=True, timeout=120, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode()
+
+    answered = "mailer: answered security@victim.example.com (bad response)"
+    robot = "mailer: not answered: summary@spamcop.net is a robot sender (never list: summary@spamcop.net)"
+    loop = "mailer: not answered: X-Loop names our address abuse@example.net (a mail loop)"
+    text = run("text", False, server.port)
+    for line in (answered, robot, loop):
+        assert f"\n  {line}\n" in "\n" + text
+    assert "{" not in text  # words, not a Python dict
+    explained = run("text", True, server.port)
+    for line in (answered, robot, loop):
+        assert f"\n  {line}\n" in explained
+    assert "{" not in explained.partition("Processors:")[2]
+    lines = [json.loads(line) for line in run("json", False, server.port).splitlines()]
+    by_file = {Path(d["file"]).name: d["mailer"] for d in lines}
+    assert by_file["spamcop-summary.eml"] == {"skipped": robot.partition("not answered: ")[2], "rule": "never"}
+    assert by_file["x-loop.eml"]["rule"] == "loop"
+    assert by_file["human.eml"]["sent"] == "bad" and by_file["human.eml"]["via"] == "smtp"
+    assert [m.rcpt_tos for m in server.messages] == [["security@victim.example.com"]] * 3
+
+
+def test_header_index_reads_what_the_message_reads(corpus: Path) -> None:
+    """Headers (one pass, for hostile mail with 100,000 headers) gives what msg.get gives, on every real report."""
+    from abuso.normalize import header_str, parse_bytes
+    from abuso.processors.mailer.policy import Headers
+
+    names = ("From", "Reply-To", "Sender", "Return-Path", "Subject", "Date", "Message-ID", "References",
+             "In-Reply-To", "Auto-Submitted", "Precedence", "X-Loop", "X-Abuso-Loop", "Content-Type", "Nope")
+    files = sorted(corpus.rglob("*.eml")) + sorted(SAMPLES.glob("*.eml"))
+    assert len(files) > 100
+    for path in files:
+        msg = parse_bytes(path.read_bytes())
+        h = Headers(msg)
+        for name in names:
+            assert h.get(name) == header_str(msg, name), (path, name)
+        assert h.raw("Received") == [str(v) for k, v in msg.raw_items() if k.lower() == "received"][:50]
 
 
 # --- at most one answer per sender and period; never two per message ---------------------------
@@ -467,7 +738,7 @@ def _answer_in_child(args: tuple) -> dict:
     mailer = make_mailer(Path(state).parent, smtp=f"127.0.0.1:{port}", state=state)
     report = human_report(Message_ID=message_id)
     # Widen the race: pause between the claim's SELECT and its INSERT.
-    mailer._state().set_trace_callback(lambda sql: time.sleep(0.3) if sql.startswith("INSERT") else None)
+    mailer.state.db().set_trace_callback(lambda sql: time.sleep(0.3) if sql.startswith("INSERT") else None)
     barrier.wait()
     mailer.process(report)
     mailer.close()
@@ -546,7 +817,7 @@ def test_unconfirmed_answer_is_transient_but_never_resent(server: Recorder, tmp_
     """No reply after our message went out: the server may hold it (RFC 1047), so the retry stays silent."""
     server.delay = 3.0
     mailer = make_mailer(tmp_path, server, timeout=1.0)
-    with pytest.raises(TransientError, match="did not confirm the answer to security@victim.example.com"):
+    with pytest.raises(TransientError, match="did not confirm the message to security@victim.example.com"):
         mailer.process(human_report())
     assert len(server.messages) == 1
     server.delay = 0
@@ -591,7 +862,7 @@ def test_batch_reuses_one_connection_and_reconnects(server: Recorder, tmp_path: 
     for i in range(20):
         mailer.process(human_report(Message_ID=f"<batch-{i}@victim.example.com>"))
     assert len(server.messages) == 20 and len({m.peer for m in server.messages}) == 1
-    mailer._smtp.sock.close()  # the server or a firewall dropped the idle connection
+    mailer.transport._smtp.sock.close()  # the server or a firewall dropped the idle connection
     report = human_report(Message_ID="<after-drop@victim.example.com>")
     mailer.process(report)
     mailer.close()
@@ -747,7 +1018,47 @@ def _msmtp() -> str | None:
     return None
 
 
-def test_sendmail_t_oi_through_msmtp(server: Recorder, tmp_path: Path, monkeypatch) -> None:
+def test_sendmail_oi_through_msmtp(msmtp: str, server: Recorder, tmp_path: Path) -> None:
+    mailer = make_mailer(tmp_path, sendmail=msmtp)
+    report = human_report()
+    mailer.process(report)
+    mailer.close()
+    assert report.notes["mailer"]["via"] == "sendmail" and report.notes["mailer"]["sent"] == "good"
+    (got,) = server.messages
+    assert got.rcpt_tos == ["security@victim.example.com"]  # the envelope on the command line
+    assert got.mail_from in ("", "<>")
+    assert got.message["Subject"] == "Re: SSH brute force from 192.0.2.17"
+    assert "192.0.2.17" in got.message.get_content()
+
+
+def test_missing_sendmail_is_a_config_error(tmp_path: Path) -> None:
+    """An operator's mistake stops the run at start (exit 78), instead of deferring every message."""
+    for program in (str(tmp_path / "no-such-sendmail"), "no-such-sendmail-in-path"):
+        with pytest.raises(ConfigError) as e:
+            make_mailer(tmp_path, sendmail=program)
+        assert str(e.value).startswith("processors.mailer.sendmail: cannot run ") and e.value.status == 78
+    (tmp_path / "pw").write_text("x\n")
+    with pytest.raises(ConfigError, match="processors.mailer.password_file: cannot read"):
+        make_mailer(tmp_path, smtp="localhost:25", user="u", password_file=str(tmp_path / "missing-pw"))
+    with pytest.raises(ConfigError, match="processors.mailer.cafile: cannot read"):
+        make_mailer(tmp_path, smtp="localhost:25", cafile=str(tmp_path / "missing-ca.pem"))
+
+
+def test_sendmail_gone_after_start_is_transient(tmp_path: Path) -> None:
+    """Removed while abuso runs (a package upgrade): retry later; the note never claims a sent answer."""
+    program = tmp_path / "sendmail"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    mailer = make_mailer(tmp_path, sendmail=str(program))
+    program.unlink()
+    with pytest.raises(TransientError, match="cannot run"):
+        mailer.process(human_report())
+    assert rows(tmp_path) == []
+
+
+@pytest.fixture
+def msmtp(server: Recorder, tmp_path: Path, monkeypatch) -> str:
+    """A real sendmail (msmtp) pointed at the test SMTP server through $HOME/.msmtprc."""
     path = _msmtp()
     if path is None:
         pytest.skip("needs a real sendmail that can be pointed at the test SMTP server: apt-get install msmtp "
@@ -759,24 +1070,106 @@ def test_sendmail_t_oi_through_msmtp(server: Recorder, tmp_path: Path, monkeypat
                   f"from {OURS}\nallow_from_override on\n")
     rc.chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
-    mailer = make_mailer(tmp_path, sendmail=path)
+    return path
+
+
+@pytest.mark.parametrize("reply, outcome", [
+    ("550 5.1.1 No such user", "refused"),  # msmtp exits 65 (EX_DATAERR): this answer fails for good
+    ("451 4.3.0 Try again later", "transient"),  # msmtp exits 69 (EX_UNAVAILABLE): the retry may answer
+])
+def test_sendmail_refusals(reply: str, outcome: str, msmtp: str, server: Recorder, tmp_path: Path) -> None:
+    server.rcpt_reply = reply
+    mailer = make_mailer(tmp_path, sendmail=msmtp)
     report = human_report()
-    mailer.process(report)
+    if outcome == "transient":
+        with pytest.raises(TransientError, match="exit 69.*451 4.3.0"):
+            mailer.process(report)
+        assert rows(tmp_path) == []
+    else:
+        mailer.process(report)
+        note = report.notes["mailer"]
+        assert note["failed"].startswith(f"{msmtp} exit 65: ") and "550 5.1.1 No such user" in note["failed"]
+        assert str(note).startswith("answer to security@victim.example.com refused (good response): ")
+        assert rows(tmp_path) == [("security@victim.example.com", "failed", "good")]
     mailer.close()
-    assert report.notes["mailer"]["via"] == "sendmail" and report.notes["mailer"]["sent"] == "good"
-    (got,) = server.messages
-    assert got.rcpt_tos == ["security@victim.example.com"]  # -t: recipients from the To header
-    assert got.mail_from in ("", "<>")
-    assert got.message["Subject"] == "Re: SSH brute force from 192.0.2.17"
-    assert "192.0.2.17" in got.message.get_content()
+    assert server.messages == []
 
 
-def test_sendmail_failure_kinds(tmp_path: Path) -> None:
-    """A missing program is transient (fix and retry); the note never claims a sent answer."""
-    mailer = make_mailer(tmp_path, sendmail=str(tmp_path / "no-such-sendmail"))
-    with pytest.raises(TransientError, match="cannot run"):
+def test_sendmail_relay_down_is_transient(msmtp: str, tmp_path: Path) -> None:
+    (tmp_path / "home" / ".msmtprc").write_text(f"account default\nhost 127.0.0.1\nport {free_port()}\n"
+                                                 f"auth off\ntls off\nfrom {OURS}\n")
+    mailer = make_mailer(tmp_path, sendmail=msmtp)
+    with pytest.raises(TransientError, match="exit 75"):
         mailer.process(human_report())
     assert rows(tmp_path) == []
+
+
+# --- transports on their own (what `abuso notify` will reuse) ------------------------------------
+
+
+def _plain(to: str = "a@victim.example.com") -> email.message.EmailMessage:
+    from abuso.processors.mailer.templates import Template, plain_message
+
+    body = Template("Hello ${name},\n${missing} stays; ${name} once.").render({"name": "${name} B\u00e4r"})
+    return plain_message(f"Desk <{OURS}>", to, "digest", body, [("Auto-Submitted", "auto-generated")])
+
+
+def test_smtp_transport_envelope_with_several_recipients(server: Recorder) -> None:
+    from abuso.processors.mailer.transport import Envelope, Refused, SmtpTransport
+
+    class Picky(Recorder):
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 5.1.1 unknown" if address.startswith("gone") else await super().handle_RCPT(
+                server, session, envelope, address, rcpt_options)
+
+    picky = Picky()
+    controller = start(picky)
+    try:
+        smtp = SmtpTransport("127.0.0.1", picky.port, timeout=10, label="notify")
+        sent = smtp.send(_plain(), Envelope("bounces@example.net", ("a@victim.example.com", "gone@victim.example.com",
+                                                                  "b@other.example")))
+        assert sent.via == "smtp" and sent.file is None
+        assert sent.refused == {"gone@victim.example.com": "550 5.1.1 unknown"}
+        (got,) = picky.messages
+        assert got.mail_from == "bounces@example.net"
+        assert got.rcpt_tos == ["a@victim.example.com", "b@other.example"]
+        assert got.message.get_content() == "Hello ${name} Bär,\n${missing} stays; ${name} Bär once.\n"
+        with pytest.raises(Refused, match="gone@victim.example.com: 550 5.1.1 unknown; gone2@x.example: 550"):
+            smtp.send(_plain(), Envelope("", ("gone@victim.example.com", "gone2@x.example")))
+        smtp.send(_plain(), Envelope("", ("c@victim.example.com",)))  # the connection was RSET, not lost
+        assert [m.rcpt_tos for m in picky.messages][-1] == ["c@victim.example.com"]
+        assert len({m.peer for m in picky.messages}) == 1
+        smtp.close()
+    finally:
+        controller.stop()
+
+
+def test_smtp_close_after_the_server_went_away(tmp_path: Path) -> None:
+    """QUIT to a dead server is no error (SMTPServerDisconnected/OSError expected and nothing else)."""
+    recorder = Recorder()
+    controller = start(recorder)
+    mailer = make_mailer(tmp_path, recorder)
+    mailer.process(human_report())
+    controller.stop()
+    mailer.close()
+    assert mailer.transport._smtp is None and len(recorder.messages) == 1
+
+
+def test_sendmail_and_folder_transports_take_the_envelope(msmtp: str, server: Recorder, tmp_path: Path) -> None:
+    from abuso.processors.mailer.transport import Envelope, from_options
+
+    sendmail = from_options({"sendmail": msmtp}, Path)
+    sent = sendmail.send(_plain(), Envelope("", ("a@victim.example.com", "-oQ@b.example")))
+    assert sent.via == "sendmail"
+    (got,) = server.messages
+    assert got.rcpt_tos == ["a@victim.example.com", "-oQ@b.example"]  # after --: an address, not an option
+    assert got.mail_from in ("", "<>")
+    folder = from_options({"dry_run": str(tmp_path / "out"), "smtp": "localhost:25"}, Path)
+    sent = folder.send(_plain(), Envelope("", ("a@victim.example.com",)))
+    assert sent.via == "dry-run" and Path(sent.file).parent == tmp_path / "out"
+    written = email.message_from_bytes(Path(sent.file).read_bytes(), policy=policy.default)
+    assert written["To"] == "a@victim.example.com" and written["Auto-Submitted"] == "auto-generated"
+    assert written.get_content() == "Hello ${name} Bär,\n${missing} stays; ${name} Bär once.\n"
 
 
 # --- templates and header safety ------------------------------------------------------------------
@@ -808,13 +1201,13 @@ def test_no_header_injection_from_untrusted_text(subject: str, name: str, tmp_pa
     raw = set_header(raw, "From", f"{word(name)} <jane@victim.example.com>")
     report = report_of(raw)
     mailer = make_mailer(tmp_path, period=0)
-    to = mailer.recipient(report)
-    assert to == "jane@victim.example.com"
+    to, kind = mailer.decide(report)
+    assert (to, kind) == ("jane@victim.example.com", "bad")
     out = mailer.compose(report, "bad", to).as_bytes()
     msg = email.message_from_bytes(out, policy=policy.default)
     assert sorted(msg.keys()) == sorted(["From", "To", "Subject", "Date", "Message-ID", "In-Reply-To",
                                          "References", "Auto-Submitted", "X-Auto-Response-Suppress",
-                                         "X-Abuso-Loop", "Content-Type", "Content-Transfer-Encoding",
+                                         "X-Abuso-Loop", "X-Loop", "Content-Type", "Content-Transfer-Encoding",
                                          "MIME-Version"])
     assert msg["To"] == to
     assert not re.search(r"[\x00-\x1f\x7f\u2028\u2029\x85]", str(msg["Subject"]))
@@ -842,6 +1235,14 @@ def test_clean() -> None:
     ("{from: abuse@example.net, good: g.txt, smtp: localhost, sendmail: /usr/sbin/sendmail}", "sendmail",
      "choose one"),
     ("{from: abuse@example.net, good: g.txt, starttls: 'yes'}", "starttls", "true or false"),
+    ("{from: abuse@example.net, good: g.txt, never: noreply}", "never", "must be a list of address patterns"),
+    ("{from: abuse@example.net, good: g.txt, never: ['no reply']}", "never", "not an address pattern: 'no reply'"),
+    ("{from: abuse@example.net, good: g.txt, never: ['a@b@c']}", "never", "not an address pattern"),
+    ("{from: abuse@example.net, good: g.txt, never: ['@']}", "never", "not an address pattern"),
+    ("{from: abuse@example.net, good: g.txt, never: [5]}", "never", "not an address pattern: 5"),
+    ("{from: abuse@example.net, good: g.txt, ours: [abuse]}", "ours", "list of plain addresses"),
+    ("{from: abuse@example.net, good: g.txt, ours: abuse@example.org}", "ours", "list of plain addresses"),
+    ("{from: abuse@example.net, good: g.txt, never_builtin: 'no'}", "never_builtin", "true or false"),
 ])
 def test_config_errors_name_file_line_and_key(options: str, key: str, message: str, tmp_path: Path) -> None:
     cfg = tmp_path / "abuso.yaml"

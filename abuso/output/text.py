@@ -1,4 +1,5 @@
-"""A short human summary: one line per report, one indented line per incident.
+"""A short human summary: one line per report, one indented line per incident, and one
+line per processor that said in words what it did (a :class:`~abuso.processors.base.Note`).
 
 When the ``explain`` processor ran, its fuller account is printed instead.
 """
@@ -6,6 +7,7 @@ When the ``explain`` processor ran, its fuller account is printed instead.
 from __future__ import annotations
 
 from ..model import Incident, Report
+from ..processors.base import Note
 
 
 def incident_line(inc: Incident) -> str:
@@ -38,4 +40,5 @@ def render(report: Report) -> str:
     if problems:  # what the normalizer cut or could not read: never silent
         head += " [" + "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "") + "]"
     lines = [head] + [incident_line(i) for i in report.incidents]
+    lines += [f"  {name}: {note}" for name, note in report.notes.items() if isinstance(note, Note)]
     return "\n".join(lines) + "\n"

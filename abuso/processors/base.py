@@ -8,11 +8,24 @@ from typing import Any, ClassVar, Mapping
 from ..model import Report
 
 
+class Note(dict):  # type: ignore[type-arg]
+    """A processor's note in words: a dict of fields for JSON and programs, and ``str(note)``
+    a sentence for people (the text output and ``explain`` print it), e.g.
+    ``Note("answered x@example.org (good response)", sent="good", to="x@example.org")``."""
+
+    def __init__(self, text: str, /, **fields: Any) -> None:
+        super().__init__(fields)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class Processor:
     """A processor acts on a report after the filters; it may enrich incidents
     (``report.incidents[i] = inc.with_extra(...)``) and leave notes in
-    ``report.notes[self.name]``. Raise :class:`abuso.errors.TransientError`
-    for failures worth a retry (SMTP down, database busy).
+    ``report.notes[self.name]`` (a :class:`Note` to say it in words). Raise
+    :class:`abuso.errors.TransientError` for failures worth a retry (SMTP down, database busy).
 
     ``base`` is the folder of the config file: relative paths in options are
     resolved against it.

@@ -1,0 +1,176 @@
+"""The mailer processor: decide (policy), claim (state), compose (templates), send (transport)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from ...config import check_known
+from ...durations import parse_duration
+from ...errors import ConfigError, TransientError
+from ...model import Report
+from ..base import Note, Processor
+from . import transport as transports
+from .policy import DEFAULT_NEVER, ID_PREFIX, LOOP_HEADER, Headers, Patterns, Policy, Skip, address, message_ids
+from .state import AnswerState
+from .templates import Template, clean, plain_message, report_values
+
+OPTIONS = frozenset({"from", "good", "bad", "period", "state", "envelope_from", "max_rows", "authserv_id",
+                     "ours", "never", "never_builtin"}) | transports.OPTIONS
+
+
+class MailerProcessor(Processor):
+    """Answers the reporter with the ``good`` or ``bad`` template (see the package docstring)."""
+
+    name = "mailer"
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        check_known(options, OPTIONS)
+        sender = options.get("from")
+        if not sender or not isinstance(sender, str):
+            raise ConfigError("our own address is required, e.g. abuse@example.net", key="from")
+        if address(sender) is None:
+            raise ConfigError(f"not a usable address: {sender!r}", key="from")
+        if not options.get("good") and not options.get("bad"):
+            raise ConfigError("give at least one template: good, bad (a path)", key="good")
+        for key in ("good", "bad", "state", "authserv_id"):
+            if options.get(key) is not None and not isinstance(options[key], str):
+                raise ConfigError("must be a string", key=key)
+        if "period" in options:
+            try:
+                parse_duration(options["period"])
+            except ValueError as e:
+                raise ConfigError(str(e), key="period")
+        n = options.get("max_rows", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError("must be a positive whole number", key="max_rows")
+        env = options.get("envelope_from", "<>")
+        if not isinstance(env, str) or (env not in ("", "<>") and address(env) is None):
+            raise ConfigError("an address, or <> for the null sender (RFC 3834)", key="envelope_from")
+        ours = options.get("ours", [])
+        if not isinstance(ours, list) or not all(isinstance(a, str) and address(a) == a.strip().lower()
+                                                 for a in ours):
+            raise ConfigError("must be a list of plain addresses, e.g. [abuse@example.org]", key="ours")
+        Patterns.check(options.get("never", []), "never")
+        if not isinstance(options.get("never_builtin", True), bool):
+            raise ConfigError("must be true or false", key="never_builtin")
+        transports.check_options(options)
+
+    def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
+        super().__init__(options, base)
+        self.check_options(self.options)
+        o = self.options
+        self.from_header = clean(o["from"], 300)
+        self.address = address(o["from"]) or ""
+        self.domain = self.address.rpartition("@")[2]
+        env = o.get("envelope_from", "<>")
+        self.envelope_from = "" if env in ("", "<>") else (address(env) or "")
+        self.templates = {kind: Template.load(self.path(o[kind]), f"processors.mailer.{kind}")
+                          for kind in ("good", "bad") if o.get(kind)}
+        self.max_rows = int(o.get("max_rows", 50))
+        never = (list(DEFAULT_NEVER) if o.get("never_builtin", True) else []) + list(o.get("never", []))
+        ours = [self.address, *([self.envelope_from] if self.envelope_from else []), *o.get("ours", [])]
+        self.policy = Policy(ours, never, o.get("authserv_id"))
+        period = parse_duration(o.get("period", "1d")).total_seconds()
+        self.state = AnswerState(self.path(o.get("state", "~/abuso/mailer.sqlite")), period,
+                                 float(o.get("timeout", 30)), str(o.get("period", "1d")), now=lambda: self.now())
+        self.transport = transports.from_options(o, self.path, where="processors.mailer.")
+        #: The clock, replaceable in tests of the per-sender period.
+        self.now = time.time
+
+    def decide(self, report: Report, headers: Headers | None = None) -> tuple[str, str]:
+        """(address to answer, "good" or "bad"), or Skip: headers and templates only, no state, no side effect."""
+        to = self.policy.recipient(headers or Headers(_email(report)))
+        kind = "good" if report.valid else "bad"
+        if kind not in self.templates:
+            raise Skip(f"no {kind!r} template configured", "no-template")
+        return to, kind
+
+    def preview(self, report: Report) -> Note:
+        """What :meth:`process` would do, without sending or remembering (for explain and dry runs).
+
+        The per-recipient period is not checked: that needs the state of real answers.
+        """
+        try:
+            to, kind = self.decide(report)
+        except Skip as s:
+            return skipped(s)
+        return Note(f"would answer {to} ({kind} response) unless answered within the period", would=kind, to=to)
+
+    def process(self, report: Report) -> None:
+        headers = Headers(_email(report))
+        try:
+            to, kind = self.decide(report, headers)
+        except Skip as s:
+            report.notes[self.name] = skipped(s)
+            return
+        digest = hashlib.sha256(report.raw).hexdigest()
+        message = self.compose(report, kind, to, headers)
+        mid = message["Message-ID"]
+        try:
+            self.state.claim(to, digest, kind, mid)
+        except Skip as s:
+            report.notes[self.name] = skipped(s, to=to)
+            return
+        try:
+            sent = self.transport.send(message, transports.Envelope(self.envelope_from, (to,)))
+        except transports.Refused as e:
+            self.state.finish(digest, "failed")
+            report.notes[self.name] = Note(f"answer to {to} refused ({kind} response): {e}", failed=str(e),
+                                           kind=kind, to=to, message_id=mid, via=self.transport.via)
+            return
+        except transports.DeliveryUnknown:
+            raise  # the claim stays 'pending': better no answer than two
+        except TransientError:
+            self.state.release(digest)  # refused for now or never sent: the retry of this message may answer
+            raise
+        self.state.finish(digest, "sent")
+        extra = {"file": sent.file} if sent.file else {}
+        text = f"answered {to} ({kind} response)"
+        if sent.file:
+            text = f"dry run: the answer to {to} ({kind} response) is in {sent.file}"
+        report.notes[self.name] = Note(text, sent=kind, to=to, message_id=mid, via=sent.via, **extra)
+
+    def compose(self, report: Report, kind: str, to: str, headers: Headers | None = None) -> EmailMessage:
+        """The answer: the template filled in, threaded to the report, marked automatic (RFC 3834 3.1)."""
+        h = headers or Headers(_email(report))
+        values = report_values(report, h.get, to, self.max_rows)
+        subject = values["subject"] if values["subject"] != "(none)" else "your report"
+        fields = [("Date", format_datetime(datetime.fromtimestamp(self.now(), timezone.utc))),
+                   ("Message-ID", f"<{ID_PREFIX}{secrets.token_hex(12)}@{self.domain}>")]
+        parent = message_ids(report.message_id or h.get("Message-ID"))
+        if parent:
+            refs = message_ids(h.get("References") or h.get("In-Reply-To"))
+            chain = [r for r in refs if r != parent[0]][-9:] + [parent[0]]
+            fields += [("In-Reply-To", parent[0]), ("References", " ".join(chain))]
+        fields += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All"),
+                    (LOOP_HEADER, self.address), ("X-Loop", self.address)]
+        return plain_message(self.from_header, to, subject if subject[:3].lower() == "re:" else f"Re: {subject}",
+                             self.templates[kind].render(values), fields)
+
+    def close(self) -> None:
+        try:
+            self.transport.close()
+        finally:
+            self.state.close()
+
+
+def skipped(skip: Skip, **fields: str) -> Note:
+    """The note for a report not answered: the reason in words, and the rule's short name."""
+    return Note(f"not answered: {skip.reason}", skipped=skip.reason, rule=skip.rule, **fields)
+
+
+def _email(report: Report) -> Any:
+    """The report's parsed email (library callers may hand in a bare Report(raw=...))."""
+    if report.message is not None:
+        return report.message.email
+    from ...normalize import parse_bytes
+
+    return parse_bytes(report.raw)
