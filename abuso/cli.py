@@ -87,7 +87,8 @@ def main() -> None:
         else:
             status = _click_main()
     except AbusoError as e:
-        sys.stderr.write(f"abuso: {e}\n")
+        # One line per problem (a config may have several, each file:line: key: reason).
+        sys.stderr.write("".join(f"abuso: {line}\n" for line in str(e).splitlines() or [""]))
         sys.exit(e.status)
     except KeyboardInterrupt:
         sys.stderr.write("abuso: interrupted\n")

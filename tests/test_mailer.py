@@ -833,8 +833,8 @@ def test_clean() -> None:
 
 @pytest.mark.parametrize("options, key, message", [
     ("{from: abuse@example.net, good: g.txt, perod: 1d}", "perod", "unknown option"),
-    ("{good: g.txt}", "from", "our own address is required"),
-    ("{from: abuse@example.net, good: g.txt, period: soon}", "period", "not a duration"),
+    ("{good: g.txt}", "from", "required: our own address"),
+    ("{from: abuse@example.net, good: g.txt, period: soon}", "period", "must be a duration"),
     ("{from: abuse@example.net}", "good", "at least one template"),
     ("{from: abuse@example.net, good: g.txt, smtp: 'mail.example.net:99999'}", "smtp", "port out of range"),
     ("{from: abuse@example.net, good: g.txt, smtp: mail.example.net, user: u, password_file: p}", "starttls",
@@ -854,12 +854,13 @@ def test_config_errors_name_file_line_and_key(options: str, key: str, message: s
 
 def test_unreadable_template_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "latin1.txt").write_bytes(b"Gr\xfc\xdfe ${subject}\n")
-    for name, reason in (("missing.txt", "No such file or directory"), ("latin1.txt", "can't decode byte 0xfc")):
+    for name, says in (("missing.txt", "{path}: no such file"), ("latin1.txt", "cannot read template {path}: "
+                                                                           "'utf-8' codec can't decode byte 0xfc")):
         config = {"parsers": [], "processors": [{"mailer": {"from": OURS, "bad": str(tmp_path / name)}}]}
         with pytest.raises(ConfigError) as e:
             Pipeline.from_config(config)
-        assert str(e.value).startswith(f"processors.mailer.bad: cannot read template {tmp_path / name}: ")
-        assert reason in str(e.value) and e.value.status == 78
+        assert str(e.value).startswith("processors.mailer.bad: " + says.format(path=tmp_path / name))
+        assert e.value.status == 78
 
 
 def test_pipeline_end_to_end(server: Recorder, tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from ipaddress import ip_address
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from ..errors import INPUT_ERRORS, ConfigError
+from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
 from ..timestamps import zone_offset
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 html = lazy_import('html')
 ET = lazy_import('xml.etree.ElementTree')
@@ -84,10 +84,7 @@ class AcnsParser(Parser):
 
     name = "acns"
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        if "zone" in options and zone_offset(str(options["zone"])) is None:
-            raise ConfigError(f"unknown time zone {options['zone']!r}", key="zone")
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Any:
         texts = list(self._texts(message))

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 #: RFC 5965 / 6591 / IANA "Feedback Report Type Values" -> classification.type.
 FEEDBACK_TYPES: dict[str, str] = {
@@ -389,6 +389,7 @@ class ArfParser(Parser):
     """RFC 5965 feedback reports: one incident per report, typed by its Feedback-Type."""
 
     name = "arf"
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Verdict:
         if not looks_like_arf(message):

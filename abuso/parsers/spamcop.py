@@ -39,7 +39,7 @@ from typing import Any, Iterator
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 _ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
 _ADDR = r"\[?(?:IPv6:)?([0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42})\]?"
@@ -145,6 +145,8 @@ class SpamCopParser(Parser):
     """Every spam source and spamvertised site of a SpamCop report."""
 
     name = "spamcop"
+    #: SpamCop states its zone in every stamp: only the Date fallback applies.
+    OPTIONS = tuple(o for o in TIME_OPTIONS if o.name == "date_fallback")
 
     def parse(self, message: Any) -> Verdict:
         texts = [b.text for b in message.blocks if b.kind != "headers"]

@@ -29,7 +29,7 @@ from ..model import Incident, Verdict
 from ..normalize import split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 json = lazy_import('json')
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
@@ -363,6 +363,7 @@ class XarfParser(Parser):
     """X-ARF 0.2 YAML and X-ARF JSON reports: one incident per reported source."""
 
     name = "xarf"
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Verdict:
         if not looks_like_xarf(message):

@@ -54,13 +54,13 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from ..config import check_known
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..lazy import lazy_compile
 from ..model import Report
+from ..options import Option
 from .base import Processor
 
 #: Added to every answer; mail carrying it (any value) is never answered.
@@ -68,11 +68,6 @@ LOOP_HEADER = "X-Abuso-Loop"
 #: Our Message-IDs start with this, so replies to our answers are recognised
 #: even when a forwarder stripped the loop header.
 ID_PREFIX = "abuso-reply."
-
-OPTIONS = {
-    "from", "good", "bad", "smtp", "starttls", "cafile", "user", "password_file", "timeout",
-    "sendmail", "dry_run", "period", "state", "envelope_from", "max_rows", "authserv_id",
-}
 
 #: Local parts of robots and lists (RFC 3834 section 2): checked in Return-Path, Sender, From, Reply-To.
 _ROBOT = lazy_compile(r"^(?:mailer-?daemon|mail-daemon|postmaster|listserv|majordomo|owner-.*|.*-owner|.*-request)$",
@@ -129,55 +124,67 @@ def _address(header: str | None) -> str | None:
     return None
 
 
+def _check_from(value: str) -> None:
+    if _address(value) is None:
+        raise ValueError(f"not a usable address: {value!r}")
+
+
+def _check_envelope(value: str) -> None:
+    if value not in ("", "<>") and _address(value) is None:
+        raise ValueError("an address, or <> for the null sender (RFC 3834)")
+
+
 class MailerProcessor(Processor):
     """Answers the reporter with the ``good`` or ``bad`` template (see module docstring)."""
 
     name = "mailer"
+    OPTIONS = (
+        Option("from", "str", required=True, check=_check_from, help="our own address, e.g. abuse@example.net"),
+        Option("good", "file", help="the template answering valid reports"),
+        Option("bad", "file", help="the template answering reports without incidents"),
+        Option("smtp", "str", "localhost:25", check=parse_hostport, help="host or host:port"),
+        Option("starttls", "bool", False),
+        Option("cafile", "file", help="CA certificates to verify the SMTP server"),
+        Option("user", "str", help="SMTP AUTH login, with password_file"),
+        Option("password_file", "file"),
+        Option("timeout", "number", 30, above=0, help="seconds, SMTP or sendmail"),
+        Option("sendmail", "program", help="a sendmail program instead of smtp"),
+        Option("dry_run", "folder", help="write .eml files there instead of sending"),
+        Option("period", "duration", "1d", help="one answer per recipient per period"),
+        Option("state", "output", "~/abuso/mailer.sqlite"),
+        Option("envelope_from", "str", "<>", check=_check_envelope),
+        Option("max_rows", "int", 50, min=1),
+        Option("authserv_id", "str", help="answer only senders our MTA saw pass SPF/DKIM/DMARC"),
+    )
+    side_effects = True
 
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        check_known(options, OPTIONS)
-        sender = options.get("from")
-        if not sender or not isinstance(sender, str):
-            raise ConfigError("our own address is required, e.g. abuse@example.net", key="from")
-        if _address(sender) is None:
-            raise ConfigError(f"not a usable address: {sender!r}", key="from")
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         if not options.get("good") and not options.get("bad"):
-            raise ConfigError("give at least one template: good, bad (a path)", key="good")
-        for key in ("good", "bad", "sendmail", "dry_run", "state", "cafile", "password_file", "user", "authserv_id"):
-            if options.get(key) is not None and not isinstance(options[key], str):
-                raise ConfigError("must be a string", key=key)
-        for key in ("period",):
-            if key in options:
-                try:
-                    parse_duration(options[key])
-                except ValueError as e:
-                    raise ConfigError(str(e), key=key)
-        if "timeout" in options:
-            t = options["timeout"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-                raise ConfigError("must be a positive number of seconds", key="timeout")
-        if "max_rows" in options:
-            n = options["max_rows"]
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ConfigError("must be a positive whole number", key="max_rows")
-        if "starttls" in options and not isinstance(options["starttls"], bool):
-            raise ConfigError("must be true or false", key="starttls")
+            yield "good", "give at least one template: good, bad (a path)"
         if options.get("sendmail") and "smtp" in options:
-            raise ConfigError("choose one way to send: smtp or sendmail", key="sendmail")
-        host = "localhost"
-        if "smtp" in options:
-            try:
-                host, _ = parse_hostport(options["smtp"])
-            except ValueError as e:
-                raise ConfigError(str(e), key="smtp")
+            yield "sendmail", "choose one way to send: smtp or sendmail"
         if bool(options.get("user")) != bool(options.get("password_file")):
-            raise ConfigError("user and password_file go together", key="user")
+            yield "user", "user and password_file go together"
+        host = parse_hostport(options.get("smtp", "localhost"))[0]
         if options.get("user") and not options.get("starttls") and host not in ("localhost", "127.0.0.1", "::1"):
-            raise ConfigError("AUTH without starttls would send the password in clear", key="starttls")
-        env = options.get("envelope_from", "<>")
-        if not isinstance(env, str) or (env not in ("", "<>") and _address(env) is None):
-            raise ConfigError("an address, or <> for the null sender (RFC 3834)", key="envelope_from")
+            yield "starttls", "AUTH without starttls would send the password in clear"
+
+    @classmethod
+    def for_preview(cls, options: Mapping[str, Any] | None = None, base: Path | None = None) -> MailerProcessor:
+        """The constructor only reads (templates): the preview can decide as :meth:`process` would."""
+        return cls(options, base)
+
+    def preview(self, report: Report) -> str:
+        try:
+            to = self.recipient(report)
+            kind = "good" if report.valid else "bad"
+            if kind not in self.templates:
+                raise Skip(f"no {kind!r} template configured")
+        except Skip as s:
+            return f"would not answer: {s}"
+        limit = f", unless {to} was answered within {self.setting('period')}" if self.period else ""
+        return f"would answer {to} with the {kind!r} template{limit}"
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
         super().__init__(options, base)
