@@ -133,3 +133,82 @@ def test_a_missing_file_is_exit_78_for_every_piped_message_not_75(tmp_path, proc
         assert r.returncode == 78
         assert r.stderr.decode() == "abuso: " + line.format(p=p, tmp=tmp_path) + "\n"
     assert not (tmp_path / "q").exists()
+
+
+# --- no side effects unless asked ---------------------------------------------------------------------------
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def side_effect_config(tmp_path: Path) -> Path:
+    """A config whose processors would write in tmp_path: a store, a mailer (state, dry_run outbox), a
+    radius index; HOME and the cache point into tmp_path too."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "networks.txt").write_text("192.0.2.0/24 id=C1\n203.0.113.0/24 id=C2\n")
+    (tmp_path / "etc" / "good.txt").write_text("Thanks for ${subject}\n${incidents}\n")
+    (tmp_path / "etc" / "bad.txt").write_text("Nothing in ${subject}\n")
+    (tmp_path / "radacct").mkdir()
+    p = tmp_path / "etc" / "abuso.yaml"
+    p.write_text("parsers: [log]\n"
+                 "quarantine: ../var/quarantine\n"
+                 "processors:\n"
+                 "  - store: {path: ../var/store}\n"
+                 "  - table: {file: networks.txt}\n"
+                 "  - radius: {detail: ../radacct, index: ../var/radius.idx}\n"
+                 "  - mailer: {from: abuse@example.net, good: good.txt, bad: bad.txt, smtp: '127.0.0.1:9',\n"
+                 "             state: ../var/mailer.sqlite, dry_run: ../var/outbox}\n")
+    return p
+
+
+def env_in(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_check_config_creates_nothing(tmp_path):
+    p = side_effect_config(tmp_path)
+    before = tree(tmp_path)
+    r = subprocess.run(ABUSO + ["check-config", "-c", str(p)], capture_output=True, env=env_in(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"config OK" in r.stdout
+    assert tree(tmp_path) == before  # no store folder, no index.sqlite, no state, no cache
+
+
+def test_explain_runs_no_processor_with_side_effects(tmp_path):
+    p = side_effect_config(tmp_path)
+    before = tree(tmp_path)
+    msg = (ROOT / "samples" / "log" / "sshd-auth.eml").read_bytes()
+    r = subprocess.run(ABUSO + ["explain", "-c", str(p)], input=msg, capture_output=True, env=env_in(tmp_path),
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert f"store: would store this report in {tmp_path / 'etc' / '..' / 'var' / 'store'}" in out
+    assert "mailer: would answer security@example-hosting.cz with the 'good' template, unless " \
+           "security@example-hosting.cz was answered within 1d" in out
+    assert "table: {'matched': " in out and "radius: {'matched': 0" in out  # read-only look-ups still run
+    # Nothing written: no store, no outbox, no mailer state. The radius look-up runs (read-only, as the
+    # table's) and may build its index, a cache of the logs; the parsed-config cache is config.py's own:
+    # both left out of the comparison.
+    after = {k: v for k, v in tree(tmp_path).items() if not k.startswith(("var/radius.idx", "cache")) and k != "var"}
+    assert after == before
+
+
+def test_run_dry_run_changes_nothing_for_a_whole_batch(tmp_path):
+    p = side_effect_config(tmp_path)
+    p.write_text(p.read_text().replace("parsers: [log]\n", "parsers: [log]\ndefaults: {max_bytes: 1000}\n"))
+    before = tree(tmp_path)
+    folder = ROOT / "samples" / "log"
+    r = subprocess.run(ABUSO + ["run", "--dry-run", "-c", str(p), "-f", "json", "-j", "2", str(folder)],
+                       capture_output=True, env=env_in(tmp_path), timeout=300)
+    lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert len(lines) >= 10
+    assert all(d["store"].startswith("would store this report in ") for d in lines)
+    assert all(d["mailer"].startswith(("would answer ", "would not answer: ")) for d in lines)
+    big = len([f for f in folder.iterdir() if f.stat().st_size > 1000])
+    assert big and r.stderr.decode().count(": would be quarantined: ") == big
+    assert r.returncode == 65  # what the run would have said
+    after = {k: v for k, v in tree(tmp_path).items() if not k.startswith(("var/radius.idx", "cache")) and k != "var"}
+    assert after == before

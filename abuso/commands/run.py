@@ -29,6 +29,9 @@ def _options(f: Any) -> Any:
 @click.command()
 @click.option("-f", "--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
               help="Output: human text, JSON lines (one report per line) or IntelMQ events.")
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing: processors with side effects (store, mailer) only say what they would do; "
+                   "nothing is quarantined or marked done.")
 @_options
 def run(fmt: str, **kw: Any) -> None:
     """Process one message from stdin (no PATH), or messages in files, folders, Maildirs and mboxes.
@@ -42,7 +45,10 @@ def run(fmt: str, **kw: Any) -> None:
 @click.command()
 @_options
 def explain(**kw: Any) -> None:
-    """Like run, but tell for every report what each parser found or why not, and what the filters dropped."""
+    """Like run, but tell for every report what each parser found or why not, and what the filters dropped.
+
+    Changes nothing: processors with side effects (store, mailer) only say what they would do.
+    """
     _run(fmt="text", explain=True, **kw)
 
 
