@@ -111,9 +111,13 @@ def _click_main() -> Any:
         return _group().main(standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:  # one line, as every other error: what is wrong and where to look
+        command = e.ctx.command_path if e.ctx is not None else "abuso"
+        click.echo(f"abuso: {e.format_message()} (see '{command} --help')", err=True)
+        return 64
     except click.ClickException as e:
         e.show()
-        return 64 if isinstance(e, click.UsageError) else e.exit_code
+        return e.exit_code
     except click.exceptions.Abort:
         click.echo("abuso: interrupted", err=True)
         return 75

@@ -135,6 +135,20 @@ def test_a_missing_file_is_exit_78_for_every_piped_message_not_75(tmp_path, proc
     assert not (tmp_path / "q").exists()
 
 
+def test_files_from_a_missing_file_is_a_usage_error_exit_64(cfg, tmp_path):
+    r = run(["run", "-c", str(cfg), "--files-from", str(tmp_path / "nonexistent")])
+    assert r.returncode == 64
+    assert r.stderr.decode() == f"abuso: --files-from {tmp_path / 'nonexistent'}: No such file or directory\n"
+    r = run(["run", "-c", str(cfg), "--files-from", str(tmp_path)])
+    assert r.returncode == 64 and r.stderr.decode() == f"abuso: --files-from {tmp_path}: Is a directory\n"
+
+
+def test_usage_errors_are_one_line_exit_64(cfg):
+    r = run(["run", "-c", str(cfg), "--bogus"])
+    assert r.returncode == 64
+    assert r.stderr.decode() == "abuso: No such option '--bogus'. Did you mean '--jobs'? (see 'abuso run --help')\n"
+
+
 # --- no side effects unless asked ---------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ def _options(f: Any) -> Any:
 def run(fmt: str, **kw: Any) -> None:
     """Process one message from stdin (no PATH), or messages in files, folders, Maildirs and mboxes.
 
-    Exit status: 0 done; 65 some messages quarantined or unreadable; 75 temporary
+    Exit status: 0 done; 64 usage error; 65 some messages quarantined or unreadable; 75 temporary
     failure (the MTA retries); 78 bad config.
     """
     _run(fmt=fmt, explain=False, **kw)
@@ -55,4 +55,18 @@ def explain(**kw: Any) -> None:
 def _run(**kw: Any) -> None:
     from ..runner import execute
 
+    files_from = kw.get("files_from")
+    if files_from and files_from != "-":
+        _check_readable(files_from)
     raise click.exceptions.Exit(execute(**kw))
+
+
+def _check_readable(path: str) -> None:
+    """``--files-from FILE`` must be a readable file: a usage error (64) now, not a crash mid-run."""
+    from ..errors import UsageError
+
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise UsageError(f"--files-from {path}: {e.strerror or e}")
