@@ -380,9 +380,15 @@ def _check_stage(st: Stage, base: Path) -> list[tuple[str, str | None, list]]:
     """(key, reason, needs) for a stage: its problems, and the file checks to redo at every start."""
     try:
         cls = registry.load(st.kind, st.name)
-    except Exception as e:  # a third-party stage that cannot even be imported: a config problem
-        return [("", f"cannot load {st.name!r}: {type(e).__name__}: {e}", [])]
-    if getattr(cls, "OPTIONS", None) is not None and hasattr(cls, "option_problems"):
+    except Exception as e:
+        if st.name in registry.BUILTINS[st.kind]:  # abuso itself is broken: not the config's fault
+            from .errors import internal_error
+
+            raise internal_error(f"{st.kind[:-1]} {st.name}", e)
+        return [("", f"cannot load {st.name!r}: {type(e).__name__}: {e}", [])]  # a third-party stage
+    declared = getattr(cls, "OPTIONS", None)
+    if isinstance(declared, tuple) and all(isinstance(o, Option) for o in declared) \
+            and hasattr(cls, "option_problems"):
         problems, needs = cls.option_problems(st.options, base)
         return [(k, r, []) for k, r in problems] + [("", None, needs)]
     legacy = getattr(cls, "check_options", None)  # a stage without declarations, checking itself
