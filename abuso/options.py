@@ -26,7 +26,6 @@ missing is a config error (exit 78), never a message retried for ever.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
@@ -36,7 +35,6 @@ Problem = tuple[str, str]
 Need = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
 class Option:
     """One option of a stage.
 
@@ -45,22 +43,27 @@ class Option:
     must exist), ``files`` (a path or a list; files or folders that must exist), ``folder``
     (written; must exist or be creatable), ``output`` (a file written; its folder must be
     creatable), ``program`` (a name looked up in PATH, or a path).
+
+    ``min``/``max`` are inclusive bounds (numbers; durations in seconds), ``above`` an exclusive
+    lower one (``above=0``: positive). ``each``: for list kinds (networks, strings, files), an extra
+    test of every element (problems keyed ``name[i]``).
+
+    A plain class, not a dataclass: every piped message imports this module, and generating a
+    frozen dataclass's methods costs milliseconds of start-up.
     """
 
-    name: str
-    type: str = "any"
-    default: Any = None
-    required: bool = False
-    #: Inclusive bounds (numbers; durations in seconds).
-    min: float | None = None
-    max: float | None = None
-    #: Exclusive lower bound: ``above=0`` means a positive number.
-    above: float | None = None
-    choices: tuple[Any, ...] = ()
-    check: Callable[[Any], Any] | None = None
-    #: For list kinds (networks, strings, files): an extra test of every element (problems keyed ``name[i]``).
-    each: Callable[[Any], Any] | None = None
-    help: str = ""
+    __slots__ = ("name", "type", "default", "required", "min", "max", "above", "choices", "check", "each", "help")
+
+    def __init__(self, name: str, type: str = "any", default: Any = None, required: bool = False, *,
+                 min: float | None = None, max: float | None = None, above: float | None = None,
+                 choices: tuple[Any, ...] = (), check: Callable[[Any], Any] | None = None,
+                 each: Callable[[Any], Any] | None = None, help: str = "") -> None:
+        self.name, self.type, self.default, self.required = name, type, default, required
+        self.min, self.max, self.above, self.choices = min, max, above, choices
+        self.check, self.each, self.help = check, each, help
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, {self.type!r}, {self.default!r})"
 
 
 def _is_int(v: Any) -> bool:
