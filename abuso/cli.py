@@ -87,7 +87,8 @@ def main() -> None:
         else:
             status = _click_main()
     except AbusoError as e:
-        sys.stderr.write(f"abuso: {e}\n")
+        # One line per problem (a config may have several, each file:line: key: reason).
+        sys.stderr.write("".join(f"abuso: {line}\n" for line in str(e).splitlines() or [""]))
         sys.exit(e.status)
     except KeyboardInterrupt:
         sys.stderr.write("abuso: interrupted\n")
@@ -110,9 +111,13 @@ def _click_main() -> Any:
         return _group().main(standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:  # one line, as every other error: what is wrong and where to look
+        command = e.ctx.command_path if e.ctx is not None else "abuso"
+        click.echo(f"abuso: {e.format_message()} (see '{command} --help')", err=True)
+        return 64
     except click.ClickException as e:
         e.show()
-        return 64 if isinstance(e, click.UsageError) else e.exit_code
+        return e.exit_code
     except click.exceptions.Abort:
         click.echo("abuso: interrupted", err=True)
         return 75

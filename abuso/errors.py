@@ -31,6 +31,22 @@ class ConfigError(AbusoError):
         super().__init__(where + message)
 
 
+class ConfigErrors(ConfigError):
+    """Every problem of a config at once, one ``file:line: key: reason`` per line (in file order).
+
+    ``file``, ``line``, ``key`` and ``bare`` are those of the first problem.
+    """
+
+    def __init__(self, errors: list[ConfigError]):
+        self.errors = sorted(errors, key=lambda e: (e.file or "", e.line or 0))
+        first = self.errors[0]
+        super().__init__(first.bare, first.file, first.line, first.key)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class UsageError(AbusoError):
     """The command line asks for something that cannot be done (EX_USAGE)."""
 

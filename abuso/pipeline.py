@@ -19,15 +19,25 @@ class Pipeline:
     >>> report.valid, report.incidents, report.verdicts  # doctest: +SKIP
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, preview: bool = False) -> None:
+        """``preview=True`` (explain, --dry-run): processors with side effects are not built and
+        never run; each says what it would have done (``report.notes[name]``)."""
         self.config = config
+        self.preview = preview
         defaults = config.defaults
         classes = [registry.load("parsers", s.name) for s in config.parsers]
         # The declared priority orders the chain, so an authority runs before the parsers that defer to it.
         self.parsers = [classes[i]({**_parser_defaults(defaults), **config.parsers[i].options})
                         for i in registry.in_priority_order(classes)]
         self.filters = [registry.load("filters", s.name)(s.options) for s in config.filters]
-        self.processors = [registry.load("processors", s.name)(s.options, config.base) for s in config.processors]
+        self.processors = []
+        for s in config.processors:
+            cls = registry.load("processors", s.name)
+            if preview and _side_effects(cls):
+                maker = getattr(cls, "for_preview", None)
+                self.processors.append(maker(s.options, config.base) if maker else _Unbuilt(s.name))
+            else:
+                self.processors.append(cls(s.options, config.base))
         self.max_bytes = int(defaults.get("max_bytes", 32 * 1024 * 1024))
 
     @classmethod
@@ -94,12 +104,15 @@ class Pipeline:
         if report.error:
             return report
         for proc in self.processors:
-            _run_stage(proc, proc.process, report)
+            if self.preview and _side_effects(proc):
+                _run_stage(proc, lambda r, p=proc: r.notes.__setitem__(p.name, p.preview(r)), report)
+            else:
+                _run_stage(proc, proc.process, report)
         # Second pass, in order, once every processor has enriched the report: the
         # store is listed first yet must index the customers/users added after it.
         for proc in self.processors:
             finish = getattr(proc, "finish", None)  # third-party processors may lack it
-            if finish is not None:
+            if finish is not None and not (self.preview and _side_effects(proc)):
                 _run_stage(proc, finish, report)
         return report
 
@@ -111,6 +124,8 @@ class Pipeline:
         """
         failures: list[AbusoError] = []
         for proc in self.processors:
+            if self.preview and _side_effects(proc):
+                continue  # never opened anything: built for preview only
             try:
                 proc.close()
             except AbusoError as e:
@@ -160,6 +175,27 @@ def _run_filter(flt: Any, incident: Any, report: Report) -> str | None:
         raise internal_error(f"filter {flt.name}", e)
     except Exception as e:  # kept broad: a filter (third-party ones too) failing on this report
         raise MessageError(f"filter {flt.name} failed: {type(e).__name__}: {e}")
+
+
+class _Unbuilt:
+    """Stands in, in a preview, for a third-party processor that has no ``preview``."""
+
+    side_effects = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def preview(self, report: Report) -> str:
+        return f"would run {self.name} (not run: it does not say whether it has side effects)"
+
+    def close(self) -> None:
+        pass
+
+
+def _side_effects(proc: Any) -> bool:
+    """Whether a processor (class or instance) changes the world. Third-party processors that do not
+    say are taken to have side effects: explain and --dry-run must never act by mistake."""
+    return bool(getattr(proc, "side_effects", True))
 
 
 def _parser_defaults(defaults: Mapping[str, Any]) -> dict[str, Any]:

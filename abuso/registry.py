@@ -81,6 +81,11 @@ class _EntryPoint(NamedTuple):
         return obj
 
 
+def plugin_names(kind: str) -> list[list[str]]:
+    """The installed plugins of a kind, as listed (``[name, module:attr]``), without importing them."""
+    return [[name, value] for name, value in _listing().get(kind, [])]
+
+
 def _entry_points(kind: str) -> list[Any]:
     return [_EntryPoint(name, value) for name, value in _listing().get(kind, [])]
 

@@ -81,11 +81,11 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(config: Config, fmt: str, explain: bool, timeout: float) -> None:
+def _worker_init(config: Config, fmt: str, explain: bool, timeout: float, dry_run: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
     from .output import renderer
 
-    _WORKER["pipeline"] = _build(config, explain)
+    _WORKER["pipeline"] = _build(config, explain, dry_run)
     _WORKER["render"] = renderer(fmt)
     _WORKER["timeout"] = timeout
 
@@ -95,16 +95,19 @@ def _worker_run_many(batch: list[tuple[bytes, str]]) -> list[Outcome]:
             for data, origin in batch]
 
 
-def _build(config: Config, explain: bool) -> Any:
-    """The pipeline for ``config``, with the explain processor appended when asked for."""
-    from .config import build
+def _build(config: Config, explain: bool, dry_run: bool = False) -> Any:
+    """The pipeline for ``config``, with the explain processor appended when asked for.
+
+    explain and dry runs run no processor with side effects (they say what it would do).
+    """
+    from dataclasses import replace
+
+    from .config import Stage
     from .pipeline import Pipeline
 
     if explain and not any(s.name == "explain" for s in config.processors):
-        data = dict(config.data)
-        data["processors"] = list(data.get("processors") or []) + ["explain"]
-        config = build(data, config.file, config.base, {})
-    return Pipeline(config)
+        config = replace(config, processors=[*config.processors, Stage("processors", "explain", {})])
+    return Pipeline(config, preview=True) if explain or dry_run else Pipeline(config)
 
 
 # --- the run -----------------------------------------------------------------
@@ -133,8 +136,11 @@ class Runner:
     """Drives ``reader`` through the pipeline; writes rendered reports to ``out``."""
 
     def __init__(self, config: Config, reader: Reader, *, fmt: str = "text", jobs: int = 1, explain: bool = False,
-                 out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None) -> None:
+                 out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None,
+                 dry_run: bool = False) -> None:
         self.config, self.reader, self.fmt, self.explain = config, reader, fmt, explain
+        #: Change nothing: no processor with side effects, no quarantine file, no message marked done.
+        self.dry_run = dry_run or explain
         self.jobs = max(1, jobs)
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -161,7 +167,7 @@ class Runner:
     def _run_serial(self) -> None:
         from .output import renderer
 
-        pipeline = _build(self.config, self.explain)
+        pipeline = _build(self.config, self.explain, self.dry_run)
         render = renderer(self.fmt)
         try:
             for item in self.reader:
@@ -174,7 +180,7 @@ class Runner:
 
         self._ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
         # The parent's validated config, not its file again: workers see exactly what the parent loaded.
-        self._initargs = (self.config, self.fmt, self.explain, self.timeout)
+        self._initargs = (self.config, self.fmt, self.explain, self.timeout, self.dry_run)
         self._restarts = 0
         self._pool = self._new_pool()
         window: collections.deque = collections.deque()
@@ -264,7 +270,8 @@ class Runner:
         if outcome.status == OK:
             s.valid += outcome.valid
             s.incidents += outcome.incidents
-            self.reader.done(item, None)
+            if not self.dry_run:
+                self.reader.done(item, None)
         elif outcome.status == QUARANTINED:
             self._quarantine(item, outcome)
         else:
@@ -278,6 +285,10 @@ class Runner:
     def _quarantine(self, item: Item, outcome: Outcome) -> None:
         from .quarantine import quarantine
 
+        if self.dry_run:
+            self.summary.quarantined += 1
+            self.err.write(f"abuso: {item.origin}: would be quarantined: {outcome.reason}\n")
+            return
         try:
             path = quarantine(Path(self.config.quarantine), item.data, item.origin, outcome.reason)
         except OSError as e:  # cannot keep it safe here: do not mark it done, let it be retried
@@ -298,7 +309,7 @@ def cpu_count() -> int:
 
 def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False, jobs: int = 1,
             files_from: str | None = None, mark: bool = False, watch: bool = False, progress: bool | None = None,
-            paths: tuple[str, ...] = ()) -> int:
+            paths: tuple[str, ...] = (), dry_run: bool = False) -> int:
     """``abuso run`` without the command-line layer: returns the exit status.
 
     The procmail path calls this directly (see abuso.cli), without importing click.
@@ -309,7 +320,7 @@ def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False
     reader = _reader(config, paths, files_from, mark, watch)
     if jobs <= 0:
         jobs = cpu_count()
-    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress).run()
+    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress, dry_run=dry_run).run()
     sys.stdout.flush()
     if summary.total > 1 or paths or files_from:
         sys.stderr.write(f"abuso: {summary.total} messages, {summary.valid} valid, {summary.incidents} incidents, "

@@ -179,7 +179,7 @@ def test_config_rejects_an_inline_password_with_file_line_and_key(tmp_path: Path
                    "    password: hunter2\n")
     with pytest.raises(ConfigError) as e:
         load(cfg)
-    assert e.value.line == 3 and e.value.key == "reader.imap.password" and "hunter2" not in str(e.value)
+    assert e.value.line == 6 and e.value.key == "reader.imap.password" and "hunter2" not in str(e.value)
     cfg.write_text("parsers: []\nreader:\n  imap: {host: h, user: u, password_env: X, claim: true, done: '\\Seen'}\n")
     with pytest.raises(ConfigError, match="must be folders"):
         load(cfg)

@@ -59,11 +59,9 @@ MINIMAL_OPTIONS: dict[tuple[str, str], Callable[[Path], dict[str, Any]]] = {
     ("processors", "asn"): _asn,
 }
 
-#: Stages that do not reject unknown options yet: they declare their options in branch ``config``
-#: (issue 12, "stages declare their options once"). strict: once they do, this test fails until the
-#: name is removed here.
-OPTIONS_NOT_YET_DECLARED = {("parsers", "spamcop"), ("parsers", "arf"), ("parsers", "xarf"), ("parsers", "csv"),
-                            ("parsers", "acns"), ("processors", "explain")}
+#: Stages that do not reject unknown options yet (strict: once one does, this test fails until the
+#: name is removed here). Every built-in declares its options now (abuso.options, branch config).
+OPTIONS_NOT_YET_DECLARED: set[tuple[str, str]] = set()
 
 CONTRACTS: dict[str, type[StageContract]] = {
     "parsers": ParserContract, "filters": FilterContract, "processors": ProcessorContract,

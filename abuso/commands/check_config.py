@@ -8,11 +8,16 @@ import click
 @click.command("check-config")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), envvar="ABUSO_CONFIG")
 def check_config(config_path: str) -> None:
-    """Validate CONFIG; exit 78 with file:line: key: reason when it is wrong."""
+    """Validate CONFIG; exit 78 with every problem, one ``file:line: key: reason`` a line.
+
+    Creates nothing: no store folder, no index, no state file, no cache.
+    """
     from ..config import load
     from ..pipeline import Pipeline
 
-    config = load(config_path)
-    Pipeline(config).close()  # builds every stage: table files, networks, templates are checked too
+    config = load(config_path, cache=False)  # every problem at once, each with the line of its key
+    # Then read what the options name (table contents, templates) the way a run would, building
+    # no processor that has side effects: the store and the mailer open nothing here.
+    Pipeline(config, preview=True).close()
     click.echo(config.describe())
     click.echo("config OK")

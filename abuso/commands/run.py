@@ -29,11 +29,14 @@ def _options(f: Any) -> Any:
 @click.command()
 @click.option("-f", "--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
               help="Output: human text, JSON lines (one report per line) or IntelMQ events.")
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing: processors with side effects (store, mailer) only say what they would do; "
+                   "nothing is quarantined or marked done.")
 @_options
 def run(fmt: str, **kw: Any) -> None:
     """Process one message from stdin (no PATH), or messages in files, folders, Maildirs and mboxes.
 
-    Exit status: 0 done; 65 some messages quarantined or unreadable; 75 temporary
+    Exit status: 0 done; 64 usage error; 65 some messages quarantined or unreadable; 75 temporary
     failure (the MTA retries); 78 bad config.
     """
     _run(fmt=fmt, explain=False, **kw)
@@ -42,11 +45,28 @@ def run(fmt: str, **kw: Any) -> None:
 @click.command()
 @_options
 def explain(**kw: Any) -> None:
-    """Like run, but tell for every report what each parser found or why not, and what the filters dropped."""
+    """Like run, but tell for every report what each parser found or why not, and what the filters dropped.
+
+    Changes nothing: processors with side effects (store, mailer) only say what they would do.
+    """
     _run(fmt="text", explain=True, **kw)
 
 
 def _run(**kw: Any) -> None:
     from ..runner import execute
 
+    files_from = kw.get("files_from")
+    if files_from and files_from != "-":
+        _check_readable(files_from)
     raise click.exceptions.Exit(execute(**kw))
+
+
+def _check_readable(path: str) -> None:
+    """``--files-from FILE`` must be a readable file: a usage error (64) now, not a crash mid-run."""
+    from ..errors import UsageError
+
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise UsageError(f"--files-from {path}: {e.strerror or e}")

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..model import Incident, Report
+from ..options import Option
 from .base import Filter
 
 
@@ -66,6 +67,10 @@ class IpFilter(Filter):
     networks inside ours to ignore anyway (infrastructure, a customer handled elsewhere)."""
 
     name = "ip"
+    OPTIONS = (
+        Option("within", "networks", help="our networks: an incident outside all of them is dropped"),
+        Option("outside", "networks", help="networks inside ours to ignore anyway"),
+    )
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -74,17 +79,6 @@ class IpFilter(Filter):
         self.outside_list = _networks(self.options.get("outside"), "outside")
         self.within = _Ranges(_ipset(self.within_list, "within")) if self.within_list else None
         self.outside = _Ranges(_ipset(self.outside_list, "outside")) if self.outside_list else None
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key in options:
-            if key not in ("within", "outside"):
-                raise ConfigError("unknown key (expected within, outside)", key=key)
-        for key in ("within", "outside"):
-            nets = _networks(options.get(key), key)
-            for n in nets:
-                if not _valid(n):
-                    raise ConfigError(f"not a network: {n!r}", key=key)
 
     def reject(self, incident: Incident, report: Report) -> str | None:
         ip = incident.ip

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from ..durations import parse_duration
-from ..errors import ConfigError
 from ..model import Incident, Report
+from ..options import Option
 from .base import Filter
 
 
@@ -21,27 +21,18 @@ class TimeFilter(Filter):
     incidents the report gives no time for (default keep)."""
 
     name = "time"
+    OPTIONS = (
+        Option("before", "duration", "30d", help="how long before the report's Date an incident may be"),
+        Option("after", "duration", "1d", help="how long after it (clock skew)"),
+        Option("untimed", "choice", "keep", choices=("keep", "drop"), help="incidents the report gives no time for"),
+    )
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.check_options(self.options)
-        self.before = parse_duration(self.options.get("before", "30d"))
-        self.after = parse_duration(self.options.get("after", "1d"))
-        self.keep_untimed = self.options.get("untimed", "keep") == "keep"
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key, value in options.items():
-            if key in ("before", "after"):
-                try:
-                    parse_duration(value)
-                except ValueError as e:
-                    raise ConfigError(str(e), key=key)
-            elif key == "untimed":
-                if value not in ("keep", "drop"):
-                    raise ConfigError("must be keep or drop", key=key)
-            else:
-                raise ConfigError("unknown key (expected before, after, untimed)", key=key)
+        self.before = parse_duration(self.setting("before"))
+        self.after = parse_duration(self.setting("after"))
+        self.keep_untimed = self.setting("untimed") == "keep"
 
     def reject(self, incident: Incident, report: Report) -> str | None:
         if incident.time is None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from ipaddress import ip_address
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from ..errors import INPUT_ERRORS, ConfigError
+from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
-from ..zones import check_zone, resolve
-from .base import Parser
+from ..zones import resolve
+from .base import TIME_OPTIONS, Parser
 
 html = lazy_import('html')
 ET = lazy_import('xml.etree.ElementTree')
@@ -85,13 +85,7 @@ class AcnsParser(Parser):
     name = "acns"
     priority = 70
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        if "zone" in options:
-            try:
-                check_zone(options["zone"])
-            except ValueError as e:
-                raise ConfigError(str(e), key="zone")
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Any:
         texts = list(self._texts(message))

@@ -24,7 +24,7 @@ from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
 from ..zones import Zones
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 #: RFC 5965 / 6591 / IANA "Feedback Report Type Values" -> classification.type.
 FEEDBACK_TYPES: dict[str, str] = {
@@ -396,6 +396,7 @@ class ArfParser(Parser):
     name = "arf"
     priority = 100
     authority = True  # Source-IP (or, without it, this parser's own Received fallback)
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Verdict:
         verdict = self._read(message)

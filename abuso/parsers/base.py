@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping
 
 from ..model import Incident, Verdict
+from ..options import Configurable, Option
+
+#: The time options every parser that reads timestamps takes (``defaults`` gives them to all).
+TIME_OPTIONS = (
+    Option("zone", "zone", help="zone of naive timestamps when the report states none"),
+    Option("date_fallback", "bool", False, help="an incident without a time takes the report's Date"),
+)
 
 
-class Parser:
+class Parser(Configurable):
     """A parser finds incidents in one normalized message (abuso.normalize.Message).
+
+    Options are declared in ``OPTIONS`` (:class:`abuso.options.Option`) and checked by
+    the config before any parser is built; ``defaults.zone`` and
+    ``defaults.date_fallback`` reach every parser as options.
 
     ``parse`` never raises for bad input: it returns a Verdict whose ``reason``
     says why the format did not apply or why nothing came out, because "0
@@ -28,6 +39,8 @@ class Parser:
     #: such a parser marks its verdict with :meth:`states_source`, and a parser later in the chain
     #: that would only guess the source (``received``) leaves the report to it.
     authority: ClassVar[bool] = False
+    #: None: undeclared (third-party parsers written before declarations); built-ins declare theirs.
+    OPTIONS: ClassVar[tuple[Option, ...] | None] = None
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})

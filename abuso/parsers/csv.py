@@ -20,12 +20,13 @@ from ipaddress import IPv4Address, ip_address
 from socket import AF_INET, inet_pton
 from typing import Any, Mapping
 
-from ..errors import INPUT_ERRORS, ConfigError
+from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, merge_duplicates
+from ..options import Option
 from ..taxonomy import normalize_type, type_from_text
-from ..zones import Zones, check_zone, resolve, zone_offset
-from .base import Parser
+from ..zones import Zones, resolve, zone_offset
+from .base import TIME_OPTIONS, Parser
 
 zipfile = lazy_import('zipfile')
 gzip = lazy_import('gzip')
@@ -222,22 +223,17 @@ class CsvParser(Parser):
     name = "csv"
     priority = 60
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key in ("max_rows", "max_bytes", "max_members"):
-            if key in options and (not isinstance(options[key], int) or options[key] <= 0):
-                raise ConfigError("must be a positive whole number", key=key)
-        if "zone" in options:
-            try:
-                check_zone(options["zone"])
-            except ValueError as e:
-                raise ConfigError(str(e), key="zone")
+    OPTIONS = (
+        Option("max_rows", "int", MAX_ROWS, min=1, help="rows read per message"),
+        Option("max_bytes", "int", MAX_BYTES, min=1, help="CSV bytes read per message (after unzipping)"),
+        Option("max_members", "int", MAX_MEMBERS, min=1, help="files read per zip archive"),
+    ) + TIME_OPTIONS
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.max_rows = int(self.options.get("max_rows", MAX_ROWS))
-        self.max_bytes = int(self.options.get("max_bytes", MAX_BYTES))
-        self.max_members = int(self.options.get("max_members", MAX_MEMBERS))
+        self.max_rows = int(self.setting("max_rows"))
+        self.max_bytes = int(self.setting("max_bytes"))
+        self.max_members = int(self.setting("max_members"))
 
     # -- finding the tables ---------------------------------------------------
 

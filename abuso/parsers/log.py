@@ -44,12 +44,12 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
-from ..errors import ConfigError
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
+from ..options import Option
 from ..taxonomy import KEYWORD_RULES, type_from_text
 from ..timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone, zone_tzinfo
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 #: Work caps for hostile input: lines and characters read per message, characters per line.
 MAX_LINES = 20_000
@@ -296,18 +296,9 @@ class LogParser(Parser):
     priority = 10
     fallback = True
 
-    OPTIONS = ("zone", "date_fallback", "dayfirst")
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> None:
-        """Reject typos and wrong types at config load, with the key, not at the first message."""
-        for key, value in options.items():
-            if key not in cls.OPTIONS:
-                raise ConfigError(f"unknown option (known: {', '.join(cls.OPTIONS)})", key=key)
-            if key in ("date_fallback", "dayfirst") and not isinstance(value, bool):
-                raise ConfigError("must be true or false", key=key)
-            if key == "zone" and zone_tzinfo(str(value)) is None:
-                raise ConfigError(f"unknown time zone {value!r}", key=key)
+    OPTIONS = TIME_OPTIONS + (
+        Option("dayfirst", "bool", help="slash dates are day first (default: month first unless a day > 12 shows)"),
+    )
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -73,8 +73,9 @@ from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_all, parse_date
+from ..options import Option
 from ..zones import Zones
-from .base import Parser, stated_by_authority
+from .base import TIME_OPTIONS, Parser, stated_by_authority
 
 __all__ = ["Hop", "Received", "parse_received", "entry_hop", "source_of", "chains_in_text", "carried_chains",
            "ReceivedParser"]
@@ -536,6 +537,15 @@ def chains_in_text(text: str) -> Iterator[list[str]]:
 # --- the parser ---------------------------------------------------------------
 
 
+def _check_trusted(value: str) -> None:
+    """A typo in ``trusted`` would silently blame the reporter's own relays: refuse it at load."""
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        if not _DOMAIN.match(value.strip()):
+            raise ValueError(f"{value!r} is neither a network nor a domain")
+
+
 class ReceivedParser(Parser):
     """Spam source from the Received chain of each message the report carries.
 
@@ -546,31 +556,15 @@ class ReceivedParser(Parser):
     name = "received"
     priority = 30
 
-    OPTIONS = ("trusted", "zone", "date_fallback")
+    OPTIONS = (
+        Option("trusted", "strings", each=_check_trusted,
+               help="networks (192.0.2.0/24) and domains (example.net) of the reporter's relays"),
+    ) + TIME_OPTIONS
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.trust = _Trust(self.options.get("trusted") or ())
         self.date_fallback = bool(self.options.get("date_fallback"))
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        """A typo in ``trusted`` would silently blame the reporter's own relays: refuse it at load."""
-        from ..errors import ConfigError
-
-        for key in options:
-            if key not in cls.OPTIONS:
-                raise ConfigError(f"unknown option (known: {', '.join(cls.OPTIONS)})", key=str(key))
-        trusted = options.get("trusted") or []
-        if isinstance(trusted, str) or not isinstance(trusted, list):
-            raise ConfigError("must be a list of networks (192.0.2.0/24) and domains (example.net)", key="trusted")
-        for i, t in enumerate(trusted):
-            value = str(t).strip()
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                if not _DOMAIN.match(value):
-                    raise ConfigError(f"{value!r} is neither a network nor a domain", key=f"trusted[{i}]")
 
     def parse(self, message: Any) -> Verdict:
         why_not = _names_source(message)

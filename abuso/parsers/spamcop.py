@@ -40,7 +40,7 @@ from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
 from ..normalize import header_str, parse_date
 from ..zones import resolve
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 _ADDR_NC = r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42}\]?"
 _ADDR = r"\[?(?:IPv6:)?([0-9A-Fa-f]{0,4}[:.][0-9A-Fa-f:.]{2,42})\]?"
@@ -151,6 +151,8 @@ class SpamCopParser(Parser):
     name = "spamcop"
     priority = 80
     authority = True  # "Email from ADDR / DATE": SpamCop names the source with the reporter's mail hosts
+    #: SpamCop states its zone in every stamp: only the Date fallback applies.
+    OPTIONS = tuple(o for o in TIME_OPTIONS if o.name == "date_fallback")
 
     def parse(self, message: Any) -> Verdict:
         verdict = self._read(message)

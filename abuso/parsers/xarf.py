@@ -29,7 +29,7 @@ from ..model import Incident, Verdict
 from ..normalize import header_all, split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
-from .base import Parser
+from .base import TIME_OPTIONS, Parser
 
 json = lazy_import('json')
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
@@ -371,6 +371,7 @@ class XarfParser(Parser):
     name = "xarf"
     priority = 90
     authority = True
+    OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Any) -> Verdict:
         verdict = self._read(message)

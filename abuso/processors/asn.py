@@ -11,28 +11,24 @@ per-message retry.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from ..errors import ConfigError
 from ..model import Report
+from ..options import Option
 from .base import Processor
 
 
 class AsnProcessor(Processor):
     name = "asn"
-    OPTIONS = {"file", "mmdb"}
+    OPTIONS = (
+        Option("file", "file", help="a RouteViews prefix2as table, plain or gzip"),
+        Option("mmdb", "file", help="a MaxMind ASN database (needs the maxminddb package)"),
+    )
 
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key in options:
-            if key not in cls.OPTIONS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(cls.OPTIONS))})", key=key)
-        given = [k for k in ("file", "mmdb") if k in options]
-        if len(given) != 1:
-            raise ConfigError("name exactly one of file (a prefix2as table) or mmdb (a MaxMind ASN database)")
-        value = options[given[0]]
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError("must be a file path", key=given[0])
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if len([k for k in ("file", "mmdb") if k in options]) != 1:
+            yield "file", "name exactly one of file (a prefix2as table) or mmdb (a MaxMind ASN database)"
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
         super().__init__(options, base)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from ..model import Report
+from ..options import Configurable, Option
 
 
 class Note(dict):  # type: ignore[type-arg]
@@ -21,7 +22,7 @@ class Note(dict):  # type: ignore[type-arg]
         return self.text
 
 
-class Processor:
+class Processor(Configurable):
     """A processor acts on a report after the filters; it may enrich incidents
     (``report.incidents[i] = inc.with_extra(...)``) and leave notes in
     ``report.notes[self.name]`` (a :class:`Note` to say it in words). Raise
@@ -29,13 +30,36 @@ class Processor:
 
     ``base`` is the folder of the config file: relative paths in options are
     resolved against it.
+
+    Options are declared in ``OPTIONS`` (:class:`abuso.options.Option`) and checked by
+    the config before any processor is built.
+
+    A processor that changes the world (writes files or databases, sends mail) sets
+    ``side_effects = True``. ``abuso explain`` and ``abuso run --dry-run`` then never build
+    it (its constructor does not run: nothing is opened or created) and never call its
+    ``process`` or ``finish``: they call :meth:`preview` on an instance made by
+    :meth:`for_preview`, to say what it would have done. Read-only look-ups (a table,
+    RADIUS logs) keep ``side_effects = False`` and run as usual.
     """
 
     name: ClassVar[str] = "processor"
+    #: None: undeclared (third-party processors written before declarations); built-ins declare theirs.
+    OPTIONS: ClassVar[tuple[Option, ...] | None] = None
+    #: True: writes, sends or creates something; skipped (previewed) by explain and --dry-run.
+    side_effects: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
         self.options = dict(options or {})
         self.base = base or Path.cwd()
+
+    @classmethod
+    def for_preview(cls, options: Mapping[str, Any] | None = None, base: Path | None = None) -> Processor:
+        """An instance for :meth:`preview` only: ``options`` and ``base`` set, the subclass's
+        constructor not run (so nothing is opened or created). A processor whose constructor
+        only reads may return ``cls(options, base)`` instead."""
+        self = cls.__new__(cls)
+        Processor.__init__(self, options, base)
+        return self
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -46,6 +70,10 @@ class Processor:
 
     def finish(self, report: Report) -> None:
         """Called after every processor's ``process``, in config order (the store writes here)."""
+
+    def preview(self, report: Report) -> str:
+        """What ``process`` and ``finish`` would do for this report, in words; nothing is done."""
+        return f"would run {self.name} (it has side effects: skipped in explain and --dry-run)"
 
     def close(self) -> None:
         """Release files, connections; called once at the end of a run."""

@@ -58,6 +58,7 @@ class ExplainProcessor(Processor):
     """
 
     name = "explain"
+    OPTIONS = ()
 
     def process(self, report: Report) -> None:
         report.notes["explain"] = explain(report)

@@ -34,57 +34,45 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from ..config import check_known
-from ..errors import ConfigError, TransientError
+from ..errors import TransientError
 from ..model import Report
+from ..options import Option
 from .base import Processor
 
 #: Accounting records reach the log up to this late (Acct-Delay-Time, buffering): an incident newer
 #: than the last refresh minus this may have a session the index has not read yet.
 RECENT = 600.0
-OPTIONS = {"detail", "index", "pattern", "zone", "slack", "grace", "lock_timeout", "budget", "refresh"}
-DEFAULTS = {"index": "~/abuso/radius.idx", "pattern": "detail*", "zone": "local", "slack": 0, "grace": "1h",
-            "lock_timeout": "10m", "budget": "20s", "refresh": True}
 
 
 def _sources(value: Any) -> list[str]:
-    if isinstance(value, str) and value.strip():
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
-        return list(value)
-    raise ConfigError("a path (file or folder of detail logs) or a list of paths", key="detail")
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _check_zone(value: str) -> None:
+    from ..radius.detail import zone_converter
+
+    zone_converter(value)  # ValueError names an unknown zone
+
+
+OPTIONS = (
+    Option("detail", "files", required=True, help="where the RADIUS detail logs are (a file, a folder or a list)"),
+    Option("index", "output", "~/abuso/radius.idx", help="the SQLite session index"),
+    Option("pattern", "str", "detail*", help="file names taken from folders"),
+    Option("zone", "str", "local", check=_check_zone, help="zone of date lines without a Timestamp"),
+    Option("slack", "duration", 0, help="tolerance around a session"),
+    Option("grace", "duration", "1h", help="how long a session with no Stop lasts after it was last seen"),
+    Option("lock_timeout", "duration", "10m", help="wait for another process indexing"),
+    Option("budget", "duration", "20s", help="the most time one message may spend indexing (0: no limit)"),
+    Option("refresh", "bool", True, help="re-scan the logs once per run"),
+)
+DEFAULTS = {o.name: o.default for o in OPTIONS if o.default is not None}
 
 
 class RadiusProcessor(Processor):
     """Adds ``user`` and ``radius`` to incidents whose (ip, time) falls in one user's session."""
 
     name = "radius"
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        from ..durations import parse_duration
-        from ..radius.detail import zone_converter
-
-        check_known(options, OPTIONS)
-        if "detail" not in options:
-            raise ConfigError("required: where the RADIUS detail logs are", key="detail")
-        _sources(options["detail"])
-        for key in ("index", "pattern", "zone"):
-            if key in options and not (isinstance(options[key], str) and options[key].strip()):
-                raise ConfigError("must be a non-empty string", key=key)
-        for key in ("slack", "grace", "lock_timeout", "budget"):
-            if key in options:
-                try:
-                    parse_duration(options[key])
-                except ValueError as e:
-                    raise ConfigError(str(e), key=key)
-        if "refresh" in options and not isinstance(options["refresh"], bool):
-            raise ConfigError("must be true or false", key="refresh")
-        if "zone" in options:
-            try:
-                zone_converter(options["zone"])
-            except ValueError as e:
-                raise ConfigError(str(e), key="zone")
+    OPTIONS = OPTIONS
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Any = None) -> None:
         super().__init__(options, base)

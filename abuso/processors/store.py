@@ -29,10 +29,12 @@ attached. Other processors reach the store's memory for rate limits through
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
 from ..model import Report
+from ..options import Option
+from ..storage.index import redact_url
 from ..storage.store import Store, digest_of
 from .base import Processor
 
@@ -44,40 +46,46 @@ def active_store() -> Store | None:
     return _ACTIVE
 
 
+def _check_url(url: str) -> None:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("unsupported scheme (use sqlite:///path or postgresql://…)")
+    if scheme == "sqlite":
+        from ..storage.index import sqlite_path
+
+        try:
+            sqlite_path(url, None)
+        except ConfigError as e:
+            raise ValueError(e.bare)
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None:
+            raise ValueError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'")
+
+
 class StoreProcessor(Processor):
     name = "store"
-    OPTIONS = {"path", "url", "password_file", "timeout", "fsync", "duplicates"}
+    OPTIONS = (
+        Option("path", "folder", "~/abuso/store", help="the folder of the stored reports"),
+        Option("url", "str", check=_check_url, help="the index elsewhere: sqlite:///path or postgresql://…"),
+        Option("password_file", "file", help="the postgresql:// index's password (first line)"),
+        Option("timeout", "number", 30, above=0, help="seconds to wait for a locked or busy database"),
+        Option("fsync", "bool", True),
+        Option("duplicates", "choice", "skip", choices=("skip", "update"),
+               help="skip: a re-sent report changes nothing; update: re-processing refreshes its analysis"),
+    )
+    side_effects = True
 
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        for key in options:
-            if key not in cls.OPTIONS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(cls.OPTIONS))})", key=key)
-        for key in ("path", "url", "password_file"):
-            if key in options and not (isinstance(options[key], str) and options[key].strip()):
-                raise ConfigError("must be a non-empty string", key=key)
-        url = options.get("url")
-        if url is not None and url.split(":", 1)[0].lower() not in ("sqlite", "postgresql", "postgres"):
-            raise ConfigError("unsupported scheme (use sqlite:///path or postgresql://…)", key="url")
-        if url is not None and url.lower().startswith("sqlite"):
-            from ..storage.index import sqlite_path
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if "password_file" in options and not str(options.get("url", "")).lower().startswith("postgres"):
+            yield "password_file", "only a postgresql:// url takes a password"
 
-            sqlite_path(url, None)
-        elif url is not None:
-            import importlib.util
-
-            if importlib.util.find_spec("psycopg") is None:
-                raise ConfigError("a postgresql:// index needs psycopg: pip install 'abuso[postgres]'", key="url")
-        elif "password_file" in options:
-            raise ConfigError("only a postgresql:// url takes a password", key="password_file")
-        if options.get("duplicates", "skip") not in ("skip", "update"):
-            raise ConfigError("must be skip (a re-sent report changes nothing) or update (re-processing"
-                              " refreshes its analysis)", key="duplicates")
-        if not isinstance(options.get("fsync", True), bool):
-            raise ConfigError("must be true or false", key="fsync")
-        timeout = options.get("timeout", 30)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigError("must be a positive number of seconds", key="timeout")
+    def preview(self, report: Report) -> str:
+        root = self.path(self.setting("path"))
+        where = f" (index {redact_url(self.options['url'])})" if self.options.get("url") else ""
+        return f"would store this report in {root}{where}, unless it is stored already"
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Any = None) -> None:
         global _ACTIVE

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..lazy import lazy_compile
 from ..model import Report
+from ..options import Option
 from .base import Processor
 
 _KEY = lazy_compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
@@ -253,15 +254,7 @@ def _overlap(a: Entry, b: Entry) -> bool:
 
 class TableProcessor(Processor):
     name = "table"
-    OPTIONS = {"file"}
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any], base: Path | None = None) -> None:
-        for key in options:
-            if key not in cls.OPTIONS:
-                raise ConfigError(f"unknown option (expected: {', '.join(sorted(cls.OPTIONS))})", key=key)
-        if not isinstance(options.get("file"), str) or not options["file"].strip():
-            raise ConfigError("the path of the network table is required", key="file")
+    OPTIONS = (Option("file", "file", required=True, help="the path of the network table"),)
 
     #: How often a long run (--watch, a big batch) looks whether the table file was edited.
     RECHECK = 10.0

@@ -44,19 +44,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from ..config import check_durations, check_positive_ints
 from ..durations import parse_duration
 from ..errors import ConfigError, TransientError
 from ..lazy import lazy_compile
+from ..options import Option
 from .base import Item
-from .mailbox import MailboxReader
-from .mailbox_state import ACCOUNT_KEYS, check_account, read_password, redact, tls_context
+from .mailbox import ACCOUNT_OPTIONS, MailboxReader
+from .mailbox_state import read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.imap")
-
-KEYS = ACCOUNT_KEYS | {"folder", "done", "failed", "claim", "claim_batch", "claim_timeout", "worker", "recover",
-                       "move_batch", "move_delay", "max_attempts",
-                       "max_bytes", "watch", "poll", "idle", "retry", "keep"}
 
 #: System flags and the SEARCH key that finds messages *without* them.
 _UNFLAGGED = {"\\SEEN": "UNSEEN", "\\FLAGGED": "UNFLAGGED", "\\ANSWERED": "UNANSWERED", "\\DRAFT": "UNDRAFT",
@@ -68,6 +64,26 @@ _KEYWORD = lazy_compile(r"^\$?[A-Za-z0-9_.-]+$")
 #: STOREs with the same UNCHANGEDSINCE and answers MODIFIED to the other. (Dovecot's MOVE alone is *not* a claim:
 #: on Maildir two sessions racing UID MOVE on one message both get a copy, measured: ~60% of 200 contested.)
 CLAIMED = "$AbusoClaimed"
+
+
+def _check_folder(value: str) -> None:
+    if is_flag(value):
+        raise ValueError("must be a folder name")
+
+
+def _check_target(value: str) -> None:
+    if is_flag(value) and value.upper() not in _UNFLAGGED and not _KEYWORD.match(value):
+        raise ValueError(f"not a valid flag: {value!r}")
+
+
+def _check_recover(value: Any) -> None:
+    if isinstance(value, str) and value != "all":
+        raise ValueError("true (dead workers of this host), false, all, or a list of worker names")
+
+
+def _check_idle(value: Any) -> None:
+    if value is True:
+        raise ValueError("a duration, or false to poll instead")
 
 
 def is_flag(target: str) -> bool:
@@ -202,35 +218,31 @@ class ImapReader(MailboxReader):
     name = "imap"
     tls_port, plain_port = 993, 143
 
+    OPTIONS = ACCOUNT_OPTIONS + (
+        Option("folder", "str", "INBOX", check=_check_folder, help="the folder to read"),
+        Option("done", "str", "Processed", check=_check_target,
+               help="a folder (UID MOVE) or a flag (\\Seen, $AbusoDone) for finished messages"),
+        Option("failed", "str", "Failed", check=_check_target,
+               help="a folder or a flag for quarantined messages"),
+        Option("claim", "bool|str", False, help="true or a folder prefix: several workers share the mailbox"),
+        Option("claim_batch", "int", 10, min=1),
+        Option("claim_timeout", "duration", "5m"),
+        Option("worker", "str", help="this worker's name (default <host>-<pid>)"),
+        Option("recover", "bool|str|strings", True, check=_check_recover,
+               help="true (dead workers of this host), false, all, or a list of worker names"),
+        Option("move_batch", "int", 20, min=1),
+        Option("move_delay", "duration", "2s"),
+        Option("idle", "duration|bool", "25m", check=_check_idle, help="--watch: IDLE renewal; false: poll"),
+        Option("keep", "duration", "90d", help="how long finished records are kept"),
+    )
+
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        options = dict(options)
-        for key in options:
-            if key not in KEYS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(KEYS))})", key=key)
-        check_account(options, "imap")
-        for key, default in (("folder", "INBOX"), ("done", "Processed"), ("failed", "Failed")):
-            value = options.get(key, default)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("must be a folder name or a flag (\\Seen, $Keyword)", key=key)
-            if is_flag(value) and value.upper() not in _UNFLAGGED and not _KEYWORD.match(value):
-                raise ConfigError(f"not a valid flag: {value!r}", key=key)
-        if is_flag(str(options.get("folder", "INBOX"))):
-            raise ConfigError("must be a folder name", key="folder")
-        claim = options.get("claim", False)
-        if not isinstance(claim, (bool, str)):
-            raise ConfigError("true, false or a folder prefix for the per-worker claim folders", key="claim")
-        if claim and (is_flag(str(options.get("done", "Processed"))) or is_flag(str(options.get("failed", "F")))):
-            raise ConfigError("claiming moves messages into a worker's folder: done and failed must be folders "
-                              "then, not flags", key="claim")
-        recover = options.get("recover", True)
-        if not (isinstance(recover, bool) or recover == "all" or
-                (isinstance(recover, list) and all(isinstance(w, str) for w in recover))):
-            raise ConfigError("true (dead workers of this host), false, all, or a list of worker names",
-                              key="recover")
-        check_positive_ints(options, ("max_attempts", "claim_batch", "max_bytes", "move_batch"))
-        durations = ("poll", "retry", "keep", "timeout", "claim_timeout", "move_delay")
-        check_durations(options, durations + (("idle",) if options.get("idle") is not False else ()))
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        yield from super().check_rules(options)
+        if options.get("claim") and (is_flag(str(options.get("done", "Processed")))
+                                     or is_flag(str(options.get("failed", "Failed")))):
+            yield "claim", ("claiming moves messages into a worker's folder: done and failed must be folders "
+                            "then, not flags")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 from ..durations import parse_duration
+from ..options import Option
 from .base import Reader
 from .mailbox_state import MailboxState, default_path
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+#: The account and watch options of both mailbox readers (each adds its own).
+ACCOUNT_OPTIONS = (
+    Option("host", "str", required=True, help="the server's host name"),
+    Option("port", "int", min=1, max=65535, help="default 993/995 with ssl: true, else 143/110"),
+    Option("ssl", "choice", True, choices=(True, "starttls", False),
+           help="true (implicit TLS), starttls, or false (a server on this host only)"),
+    Option("ca_file", "file", help="trust this CA instead of the system's"),
+    Option("user", "str", required=True, help="the login"),
+    Option("password_file", "file", help="the password (first line)"),
+    Option("password_env", "str", help="the environment variable holding the password"),
+    Option("password", "refused", help="a password is never written in the config: use password_file or "
+                                       "password_env"),
+    Option("timeout", "duration", "60s", help="per network operation"),
+    Option("state", "output", help="the state file (default under ~/.local/state/abuso)"),
+    Option("max_attempts", "int", 3, min=1, help="a message that crashed abuso this often goes to failed"),
+    Option("max_bytes", "int", 32 * 1024 * 1024, min=1, help="larger messages go to failed unfetched"),
+    Option("watch", "bool", False),
+    Option("poll", "duration", "60s", help="--watch: how often to look for new mail"),
+    Option("retry", "duration", "10m", help="--watch: retry a message that failed transiently"),
+)
 
 
 class MailboxReader(Reader):
@@ -16,11 +40,20 @@ class MailboxReader(Reader):
 
     tls_port: ClassVar[int]
     plain_port: ClassVar[int]
+    OPTIONS: ClassVar[tuple[Option, ...] | None] = ACCOUNT_OPTIONS
+
+    @classmethod
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if len([k for k in ("password_file", "password_env") if options.get(k)]) != 1:
+            yield "password_file", "give exactly one of password_file or password_env"
+        if options.get("ssl", True) is False and options.get("host") not in LOOPBACK:
+            yield "ssl", ("ssl: false would send the password in clear over the network: use ssl: true or "
+                          "starttls (false is for a server on this host only)")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         o = self.options
-        self.check_options(o)  # type: ignore[attr-defined]
+        self.check_options(o)
         self.host: str = o["host"]
         self.tls = o.get("ssl", True)
         self.port = int(o.get("port") or (self.tls_port if self.tls is True else self.plain_port))

@@ -158,36 +158,7 @@ class _Commit:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-# -- account options shared by the imap and pop3 readers ------------------------
-
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-ACCOUNT_KEYS = {"host", "port", "ssl", "ca_file", "user", "password_file", "password_env", "timeout", "state"}
-
-
-def check_account(options: dict, reader: str) -> None:
-    """Raise ConfigError (naming the key) for account options that cannot work."""
-    from ..errors import ConfigError
-
-    if "password" in options:
-        raise ConfigError("a password is never written in the config: use password_file or password_env",
-                          key="password")
-    for key in ("host", "user"):
-        if not isinstance(options.get(key), str) or not options[key]:
-            raise ConfigError(f"required: the {reader} server's {'host name' if key == 'host' else 'login'}",
-                              key=key)
-    given = [k for k in ("password_file", "password_env") if options.get(k)]
-    if len(given) != 1:
-        raise ConfigError("give exactly one of password_file or password_env", key="password_file")
-    if options.get("ssl", True) not in (True, False, "starttls"):
-        raise ConfigError("must be true (implicit TLS), starttls or false", key="ssl")
-    if options.get("ssl", True) is False and options.get("host") not in LOOPBACK:
-        raise ConfigError("ssl: false would send the password in clear over the network: use ssl: true or "
-                          "starttls (false is for a server on this host only)", key="ssl")
-    if "port" in options and not (isinstance(options["port"], int) and 0 < options["port"] < 65536):
-        raise ConfigError("must be a port number", key="port")
-    if options.get("ca_file") and not Path(str(options["ca_file"])).expanduser().is_file():
-        raise ConfigError(f"no such file: {options['ca_file']}", key="ca_file")
-
+# -- account secrets shared by the imap and pop3 readers (their options: readers/mailbox.py) ----
 
 def read_password(options: dict) -> str:
     """From ``password_file`` (first line) or ``password_env``; never from the command line or the config."""

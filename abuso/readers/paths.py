@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from ..lazy import lazy_compile
+from ..options import Option
 from .base import Item, Reader
 
 #: An mbox "From " separator line: ``From sender@host Sat Nov 22 03:14:07 2026``.
@@ -73,6 +74,11 @@ class PathsReader(Reader):
     for the pipeline to quarantine it with the reason, never whole)."""
 
     name = "paths"
+    OPTIONS = (
+        Option("paths", "strings", help="files, folders, Maildirs and mboxes"),
+        Option("files_from", "str", help="a file of paths, one a line ('-': stdin)"),
+        Option("mark", "bool", False, help="Maildir: only unseen mail, marked seen when done"),
+    )
 
     def __init__(self, options=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(options)

@@ -17,15 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from ..config import check_durations, check_positive_ints
 from ..errors import ConfigError, TransientError
+from ..options import Option
 from .base import Item
-from .mailbox import MailboxReader
-from .mailbox_state import ACCOUNT_KEYS, check_account, read_password, redact, tls_context
+from .mailbox import ACCOUNT_OPTIONS, MailboxReader
+from .mailbox_state import read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.pop3")
 
-KEYS = ACCOUNT_KEYS | {"delete", "max_attempts", "max_bytes", "watch", "poll", "retry"}
 
 #: poplib refuses lines over 2048 bytes; real mail has longer ones (HTML, unwrapped base64).
 _MAXLINE = 64 * 1024 * 1024
@@ -69,17 +68,7 @@ class Pop3Reader(MailboxReader):
     name = "pop3"
     tls_port, plain_port = 995, 110
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        options = dict(options)
-        for key in options:
-            if key not in KEYS:
-                raise ConfigError(f"unknown option (expected one of: {', '.join(sorted(KEYS))})", key=key)
-        check_account(options, "pop3")
-        if not isinstance(options.get("delete", False), bool):
-            raise ConfigError("must be true or false", key="delete")
-        check_positive_ints(options, ("max_attempts", "max_bytes"))
-        check_durations(options, ("poll", "timeout", "retry"))
+    OPTIONS = ACCOUNT_OPTIONS + (Option("delete", "bool", False, help="DELE each message after success"),)
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

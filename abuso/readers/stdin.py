@@ -10,6 +10,7 @@ from .base import Item, Reader
 
 class StdinReader(Reader):
     name = "stdin"
+    OPTIONS = ()  # ``stream`` (tests, the library) is not a config option
 
     def __iter__(self) -> Iterator[Item]:
         stream = self.options.get("stream") or sys.stdin.buffer

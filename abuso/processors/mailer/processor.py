@@ -9,20 +9,39 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from ...config import check_known
 from ...durations import parse_duration
 from ...errors import ConfigError, TransientError
 from ...model import Report
+from ...options import Option
 from ..base import Note, Processor
 from . import transport as transports
 from .policy import DEFAULT_NEVER, ID_PREFIX, LOOP_HEADER, Headers, Patterns, Policy, Skip, address, message_ids
 from .state import AnswerState
 from .templates import Template, clean, plain_message, report_values
 
-OPTIONS = frozenset({"from", "good", "bad", "period", "state", "envelope_from", "max_rows", "authserv_id",
-                     "ours", "never", "never_builtin"}) | transports.OPTIONS
+
+def _check_from(value: str) -> None:
+    if address(value) is None:
+        raise ValueError(f"not a usable address: {value!r}")
+
+
+def _check_envelope(value: str) -> None:
+    if value not in ("", "<>") and address(value) is None:
+        raise ValueError("an address, or <> for the null sender (RFC 3834)")
+
+
+def _check_ours(value: str) -> None:
+    if address(value) != value.strip().lower():
+        raise ValueError(f"not a plain address: {value!r} (e.g. abuse@example.org)")
+
+
+def _check_never(value: str) -> None:
+    try:
+        Patterns.check([value], "never")
+    except ConfigError as e:
+        raise ValueError(e.bare)
 
 
 class MailerProcessor(Processor):
@@ -30,43 +49,52 @@ class MailerProcessor(Processor):
 
     name = "mailer"
 
+    OPTIONS = (
+        Option("from", "str", required=True, check=_check_from, help="our own address, e.g. abuse@example.net"),
+        Option("good", "file", help="the template answering valid reports"),
+        Option("bad", "file", help="the template answering reports without incidents"),
+        Option("period", "duration", "1d", help="one answer per recipient per period"),
+        Option("state", "output", "~/abuso/mailer.sqlite"),
+        Option("envelope_from", "str", "<>", check=_check_envelope),
+        Option("max_rows", "int", 50, min=1),
+        Option("authserv_id", "str", help="answer only senders our MTA saw pass SPF/DKIM/DMARC"),
+        Option("ours", "strings", [], each=_check_ours, help="more addresses of ours (never answered)"),
+        Option("never", "strings", [], each=_check_never,
+               help="robot senders never answered, added to the built-in list"),
+        Option("never_builtin", "bool", True, help="false: the never list replaces the built-in one"),
+    ) + transports.OPTIONS
+    side_effects = True
+
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
-        check_known(options, OPTIONS)
-        sender = options.get("from")
-        if not sender or not isinstance(sender, str):
-            raise ConfigError("our own address is required, e.g. abuse@example.net", key="from")
-        if address(sender) is None:
-            raise ConfigError(f"not a usable address: {sender!r}", key="from")
+    def check_rules(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         if not options.get("good") and not options.get("bad"):
-            raise ConfigError("give at least one template: good, bad (a path)", key="good")
-        for key in ("good", "bad", "state", "authserv_id"):
-            if options.get(key) is not None and not isinstance(options[key], str):
-                raise ConfigError("must be a string", key=key)
-        if "period" in options:
-            try:
-                parse_duration(options["period"])
-            except ValueError as e:
-                raise ConfigError(str(e), key="period")
-        n = options.get("max_rows", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError("must be a positive whole number", key="max_rows")
-        env = options.get("envelope_from", "<>")
-        if not isinstance(env, str) or (env not in ("", "<>") and address(env) is None):
-            raise ConfigError("an address, or <> for the null sender (RFC 3834)", key="envelope_from")
-        ours = options.get("ours", [])
-        if not isinstance(ours, list) or not all(isinstance(a, str) and address(a) == a.strip().lower()
-                                                 for a in ours):
-            raise ConfigError("must be a list of plain addresses, e.g. [abuse@example.org]", key="ours")
-        Patterns.check(options.get("never", []), "never")
-        if not isinstance(options.get("never_builtin", True), bool):
-            raise ConfigError("must be true or false", key="never_builtin")
-        transports.check_options(options)
+            yield "good", "give at least one template: good, bad (a path)"
+        yield from transports.check_rules(options)
+
+    @classmethod
+    def for_preview(cls, options: Mapping[str, Any] | None = None, base: Path | None = None) -> MailerProcessor:
+        """Templates and policy only: the preview decides as :meth:`process` would, and nothing is
+        opened or created (no state database, no SMTP connection)."""
+        self = cls.__new__(cls)
+        Processor.__init__(self, options, base)
+        self._decider()
+        return self
 
     def __init__(self, options: Mapping[str, Any] | None = None, base: Path | None = None) -> None:
         super().__init__(options, base)
         self.check_options(self.options)
+        self._decider()
         o = self.options
+        period = parse_duration(o.get("period", "1d")).total_seconds()
+        self.state = AnswerState(self.path(o.get("state", "~/abuso/mailer.sqlite")), period,
+                                 float(o.get("timeout", 30)), str(o.get("period", "1d")), now=lambda: self.now())
+        self.transport = transports.from_options(o, self.path, where="processors.mailer.")
+
+    def _decider(self) -> None:
+        """What deciding and composing need: our addresses, templates, the policy (read-only)."""
+        o = self.options
+        #: The clock, replaceable in tests of the per-sender period.
+        self.now = time.time
         self.from_header = clean(o["from"], 300)
         self.address = address(o["from"]) or ""
         self.domain = self.address.rpartition("@")[2]
@@ -78,12 +106,6 @@ class MailerProcessor(Processor):
         never = (list(DEFAULT_NEVER) if o.get("never_builtin", True) else []) + list(o.get("never", []))
         ours = [self.address, *([self.envelope_from] if self.envelope_from else []), *o.get("ours", [])]
         self.policy = Policy(ours, never, o.get("authserv_id"))
-        period = parse_duration(o.get("period", "1d")).total_seconds()
-        self.state = AnswerState(self.path(o.get("state", "~/abuso/mailer.sqlite")), period,
-                                 float(o.get("timeout", 30)), str(o.get("period", "1d")), now=lambda: self.now())
-        self.transport = transports.from_options(o, self.path, where="processors.mailer.")
-        #: The clock, replaceable in tests of the per-sender period.
-        self.now = time.time
 
     def decide(self, report: Report, headers: Headers | None = None) -> tuple[str, str]:
         """(address to answer, "good" or "bad"), or Skip: headers and templates only, no state, no side effect."""

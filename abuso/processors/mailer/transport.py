@@ -31,12 +31,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from ...errors import ConfigError, TransientError
+from ...options import Option, check_options
 from .templates import clean
 
-OPTIONS = frozenset({"smtp", "starttls", "cafile", "user", "password_file", "sendmail", "dry_run", "timeout"})
+
+def _check_smtp(value: str) -> None:
+    parse_hostport(value)
+
+
+#: The transport's options, declared once: the mailer and any other sender (``abuso notify``) take them.
+OPTIONS = (
+    Option("smtp", "str", "localhost:25", check=_check_smtp, help="host or host:port"),
+    Option("starttls", "bool", False),
+    Option("cafile", "file", help="CA certificates to verify the SMTP server"),
+    Option("user", "str", help="SMTP AUTH login, with password_file"),
+    Option("password_file", "file"),
+    Option("timeout", "number", 30, above=0, help="seconds, SMTP or sendmail"),
+    Option("sendmail", "program", help="a sendmail program instead of smtp"),
+    Option("dry_run", "folder", help="write .eml files there instead of sending"),
+)
+
+_NAMES = frozenset(o.name for o in OPTIONS)
 
 #: sendmail exit statuses (sysexits.h) that mean "not sent, try later": EX_UNAVAILABLE (msmtp: a 4xx
 #: reply), EX_OSERR, EX_IOERR, EX_TEMPFAIL (the relay is down). Any other failure is a refusal.
@@ -92,29 +110,15 @@ def parse_hostport(value: Any) -> tuple[str, int]:
     return m.group(1), port
 
 
-def check_options(options: Mapping[str, Any]) -> None:
-    """ConfigError (naming the key) for transport options that cannot work; other keys are ignored."""
-    for key in ("sendmail", "dry_run", "cafile", "password_file", "user"):
-        if options.get(key) is not None and not isinstance(options[key], str):
-            raise ConfigError("must be a string", key=key)
-    if "timeout" in options:
-        t = options["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
-            raise ConfigError("must be a positive number of seconds", key="timeout")
-    if "starttls" in options and not isinstance(options["starttls"], bool):
-        raise ConfigError("must be true or false", key="starttls")
+def check_rules(options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key, reason) for transport options that cannot work together (each passed on its own)."""
     if options.get("sendmail") and "smtp" in options:
-        raise ConfigError("choose one way to send: smtp or sendmail", key="sendmail")
-    host = "localhost"
-    if "smtp" in options:
-        try:
-            host, _ = parse_hostport(options["smtp"])
-        except ValueError as e:
-            raise ConfigError(str(e), key="smtp")
+        yield "sendmail", "choose one way to send: smtp or sendmail"
     if bool(options.get("user")) != bool(options.get("password_file")):
-        raise ConfigError("user and password_file go together", key="user")
+        yield "user", "user and password_file go together"
+    host = parse_hostport(options.get("smtp", "localhost:25"))[0]
     if options.get("user") and not options.get("starttls") and host not in _LOCAL:
-        raise ConfigError("AUTH without starttls would send the password in clear", key="starttls")
+        yield "starttls", "AUTH without starttls would send the password in clear"
 
 
 def from_options(options: Mapping[str, Any], path: Callable[[str], Path], label: str = "mailer",
@@ -125,7 +129,10 @@ def from_options(options: Mapping[str, Any], path: Callable[[str], Path], label:
     starts every error message (the processor or command that sends); ``where`` is put
     before the key in a ConfigError (``processors.mailer.``).
     """
-    check_options(options)
+    problems, _ = check_options(OPTIONS, {k: v for k, v in options.items() if k in _NAMES}, rules=check_rules)
+    if problems:
+        key, reason = problems[0]
+        raise ConfigError(reason, key=f"{where}{key}")
     timeout = float(options.get("timeout", 30))
     if options.get("dry_run"):
         return FolderTransport(path(options["dry_run"]), label)
