@@ -139,8 +139,26 @@ def test_summary_report_rows() -> None:
     assert found(v) == [("192.0.2.17", utc(2026, 12, 31, 22), "assumed-utc", "summary"),
                         ("2001:db8:9::3", utc(2027, 1, 1, 6), "assumed-utc", "summary"),
                         ("203.0.113.200", utc(2027, 1, 1, 23), "assumed-utc", "summary")]
-    assert dict(v.incidents[2].extra) == {"role": "summary", "trap": 51, "user": 0, "mole": 0, "simp": 0,
+    assert dict(v.incidents[2].extra) == {"role": "summary",
+                                          "spamcop_counts": {"trap": 51, "user": 0, "mole": 0, "simp": 0},
                                           "comments": "delisted manually, blocklisted"}
+
+
+def test_summary_user_count_is_not_a_subscriber() -> None:
+    """SpamCop's "User" column counts its users' reports: no user= in text, no source.account, no index user."""
+    from abuso.output import intelmq, text
+    from abuso.pipeline import Pipeline
+
+    body = ("IP_Address Start/Length Trap User Mole Simp Comments\n"
+            "192.0.2.17  Dec 31 22h/2     4    7    0    0\n")
+    raw = ("From: summary@admin.spamcop.net\nSubject: summary\nDate: Thu, 01 Jan 2027 08:00:00 +0000\n\n"
+           + body).encode()
+    pipeline = Pipeline.from_config({"parsers": ["spamcop"]})
+    report = pipeline.analyse(raw)
+    assert [str(i.ip) for i in report.incidents] == ["192.0.2.17"]
+    assert report.incidents[0].extra["spamcop_counts"]["user"] == 7
+    assert "user=" not in text.render(report)
+    assert "source.account" not in intelmq.render(report)
 
 
 def test_summary_without_date_has_no_time() -> None:

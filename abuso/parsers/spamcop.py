@@ -215,7 +215,7 @@ class SpamCopParser(Parser):
 
         "Start" is a yearless "Nov 23 06h" in SpamCop's time, taken as UTC (zone
         ``assumed-utc``) and placed in the year that puts it at or before the
-        report's Date; without a Date there is no time. The counts go to extra.
+        report's Date; without a Date there is no time. The counts go to ``extra["spamcop_counts"]``.
         """
         head = _SUMMARY_HEAD.search(text)
         if head is None:
@@ -225,8 +225,10 @@ class SpamCopParser(Parser):
             if ip is None:
                 continue
             time = _yearless(m.group(2), int(m.group(3)), int(m.group(4)), date)
+            # SpamCop's own report counts per source ("User" = reports by SpamCop users, not a
+            # subscriber of ours: only the radius processor names users).
             counts = {k: int(m.group(i)) for i, k in enumerate(("trap", "user", "mole", "simp"), 6)}
-            extra: dict[str, Any] = {"role": "summary", **counts}
+            extra: dict[str, Any] = {"role": "summary", "spamcop_counts": counts}
             if m.group(10):
                 extra["comments"] = m.group(10).strip()
             yield self._incident(ip, time, "assumed-utc" if time else "none", m.group(0).strip(), **extra)
