@@ -39,7 +39,7 @@ def _group() -> Any:
             return getattr(importlib.import_module(module), attr)
 
     @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(version=__version__, message="abuso %(version)s")
+    @click.version_option(__version__, "-V", "--version", message="abuso %(version)s")
     def cli() -> None:
         """Turn the mail arriving at an abuse@ mailbox into incidents."""
 

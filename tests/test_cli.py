@@ -227,3 +227,12 @@ def test_run_dry_run_changes_nothing_for_a_whole_batch(tmp_path):
     assert r.returncode == 65  # what the run would have said
     after = {k: v for k, v in tree(tmp_path).items() if not k.startswith(("var/radius.idx", "cache")) and k != "var"}
     assert after == before
+
+
+def test_version_short_and_long() -> None:
+    from abuso import __version__
+
+    for flag in ("-V", "--version"):
+        r = run([flag])
+        assert r.returncode == 0
+        assert r.stdout.decode().strip() == f"abuso {__version__}"

@@ -12,7 +12,10 @@ from ..processors.base import Note
 
 def incident_line(inc: Incident) -> str:
     when = inc.time.strftime("%Y-%m-%d %H:%M:%S UTC") if inc.time else "(no time)"
-    port = f":{inc.port}" if inc.port is not None else ""
+    address = str(inc.ip)
+    if inc.port is not None:
+        # 2001:db8::77:6881 would read as one address: bracket IPv6 with a port (RFC 3986).
+        address = f"[{address}]:{inc.port}" if inc.ip.version == 6 else f"{address}:{inc.port}"
     extra = ""
     customer = inc.extra.get("customer")
     if isinstance(customer, dict) and customer:
@@ -21,7 +24,7 @@ def incident_line(inc: Incident) -> str:
         extra += f" AS{inc.extra['asn']}" + (f" ({inc.extra['as_name']})" if inc.extra.get("as_name") else "")
     if inc.extra.get("user"):
         extra += f" user={inc.extra['user']}"
-    return f"  {str(inc.ip) + port:<24} {inc.type:<22} {when}  [{inc.zone}, {inc.parser}]{extra}"
+    return f"  {address:<24} {inc.type:<22} {when}  [{inc.zone}, {inc.parser}]{extra}"
 
 
 def render(report: Report) -> str:
