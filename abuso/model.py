@@ -8,7 +8,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
+
+if TYPE_CHECKING:
+    from .normalize import Message
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -121,7 +124,7 @@ class Report:
     #: Per-processor notes for explain/JSON (e.g. store path, mailer action).
     notes: dict[str, Any] = field(default_factory=dict)
     #: The normalized message (abuso.normalize.Message); None before normalizing.
-    message: Any = None
+    message: Message | None = None
     error: str | None = None
 
     @property

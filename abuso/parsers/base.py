@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..model import Incident, Verdict
 from ..options import Configurable, Option
+
+if TYPE_CHECKING:
+    from ..normalize import Message
 
 #: The time options every parser that reads timestamps takes (``defaults`` gives them to all).
 TIME_OPTIONS = (
@@ -45,7 +48,7 @@ class Parser(Configurable):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
 
-    def parse(self, message: Any) -> Verdict:  # pragma: no cover - interface
+    def parse(self, message: Message) -> Verdict:  # pragma: no cover - interface
         raise NotImplementedError
 
     # Helpers for subclasses.
@@ -65,13 +68,13 @@ class Parser(Configurable):
         return verdict
 
 
-def stated_by_authority(message: Any) -> Verdict | None:
+def stated_by_authority(message: Message) -> Verdict | None:
     """The first verdict, among the parsers that already ran on ``message``, that states the source itself.
 
     The pipeline hands each parser the verdicts of the parsers before it in
     ``message.verdicts``; a parser used alone sees none.
     """
-    for verdict in (getattr(message, "verdicts", None) or {}).values():
+    for verdict in message.verdicts.values():
         if verdict.source_stated:
             return verdict
     return None
