@@ -13,13 +13,18 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from ipaddress import ip_address
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
-from ..model import Incident, merge_duplicates
+from ..model import Incident, Verdict, merge_duplicates
 from ..zones import resolve
 from .base import TIME_OPTIONS, Parser
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
+
+    from ..normalize import Message
 
 html = lazy_import('html')
 ET = lazy_import('xml.etree.ElementTree')
@@ -41,7 +46,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
+def _child(elem: Element | None, name: str) -> Element | None:
     if elem is None:
         return None
     for c in elem:
@@ -50,11 +55,11 @@ def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
     return None
 
 
-def _children(elem: ET.Element | None, name: str) -> list[ET.Element]:
+def _children(elem: Element | None, name: str) -> list[Element]:
     return [c for c in elem if _local(c.tag) == name] if elem is not None else []
 
 
-def _text(elem: ET.Element | None) -> str:
+def _text(elem: Element | None) -> str:
     return (elem.text or "").strip() if elem is not None else ""
 
 
@@ -87,7 +92,7 @@ class AcnsParser(Parser):
 
     OPTIONS = TIME_OPTIONS
 
-    def parse(self, message: Any) -> Any:
+    def parse(self, message: Message) -> Verdict:
         texts = list(self._texts(message))
         if not texts:
             return self.not_applicable("no ACNS <Infringement> XML")
@@ -116,7 +121,7 @@ class AcnsParser(Parser):
             reason += "; " + "; ".join(problems)
         return self.found(incidents, reason)
 
-    def _texts(self, message: Any) -> Iterator[tuple[str, str]]:
+    def _texts(self, message: Message) -> Iterator[tuple[str, str]]:
         """Text that contains an Infringement element: body blocks, XML attachments, raw HTML parts."""
         for block in message.blocks:
             if block.kind != "html" and "Infringement" in block.text and _START.search(block.text):
@@ -147,7 +152,7 @@ class AcnsParser(Parser):
                 if _START.search(raw):
                     yield "HTML part", raw
 
-    def _notice(self, chunk: str, message: Any) -> tuple[Incident | None, str | None]:
+    def _notice(self, chunk: str, message: Message) -> tuple[Incident | None, str | None]:
         note = None
         try:
             root = ET.fromstring(chunk)
@@ -195,7 +200,7 @@ class AcnsParser(Parser):
             extra["case_id"] = case_id[:200]
         return Incident(ip, "copyright", when, self.name, zone, port, evidence, extra), problem
 
-    def _time(self, candidates: list[str], message: Any) -> tuple[datetime | None, str, str | None]:
+    def _time(self, candidates: list[str], message: Message) -> tuple[datetime | None, str, str | None]:
         """The first usable stamp: Source, then Content items, then Complainant."""
         bad = None
         for value in candidates:

@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
-from ..normalize import header_str, parse_date
+from ..normalize import Message, header_str, parse_date
 from ..zones import resolve
 from .base import TIME_OPTIONS, Parser
 
@@ -136,7 +136,7 @@ def _next_line(text: str, end: int) -> str:
     return text[nl + 1: stop if stop >= 0 else len(text)]
 
 
-def names_source(message: Any) -> bool:
+def names_source(message: Message) -> bool:
     """Does a SpamCop report in this message state the spam source ("Email from ADDR / DATE")?"""
     for b in message.blocks:
         if b.kind != "headers" and _mentions(b.text) and (_BANNER.search(b.text) or _TRACKING.search(b.text)):
@@ -154,13 +154,13 @@ class SpamCopParser(Parser):
     #: SpamCop states its zone in every stamp: only the Date fallback applies.
     OPTIONS = tuple(o for o in TIME_OPTIONS if o.name == "date_fallback")
 
-    def parse(self, message: Any) -> Verdict:
+    def parse(self, message: Message) -> Verdict:
         verdict = self._read(message)
         if names_source(message):
             self.states_source(verdict, "a SpamCop report ('Email from')")
         return verdict
 
-    def _read(self, message: Any) -> Verdict:
+    def _read(self, message: Message) -> Verdict:
         texts = [b.text for b in message.blocks if b.kind != "headers"]
         subjects = self._subjects(message)
         mentioned = [t for t in texts if _mentions(t) or "Start/Length" in t]
@@ -233,7 +233,7 @@ class SpamCopParser(Parser):
                 extra["comments"] = m.group(10).strip()
             yield self._incident(ip, time, "assumed-utc" if time else "none", m.group(0).strip(), **extra)
 
-    def _tagged(self, message: Any, subjects: list[str]) -> Iterator[Incident]:
+    def _tagged(self, message: Message, subjects: list[str]) -> Iterator[Incident]:
         """Source address from the subject tag or X-SpamCop-Sourceip when the body names none."""
         for msg in [message.email, *message.embedded]:
             value = header_str(msg, "X-SpamCop-Sourceip") or ""
@@ -249,7 +249,7 @@ class SpamCopParser(Parser):
     # --- helpers ---------------------------------------------------------------------
 
     @staticmethod
-    def _subjects(message: Any) -> list[str]:
+    def _subjects(message: Message) -> list[str]:
         out = [message.subject or ""]
         for msg in message.embedded:
             s = header_str(msg, "Subject")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, Verdict
-from ..normalize import header_all, split_broken_multipart
+from ..normalize import Message, header_all, split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import TIME_OPTIONS, Parser
@@ -109,7 +109,7 @@ def type_of(value: Any) -> str | None:
     return None if found == "undetermined" else found
 
 
-def looks_like_xarf(message: Any) -> bool:
+def looks_like_xarf(message: Message) -> bool:
     """Cheap pre-check: a marking header (top level or forwarded), a JSON part, or a JSON body.
 
     Only the header section of the raw mail and the heads of blocks are
@@ -269,7 +269,7 @@ class _Doc:
         self.data, self.hint = data, hint
 
 
-def find_documents(message: Any) -> tuple[list[_Doc], list[str], bool, str]:
+def find_documents(message: Message) -> tuple[list[_Doc], list[str], bool, str]:
     """The X-ARF documents of a mail (YAML report parts, JSON parts or body), problems, marked?, and
     the head of its attached log file (X-ARF 0.2 ``Attachment: text/plain``), the best evidence."""
     roots = [message.email] + list(getattr(message, "embedded", []))
@@ -359,7 +359,7 @@ def _first(rec: Mapping[str, Any], keys: Iterable[str]) -> Any:
     return None
 
 
-def marked_xarf(message: Any) -> bool:
+def marked_xarf(message: Message) -> bool:
     """``X-ARF: yes`` on the mail or a message it carries: the format's statement of the source."""
     return any((header_all(msg, "X-ARF") or [""])[0].strip().lower() == "yes"
                for msg in [message.email, *message.embedded])
@@ -373,13 +373,13 @@ class XarfParser(Parser):
     authority = True
     OPTIONS = TIME_OPTIONS
 
-    def parse(self, message: Any) -> Verdict:
+    def parse(self, message: Message) -> Verdict:
         verdict = self._read(message)
         if marked_xarf(message):
             self.states_source(verdict, "an X-ARF report")
         return verdict
 
-    def _read(self, message: Any) -> Verdict:
+    def _read(self, message: Message) -> Verdict:
         if not looks_like_xarf(message):
             return self.not_applicable("not an X-ARF report (no X-ARF header, report.txt or xarf.json)")
         docs, problems, marked, log = find_documents(message)
@@ -414,7 +414,7 @@ class XarfParser(Parser):
             notes.append("X-ARF header but no report with Source, Category or Report-Type")
         return self.found(incidents, "; ".join(notes))
 
-    def _incidents(self, rec: dict[str, Any], doc: _Doc, message: Any, log: str) -> tuple[list[Incident], str]:
+    def _incidents(self, rec: dict[str, Any], doc: _Doc, message: Message, log: str) -> tuple[list[Incident], str]:
         notes: list[str] = []
         type_ = self._type(rec, doc.hint)
         if type_ is None:
@@ -511,7 +511,7 @@ def _port(value: Any) -> int | None:
     return None
 
 
-def ip_for_source(source: str, message: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_for_source(source: str, message: Message) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The one address the report's own text gives for a URI or host ``Source``.
 
     Netcraft reports a phishing URL as Source and writes ``URL [address]`` or
