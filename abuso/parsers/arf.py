@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
 from ..zones import Zones
 from .base import TIME_OPTIONS, Parser
+
+if TYPE_CHECKING:
+    from ..normalize import Message
 
 #: RFC 5965 / 6591 / IANA "Feedback Report Type Values" -> classification.type.
 FEEDBACK_TYPES: dict[str, str] = {
@@ -66,7 +69,7 @@ _HAS_ZONE = lazy_compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([
 _ISO = lazy_compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
 
 
-def has_feedback_part(message: Any) -> bool:
+def has_feedback_part(message: Message) -> bool:
     """Does the mail carry a ``message/feedback-report`` part anywhere (read or not)?
 
     That is the ARF format's statement of the source: the verdict says so even
@@ -91,7 +94,7 @@ def header_section(raw: bytes) -> bytes:
     return raw[: crlf if crlf >= 0 else end]
 
 
-def looks_like_arf(message: Any) -> bool:
+def looks_like_arf(message: Message) -> bool:
     """Cheap pre-check on the normalized blocks: does any start with feedback fields?
 
     The normalizer turns a ``message/feedback-report`` part into a header
@@ -163,7 +166,7 @@ def _epoch(value: float) -> tuple[datetime | None, bool]:
         return None, False
 
 
-def resolve_time(value: Any, message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str]:
+def resolve_time(value: Any, message: Message, options: Mapping[str, Any]) -> tuple[datetime | None, str]:
     """An aware UTC datetime and where its offset came from (the Incident ``zone``).
 
     A stamp with its zone is ``explicit``; one without takes the report's zone
@@ -176,7 +179,7 @@ def resolve_time(value: Any, message: Any, options: Mapping[str, Any]) -> tuple[
     return Zones.of(message, options).resolve(dt) or (None, "none")
 
 
-def fallback_time(message: Any, options: Mapping[str, Any]) -> tuple[datetime | None, str, dict[str, str]]:
+def fallback_time(message: Message, options: Mapping[str, Any]) -> tuple[datetime | None, str, dict[str, str]]:
     """The report's own Date for an incident without a time, if the config asks for it."""
     if options.get("date_fallback") and getattr(message, "date", None) is not None:
         return message.date, "date-header", {"time_from": "date-header"}
@@ -398,13 +401,13 @@ class ArfParser(Parser):
     authority = True  # Source-IP (or, without it, this parser's own Received fallback)
     OPTIONS = TIME_OPTIONS
 
-    def parse(self, message: Any) -> Verdict:
+    def parse(self, message: Message) -> Verdict:
         verdict = self._read(message)
         if has_feedback_part(message):
             self.states_source(verdict, "an ARF report")
         return verdict
 
-    def _read(self, message: Any) -> Verdict:
+    def _read(self, message: Message) -> Verdict:
         if not looks_like_arf(message):
             return self.not_applicable("not an ARF report (no feedback-report part)")
         roots = [message.email] + list(getattr(message, "embedded", []))
@@ -427,7 +430,7 @@ class ArfParser(Parser):
         reason = "; ".join(x for x in [prefix] + _dedupe(notes) if x)
         return self.found(incidents, reason)
 
-    def _incident(self, rep: FeedbackReport, message: Any) -> tuple[Incident | None, str]:
+    def _incident(self, rep: FeedbackReport, message: Message) -> tuple[Incident | None, str]:
         raw_type = (rep.get("feedback-type") or "").strip().lower()
         ft = raw_type.split()[0].rstrip(";") if raw_type else ""
         if ft in NO_INCIDENT:
@@ -482,7 +485,7 @@ class ArfParser(Parser):
             return None, _join(note, f"report skipped: {e}")
         return inc, note
 
-    def _derive(self, rep: FeedbackReport, message: Any) -> tuple[Any, str]:
+    def _derive(self, rep: FeedbackReport, message: Message) -> tuple[Any, str]:
         if rep.original is None:
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
