@@ -72,7 +72,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, IPAddress, Verdict
-from ..normalize import header_all, parse_date
+from ..normalize import Message, header_all, parse_date
 from ..options import Option
 from ..zones import Zones
 from .base import TIME_OPTIONS, Parser, stated_by_authority
@@ -207,9 +207,9 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     frm = clauses.get("from")
     low = head.lower()
     retrieval = ("pop" in low or "imap" in low or "fetchmail" in low or "trn" in low) and bool(_RETRIEVAL.search(head))
-    common = dict(text=text, by=by, time=time, zone=zone, retrieval=retrieval, microsoft="microsoft smtp" in low)
+    microsoft = "microsoft smtp" in low
     if frm is None:
-        return Received(**common)
+        return Received(text=text, by=by, time=time, zone=zone, retrieval=retrieval, microsoft=microsoft)
     helo = None
     m = _HELO.search(frm) if ("helo" in low or "ehlo" in low) else None
     if m:
@@ -250,7 +250,8 @@ def parse_received(value: str, default_zone: Any = None) -> Received:
     if name and (name.lower() in _NOT_A_NAME or _address(name) is not None):
         name = None
     claimed = first if first and first.lower() not in _NOT_A_NAME and _address(first) is None else None
-    return Received(ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, has_from=True, **common)
+    return Received(text=text, by=by, time=time, zone=zone, retrieval=retrieval, microsoft=microsoft,
+                    ip=ip, name=name, helo=helo, from_helo=from_helo, claimed=claimed, has_from=True)
 
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
@@ -272,10 +273,10 @@ def _header_time(text: str) -> tuple[datetime | None, str]:
                 return dt - offset, "explicit"
             except (ValueError, OverflowError):
                 return None, "none"
-    dt, _ = parse_date(text)
-    if dt is None:
+    parsed, _ = parse_date(text)
+    if parsed is None:
         return None, "none"
-    return dt, ("explicit" if _ZONE_IN_DATE.search(text) else "none")
+    return parsed, ("explicit" if _ZONE_IN_DATE.search(text) else "none")
 
 
 def _naive(dt: datetime, zones: Any) -> tuple[datetime | None, str]:
@@ -566,7 +567,7 @@ class ReceivedParser(Parser):
         self.trust = _Trust(self.options.get("trusted") or ())
         self.date_fallback = bool(self.options.get("date_fallback"))
 
-    def parse(self, message: Any) -> Verdict:
+    def parse(self, message: Message) -> Verdict:
         why_not = _names_source(message)
         if why_not:
             return self.not_applicable(why_not)
@@ -595,7 +596,7 @@ class ReceivedParser(Parser):
         return self.found(incidents, f"entry hop of {n} Received chain{'s' if n != 1 else ''}")
 
 
-def carried_chains(message: Any) -> list[list[str]]:
+def carried_chains(message: Message) -> list[list[str]]:
     """Received chains of the messages a normalized report carries (never its own transport)."""
     chains: list[list[str]] = []
     wrappers = _wrappers(message)
@@ -614,7 +615,7 @@ def carried_chains(message: Any) -> list[list[str]]:
 _NOT_SECOND_GUESSED = "{} names the source itself; its carried Received chain is not second-guessed"
 
 
-def _names_source(message: Any) -> str | None:
+def _names_source(message: Message) -> str | None:
     """Does the report state the source itself, or is it a bounce? Then this parser stays out.
 
     A parser that declares ``authority`` and ran before this one (ARF Source-IP,
@@ -641,7 +642,7 @@ def _names_source(message: Any) -> str | None:
     return None
 
 
-def _wrappers(message: Any) -> set[int]:
+def _wrappers(message: Message) -> set[int]:
     """Embedded messages that carry another message (a forwarded report): their chain is transport."""
     out: set[int] = set()
     depth_of: dict[int, int] = {}
