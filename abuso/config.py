@@ -512,5 +512,33 @@ def _cache_put(path: Path, raw: bytes, stamp: list[Any] | None, data: dict[str, 
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, file)
+        _prune(file.parent)
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written is only slower
+
+
+#: Entries kept in the config cache (one per config path); the least recently written go first.
+CACHE_ENTRIES = 64
+
+
+def _prune(folder: Path) -> None:
+    """Bound the cache: a host that checks many configs (tests, a config per customer) must not fill it."""
+    import os
+
+    keep = CACHE_ENTRIES
+    entries = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.name.startswith("config-") and e.name.endswith(".json"):
+                try:
+                    entries.append((e.stat().st_mtime_ns, e.path))
+                except OSError:
+                    continue
+    if len(entries) <= keep:
+        return
+    entries.sort(reverse=True)
+    for _, path in entries[keep:]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -241,6 +241,25 @@ def test_parsed_config_cache_sees_every_edit(tmp_path, monkeypatch):
     assert e.value.line == again.value.line == 3
 
 
+def test_config_cache_is_bounded(tmp_path, monkeypatch):
+    """One entry per config path, at most CACHE_ENTRIES: the newest stay, the cache never grows without limit."""
+    import abuso.config as config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ABUSO_NO_CACHE", raising=False)
+    monkeypatch.setattr(config, "CACHE_ENTRIES", 5)
+    paths = []
+    for i in range(12):
+        folder = tmp_path / f"c{i}"
+        folder.mkdir()
+        paths.append(write(folder, "parsers: [log]\n"))
+        load(paths[-1])
+    cached = sorted((tmp_path / "cache" / "abuso").glob("config-*.json"))
+    assert len(cached) == 5
+    assert config._cache_file(paths[-1]) in cached
+    assert config._cache_file(paths[0]) not in cached
+
+
 def test_a_checked_config_is_checked_again_without_importing_any_stage(tmp_path):
     """The cache keeps the record of a successful check: the next start imports no stage module to
     check options, yet redoes the file checks (a table that went missing is still exit 78)."""
