@@ -19,6 +19,7 @@ COMMANDS = {
     "check-config": "abuso.commands.check_config:check_config",
     "query": "abuso.commands.query:query",
     "radius": "abuso.commands.radius:radius",
+    "init": "abuso.commands.init:init",
 }
 
 _FORMATS = ("text", "json", "intelmq")
