@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..addresses import find_addresses, is_useful_source, source_address
 from ..lazy import lazy_compile
@@ -50,6 +50,9 @@ from ..options import Option
 from ..taxonomy import KEYWORD_RULES, type_from_text
 from ..timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone, zone_tzinfo
 from .base import TIME_OPTIONS, Parser
+
+if TYPE_CHECKING:
+    from ..normalize import Message
 
 #: Work caps for hostile input: lines and characters read per message, characters per line.
 MAX_LINES = 20_000
@@ -181,6 +184,7 @@ class _Lazy:
     """A value computed on first use, then kept."""
 
     __slots__ = ("fn", "done", "value")
+    value: str | None
 
     def __init__(self, fn: Callable[[], str | None]) -> None:
         self.fn, self.done, self.value = fn, False, None
@@ -308,7 +312,7 @@ class LogParser(Parser):
         #: Slash dates are month first (US) unless this says so, or the block shows a day > 12 first.
         self.dayfirst = self.options.get("dayfirst")
 
-    def parse(self, message: Any) -> Verdict:
+    def parse(self, message: Message) -> Verdict:
         blocks = [b for b in message.blocks if b.kind != "headers"]
         if not blocks:
             return self.not_applicable("no text to read")
@@ -321,7 +325,7 @@ class LogParser(Parser):
         ctx.read_subject(message.subject or "", subject_hint)
         return self._verdict(ctx, message)
 
-    def _verdict(self, ctx: _Context, message: Any) -> Verdict:
+    def _verdict(self, ctx: _Context, message: Message) -> Verdict:
         """Say what was found, or why nothing was: "0 incidents" alone is what desks hate most."""
         incidents = ctx.incidents()
         notes = []
@@ -385,7 +389,7 @@ def _n(n: int, word: str, plural: str | None = None) -> str:
 class _Context:
     """The state of one message's parse: occurrences, roles and the zone sources."""
 
-    def __init__(self, parser: LogParser, message: Any) -> None:
+    def __init__(self, parser: LogParser, message: Message) -> None:
         self.parser = parser
         self.message = message
         self.reference = message.date
@@ -689,7 +693,7 @@ class _Context:
                 - Subject: ...
               - Mon, 21 Sep 2015 06:12AM PDT
         """
-        out = []
+        out: list[tuple[Stamp | None, str]] = []
         for j in range(i + 1, min(len(lines), i + RECORD_BACK + 1)):
             ln = lines[j]
             if not ln[:1].isspace() or not ln.strip() or addrs[j]:
@@ -744,18 +748,19 @@ class _Context:
                 groups[finer].extend(groups.pop(key))
                 same_ip.remove(key)
         out = []
-        for (ip, t), g in groups.items():
-            timed = [o for o in g if o.stamp is not None]
-            first = min(timed, key=lambda o: o.stamp.precision) if timed else g[0]
+        for (ip, _time), g in groups.items():
+            timed = [(o.stamp, o) for o in g if o.stamp is not None]
+            # The finest stamp of the group; None only for the group of an address without a time.
+            stamp, first = min(timed, key=lambda so: so[0].precision) if timed else (None, g[0])
             type_ = _best([o.hint for o in g]) or _best([o.fallback() for o in g if o.fallback]) or "undetermined"
             port = next((o.port for o in g if o.port is not None), None)
-            if t is None:
+            if stamp is None:
                 if self.parser.date_fallback and self.message.date is not None:
                     out.append(Incident(ip, type_, self.message.date, parser, "date-header", port, first.evidence,
                                         {"time_from": "report Date header"}))
                 else:
                     out.append(Incident(ip, type_, None, parser, "none", port, first.evidence))
             else:
-                out.append(Incident(ip, type_, first.stamp.time, parser, first.stamp.zone, port, first.evidence))
+                out.append(Incident(ip, type_, stamp.time, parser, stamp.zone, port, first.evidence))
             self.sources.add(ip)
         return out
