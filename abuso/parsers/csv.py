@@ -18,15 +18,18 @@ import zlib
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, ip_address
 from socket import AF_INET, inet_pton
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
-from ..model import Incident, merge_duplicates
+from ..model import Incident, Verdict, merge_duplicates
 from ..options import Option
 from ..taxonomy import normalize_type, type_from_text
 from ..zones import Zones, resolve, zone_offset
 from .base import TIME_OPTIONS, Parser
+
+if TYPE_CHECKING:
+    from ..normalize import Message
 
 zipfile = lazy_import('zipfile')
 gzip = lazy_import('gzip')
@@ -237,7 +240,7 @@ class CsvParser(Parser):
 
     # -- finding the tables ---------------------------------------------------
 
-    def parse(self, message: Any) -> Any:
+    def parse(self, message: Message) -> Verdict:
         candidates = [(a.filename or f"part {a.part}", a.data, k)
                       for a in message.attachments if (k := _attachment_kind(a))]
         candidates += _inline_csv_parts(message.email)
@@ -251,9 +254,10 @@ class CsvParser(Parser):
                 tables.extend(self._unzip(data, label, budget, notes))
                 continue
             if kind == "gzip":
-                data = self._gunzip(data, label, budget, notes)
-                if data is None:
+                unpacked = self._gunzip(data, label, budget, notes)
+                if unpacked is None:
                     continue
+                data = unpacked
             elif len(data) > budget.bytes:
                 budget.capped.append(f"{label} cut at max_bytes={self.max_bytes}")
                 data = data[: data.rfind(b"\n", 0, budget.bytes) + 1]
@@ -475,7 +479,7 @@ class CsvParser(Parser):
 class _Context:
     """What every table of one message shares: subject-derived type, Date, zone defaults."""
 
-    def __init__(self, message: Any, parser: CsvParser) -> None:
+    def __init__(self, message: Message, parser: CsvParser) -> None:
         subject = message.subject or ""
         sender = message.sender or ""
         self.shadowserver = "shadowserver" in (subject + sender).lower()
