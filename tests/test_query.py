@@ -53,8 +53,9 @@ def config(request, tmp_path) -> Path:
 
 def query(*args: str) -> list[dict]:
     result = CliRunner().invoke(cli, ["query", *args, "--format", "json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.output.splitlines()]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == (0 if rows else 1), result.output   # like grep: 1 when nothing matches
+    return rows
 
 
 def ips(config: Path, *args: str) -> list[str]:
@@ -173,3 +174,34 @@ def test_parse_helpers():
     assert parse_when("2026-11-22T08:00:00+01:00", "--since") == datetime(2026, 11, 22, 7, tzinfo=UTC)
     assert str(parse_network("192.0.2.7")) == "192.0.2.7/32"
     assert str(parse_network("2001:db8::1/32")) == "2001:db8::/32"
+
+
+def test_nothing_matches_is_exit_1_and_said(config):
+    result = CliRunner().invoke(cli, ["query", "-c", str(config), "--user", "bob"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "no incidents match" in result.stderr
+
+
+def test_a_limit_that_hides_matches_says_how_many(config):
+    result = CliRunner().invoke(cli, ["query", "-c", str(config), "--limit", "2"])
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 3                     # header + 2 rows
+    assert "2 of 5 shown (--limit 2; --limit 0 shows all)" in result.stderr
+    shown_all = CliRunner().invoke(cli, ["query", "-c", str(config), "--limit", "5"])
+    assert "shown" not in shown_all.stderr
+
+
+def test_customer_by_name_from_the_network_table_and_short_file_column(config):
+    table = config.parent / "networks.txt"
+    table.write_text("192.0.2.0/25  id=ACME;name=Acme Widgets Ltd\n2001:db8::/64 id=GAMMA;name=Gamma SA\n")
+    config.write_text(config.read_text().replace("processors:\n", "processors:\n  - table: {file: networks.txt}\n"))
+    assert ips(config, "--customer", "acme widgets ltd") == ["192.0.2.200", "192.0.2.7"]
+    assert ips(config, "--customer", "Gamma SA") == ["2001:db8::5"]
+    assert ips(config, "--customer", "GAMMA") == ["2001:db8::5"]
+    assert ips(config, "--customer", "Nobody") == []
+    table_out = CliRunner().invoke(cli, ["query", "-c", str(config), "--customer", "Gamma SA"]).stdout
+    row = query("-c", str(config), "--customer", "Gamma SA")[0]
+    folder, digest = row["path"].rsplit("/", 1)
+    assert f" {folder}/{digest[:12]}" in table_out and digest not in table_out
+    assert max(len(line) for line in table_out.splitlines()) < 120

@@ -58,14 +58,40 @@ def _type_filter(value: str) -> dict[str, str]:
                      " or a taxonomy such as intrusion-attempts)")
 
 
-def _store_options(config_path: str) -> tuple[dict[str, Any], Any]:
+def _load(config_path: str) -> Any:
     from ..config import load
 
     cfg = load(config_path)
-    stages = [s for s in cfg.processors if s.name == "store"]
-    if not stages:
+    if not any(s.name == "store" for s in cfg.processors):
         raise QueryError(f"{config_path}: no store processor configured (add '- store: {{path: …}}' to processors)")
-    return stages[0].options, cfg.base
+    return cfg
+
+
+def customer_ids(cfg: Any, value: str) -> list[str]:
+    """The stored customer labels ``--customer`` means: the value itself, and the id of every block of the
+    config's network table whose id, customer or name is ``value`` (case does not matter)."""
+    from ..processors.table import NetworkTable
+    from ..storage.index import customer_label
+
+    wanted = value.casefold()
+    ids = [value]
+    for stage in cfg.processors:
+        if stage.name != "table":
+            continue
+        for entry in NetworkTable.load(cfg.base / stage.options["file"]).entries:
+            names = (entry.customer.get(k) for k in ("id", "customer", "name"))
+            if any(isinstance(n, (str, int)) and str(n).casefold() == wanted for n in names):
+                label = customer_label(entry.customer)
+                if label and label not in ids:
+                    ids.append(label)
+    return ids
+
+
+def short_file(row: dict[str, Any]) -> str:
+    """A store-relative name that fits a table: ``2026/11/24/f8e8181cd5d9`` (``-f json`` has the full path)."""
+    path = str(row.get("path") or "")
+    folder, _, digest = path.rpartition("/")
+    return f"{folder}/{digest[:12]}" if folder else digest[:12] or "-"
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
@@ -74,6 +100,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
         return "-"
     if column == "time":
         return str(value).replace("+00:00", "Z")
+    if column == "file":
+        return short_file(row)
     return str(value)
 
 
@@ -97,13 +125,18 @@ def _printable(text: str) -> str:
 @click.option("--type", "type_", metavar="TYPE", help="A classification type (spam) or taxonomy (fraud).")
 @click.option("--customer", metavar="C", help="The customer the table processor assigned (its id or name).")
 @click.option("--user", metavar="U", help="The user the radius processor found.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="An aligned table for people or JSON lines (every field, the full file path).")
 @click.option("--limit", type=click.IntRange(min=0, max=10**9), default=100, show_default=True,
               help="At most N incidents, newest first (0: all).")
 def query(config_path: str, ip: str | None, since: str | None, until: str | None, type_: str | None,
           customer: str | None, user: str | None, fmt: str, limit: int) -> None:
-    """Search the stored history of incidents."""
-    criteria: dict[str, Any] = {"limit": limit or None, "customer": customer, "user": user}
+    """Search the stored history of incidents, newest first.
+
+    Exit status: 0 when something matched, 1 when nothing did (like grep), 64 for a bad argument,
+    78 for a bad config.
+    """
+    criteria: dict[str, Any] = {"user": user}
     if ip:
         criteria["network"] = parse_network(ip)
     if since:
@@ -114,12 +147,15 @@ def query(config_path: str, ip: str | None, since: str | None, until: str | None
         raise QueryError("--since must be before --until")
     if type_:
         criteria.update(_type_filter(type_))
-    options, base = _store_options(config_path)
+    cfg = _load(config_path)
+    if customer is not None:
+        criteria["customer"] = customer_ids(cfg, customer)
     from ..processors.store import open_store
 
-    store = open_store(options, base, create=False)
+    store = open_store(next(s for s in cfg.processors if s.name == "store").options, cfg.base, create=False)
     try:
-        rows = store.search(**criteria)
+        rows = store.search(limit=limit or None, **criteria)
+        total = store.search_count(**criteria) if limit and len(rows) == limit else len(rows)
     finally:
         store.close()
     if fmt == "json":
@@ -127,5 +163,8 @@ def query(config_path: str, ip: str | None, since: str | None, until: str | None
             click.echo(json.dumps(row, ensure_ascii=False))
     elif rows:
         click.echo(format_table(rows))
-    else:
+    if not rows:
         click.echo("no incidents match", err=True)
+        raise click.exceptions.Exit(1)
+    if total > len(rows):
+        click.echo(f"{len(rows)} of {total} shown (--limit {limit}; --limit 0 shows all)", err=True)

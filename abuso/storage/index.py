@@ -415,12 +415,14 @@ class Index:
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
         return new
 
-    def search(self, *, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+    @staticmethod
+    def _where(network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
                since: datetime | None = None, until: datetime | None = None, type: str | None = None,
-               taxonomy: str | None = None, customer: str | None = None, user: str | None = None,
-               limit: int | None = None) -> list[dict[str, Any]]:
-        """Incidents matching every given criterion, newest first, each with its report's metadata."""
-        where, params = [], []
+               taxonomy: str | None = None, customer: str | Sequence[str] | None = None,
+               user: str | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause (or "") and its parameters for :meth:`search` and :meth:`search_count`."""
+        where: list[str] = []
+        params: list[Any] = []
         if network is not None:
             lo, hi = net_range(network)
             where.append("i.ipkey BETWEEN ? AND ?")
@@ -431,16 +433,25 @@ class Index:
         if until is not None:
             where.append("i.time < ?")
             params.append(time_text(until))
+        if customer is not None and not isinstance(customer, str):
+            names = list(dict.fromkeys(customer))          # several ids: a name held by several customers
+            where.append(f"i.customer IN ({', '.join('?' * len(names))})")
+            params += names
+            customer = None
         for column, value in (("i.type", type), ("i.taxonomy", taxonomy), ("i.customer", customer),
                               ("i.username", user)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        return (" WHERE " + " AND ".join(where)) if where else "", params
+
+    def search(self, *, limit: int | None = None, **criteria: Any) -> list[dict[str, Any]]:
+        """Incidents matching every given criterion (see :meth:`_where`), newest first, each with its
+        report's metadata."""
+        where, params = self._where(**criteria)
         statement = ("SELECT i.ip, i.type, i.taxonomy, i.time, i.zone, i.parser, i.port, i.customer, i.username,"
                      " i.evidence, i.extra, r.digest, r.path, r.message_id, r.subject, r.sender, r.date, r.origin"
-                     " FROM incidents i JOIN reports r ON r.id = i.report")
-        if where:
-            statement += " WHERE " + " AND ".join(where)
+                     " FROM incidents i JOIN reports r ON r.id = i.report" + where)
         statement += " ORDER BY " + self.dialect.newest
         if limit:
             statement += " LIMIT ?"
@@ -456,6 +467,11 @@ class Index:
                 "date": _iso(r[16]), "origin": r[17],
             })
         return out
+
+    def search_count(self, **criteria: Any) -> int:
+        """How many incidents :meth:`search` would give without a limit."""
+        where, params = self._where(**criteria)
+        return int(self._read("SELECT count(*) FROM incidents i" + where, params)[0][0])
 
     def count(self) -> tuple[int, int]:
         """(reports, incidents) in the index."""

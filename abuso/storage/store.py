@@ -156,6 +156,10 @@ class Store:
             row["file"] = str(self.root / (row["path"] + ".eml"))
         return rows
 
+    def search_count(self, **criteria: Any) -> int:
+        """See :meth:`Index.search_count`."""
+        return self.index.search_count(**criteria)
+
     def remember(self, key: str, period: float) -> bool:
         """True the first time ``key`` is asked for in ``period`` seconds (and remembers it); else False."""
         return self.index.remember(key, period)
