@@ -61,7 +61,8 @@ class User:
             out = []
             for uid in uids:
                 typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")
-                out.append(next(part[1] for part in data if isinstance(part, tuple)))
+                # a worker may move it away between SEARCH and FETCH: then it is not in the folder any more
+                out.extend(part[1] for part in data if isinstance(part, tuple))
             return out
         finally:
             conn.logout()

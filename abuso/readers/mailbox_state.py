@@ -11,8 +11,9 @@ message that kills abuso leaves no trace on the server. So, per account (``scope
   never ended (``kill -9``, segfault, out of memory) still counts at the next run, which is how a message that
   crashes the worker is recognised and sent to ``failed`` instead of being re-read for ever.
 
-Every change is one committed transaction (WAL, ``synchronous=FULL``): a crash loses at most the change that was
-being made, never the file. Several processes on one host may share the file (SQLite locks it).
+Every change is one committed transaction (WAL, ``synchronous=FULL``, abuso/sqlite.py): a crash loses at most the
+change that was being made, never the file. Several processes on one host may share the file: each waits for the
+others' locks, and retries where SQLite does not wait by itself.
 
 Also here: what both mailbox readers need to reach an account (password, TLS context), checked the same way.
 """
@@ -22,9 +23,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-SCHEMA = """
+from .. import sqlite
+from ..errors import TransientError
+
+#: Ordered migrations of the state file (abuso/sqlite.py); the first is what files made before versions held.
+MIGRATIONS = ("""
 CREATE TABLE IF NOT EXISTS folders (
     scope TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL,
     PRIMARY KEY (scope, folder));
@@ -36,7 +43,7 @@ CREATE TABLE IF NOT EXISTS moves (
     scope TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
     target TEXT NOT NULL, msgkey TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
     PRIMARY KEY (scope, folder, uidvalidity, uid));
-"""
+""",)
 
 
 def default_path(reader: str, account: str) -> Path:
@@ -47,115 +54,116 @@ def default_path(reader: str, account: str) -> Path:
 
 
 class MailboxState:
-    """The state file of one reader; ``scope`` separates accounts that share a file."""
+    """The state file of one reader; ``scope`` separates accounts that share a file.
 
-    def __init__(self, path: str | Path, scope: str) -> None:
+    Several workers share one file (``claim``): every change waits for the others' locks (abuso/sqlite.py); one
+    that waits longer than ``timeout`` is a TransientError (the run stops, the message stays in the mailbox)."""
+
+    def __init__(self, path: str | Path, scope: str, timeout: float = sqlite.TIMEOUT) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.scope = scope
-        # check_same_thread off: a reader may be built in one thread and iterated in another (never both at once)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        with self._guard():
+            self.db = sqlite.connect(self.path, timeout=timeout, synchronous="FULL")
+            try:
+                self.db.migrate("mailbox-state", MIGRATIONS)
+            except BaseException:
+                self.db.close()
+                raise
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise TransientError(f"mailbox state {self.path}: {e}")
+
+    def _read(self, sql: str, params: tuple) -> list[tuple]:
+        with self._guard():
+            return sqlite.retry(lambda: self.db.execute(sql, params).fetchall(), self.db.lock_timeout)
+
+    def _write(self, sql: str, params: tuple) -> int:
+        with self._guard():
+            return self.db.write(sql, params).rowcount
 
     # -- folders -----------------------------------------------------------
 
     def uidvalidity(self, folder: str) -> int | None:
-        row = self.db.execute("SELECT uidvalidity FROM folders WHERE scope=? AND folder=?",
-                              (self.scope, folder)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT uidvalidity FROM folders WHERE scope=? AND folder=?", (self.scope, folder))
+        return rows[0][0] if rows else None
 
     def set_uidvalidity(self, folder: str, value: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", (self.scope, folder, value))
+        self._write("INSERT OR REPLACE INTO folders VALUES (?, ?, ?)", (self.scope, folder, value))
 
     # -- messages ----------------------------------------------------------
 
     def get(self, key: str) -> tuple[str, int, str | None] | None:
         """(status, attempts started, reason) or None for a message never seen."""
-        row = self.db.execute("SELECT status, attempts, reason FROM messages WHERE scope=? AND key=?",
-                              (self.scope, key)).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        rows = self._read("SELECT status, attempts, reason FROM messages WHERE scope=? AND key=?", (self.scope, key))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def begin(self, key: str) -> int:
         """Record that an attempt starts (before the message is handed out); returns the attempt number."""
-        with self._tx():
-            row = self.get(key)
+        with self._guard(), self.db.transaction() as cur:
+            row = cur.execute("SELECT status, attempts FROM messages WHERE scope=? AND key=?",
+                              (self.scope, key)).fetchone()
             attempts = 1 if row is None or row[0] != "pending" else row[1] + 1
-            self.db.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', ?, NULL, ?)",
-                            (self.scope, key, attempts, time.time()))
+            cur.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', ?, NULL, ?)",
+                        (self.scope, key, attempts, time.time()))
         return attempts
 
     def release(self, key: str) -> None:
         """The attempt ended without a verdict (transient failure, clean stop): it was not a crash."""
-        self.db.execute("UPDATE messages SET attempts = MAX(attempts - 1, 0), updated=? "
-                        "WHERE scope=? AND key=? AND status='pending'", (time.time(), self.scope, key))
+        self._write("UPDATE messages SET attempts = MAX(attempts - 1, 0), updated=? "
+                    "WHERE scope=? AND key=? AND status='pending'", (time.time(), self.scope, key))
 
     def finish(self, key: str, status: str, reason: str | None = None) -> None:
         """``done`` or ``failed``: the message left the inbox (or was flagged)."""
-        self.db.execute("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, "
-                        "COALESCE((SELECT attempts FROM messages WHERE scope=? AND key=?), 0), ?, ?)",
-                        (self.scope, key, status, self.scope, key, reason, time.time()))
+        self._write("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, "
+                    "COALESCE((SELECT attempts FROM messages WHERE scope=? AND key=?), 0), ?, ?)",
+                    (self.scope, key, status, self.scope, key, reason, time.time()))
 
     def finish_and_move(self, key: str, status: str, reason: str | None, move: tuple) -> None:
         """``finish`` and record the pending move ``(folder, uidvalidity, uid, target, msgkey, sha256, size)``."""
-        with self._tx():
+        with self._guard(), self.db.transaction() as cur:
             self.finish(key, status, reason)
-            self.db.execute("INSERT OR REPLACE INTO moves VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (self.scope, *move))
+            cur.execute("INSERT OR REPLACE INTO moves VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (self.scope, *move))
 
     def moves(self) -> list[tuple]:
-        return list(self.db.execute("SELECT folder, uidvalidity, uid, target, msgkey, sha256, size FROM moves "
-                                    "WHERE scope=? ORDER BY rowid", (self.scope,)))
+        return self._read("SELECT folder, uidvalidity, uid, target, msgkey, sha256, size FROM moves "
+                          "WHERE scope=? ORDER BY rowid", (self.scope,))
 
     def moved(self, slots: list[tuple[str, int, int]]) -> None:
-        with self._tx():
-            self.db.executemany("DELETE FROM moves WHERE scope=? AND folder=? AND uidvalidity=? AND uid=?",
-                                [(self.scope, *slot) for slot in slots])
+        with self._guard():
+            self.db.write_many("DELETE FROM moves WHERE scope=? AND folder=? AND uidvalidity=? AND uid=?",
+                               [(self.scope, *slot) for slot in slots])
 
     def begin_many(self, keys: list[str]) -> None:
-        with self._tx():
-            self.db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', 1, NULL, ?)",
-                                [(self.scope, k, time.time()) for k in keys])
+        with self._guard():
+            self.db.write_many("INSERT OR REPLACE INTO messages VALUES (?, ?, 'pending', 1, NULL, ?)",
+                               [(self.scope, k, time.time()) for k in keys])
 
     def forget_many(self, keys: list[str]) -> None:
-        with self._tx():
-            self.db.executemany("DELETE FROM messages WHERE scope=? AND key=?", [(self.scope, k) for k in keys])
+        with self._guard():
+            self.db.write_many("DELETE FROM messages WHERE scope=? AND key=?", [(self.scope, k) for k in keys])
 
     def forget(self, key: str) -> None:
-        self.db.execute("DELETE FROM messages WHERE scope=? AND key=?", (self.scope, key))
+        self._write("DELETE FROM messages WHERE scope=? AND key=?", (self.scope, key))
 
     def keys(self, status: str) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND status=?",
-                                              (self.scope, status))}
+        return {r[0] for r in self._read("SELECT key FROM messages WHERE scope=? AND status=?", (self.scope, status))}
 
     def claims(self) -> list[str]:
         """Claims recorded by ``begin("claim:…")`` and not forgotten: a worker died between claim and move."""
-        return [r[0] for r in self.db.execute("SELECT key FROM messages WHERE scope=? AND key LIKE 'claim:%'",
-                                              (self.scope,))]
+        return [r[0] for r in self._read("SELECT key FROM messages WHERE scope=? AND key LIKE 'claim:%'",
+                                         (self.scope,))]
 
     def prune(self, older_than: float) -> int:
         """Forget finished messages not touched for ``older_than`` seconds (the table must not grow for ever)."""
-        cur = self.db.execute("DELETE FROM messages WHERE scope=? AND status!='pending' AND updated < ?",
-                              (self.scope, time.time() - older_than))
-        return cur.rowcount
+        return self._write("DELETE FROM messages WHERE scope=? AND status!='pending' AND updated < ?",
+                           (self.scope, time.time() - older_than))
 
     def close(self) -> None:
         self.db.close()
-
-    def _tx(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return _Commit(self.db)  # type: ignore[return-value]
-
-
-class _Commit:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.db
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 # -- account secrets shared by the imap and pop3 readers (their options: readers/mailbox.py) ----
