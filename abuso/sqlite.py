@@ -41,6 +41,9 @@ NETWORK_FS = frozenset({
     "gpfs", "fuse.sshfs", "sshfs", "davfs", "fuse.davfs", "beegfs", "ocfs2", "gfs2", "fuse.s3fs", "fuse.rclone",
 })
 
+#: Primary result codes (the extended ones, such as SQLITE_BUSY_RECOVERY, carry them in their low byte).
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
 #: One migration: SQL text (one or more statements) or a function given the cursor of the migration's transaction.
 Migration = str | Callable[[sqlite3.Cursor], None]
 
@@ -55,7 +58,7 @@ def is_locked(e: BaseException) -> bool:
         return False
     code = getattr(e, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     return "locked" in str(e) or "busy" in str(e)
 
 

@@ -221,3 +221,31 @@ def test_statements_split_where_sqlite_would() -> None:
     assert len(got) == 3
     assert got[1] == "INSERT INTO t VALUES ('semi;colon');"
     assert got[2].startswith("CREATE TRIGGER") and got[2].endswith("END;")
+
+
+def test_every_sqlite_file_abuso_keeps_goes_through_the_helper(tmp_path: Path) -> None:
+    """Store index, RADIUS index, mailer state, mailbox state: 0640 under a lax umask, a schema version each."""
+    from abuso.processors.mailer.state import AnswerState
+    from abuso.radius.index import RadiusIndex
+    from abuso.readers.mailbox_state import MailboxState
+    from abuso.storage import Store
+
+    old = os.umask(0o002)
+    try:
+        Store.open(tmp_path / "store").close()
+        answers = AnswerState(tmp_path / "mailer" / "mailer.sqlite", 86400)
+        answers.db()
+        answers.close()
+        MailboxState(tmp_path / "imap.sqlite", "imap://u@h").close()
+        (tmp_path / "detail").write_text("")
+        RadiusIndex(tmp_path / "radius.idx").refresh([tmp_path / "detail"], zone="UTC")
+    finally:
+        os.umask(old)
+    files = {"store/index.sqlite": "store-index", "mailer/mailer.sqlite": "mailer-state",
+             "imap.sqlite": "mailbox-state", "radius.idx": "radius-index"}
+    for name, kind in files.items():
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+        db = connect(tmp_path / name, readonly=True)
+        assert db.schema_version(kind) == 1, name
+        db.close()
+    assert stat.S_IMODE((tmp_path / "mailer").stat().st_mode) == 0o700

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .. import sqlite
 from .detail import ACCT_OFF, ACCT_ON, START, STOP, Event, key_network, parse_block
 
-SCHEMA_VERSION = 1
 HEAD = 4096
 CHUNK = 8 << 20
 #: Events of one session closer than this are the same event (retransmissions, rounding).
@@ -52,7 +52,8 @@ CHECKPOINT = 10.0
 #: A "record" bigger than this without a blank line is garbage, not something to wait for.
 MAX_RECORD = 64 << 20
 
-_SCHEMA = """
+#: Ordered migrations (abuso/sqlite.py); the first is the schema of indexes made before versions were kept.
+MIGRATIONS: tuple[str, ...] = ("""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
@@ -66,7 +67,9 @@ CREATE INDEX IF NOT EXISTS sessions_open ON sessions(nas) WHERE stop IS NULL;
 CREATE TABLE IF NOT EXISTS nets (
     net BLOB NOT NULL, start REAL NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, start, sid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS long (net BLOB NOT NULL, sid INTEGER NOT NULL, PRIMARY KEY (net, sid)) WITHOUT ROWID;
-"""
+""",)
+#: Also in ``meta.version``, which older abuso versions check.
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 _FILE_COLUMNS = "path, dev, ino, size, mtime_ns, head, head_len, consumed, records, corrupt, tail"
@@ -173,24 +176,41 @@ class IndexNotReady(Exception):
         self.stats = stats
 
 
-def _open_building(path: Path, zone: str) -> sqlite3.Connection:
+def _open_building(path: Path, zone: str) -> sqlite.Connection:
     """The index being built: resumed if it is ours and read with the same zone, else begun anew."""
     if path.exists():
         try:
-            conn = sqlite3.connect(path, isolation_level=None)
-            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('version', 'zone')").fetchall())
-            if meta == {"version": str(SCHEMA_VERSION), "zone": zone}:
-                conn.executescript("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
+            conn = _connect(path, synchronous="OFF")
+            if _meta(conn) == {"version": str(SCHEMA_VERSION), "zone": zone}:
+                conn.migrate("radius-index", MIGRATIONS)
                 return conn
             conn.close()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, sqlite.SchemaError):
             pass
         path.unlink()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.executescript("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;")
-    conn.executescript(_SCHEMA)
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
+    conn = _connect(path, synchronous="OFF")
+    conn.migrate("radius-index", MIGRATIONS)
+    conn.write_many("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("version", str(SCHEMA_VERSION)), ("zone", zone)])
     return conn
+
+
+def _connect(path: Path, synchronous: str = "NORMAL") -> sqlite.Connection:
+    """The index for writing: 0640 (it names users), busy timeout (abuso/sqlite.py). Not WAL: a first build is
+    renamed over the index, and WAL's ``-wal``/``-shm`` files would then outlive the file they belong to while a
+    reader still has it open; one writer at a time is the ``.lock``'s job anyway."""
+    conn = sqlite.connect(path, timeout=30, mode=0o640, wal=False, synchronous=synchronous)
+    conn.execute("PRAGMA cache_size = -65536")
+    return conn
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """``version`` and ``zone`` of an index (empty for a file that is no index)."""
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('version', 'zone')").fetchall())
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return {}
+        raise
 
 
 class RadiusIndex:
@@ -203,7 +223,7 @@ class RadiusIndex:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite.Connection | None = None
         self._plens: list[tuple[int, int]] = []
         self._maxdur = 0.0
 
@@ -275,18 +295,20 @@ class RadiusIndex:
             os.close(fd)
         os.replace(building, self.path)
 
-    def _connect_existing(self, zone: str) -> sqlite3.Connection | None:
+    def _connect_existing(self, zone: str) -> sqlite.Connection | None:
         """The index if it exists, is ours, readable and read with ``zone``; None means rebuild it."""
         if not self.path.exists():
             return None
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('version', 'zone')").fetchall())
-            if meta != {"version": str(SCHEMA_VERSION), "zone": zone}:
+            conn = _connect(self.path)
+            if _meta(conn) != {"version": str(SCHEMA_VERSION), "zone": zone}:
                 conn.close()
                 return None
+            conn.migrate("radius-index", MIGRATIONS)  # an index made before schema_version: adopted as it is
             return conn
-        except sqlite3.DatabaseError:
+        except sqlite3.OperationalError:  # locked, disk full: worth a retry, not a rebuild
+            raise
+        except (sqlite3.DatabaseError, sqlite.SchemaError):
             return None
 
     # -- lookup ----------------------------------------------------------------------------------------------
@@ -296,7 +318,7 @@ class RadiusIndex:
         if not self.path.exists():
             raise FileNotFoundError(errno.ENOENT, "RADIUS index not built yet", str(self.path))
         # Read-only: lookups must never take a write lock other processes wait for.
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn = sqlite.connect(self.path, timeout=30, readonly=True)
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         self._plens = [tuple(p) for p in json.loads(meta.get("plens", "[]"))]
         self._maxdur = float(meta.get("maxdur", 0))
@@ -502,12 +524,12 @@ def _cut(buf: bytes) -> int:
 class _Refresher:
     """One refresh: walks the sources, parses what is new, folds events into sessions."""
 
-    def __init__(self, conn: sqlite3.Connection, to_epoch: Callable[..., float], stats: RefreshStats,
+    def __init__(self, conn: sqlite.Connection, to_epoch: Callable[..., float], stats: RefreshStats,
                  exclude: str = "", deadline: float | None = None) -> None:
         self.conn, self.to_epoch, self.stats, self.deadline = conn, to_epoch, stats, deadline
         #: The index's own files (index, lock, build in progress) if they live among the logs.
         self.exclude = exclude
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin()
         #: Nothing stored yet: a session key not met in this run needs no look-up.
         self.fresh = conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is None
         self.saved = time.monotonic()
@@ -539,7 +561,7 @@ class _Refresher:
         current = {p for p, _ in files}
         self.conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in known if p not in current])
         self._save_sessions()
-        self.conn.execute("COMMIT")
+        self.conn.commit_now()
 
     def _save_sessions(self) -> None:
         for rows in self.open.values():
@@ -552,8 +574,8 @@ class _Refresher:
     def checkpoint(self) -> None:
         """Make what was read so far durable, so that an interrupted refresh resumes from here."""
         self._save_sessions()
-        self.conn.execute("COMMIT")
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.commit_now()
+        self.conn.begin()
         self.saved = time.monotonic()
 
     def _read(self, path: str, st: os.stat_result, row: tuple | None) -> None:

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import os
 import time as _time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -217,21 +217,13 @@ class Index:
     def _sqlite(cls, path: Path, timeout: float) -> Index:
         import sqlite3
 
+        from .. import sqlite
+
         def connect() -> Any:
-            new = not path.exists()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-                conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
-                conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                    raise sqlite3.OperationalError("cannot switch to WAL mode")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.Error as e:
+            try:  # the file 0640 in a 0750 folder: reports name people
+                return sqlite.connect(path, timeout=timeout, mode=0o640, dir_mode=0o750, foreign_keys=True)
+            except (sqlite3.Error, OSError) as e:
                 raise TransientError(f"store index {path}: {e}")
-            if new:
-                os.chmod(path, 0o640)
-            return conn
 
         return cls(connect(), SQLITE, str(path), connect)
 
@@ -302,16 +294,8 @@ class Index:
         self._ready()
         try:
             if self.dialect.name == "sqlite":
-                cur = self.conn.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
+                with self.conn.transaction() as cur:  # abuso/sqlite.py: waits for, and retries, a locked file
                     yield cur
-                    cur.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        with suppress(self._db_error()):  # the error on its way out is the one to see
-                            cur.execute("ROLLBACK")
-                    raise
             else:
                 with self.conn.transaction(), self.conn.cursor() as cur:
                     yield cur
@@ -323,6 +307,10 @@ class Index:
     def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         self._ready()
         try:
+            if self.dialect.name == "sqlite":
+                from ..sqlite import retry
+
+                return retry(lambda: self._x(self.conn.cursor(), statement, params).fetchall(), self.conn.lock_timeout)
             cur = self.conn.cursor()
             return self._x(cur, statement, params).fetchall()
         except Exception as e:
@@ -348,13 +336,12 @@ class Index:
                 self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
                         (str(SCHEMA_VERSION),))
         else:
-            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
-            with self._tx() as cur:
-                for statement in ddl.split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-                self._x(cur, "INSERT INTO meta (name, value) VALUES ('schema', ?) ON CONFLICT (name) DO NOTHING",
-                        (str(SCHEMA_VERSION),))
+            try:
+                self.conn.migrate("store-index", sqlite_migrations())
+            except Exception as e:
+                if self._transient(e):
+                    raise self._fail(e)
+                raise
         self._check_version()
 
     def _check_version(self) -> None:
@@ -504,6 +491,16 @@ class Index:
         now = _time.time() if now is None else now
         with self._tx() as cur:
             return self._x(cur, "DELETE FROM seen WHERE at < ?", (now - older_than,)).rowcount
+
+
+def sqlite_migrations() -> list[str]:
+    """The SQLite index's migrations (abuso/sqlite.py), oldest first; the first one also adopts an index made
+    before the schema_version table (its statements are all IF NOT EXISTS). ``meta.schema`` is kept for the
+    abuso versions that read only that."""
+    d = SQLITE
+    v1 = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
+    v1 += "INSERT INTO meta (name, value) VALUES ('schema', '1') ON CONFLICT (name) DO NOTHING;"
+    return [v1]
 
 
 def sqlite_path(url: str, base: Path | None) -> Path:
