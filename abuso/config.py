@@ -27,6 +27,8 @@ DEFAULTS: tuple[Option, ...] = (
     Option("date_fallback", "bool", False),
     Option("max_bytes", "int", 32 * 1024 * 1024, min=1, help="larger messages are quarantined unread"),
     Option("timeout", "number", 60, min=0, help="seconds one message may take (0: no limit)"),
+    Option("max_memory", "size", "1G", min=0, help="memory one message may take; more and it is quarantined "
+                                                     "(0: no limit)"),
 )
 QUARANTINE = Option("quarantine", "folder", "~/abuso/quarantine")
 
@@ -63,6 +65,20 @@ class Config:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: The plain data the config was built from (picklable, for worker processes).
     data: dict[str, Any] = field(default_factory=dict)
+
+    def default(self, name: str) -> Any:
+        """A ``defaults`` value as given, or as declared (``DEFAULTS``) when not given."""
+        value = self.defaults.get(name)
+        if value is None:
+            value = next((o.default for o in DEFAULTS if o.name == name), None)
+        return value
+
+    @property
+    def max_memory(self) -> int:
+        """``defaults.max_memory`` in bytes (0: no limit)."""
+        from .sizes import parse_size
+
+        return parse_size(self.default("max_memory"))
 
     def describe(self) -> str:
         """The resolved pipeline, as `abuso check-config` prints it."""
@@ -294,7 +310,7 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
     if defaults is None:
         defaults = {}
     if not isinstance(defaults, dict):
-        err("must be a mapping of defaults (zone, date_fallback, max_bytes, timeout)", "defaults")
+        err("must be a mapping of defaults (zone, date_fallback, max_bytes, timeout, max_memory)", "defaults")
         defaults = {}
     found, _ = check_options(DEFAULTS, defaults)
     for key, reason in found:

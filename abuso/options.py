@@ -88,6 +88,18 @@ def _is_duration(v: Any) -> bool:
     return True
 
 
+def _is_size(v: Any) -> bool:
+    from .sizes import parse_size
+
+    if _is_number(v):
+        return True  # a negative one is out of range (``min``), not of another type
+    try:
+        parse_size(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_zone(v: Any) -> bool:
     if not _is_text(v):
         return False
@@ -124,6 +136,7 @@ TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "str": ("a non-empty string", _is_text),
     "strings": ("a list of strings", lambda v: isinstance(v, list) and all(_is_text(s) for s in v)),
     "duration": ("a duration such as 30s, 5m, 2h or 1d", _is_duration),
+    "size": ("a size such as 512M or 1G (bytes; K, M, G count in 1024s)", _is_size),
     "zone": ("a time zone such as UTC, +01:00 or Europe/Berlin", _is_zone),
     "networks": ("a network such as 192.0.2.0/24, or a list of them", _is_networks),
     "file": ("the path of a file", _is_text),
@@ -155,9 +168,17 @@ def _yaml_word(value: Any) -> str:
 
 
 def _seconds(option: Option, value: Any) -> float | None:
-    """The number a bound applies to: the value itself, or a duration's seconds; None for other values."""
+    """The number a bound applies to: the value itself, a duration's seconds or a size's bytes; None for
+    other values."""
     if _is_number(value):
         return float(value)
+    if isinstance(value, str) and "size" in option.type.split("|"):
+        from .sizes import parse_size
+
+        try:
+            return float(parse_size(value))
+        except ValueError:
+            return None
     if isinstance(value, str) and "duration" in option.type.split("|"):
         from .durations import parse_duration
 

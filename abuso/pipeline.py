@@ -57,6 +57,8 @@ class Pipeline:
             msg = normalize(raw)
         except RecursionError:
             raise MessageError("message structure nested too deeply to read")
+        except MemoryError:  # over the message's budget (defaults.max_memory): the runner says so
+            raise
         except BROKEN as e:  # a broken install or a bug every message would hit: not bad mail
             raise internal_error("the normalizer", e)
         except Exception as e:  # kept broad: whatever hostile bytes make the stdlib parser raise is this message's
@@ -71,7 +73,7 @@ class Pipeline:
         for parser in self.parsers:
             try:
                 verdict = parser.parse(msg)
-            except AbusoError:
+            except (AbusoError, MemoryError):
                 raise
             except BROKEN as e:
                 raise internal_error(f"parser {parser.name}", e)
@@ -155,7 +157,7 @@ def _run_stage(proc: Any, step: Any, report: Report) -> None:
     """One processor step; failures become TransientError (I/O: retry) or MessageError (quarantine)."""
     try:
         step(report)
-    except AbusoError:
+    except (AbusoError, MemoryError):  # MemoryError: over the message's budget, never a processor's verdict
         raise
     except BROKEN as e:
         raise internal_error(f"processor {proc.name}", e)
@@ -169,7 +171,7 @@ def _run_filter(flt: Any, incident: Any, report: Report) -> str | None:
     """One filter's judgement; a filter that raises fails this message (quarantine), a broken one the run."""
     try:
         return flt.reject(incident, report)
-    except AbusoError:
+    except (AbusoError, MemoryError):
         raise
     except BROKEN as e:
         raise internal_error(f"filter {flt.name}", e)

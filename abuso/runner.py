@@ -7,7 +7,6 @@ bounded window of messages is in flight, so memory stays flat on any archive.
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import sys
@@ -21,10 +20,6 @@ from .errors import BROKEN, EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, Transi
 from .readers.base import Item, Reader
 
 OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
-#: Messages per task sent to a worker process.
-CHUNK = 8
-#: How often a batch restarts its worker processes after one died, before it gives up (exit 75).
-MAX_RESTARTS = 20
 
 
 @dataclass
@@ -35,6 +30,9 @@ class Outcome:
     reason: str = ""
     valid: bool = False
     incidents: int = 0
+    #: The process that made this outcome should not take another message (it ran out of its
+    #: budget: what it holds may be half-built); a batch worker is replaced.
+    retire: bool = False
 
 
 class _Timeout(BaseException):
@@ -45,19 +43,28 @@ def _alarm(signum: int, frame: Any) -> None:
     raise _Timeout()
 
 
-def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origin: str, timeout: float) -> Outcome:
-    """Process one message; every failure becomes an Outcome, never an exception."""
+def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origin: str, timeout: float,
+                 max_memory: int = 0) -> Outcome:
+    """Process one message within its budget; every failure becomes an Outcome, never an exception.
+
+    ``timeout`` seconds (0: none) and ``max_memory`` bytes of growth (0: none) for the whole chain,
+    rendering included; over either, the message is quarantined with that reason.
+    """
+    from .budget import memory_limit
+
     use_alarm = timeout > 0 and hasattr(signal, "SIGALRM")
     if use_alarm:
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        report = pipeline.process(data, origin)
+        with memory_limit(max_memory):
+            report = pipeline.process(data, origin)
+            output = render(report)
         if report.error:  # a parser crashed on this input: keep the message for a human
-            return Outcome(origin, QUARANTINED, render(report), report.error, report.valid, len(report.incidents))
-        return Outcome(origin, OK, render(report), "", report.valid, len(report.incidents))
+            return Outcome(origin, QUARANTINED, output, report.error, report.valid, len(report.incidents))
+        return Outcome(origin, OK, output, "", report.valid, len(report.incidents))
     except _Timeout:
-        return Outcome(origin, QUARANTINED, reason=f"took longer than {timeout:g}s to process (defaults.timeout)")
+        return Outcome(origin, QUARANTINED, reason=over_timeout(timeout), retire=True)
     except TransientError as e:
         return Outcome(origin, TRANSIENT, reason=str(e))
     except MessageError as e:
@@ -65,7 +72,10 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
     except RecursionError:
         return Outcome(origin, QUARANTINED, reason="message structure nested too deeply")
     except MemoryError:
-        return Outcome(origin, TRANSIENT, reason="out of memory")
+        if max_memory > 0:
+            return Outcome(origin, QUARANTINED, reason=over_memory(max_memory), retire=True)
+        return Outcome(origin, TRANSIENT, reason="out of memory (and defaults.max_memory is 0: no limit)",
+                       retire=True)
     except BROKEN as e:  # a broken install or a bug any message would hit (rendering): not this message's fault
         return Outcome(origin, TRANSIENT, reason=str(internal_error("abuso", e)))
     except Exception as e:  # a bug in abuso on this input: keep the message for a human
@@ -74,6 +84,16 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+
+
+def over_timeout(timeout: float) -> str:
+    return f"over timeout {timeout:g} s (defaults.timeout)"
+
+
+def over_memory(max_memory: int) -> str:
+    from .sizes import show_size
+
+    return f"over max_memory {show_size(max_memory)} (defaults.max_memory)"
 
 
 # --- worker processes ---------------------------------------------------------
@@ -88,11 +108,6 @@ def _worker_init(config: Config, fmt: str, explain: bool, timeout: float, dry_ru
     _WORKER["pipeline"] = _build(config, explain, dry_run)
     _WORKER["render"] = renderer(fmt)
     _WORKER["timeout"] = timeout
-
-
-def _worker_run_many(batch: list[tuple[bytes, str]]) -> list[Outcome]:
-    return [process_item(_WORKER["pipeline"], _WORKER["render"], data, origin, _WORKER["timeout"])
-            for data, origin in batch]
 
 
 def _build(config: Config, explain: bool, dry_run: bool = False) -> Any:
@@ -144,14 +159,15 @@ class Runner:
         self.jobs = max(1, jobs)
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.timeout = float(config.defaults.get("timeout", 60))
+        self.timeout = float(config.default("timeout"))
+        self.max_memory = config.max_memory
         self.summary = Summary()
         self.progress = self.err.isatty() if progress is None else progress
         self._started = time.monotonic()
 
     def run(self) -> Summary:
         try:
-            if self.jobs == 1:
+            if self.jobs == 1 and not getattr(self.reader, "watch", False):
                 self._run_serial()
             else:
                 self._run_parallel()
@@ -171,96 +187,30 @@ class Runner:
         render = renderer(self.fmt)
         try:
             for item in self.reader:
-                self._finish(item, process_item(pipeline, render, item.data, item.origin, self.timeout))
+                self._finish(item, process_item(pipeline, render, item.data, item.origin, self.timeout,
+                                                self.max_memory))
         finally:
             pipeline.close()
 
     def _run_parallel(self) -> None:
-        import multiprocessing
+        """Worker processes (``-j N``, and ``--watch``): each message under a budget that no stage escapes.
 
-        self._ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        ``--watch`` takes one message at a time (the reader waits for new mail between messages, and
+        a message held back meanwhile would wait with it), in one worker replaced as it grows.
+        """
+        from .workers import CHUNK, Pool
+
+        watching = bool(getattr(self.reader, "watch", False))
         # The parent's validated config, not its file again: workers see exactly what the parent loaded.
-        self._initargs = (self.config, self.fmt, self.explain, self.timeout, self.dry_run)
-        self._restarts = 0
-        self._pool = self._new_pool()
-        window: collections.deque = collections.deque()
-        limit = self.jobs * 4  # chunks in flight: bounded memory, both cores busy
-        chunk: list[Item] = []
-        try:
-            for item in self.reader:
-                chunk.append(item)
-                # Several messages a task: one pickling round trip per chunk, not per message.
-                if len(chunk) >= CHUNK:
-                    window.append(self._submit(chunk))
-                    chunk = []
-                    while len(window) >= limit:
-                        self._collect(window.popleft(), window)
-            if chunk:
-                window.append(self._submit(chunk))
-            while window:
-                self._collect(window.popleft(), window)
-        finally:
-            self._pool.shutdown(cancel_futures=True)
+        initargs = (self.config, self.fmt, self.explain, self.timeout, self.dry_run)
+        pool = Pool(1 if watching else self.jobs, initargs, timeout=self.timeout, max_memory=self.max_memory,
+                    window=1 if watching else self.jobs * 4 * CHUNK, finish=self._finish,
+                    problem=self._worker_problem)
+        pool.run(self.reader)
 
-    def _new_pool(self) -> Any:
-        from concurrent.futures import ProcessPoolExecutor
-
-        return ProcessPoolExecutor(self.jobs, mp_context=self._ctx, initializer=_worker_init,
-                                   initargs=self._initargs)
-
-    def _submit(self, items: list[Item]) -> tuple[list[Item], Any]:
-        try:
-            return items, self._pool.submit(_worker_run_many, [(i.data, i.origin) for i in items])
-        except Exception as e:  # a pool that cannot take work any more (too many restarts)
-            from concurrent.futures import Future
-
-            failed: Future = Future()
-            failed.set_exception(e)
-            return items, failed
-
-    def _restart_pool(self) -> bool:
-        """A worker died (a crash in a library, the OOM killer): start afresh, a bounded number of times."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._restarts += 1
-        if self._restarts > MAX_RESTARTS:
-            return False
-        self._pool = self._new_pool()
-        return True
-
-    def _collect(self, entry: tuple[list[Item], Any], window: collections.deque) -> None:
-        from concurrent.futures.process import BrokenProcessPool
-
-        items, future = entry
-        try:
-            outcomes = future.result()
-        except BrokenProcessPool:
-            # Every task in flight died with the pool: find the message that killed it by
-            # processing this chunk one message at a time, then resubmit the others.
-            in_flight = [its for its, _ in window]
-            window.clear()
-            outcomes = self._isolate(items) if self._restart_pool() else [
-                Outcome(i.origin, TRANSIENT, reason="worker processes keep dying; stopped") for i in items]
-            for its in in_flight:
-                window.append(self._submit(its))
-        except Exception as e:
-            outcomes = [Outcome(i.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}") for i in items]
-        for item, outcome in zip(items, outcomes, strict=True):
-            self._finish(item, outcome)
-
-    def _isolate(self, items: list[Item]) -> list[Outcome]:
-        from concurrent.futures.process import BrokenProcessPool
-
-        outcomes = []
-        for item in items:
-            try:
-                outcomes.append(self._pool.submit(_worker_run_many, [(item.data, item.origin)]).result()[0])
-            except BrokenProcessPool:
-                alive = self._restart_pool()
-                outcomes.append(Outcome(item.origin, QUARANTINED if alive else TRANSIENT,
-                                        reason="the worker process died while processing it (crash or killed)"))
-            except Exception as e:
-                outcomes.append(Outcome(item.origin, TRANSIENT, reason=f"worker failed: {type(e).__name__}: {e}"))
-        return outcomes
+    def _worker_problem(self, problem: str) -> None:
+        self.summary.transient += 1
+        self.err.write(f"abuso: {problem}\n")
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
         s = self.summary

@@ -91,8 +91,12 @@ def test_a_stage_list_written_as_a_string_is_an_error(tmp_path):
     ("{date_fallback: maybe}", "2: defaults.date_fallback: must be true or false, not 'maybe'"),
     ("{zone: Mars/Olympus}", "2: defaults.zone: must be a time zone such as UTC, +01:00 or Europe/Berlin, "
                              "not 'Mars/Olympus'"),
-    ("{colour: blue}", "2: defaults.colour: unknown option (known: zone, date_fallback, max_bytes, timeout)"),
-    ("[1, 2]", "2: defaults: must be a mapping of defaults (zone, date_fallback, max_bytes, timeout)"),
+    ("{colour: blue}", "2: defaults.colour: unknown option (known: zone, date_fallback, max_bytes, timeout, "
+                       "max_memory)"),
+    ("[1, 2]", "2: defaults: must be a mapping of defaults (zone, date_fallback, max_bytes, timeout, max_memory)"),
+    ("{max_memory: lots}", "2: defaults.max_memory: must be a size such as 512M or 1G (bytes; K, M, G count in "
+                           "1024s), not 'lots'"),
+    ("{max_memory: -1}", "2: defaults.max_memory: must be at least 0, not -1"),
 ])
 def test_defaults_are_checked_for_type_and_range(tmp_path, defaults, line):
     assert problems(write(tmp_path, f"parsers: []\ndefaults: {defaults}\n")) == [line]

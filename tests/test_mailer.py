@@ -804,7 +804,7 @@ def test_interrupted_delivery_never_answers_twice(server: Recorder, tmp_path: Pa
     server.delay = 3.0
     with Pipeline.from_config(config) as pipeline:
         outcome = process_item(pipeline, str, sample("human.eml"), "human.eml", 1.0)
-    assert outcome.status == QUARANTINED and "longer than 1s" in outcome.reason
+    assert outcome.status == QUARANTINED and "over timeout 1 s" in outcome.reason
     assert len(server.messages) == 1  # the server did get it
     server.delay = 0
     with Pipeline.from_config(config) as pipeline:

@@ -112,7 +112,7 @@ def test_runaway_parser_is_stopped_by_timeout(tmp_path):
     finally:
         Pipeline.__init__ = original
     assert summary.quarantined == 2
-    assert "longer than 0.2s" in reader.outcomes[0][1]
+    assert reader.outcomes[0][1] == "over timeout 0.2 s (defaults.timeout)"
 
 
 def test_a_message_that_kills_its_worker_is_quarantined_and_the_batch_goes_on(config):
