@@ -127,7 +127,8 @@ class _Entry:
     __slots__ = ("item", "outcome")
 
     def __init__(self, item: Any) -> None:
-        self.item, self.outcome = item, None
+        self.item: Any = item
+        self.outcome: Any = None
 
 
 class _Worker:
@@ -204,7 +205,8 @@ class Pool:
                 idle = self._start()
                 if idle is None:
                     continue
-            chunk, size = [], 0
+            chunk: list[_Entry] = []
+            size = 0
             while self.pending and len(chunk) < CHUNK and (not chunk or size < CHUNK_BYTES):
                 entry = self.pending.popleft()
                 chunk.append(entry)

@@ -146,8 +146,9 @@ def test_workers_are_replaced_as_they_grow(tmp_path, stages, monkeypatch):
     """A worker whose resident memory grew past its bound takes no more messages: memory goes back."""
     from abuso import workers
 
-    monkeypatch.setattr(workers, "MIN_RECYCLE", 0)  # every message grows the worker a little
-    config = load({"parsers": ["hog"], "quarantine": str(tmp_path / "q"), "defaults": {"max_memory": 1}})
+    assert workers.recycle_bytes(1 << 30) == 256 << 20 and workers.recycle_bytes(0) == workers.RECYCLE_BYTES
+    monkeypatch.setattr(workers, "recycle_bytes", lambda max_memory: -1)  # any size is too big
+    config = load({"parsers": ["hog"], "quarantine": str(tmp_path / "q")})
     summary, reader, reports, err = run(config, [message(n) for n in range(6)], jobs=2)
     assert summary.status == EX_OK and [r["file"] for r in reports] == [f"m{n}" for n in range(6)], err
     assert len(pids(reports)) == 6  # one worker per message
