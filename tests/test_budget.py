@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -146,17 +147,20 @@ def test_workers_are_replaced_as_they_grow(tmp_path, stages, monkeypatch):
     """A worker whose resident memory grew past its bound takes no more messages: memory goes back."""
     from abuso import workers
 
-    assert workers.recycle_bytes(1 << 30) == 256 << 20 and workers.recycle_bytes(0) == workers.RECYCLE_BYTES
+    recycle_bytes = workers.recycle_bytes
+    assert recycle_bytes(1 << 30) == 256 << 20 and recycle_bytes(0) == workers.RECYCLE_BYTES
     monkeypatch.setattr(workers, "recycle_bytes", lambda max_memory: -1)  # any size is too big
     config = load({"parsers": ["hog"], "quarantine": str(tmp_path / "q")})
     summary, reader, reports, err = run(config, [message(n) for n in range(6)], jobs=2)
     assert summary.status == EX_OK and [r["file"] for r in reports] == [f"m{n}" for n in range(6)], err
     assert len(pids(reports)) == 6  # one worker per message
 
+    monkeypatch.setattr(workers, "recycle_bytes", recycle_bytes)  # as it is: these messages are far below it
     monkeypatch.setattr(workers, "MAX_MESSAGES", 2)
     config = load({"parsers": ["hog"], "quarantine": str(tmp_path / "q")})
     summary, reader, reports, err = run(config, [message(n) for n in range(8)], jobs=2)
-    assert summary.status == EX_OK and len(pids(reports)) == 4
+    handled = Counter(r["verdicts"]["hog"] for r in reports)  # "pid N" -> messages it handled
+    assert summary.status == EX_OK and max(handled.values()) == 2 and len(handled) >= 4, handled
 
 
 def test_process_item_says_out_of_memory_without_a_budget_as_transient():
