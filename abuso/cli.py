@@ -20,6 +20,7 @@ COMMANDS = {
     "query": "abuso.commands.query:query",
     "radius": "abuso.commands.radius:radius",
     "init": "abuso.commands.init:init",
+    "stats": "abuso.commands.stats:stats",
 }
 
 _FORMATS = ("text", "json", "intelmq")

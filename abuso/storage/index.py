@@ -160,6 +160,8 @@ class _Dialect:
     #: Newest first with undated incidents last, in an order the time index can deliver.
     newest: str
     time_index: str
+    #: The asn processor's number in an incident's extra JSON (``abuso stats --by asn``).
+    asn: str = ""
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.name == "postgresql" else statement
@@ -172,9 +174,11 @@ _PG_CONFIG_TEXT = lazy_compile(r"password authentication failed|no password supp
                              r'(role|database) "[^"]*" does not exist')
 
 SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
-                  newest="i.time DESC, i.id DESC", time_index="time")  # SQLite: NULL sorts lowest
+                  newest="i.time DESC, i.id DESC", time_index="time",  # SQLite: NULL sorts lowest
+                  asn="json_extract(i.extra, '$.asn')")
 POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN",
-                      newest="i.time DESC NULLS LAST, i.id DESC", time_index="time DESC NULLS LAST, id DESC")
+                      newest="i.time DESC NULLS LAST, i.id DESC", time_index="time DESC NULLS LAST, id DESC",
+                      asn="(i.extra::jsonb ->> 'asn')")
 
 
 class Index:
@@ -454,6 +458,51 @@ class Index:
                 "date": _iso(r[16]), "origin": r[17],
             })
         return out
+
+    #: What :meth:`counts` can group by, as SQL over ``incidents i JOIN reports r``.
+    GROUPS = {"type": "i.type", "customer": "i.customer", "ip": "i.ip", "day": "substr(i.time, 1, 10)",
+              "sender": "r.sender", "user": "i.username"}
+
+    def counts(self, groups: Sequence[str], **criteria: Any) -> list[tuple[Any, ...]]:
+        """(group values..., incidents) for the incidents matching :meth:`_where`'s criteria; ``asn`` too."""
+        exprs = [self.dialect.asn if g == "asn" else self.GROUPS[g] for g in groups]
+        where, params = self._where(**criteria)
+        cols = ", ".join(exprs)
+        join = " JOIN reports r ON r.id = i.report" if any(e.startswith("r.") for e in exprs) else ""
+        return self._read(f"SELECT {cols}, count(*) FROM incidents i{join}{where} GROUP BY {cols}", params)
+
+    def totals(self, **criteria: Any) -> tuple[int, int]:
+        """(incidents, reports) matching the criteria."""
+        where, params = self._where(**criteria)
+        row = self._read("SELECT count(*), count(DISTINCT i.report) FROM incidents i" + where, params)[0]
+        return int(row[0]), int(row[1])
+
+    def times(self, **criteria: Any) -> list[tuple[Any, Any]]:
+        """(incident time, report date) of every matching incident: time from incident to report."""
+        where, params = self._where(**criteria)
+        return self._read("SELECT i.time, r.date FROM incidents i JOIN reports r ON r.id = i.report" + where,
+                          params)
+
+    def repeated(self, at_least: int, **criteria: Any) -> list[tuple[Any, ...]]:
+        """(ip, reports, incidents, first, last) of addresses in at least ``at_least`` distinct reports."""
+        where, params = self._where(**criteria)
+        return self._read("SELECT i.ip, count(DISTINCT i.report), count(*), min(i.time), max(i.time)"
+                          f" FROM incidents i{where} GROUP BY i.ip HAVING count(DISTINCT i.report) >= ?",
+                          [*params, at_least])
+
+    def latest_names(self, ips: Sequence[str], **criteria: Any) -> dict[str, tuple[Any, Any]]:
+        """The last customer and user named for each of ``ips`` (in time order) among matching incidents."""
+        wanted = set(ips)
+        where, params = self._where(**criteria)
+        found: dict[str, tuple[Any, Any]] = {}
+        rows = self._read("SELECT i.ip, i.customer, i.username FROM incidents i" + where
+                          + (" AND" if where else " WHERE") + " (i.customer IS NOT NULL OR i.username IS NOT NULL)"
+                          " ORDER BY i.time", params)
+        for ip, customer, user in rows:
+            if ip in wanted:
+                old = found.get(ip, (None, None))
+                found[ip] = (customer or old[0], user or old[1])
+        return found
 
     def search_count(self, **criteria: Any) -> int:
         """How many incidents :meth:`search` would give without a limit."""
