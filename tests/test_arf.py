@@ -26,6 +26,7 @@ NEEDS_OTHER_PARSER = {
     "abuseio/cleanmx/Cleanmx_Example_2.eml": "log",
     "abuseio/cleanmx/Cleanmx_Example_4.eml": "log",
     "samples/arf/no-source-ip.eml": "received",
+    "samples/arf/no-original-pasted-headers.eml": "received",
 }
 
 

@@ -403,9 +403,14 @@ class ArfParser(Parser):
 
     def parse(self, message: Message) -> Verdict:
         verdict = self._read(message)
-        if has_feedback_part(message):
-            self.states_source(verdict, "an ARF report")
-        return verdict
+        if not has_feedback_part(message):
+            return verdict
+        if not verdict.incidents and _NO_SOURCE in verdict.reason:
+            # No Source-IP and the Received fallback found nothing: the report does not state its
+            # source after all, so the received parser (trusted relays, pasted chains) may try.
+            verdict.reason += "; left to the received parser"
+            return verdict
+        return self.states_source(verdict, "an ARF report")
 
     def _read(self, message: Message) -> Verdict:
         if not looks_like_arf(message):
@@ -495,9 +500,13 @@ class ArfParser(Parser):
         except Exception as e:  # kept broad: a fallback must never cost the report
             return None, f"feedback report without Source-IP; its Received chain is unreadable ({type(e).__name__})"
         if hop is None or getattr(hop, "ip", None) is None:
-            return None, "feedback report without Source-IP, and no source in the original's Received chain"
+            return None, _UNDERIVED
         return hop, ""
 
+
+#: Every reason of a report that named no source and whose fallback found none starts so.
+_NO_SOURCE = "feedback report without Source-IP"
+_UNDERIVED = _NO_SOURCE + ", and no source in the original's Received chain"
 
 _EVIDENCE_FIELDS = {"feedback-type", "source-ip", "source-port", "arrival-date", "received-date", "reported-domain",
                     "reported-uri", "user-agent", "incidents", "auth-failure"}
