@@ -156,15 +156,16 @@ def test_unknown_zone_name_is_not_taken_for_utc() -> None:
 
 
 def test_no_time_uses_report_date_only_when_configured() -> None:
-    raw = arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.7")
-    assert parse(raw).incidents[0].time is None
+    raw = arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.7", original="Subject: spam\n\nbuy\n")
+    assert parse(raw).incidents[0].time is None  # nor the original nor the human part gives a time
     inc = parse(raw, date_fallback=True).incidents[0]
     assert inc.time == datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
     assert (inc.zone, inc.extra["time_from"]) == ("date-header", "date-header")
 
 
 def test_unreadable_arrival_date_is_reported() -> None:
-    v = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.7\nArrival-Date: yesterday-ish"))
+    v = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.7\nArrival-Date: yesterday-ish",
+                       original="Subject: spam\n\nbuy\n"))
     assert v.incidents[0].time is None and "unreadable Arrival-Date" in v.reason
 
 

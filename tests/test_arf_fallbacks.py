@@ -63,3 +63,56 @@ def test_not_spam_without_source_still_accuses_nobody() -> None:
     raw = arf_mail("Feedback-Type: not-spam\n", original=YAHOO_COPY)
     report = Pipeline.from_config({"parsers": ["arf", "received"]}).analyse(raw, "x")
     assert report.incidents == []
+
+
+# --- class 2: no Arrival-Date -----------------------------------------------------------
+
+CHAIN = ("Received: from mx-in.reporter.example (mx-in.reporter.example [10.1.1.5]) by store.reporter.example "
+         "with LMTP id 1; Mon, 16 Nov 2026 08:00:09 +0100\n"
+         "Received: from mail.sender.example (mail.sender.example [192.0.2.150]) by mx-in.reporter.example "
+         "(Postfix) with ESMTP id 2; Mon, 16 Nov 2026 08:00:05 +0100\n")
+
+
+def test_no_arrival_date_takes_the_hop_whose_client_is_the_source() -> None:
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n",
+                           original=CHAIN + "Date: Mon, 16 Nov 2026 06:59:58 +0000\n\nx\n")).incidents
+    assert (inc.time, inc.zone, inc.extra["time_from"]) == (utc(2026, 11, 16, 7, 0, 5), "explicit", "received")
+
+
+def test_no_arrival_date_and_source_not_in_the_chain_takes_the_newest_hop() -> None:
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 203.0.113.9\n", original=CHAIN + "\nx\n")).incidents
+    assert (inc.time, inc.extra["time_from"]) == (utc(2026, 11, 16, 7, 0, 9), "received")
+
+
+def test_no_arrival_date_naive_received_date_takes_the_reports_zone() -> None:
+    chain = ("Received: from a.example (a.example [192.0.2.150]) by mx.reporter.example with ESMTP id 3; "
+             "Mon, 16 Nov 2026 08:00:05\n\nx\n")
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n", original=chain,
+                           date="Mon, 16 Nov 2026 09:00:00 -0500")).incidents
+    assert (inc.time, inc.zone) == (utc(2026, 11, 16, 13, 0, 5), "date-header")
+
+
+def test_no_arrival_date_nor_received_takes_the_originals_date() -> None:
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n",
+                           original="Date: Tue, 17 Nov 2026 22:10:00 -0500\nSubject: s\n\nx\n")).incidents
+    assert (inc.time, inc.zone, inc.extra["time_from"]) == (utc(2026, 11, 18, 3, 10), "explicit", "original-date")
+
+
+def test_no_original_takes_the_human_readable_parts_time_wrapped_or_not() -> None:
+    human = "This is an abuse report for a message received from IP\n192.0.2.150 on Thu, 29 Apr\n2026 23:34:45 +0000."
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n", original="Subject: s\n\nx\n",
+                           human=human)).incidents
+    assert (inc.time, inc.zone, inc.extra["time_from"]) == (utc(2026, 4, 29, 23, 34, 45), "explicit", "human-part")
+
+
+def test_naive_time_in_the_human_part_takes_the_zone_the_report_states() -> None:
+    human = "All times are CET.\nReceived from 192.0.2.150 on 2026-11-19 14:05:33."
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n", original="Subject: s\n\nx\n",
+                           human=human, date=None)).incidents
+    assert (inc.time, inc.zone) == (utc(2026, 11, 19, 13, 5, 33), "stated")
+
+
+def test_arrival_date_still_wins() -> None:
+    [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n"
+                           "Arrival-Date: Mon, 16 Nov 2026 07:30:00 +0000\n", original=CHAIN + "\nx\n")).incidents
+    assert inc.time == utc(2026, 11, 16, 7, 30) and "time_from" not in inc.extra

@@ -217,6 +217,8 @@ class FeedbackReport:
     part: str
     original: _StdMessage | None = None
     problems: list[str] = field(default_factory=list)
+    #: The human-readable part (its head), for a time the fields do not give.
+    human: str = ""
 
     def get(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -358,6 +360,10 @@ def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[s
                 walk(kid, f"{path}.{i}", depth)
             return
         for kid in kids:
+            if kid.get_content_type().startswith("text/") and not report.human and _feedback_text(
+                    kid, kid.get_content_type()) is None:
+                report.human = _decoded(kid)[:SNIFF_CHARS]
+        for kid in kids:
             if kid.get_content_type() in _ORIGINAL_TYPES:
                 inner = _children(kid)
                 if kid.get_content_type().endswith("-headers") or not inner:
@@ -477,6 +483,11 @@ class ArfParser(Parser):
             evidence = _join(evidence, str(getattr(hop, "evidence", "") or "")[:1000], "\n")
             note = _join(note, "no Source-IP: address taken from the original message's Received chain")
         if time is None:
+            time, zone, time_from = _arrival_fallback(rep, ip, message, self.options)
+            if time is not None:
+                extra["time_from"] = time_from
+                note = _join(note, f"no Arrival-Date: time from the {_TIME_FROM[time_from]}")
+        if time is None:
             time, zone, more = fallback_time(message, self.options)
             extra.update(more)
         port = None
@@ -506,6 +517,50 @@ class ArfParser(Parser):
 
 #: Every reason of a report that named no source and whose fallback found none starts so.
 _NO_SOURCE = "feedback report without Source-IP"
+_TIME_FROM = {"received": "original's Received header", "original-date": "original's Date",
+              "human-part": "human-readable part"}
+#: How much of the human-readable part is searched for a time.
+HUMAN_CHARS = 2000
+
+
+def _arrival_fallback(rep: FeedbackReport, ip: Any, message: Any,
+                      options: Mapping[str, Any]) -> tuple[datetime | None, str, str]:
+    """The time of a report without Arrival-Date: (time, zone, where from), or (None, "none", "").
+
+    In this order: the original's Received header whose client is the source
+    (else its newest one: the reporter's own delivery), the original's Date,
+    the first time the human-readable part gives. Naive stamps take the
+    report's zone sources (abuso.zones), and ``zone`` says where the offset came from.
+    """
+    from ..normalize import header_all
+    from ..timestamps import find_timestamps
+    from .received import MAX_HOPS
+    from .received_line import parse_received
+
+    zones = Zones.of(message, options)
+    if rep.original is not None:
+        try:
+            hops = [parse_received(h, zones) for h in header_all(rep.original, "Received")[:MAX_HOPS]]
+            date = rep.original.get("Date")
+        except INPUT_ERRORS:
+            hops, date = [], None
+        timed = [h for h in hops if h.time is not None]
+        hop = next((h for h in timed if h.ip == ip), None) or (timed[0] if timed else None)
+        if hop is not None:
+            return hop.time, hop.zone, "received"
+        if date:
+            time, zone = resolve_time(str(date), message, options)
+            if time is not None:
+                return time, zone, "original-date"
+    if rep.human:  # one line: generators wrap "received from IP x on <date>" anywhere
+        text = " ".join(rep.human[:HUMAN_CHARS].split())
+        stamps = find_timestamps(text, reference=getattr(message, "date", None), stated=zones.stated,
+                                 header_offset=zones.header_offset, default=zones.default)
+        if stamps:
+            return stamps[0].time, stamps[0].zone, "human-part"
+    return None, "none", ""
+
+
 _UNDERIVED = _NO_SOURCE + ", and no source in the original's Received chain"
 
 _EVIDENCE_FIELDS = {"feedback-type", "source-ip", "source-port", "arrival-date", "received-date", "reported-domain",
