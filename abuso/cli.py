@@ -49,19 +49,26 @@ def _group() -> Any:
 
 
 def piped_args(argv: list[str]) -> dict[str, Any] | None:
-    """The options of ``run -c CONFIG [-f FORMAT]`` (nothing else), or None for the full parser."""
+    """The options of ``run -c CONFIG [-f FORMAT] [-v|-q] [--log T] [--log-level L]`` (nothing else), or
+    None for the full parser."""
     if not argv or argv[0] != "run":
         return None
     found: dict[str, Any] = {}
     rest = argv[1:]
     while rest:
         opt = rest[0]
+        if opt in ("-v", "-vv", "--verbose"):
+            found["verbose"] = found.get("verbose", 0) + (2 if opt == "-vv" else 1)
+            rest = rest[1:]
+            continue
+        if opt in ("-q", "--quiet"):
+            found["quiet"] = True
+            rest = rest[1:]
+            continue
         name, eq, value = opt.partition("=")
-        if name in ("-c", "--config") and "config_path" not in found:
-            key = "config_path"
-        elif name in ("-f", "--format") and "fmt" not in found:
-            key = "fmt"
-        else:
+        key = {"-c": "config_path", "--config": "config_path", "-f": "fmt", "--format": "fmt",
+               "--log": "log", "--log-level": "log_level"}.get(name)
+        if key is None or key in found:
             return None
         if not eq:
             if len(rest) < 2:

@@ -33,6 +33,12 @@ class Outcome:
     #: The process that made this outcome should not take another message (it ran out of its
     #: budget: what it holds may be half-built); a batch worker is replaced.
     retire: bool = False
+    #: The log line of the message (abuso.logs.describe), when the log wants one.
+    log: str = ""
+
+
+class OutputClosed(Exception):
+    """The reader of our output went away (``abuso run … | head``): stop, as a pipeline expects."""
 
 
 class _Timeout(BaseException):
@@ -60,9 +66,10 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
         with memory_limit(max_memory):
             report = pipeline.process(data, origin)
             output = render(report)
+        line = _describe(report)
         if report.error:  # a parser crashed on this input: keep the message for a human
-            return Outcome(origin, QUARANTINED, output, report.error, report.valid, len(report.incidents))
-        return Outcome(origin, OK, output, "", report.valid, len(report.incidents))
+            return Outcome(origin, QUARANTINED, output, report.error, report.valid, len(report.incidents), log=line)
+        return Outcome(origin, OK, output, "", report.valid, len(report.incidents), log=line)
     except _Timeout:
         return Outcome(origin, QUARANTINED, reason=over_timeout(timeout), retire=True)
     except TransientError as e:
@@ -84,6 +91,16 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+
+
+def _describe(report: Any) -> str:
+    import logging
+
+    if not logging.getLogger("abuso").isEnabledFor(logging.INFO):
+        return ""
+    from .logs import describe
+
+    return describe(report)
 
 
 def over_timeout(timeout: float) -> str:
@@ -137,6 +154,8 @@ class Summary:
     transient: int = 0
     #: Inputs that could not even be read (missing file, no permission): never silently 0.
     unreadable: int = 0
+    #: The output's reader went away (``| head``): the run stopped early, which is not an error.
+    output_closed: bool = False
 
     @property
     def status(self) -> int:
@@ -152,7 +171,11 @@ class Runner:
 
     def __init__(self, config: Config, reader: Reader, *, fmt: str = "text", jobs: int = 1, explain: bool = False,
                  out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, quiet: bool = False) -> None:
+        import logging
+
+        self.log = logging.getLogger("abuso.run")
+        self.quiet = quiet
         self.config, self.reader, self.fmt, self.explain = config, reader, fmt, explain
         #: Change nothing: no processor with side effects, no quarantine file, no message marked done.
         self.dry_run = dry_run or explain
@@ -162,8 +185,9 @@ class Runner:
         self.timeout = float(config.default("timeout"))
         self.max_memory = config.max_memory
         self.summary = Summary()
-        self.progress = self.err.isatty() if progress is None else progress
+        self.progress = (self.err.isatty() and not quiet) if progress is None else progress
         self._started = time.monotonic()
+        self._progress_shown = False
 
     def run(self) -> Summary:
         try:
@@ -171,14 +195,28 @@ class Runner:
                 self._run_serial()
             else:
                 self._run_parallel()
+        except OutputClosed:
+            self.summary.output_closed = True      # not an error: nothing unfinished was marked done
         finally:
             self.reader.close()
             for problem in getattr(self.reader, "errors", []):
-                self.err.write(f"abuso: {problem}\n")
+                self._say(problem)
                 self.summary.unreadable += 1
-            if self.progress:
-                self.err.write("\n")
+            self._clear_progress()
         return self.summary
+
+    def _say(self, problem: str, origin: str = "", level: int = 40) -> None:
+        """A problem, on stderr (over the progress line, which is redrawn later) and in the log."""
+        self._clear_progress()
+        self.err.write(f"abuso: {origin + ': ' if origin else ''}{problem}\n")
+        self.log.log(level, "%s%s", origin + ": " if origin else "", problem, extra={"said": True})
+
+    def _clear_progress(self) -> None:
+        """The progress line is erased, never left above what follows (the summary, a problem)."""
+        if self._progress_shown:
+            self.err.write("\r\033[K")
+            self.err.flush()
+            self._progress_shown = False
 
     def _run_serial(self) -> None:
         from .output import renderer
@@ -210,43 +248,50 @@ class Runner:
 
     def _worker_problem(self, problem: str) -> None:
         self.summary.transient += 1
-        self.err.write(f"abuso: {problem}\n")
+        self._say(problem)
 
     def _finish(self, item: Item, outcome: Outcome) -> None:
         s = self.summary
         s.total += 1
         if outcome.output:
-            self.out.write(outcome.output)
+            try:
+                self.out.write(outcome.output)
+            except BrokenPipeError:
+                raise OutputClosed() from None
         if outcome.status == OK:
             s.valid += outcome.valid
             s.incidents += outcome.incidents
             if not self.dry_run:
                 self.reader.done(item, None)
+            if outcome.log:
+                self.log.info("%s: %s", item.origin, outcome.log)
         elif outcome.status == QUARANTINED:
             self._quarantine(item, outcome)
         else:
             s.transient += 1
-            self.err.write(f"abuso: {item.origin}: temporary failure, will retry: {outcome.reason}\n")
+            self._say(f"temporary failure, will retry: {outcome.reason}", item.origin)
         if self.progress and s.total % 25 == 0:
             rate = s.total / max(time.monotonic() - self._started, 1e-6)
-            self.err.write(f"\r{s.total} messages, {s.valid} valid, {s.quarantined} quarantined, {rate:.0f}/s ")
+            self.err.write(f"\r\033[K{s.total} done, {s.valid} valid, {s.quarantined} quarantined, {rate:.0f}/s")
             self.err.flush()
+            self._progress_shown = True
 
     def _quarantine(self, item: Item, outcome: Outcome) -> None:
         from .quarantine import quarantine
 
         if self.dry_run:
             self.summary.quarantined += 1
-            self.err.write(f"abuso: {item.origin}: would be quarantined: {outcome.reason}\n")
+            self._say(f"would be quarantined: {outcome.reason}", item.origin, 30)
             return
         try:
             path = quarantine(Path(self.config.quarantine), item.data, item.origin, outcome.reason)
         except OSError as e:  # cannot keep it safe here: do not mark it done, let it be retried
             self.summary.transient += 1
-            self.err.write(f"abuso: {item.origin}: {outcome.reason}; and cannot quarantine it: {e}\n")
+            self._say(f"{outcome.reason}; and cannot quarantine it: {e}", item.origin)
             return
         self.summary.quarantined += 1
-        self.err.write(f"abuso: {item.origin}: quarantined as {path.name}: {outcome.reason}\n")
+        self._say(f"quarantined as {path.name}: {outcome.reason}"
+                  + (f" ({outcome.log})" if outcome.log else ""), item.origin, 30)
         self.reader.done(item, outcome.reason)
 
 
@@ -259,20 +304,32 @@ def cpu_count() -> int:
 
 def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False, jobs: int = 1,
             files_from: str | None = None, mark: bool = False, watch: bool = False, progress: bool | None = None,
-            paths: tuple[str, ...] = (), dry_run: bool = False) -> int:
+            paths: tuple[str, ...] = (), dry_run: bool = False, verbose: int = 0, quiet: bool = False,
+            log: str | None = None, log_level: str | None = None) -> int:
     """``abuso run`` without the command-line layer: returns the exit status.
 
     The procmail path calls this directly (see abuso.cli), without importing click.
     """
     from .config import load
+    from .logs import setup
 
+    setup(log, verbose, quiet, log_level)
     config = load(config_path)
     reader = _reader(config, paths, files_from, mark, watch)
     if jobs <= 0:
         jobs = cpu_count()
-    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress, dry_run=dry_run).run()
-    sys.stdout.flush()
-    if summary.total > 1 or paths or files_from:
+    summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress, dry_run=dry_run,
+                     quiet=quiet).run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        summary.output_closed = True
+    if summary.output_closed:           # nothing more can be written there, not even at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return summary.status
+    if (summary.total > 1 or paths or files_from) and not quiet:
         sys.stderr.write(f"abuso: {summary.total} messages, {summary.valid} valid, {summary.incidents} incidents, "
                          f"{summary.quarantined} quarantined, {summary.transient} to retry\n")
     return summary.status

@@ -146,7 +146,9 @@ def test_files_from_a_missing_file_is_a_usage_error_exit_64(cfg, tmp_path):
 def test_usage_errors_are_one_line_exit_64(cfg):
     r = run(["run", "-c", str(cfg), "--bogus"])
     assert r.returncode == 64
-    assert r.stderr.decode() == "abuso: No such option '--bogus'. Did you mean '--jobs'? (see 'abuso run --help')\n"
+    err = r.stderr.decode()
+    assert err.startswith("abuso: No such option '--bogus'.") and err.endswith(" (see 'abuso run --help')\n")
+    assert err.count("\n") == 1
 
 
 # --- no side effects unless asked ---------------------------------------------------------------------------

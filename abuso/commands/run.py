@@ -20,6 +20,13 @@ def _options(f: Any) -> Any:
         click.option("--mark", is_flag=True, help="Maildir: process unseen mail only and mark it seen when done."),
         click.option("--watch", is_flag=True, help="Mailbox reader: keep running and wait for new mail."),
         click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: if a tty)."),
+        click.option("-v", "--verbose", count=True, help="Log a line per message (-vv: debug)."),
+        click.option("-q", "--quiet", is_flag=True, help="Say only errors: no summary, no progress."),
+        click.option("--log", metavar="stderr|syslog|journald|FILE",
+                     help="Where the log goes (default: stderr with -v). syslog: facility mail; journald: "
+                          "stderr with priority prefixes; FILE: appended, reopened after logrotate."),
+        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+                     help="Log exactly this level (default: info with --log or -v, else warning)."),
         click.argument("paths", nargs=-1, type=click.Path()),
     ]):
         f = deco(f)

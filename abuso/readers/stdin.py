@@ -14,6 +14,9 @@ class StdinReader(Reader):
 
     def __iter__(self) -> Iterator[Item]:
         stream = self.options.get("stream") or sys.stdin.buffer
+        if stream is sys.stdin.buffer and sys.stdin.isatty():   # a person typed "abuso run" and waits
+            sys.stderr.write("abuso: reading one message from stdin (end it with Ctrl-D; "
+                             "give files or folders to read those instead)\n")
         data = stream.read()
         if data:
             yield Item(data, "-")
