@@ -97,8 +97,37 @@ ALIASES: dict[str, str] = {
     "dmca": "copyright",
     "ddos": "ddos",
     "dos": "dos",
-    "open-resolver": "vulnerable-system",
-    "openresolver": "vulnerable-system",
+    # Amplifiers (open DNS resolvers, NTP monlist, SSDP, memcached, chargen, QOTD): IntelMQ files
+    # them as ddos-amplifier (taxonomy vulnerable), whatever word the sender used.
+    "open-resolver": "ddos-amplifier",
+    "openresolver": "ddos-amplifier",
+    "open-dns": "ddos-amplifier",
+    "open-dns-resolver": "ddos-amplifier",
+    "dns-open-resolver": "ddos-amplifier",
+    "open-recursive-resolver": "ddos-amplifier",
+    "ntp-monitor": "ddos-amplifier",
+    "ntp-monlist": "ddos-amplifier",
+    "monlist": "ddos-amplifier",
+    "open-ntp-monitor": "ddos-amplifier",
+    "ssdp": "ddos-amplifier",
+    "open-ssdp": "ddos-amplifier",
+    "memcached": "ddos-amplifier",
+    "open-memcached": "ddos-amplifier",
+    "chargen": "ddos-amplifier",
+    "open-chargen": "ddos-amplifier",
+    "qotd": "ddos-amplifier",
+    "open-qotd": "ddos-amplifier",
+    "reflector": "ddos-amplifier",
+    "amplification": "ddos-amplifier",
+    "netscan": "scanner",
+    "net-scan": "scanner",
+    "malware-url": "malware-distribution",
+    "malicious-url": "malware-distribution",
+    "malware-link": "malware-distribution",
+    "ssh-brute-force": "brute-force",
+    "rdp-brute-force": "brute-force",
+    "login-brute-force": "brute-force",
+    "password-guessing": "brute-force",
     "exploit": "exploit",
     "attack": "exploit",
     "auth-failure": "other",
@@ -148,7 +177,11 @@ def normalize_type(name: str | None) -> str:
     key = name.strip().lower()
     if key in TAXONOMY:
         return key
-    return ALIASES.get(key, ALIASES.get(key.replace("_", "-"), "undetermined"))
+    found = ALIASES.get(key)
+    if found is None:
+        dashed = "-".join(key.replace("_", " ").replace("-", " ").split())  # "Open Resolver", "malware_url"
+        found = TAXONOMY.get(dashed) and dashed or ALIASES.get(dashed, "undetermined")
+    return found
 
 
 #: Keyword rules for free text, in priority order: the first rule that matches
@@ -157,15 +190,30 @@ def normalize_type(name: str | None) -> str:
 KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("phishing", lazy_compile(r"phish|credential harvest|fake login|spoofed (?:bank|site)", re.I)),
     ("copyright", lazy_compile(r"copyright|infring|\bDMCA\b|\bACNS\b|bittorrent|torrent|piracy", re.I)),
-    ("malware-distribution", lazy_compile(r"malware (?:distribution|hosting|download)|serving malware|virus|trojan", re.I)),
+    ("malware-distribution", lazy_compile(r"malware (?:distribution|hosting|download)|serving malware|virus|trojan"
+                                          r"|malware[ _-]?url|malicious url|malware[ _-]?link", re.I)),
     # A worm's probes come from the machine it infected (myNetWatchman's "W32.Opaserv Worm?").
     ("infected-system", lazy_compile(r"botnet|\bbot\b|infected|sinkhole|\bdrone\b|\bC&C\b|compromised host|worm\b|opaserv", re.I)),
-    ("ddos", lazy_compile(r"\bd?dos\b|flood|denial of service|amplification attack", re.I)),
+    # An amplifier is a misconfigured service, not an attacker: before ddos ("open resolver used in a
+    # DDoS") and scanner (the advice to filter it with iptables).
+    ("ddos-amplifier", lazy_compile(r"open (?:recursive |dns )?(?:dns )?resolver|open recursive|recursive resolver"
+                                    r"|dns resolver (?:is )?open|\bmonlist\b|ntp (?:monitor|amplifi)|\bssdp\b"
+                                    r"|memcached|\bchargen\b|\bqotd\b|amplifier|amplification|reflector"
+                                    r"|reflection attack", re.I)),
+    ("ddos", lazy_compile(r"\bd?dos\b|flood|denial of service", re.I)),
     ("brute-force", lazy_compile(r"sshd|failed password|authentication failure|invalid user|brute[- ]?force|login attempt|failed login|dictionary attack|\bimap-login\b|pop3-login|sasl login|failed to log on|logon failure|\b(?:Event|Ereignis)[ -]?ID:?[ \t]*4625\b"
-                                r"|POST /wp-login\.php|POST /xmlrpc\.php", re.I)),
+                                r"|POST /wp-login\.php|POST /xmlrpc\.php|wordpress login|wp-login attack"
+                                r"|\bsmtp[ -]auth|\bauth(?:entication)? (?:attack|attempts)|login[ -]attack"
+                                r"|password (?:guessing|spray)|credential stuffing|\brdp (?:login|logon|auth)"
+                                r"|remote desktop (?:login|logon)|\bftp (?:login|auth)|FAIL LOGIN"
+                                r"|530 login incorrect|authentication failed", re.I)),
     ("exploit", lazy_compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
     ("spam", lazy_compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
-    ("scanner", lazy_compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b", re.I)),
+    # Scanners: the words, firewall drops, scanning tools' user agents (masscan, zgrab, zmap, nmap) and a
+    # port-scan table's header ("time protocol src_ip src_port dest_ip dest_port"), banner or not.
+    ("scanner", lazy_compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b"
+                             r"|netscan|portscan|masscan|zgrab|\bzmap\b|\bnmap\b"
+                             r"|\bsrc_?ip\b.*\bdest?_?(?:ip|port)\b", re.I)),
 ]
 
 
