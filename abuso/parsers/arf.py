@@ -81,6 +81,8 @@ def has_feedback_part(message: Message) -> bool:
         try:
             if part.get_content_type() == "message/feedback-report":
                 return True
+        except MemoryError:  # over the message's budget (defaults.max_memory): the runner says so
+            raise
         except Exception:  # a hostile Content-Type header
             continue
     return False
@@ -506,7 +508,7 @@ class ArfParser(Parser):
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
             hop = _source_of(rep.original, Zones.of(message, self.options))
-        except BROKEN:  # a broken install or a bug: not this report's fault, never hidden
+        except (*BROKEN, MemoryError):  # a broken install, a bug, over budget: not this report's fault, never hidden
             raise
         except Exception as e:  # kept broad: a fallback must never cost the report
             return None, f"feedback report without Source-IP; its Received chain is unreadable ({type(e).__name__})"
