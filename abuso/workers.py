@@ -39,6 +39,8 @@ RECYCLE_BYTES = 256 << 20
 MIN_RECYCLE = 64 << 20
 #: Messages and bytes sent to a worker at a time (one pipe round trip for several small messages).
 CHUNK, CHUNK_BYTES = 8, 8 << 20
+#: Bytes of messages the parent holds (read, in work, or done and waiting for their turn), per worker.
+WINDOW_BYTES = 32 << 20
 #: Unexpected worker deaths before the batch gives up on the rest (exit 75: retried later).
 MAX_RESTARTS = 20
 DIED = "the worker process died while processing it (crash or killed)"
@@ -168,7 +170,7 @@ class Pool:
         more = True
         try:
             while more or order:
-                room = more and len(order) < self.window and (not order or held < self.window * CHUNK_BYTES)
+                room = more and len(order) < self.window and (not order or held < self.jobs * WINDOW_BYTES)
                 if room:  # one message at a time, handed out at once: a slow reader never holds back the rest
                     try:
                         item = next(it)

@@ -163,6 +163,36 @@ def test_workers_are_replaced_as_they_grow(tmp_path, stages, monkeypatch):
     assert summary.status == EX_OK and max(handled.values()) == 2 and len(handled) >= 4, handled
 
 
+def test_watch_runs_its_messages_one_at_a_time_in_a_recycled_worker(tmp_path, stages, monkeypatch):
+    """--watch (a reader that waits for new mail between messages): messages are never held back behind
+    that wait, and the long-running service gives memory back like a batch."""
+    from abuso import workers
+
+    monkeypatch.setattr(workers, "MAX_MESSAGES", 2)
+    config = load({"parsers": ["hog"], "quarantine": str(tmp_path / "q")})
+    finished: list[str] = []
+
+    class Watching(ListReader):
+        watch = True
+
+        def __iter__(self):
+            for item in self.items:
+                yield item
+                assert finished == [item.origin]  # done before the reader is asked (and waits) for more
+                finished.clear()
+
+        def done(self, item, error=None):
+            super().done(item, error)
+            finished.append(item.origin)
+
+    out = io.StringIO()
+    reader = Watching([message(n) for n in range(6)])
+    summary = Runner(config, reader, out=out, err=io.StringIO(), progress=False, fmt="json", jobs=1).run()
+    reports = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert summary.status == EX_OK and [r["file"] for r in reports] == [f"m{n}" for n in range(6)]
+    assert len(pids(reports)) == 3 and str(os.getpid()) not in pids(reports)  # in workers, 2 messages each
+
+
 def test_process_item_says_out_of_memory_without_a_budget_as_transient():
     from abuso.runner import TRANSIENT
 
