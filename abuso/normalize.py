@@ -370,6 +370,18 @@ def looks_like_headers(text: str) -> bool:
     return n >= 2
 
 
+#: Part types a forwarding client gives an attached message it re-wraps.
+_OPAQUE_TYPES = frozenset({"text/plain", "application/octet-stream", "application/unknown", "application/x-unknown"})
+_FEEDBACK_FIELD = lazy_compile(r"^feedback-type[ \t]*:", re.I | re.M)
+_MAIL_HEADER = lazy_compile(r"^(?:received|from|subject|message-id|mime-version|content-type|date)[ \t]*:", re.I | re.M)
+
+
+def _only_feedback_fields(head: str) -> bool:
+    """An ARF feedback part re-wrapped as a file: fields, not a message (the arf parser reads it)."""
+    first = head.replace("\r\n", "\n").lstrip("\n").split("\n\n", 1)[0]
+    return bool(_FEEDBACK_FIELD.search(first)) and not _MAIL_HEADER.search(first)
+
+
 def _text_blocks(text: str) -> str:
     return rejoin_headers(refang(unquote(text.replace("\r\n", "\n").replace("\r", "\n"))))
 
@@ -451,10 +463,11 @@ class _Walker:
             payload = part.get_payload()
             data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
         self.out.attachments.append(Attachment(filename, ctype, data, path, depth))
-        # A message attached as an opaque file (application/octet-stream, *.eml) is content too.
-        if ctype == "text/plain" or (filename or "").lower().endswith(".eml"):
+        # A message attached as an opaque file (application/octet-stream, *.eml; a forwarding client's
+        # nameless "noname" or "ATT00001") is content too: recognised by what it holds, not by its name.
+        if ctype in _OPAQUE_TYPES or (filename or "").lower().endswith(".eml"):
             head = data[:2048].decode("latin-1")
-            if looks_like_headers(head):
+            if looks_like_headers(head) and not _only_feedback_fields(head):
                 if depth < MAX_DEPTH:
                     self.embed(parse_bytes(data, self.out.problems), path, depth + 1)
                 else:

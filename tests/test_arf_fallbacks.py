@@ -116,3 +116,120 @@ def test_arrival_date_still_wins() -> None:
     [inc] = parse(arf_mail("Feedback-Type: abuse\nSource-IP: 192.0.2.150\n"
                            "Arrival-Date: Mon, 16 Nov 2026 07:30:00 +0000\n", original=CHAIN + "\nx\n")).incidents
     assert inc.time == utc(2026, 11, 16, 7, 30) and "time_from" not in inc.extra
+
+
+# --- class 3: forwarded reports, found by content ---------------------------------------
+
+FIELDS = ("Feedback-Type: abuse\r\nUser-Agent: FBL/1\r\nVersion: 1\r\nSource-IP: 192.0.2.211\r\n"
+          "Arrival-Date: Sat, 21 Nov 2026 18:22:05 +0000\r\n")
+ORIGINAL = ("Received: from out.sender.example (out.sender.example [192.0.2.211]) by mx.provider.example with ESMTP "
+            "id 1; Sat, 21 Nov 2026 18:22:04 +0000\r\nFrom: a@sender.example\r\nSubject: s\r\n\r\nbuy\r\n")
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.encodebytes(text.encode()).decode()
+
+
+def forward(*parts: tuple[str, str]) -> bytes:
+    """A person's forward: a note, then each (Content-Type line, base64 content) as an attachment."""
+    out = ("From: admin@isp.example\nTo: abuse@isp.example\nSubject: FW: complaint\n"
+           "Date: Sat, 21 Nov 2026 20:00:00 +0100\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"F\"\n\n"
+           "--F\nContent-Type: text/plain\n\nplease check\n")
+    for ctype, content in parts:
+        out += f"--F\nContent-Type: {ctype}\nContent-Transfer-Encoding: base64\n\n{_b64(content)}\n"
+    return (out + "--F--\n").encode()
+
+
+def test_fields_rewrapped_as_octet_stream_att00001_are_read() -> None:
+    raw = forward(('application/octet-stream; name="ATT00001"', FIELDS),
+                  ('application/octet-stream; name="ATT00002"', ORIGINAL))
+    v = parse(raw)
+    [inc] = v.incidents
+    assert (str(inc.ip), inc.type, inc.time) == ("192.0.2.211", "spam", utc(2026, 11, 21, 18, 22, 5))
+    assert v.source_stated == "an ARF report"
+
+
+def test_opaque_original_beside_rewrapped_fields_feeds_the_fallbacks() -> None:
+    """Without Source-IP nor Arrival-Date, the re-wrapped original (ATT00002) gives both."""
+    fields = FIELDS.replace("Source-IP: 192.0.2.211\r\n", "").replace(
+        "Arrival-Date: Sat, 21 Nov 2026 18:22:05 +0000\r\n", "")
+    raw = forward(('application/octet-stream; name="ATT00001"', fields),
+                  ('application/octet-stream; name="ATT00002"', ORIGINAL))
+    [inc] = parse(raw).incidents
+    assert (str(inc.ip), inc.time, inc.extra["derived"]) == ("192.0.2.211", utc(2026, 11, 21, 18, 22, 4), "received")
+
+
+def test_fields_as_nameless_text_attachment_are_read() -> None:
+    raw = forward(('text/plain; name="noname"', FIELDS), ("message/rfc822", ORIGINAL))
+    assert [str(i.ip) for i in parse(raw).incidents] == ["192.0.2.211"]
+
+
+def test_whole_report_as_nameless_octet_stream_is_read() -> None:
+    report = ("From: fbl@provider.example\r\nSubject: report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+              "report-type=feedback-report; boundary=\"R\"\r\n\r\n--R\r\nContent-Type: text/plain\r\n\r\nhuman\r\n"
+              f"--R\r\nContent-Type: message/feedback-report\r\n\r\n{FIELDS}\r\n--R\r\nContent-Type: message/rfc822"
+              f"\r\n\r\n{ORIGINAL}\r\n--R--\r\n")
+    raw = forward(("application/octet-stream", report))
+    report_out = Pipeline.from_config({}).analyse(raw, "x")
+    assert [(str(i.ip), i.time) for i in report_out.incidents] == [("192.0.2.211", utc(2026, 11, 21, 18, 22, 5))]
+
+
+def test_an_opaque_file_that_is_not_a_report_is_left_alone() -> None:
+    raw = forward(("application/octet-stream", "Name: value\nOther: thing\n\nFeedback welcome!\n"))
+    assert parse(raw).applied is False
+
+
+PASTED = """Another one.
+
+-----Original Message-----
+From: Feedback Loop <fbl@mailbox.example>
+Sent: Monday, November 23, 2026 1:46 PM
+Subject: Email Feedback Report for IP 203.0.113.58
+
+This is an email abuse report for a message received from IP 203.0.113.58.
+
+Feedback-Type: abuse
+User-Agent: Mailbox-FBL/2.0
+Version: 1
+Arrival-Date: Mon, 23 Nov 2026 07:45:12 -0500
+Source-IP: 203.0.113.58
+
+Received: from bulk.sender.example (bulk.sender.example [203.0.113.58])
+        by mx1.mailbox.example with ESMTP id 77; Mon, 23 Nov 2026 07:45:10 -0500
+Subject: Cheap watches
+"""
+
+
+def _plain(body: str) -> bytes:
+    return ("From: kim@isp.example\nTo: abuse@isp.example\nSubject: FW: report\n"
+            "Date: Mon, 23 Nov 2026 15:02:00 +0100\n\n" + body).encode()
+
+
+def test_fields_pasted_in_a_forward_are_read_where_they_sit_and_state_the_source() -> None:
+    report = Pipeline.from_config({"parsers": ["arf", "received"]}).analyse(_plain(PASTED), "x")
+    assert [(str(i.ip), i.time, i.parser) for i in report.incidents] == [
+        ("203.0.113.58", utc(2026, 11, 23, 12, 45, 12), "arf")]
+    assert "names the source itself" in report.verdicts["received"].reason
+
+
+def test_pasted_fields_without_source_take_the_pasted_original() -> None:
+    body = PASTED.replace("Source-IP: 203.0.113.58\n", "")
+    body = body.replace("Arrival-Date: Mon, 23 Nov 2026 07:45:12 -0500\n", "")
+    [inc] = parse(_plain(body)).incidents
+    assert (str(inc.ip), inc.time) == ("203.0.113.58", utc(2026, 11, 23, 12, 45, 10))
+
+
+def test_a_lone_feedback_type_line_in_prose_is_not_a_report() -> None:
+    v = parse(_plain("Hello,\nFeedback-Type: abuse is what we send.\n\nRegards\n"))
+    assert v.incidents == [] and v.applied is False
+
+
+def test_a_digest_of_pasted_blocks_is_capped() -> None:
+    from abuso.parsers.arf_reports import MAX_REPORTS
+
+    block = "Feedback-Type: abuse\nVersion: 1\nSource-IP: 192.0.2.{n}\n\n"
+    body = "".join(block.format(n=n % 250 + 1) for n in range(MAX_REPORTS + 50))
+    v = parse(_plain(body))
+    assert len(v.incidents) == MAX_REPORTS

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
@@ -24,6 +23,16 @@ from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
 from ..zones import Zones
+from .arf_reports import (  # noqa: F401  (MAX_REPORTS, parse_fields: the module's public names before the split)
+    MAX_REPORTS,
+    FeedbackReport,
+    find_reports,
+    has_feedback_part,
+    header_section,
+    looks_like_arf,
+    parse_fields,
+    reports_in_text,
+)
 from .base import TIME_OPTIONS, Parser
 
 if TYPE_CHECKING:
@@ -46,72 +55,8 @@ NO_INCIDENT: dict[str, str] = {
     "xarf": "Feedback-Type xarf: the X-ARF JSON part is the xarf parser's",
 }
 
-#: At most this many feedback reports are read from one mail (hostile digests).
-MAX_REPORTS = 200
-#: How deep attached-in-attached messages are searched for a report.
-MAX_DEPTH = 8
-#: How many MIME parts are looked at before giving up.
-MAX_PARTS = 1000
-#: A text/plain candidate for the fields is only sniffed in its first bytes.
-SNIFF_CHARS = 4096
-#: How much of each text block the fast pre-check looks at.
-SNIFF_HEAD = 2048
-MAX_HEADER_BYTES = 64 * 1024
-#: At most this much of a feedback part is read as fields.
-MAX_FIELDS_CHARS = 64 * 1024
-
-_FIELD_NAME = lazy_compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,59}$")
-_MAIL_HEADER_RX = lazy_compile(r"^(?:content-type|mime-version|received|message-id)[ \t]*:", re.I | re.M)
-_FIELD_RX = lazy_compile(r"^feedback-type[ \t]*:", re.I | re.M)
-_ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
-                   "message/global-headers")
 _HAS_ZONE = lazy_compile(r"(?:[+-]\d{4}|\b(?:UTC?|GMT|Z|[ECMP][SD]T)\b)\s*(?:\([^)]*\))?\s*$", re.I)
 _ISO = lazy_compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$", re.I)
-
-
-def has_feedback_part(message: Message) -> bool:
-    """Does the mail carry a ``message/feedback-report`` part anywhere (read or not)?
-
-    That is the ARF format's statement of the source: the verdict says so even
-    when the part could not be read, and the received parser leaves the report alone.
-    """
-    for n, part in enumerate(message.email.walk()):
-        if n > 500:
-            break
-        try:
-            if part.get_content_type() == "message/feedback-report":
-                return True
-        except MemoryError:  # over the message's budget (defaults.max_memory): the runner says so
-            raise
-        except Exception:  # a hostile Content-Type header
-            continue
-    return False
-
-
-def header_section(raw: bytes) -> bytes:
-    """The raw header lines of a mail (at most MAX_HEADER_BYTES), found without scanning its body."""
-    end = raw.find(b"\n\n", 0, MAX_HEADER_BYTES)
-    end = end if end >= 0 else MAX_HEADER_BYTES
-    crlf = raw.find(b"\n\r\n", 0, end)  # CRLF mail: stop there, never scan the whole body
-    return raw[: crlf if crlf >= 0 else end]
-
-
-def looks_like_arf(message: Message) -> bool:
-    """Cheap pre-check on the normalized blocks: does any start with feedback fields?
-
-    The normalizer turns a ``message/feedback-report`` part into a header
-    block and a text/plain one into a body block; either way the fields come
-    first, so only each block's head is searched and a message that is not
-    ARF costs a few microseconds whatever its size.
-    """
-    top = header_section(message.raw)  # report-type=feedback-report of the mail itself
-    if b"eedback" in top or b"EEDBACK" in top:
-        return True
-    for b in message.blocks:
-        head = b.text[:SNIFF_HEAD]
-        if "eedback" in head or "EEDBACK" in head:
-            return True
-    return any(a.content_type == "message/feedback-report" for a in message.attachments)
 
 
 # --- dates ------------------------------------------------------------------
@@ -207,187 +152,6 @@ def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     return ip
 
 
-# --- finding the reports ----------------------------------------------------
-
-
-@dataclass
-class FeedbackReport:
-    """One feedback report found in a mail: its fields and the original message."""
-
-    fields: dict[str, list[str]]
-    text: str
-    part: str
-    original: _StdMessage | None = None
-    problems: list[str] = field(default_factory=list)
-    #: The human-readable part (its head), for a time the fields do not give.
-    human: str = ""
-
-    def get(self, name: str) -> str | None:
-        values = self.fields.get(name)
-        return values[0].strip() if values else None
-
-
-def parse_fields(text: str) -> dict[str, list[str]]:
-    """RFC 5322-style ``Name: value`` lines (folded lines joined), names lower-cased.
-
-    Reading them ourselves rather than through the email package keeps a
-    feedback part readable when it starts with a blank line or is text/plain.
-    """
-    fields: dict[str, list[str]] = {}
-    last: list[str] | None = None
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            last = None if fields else last
-            continue
-        if line[0] in " \t" and last is not None:
-            last[-1] = last[-1] + " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not _FIELD_NAME.match(name):
-            last = None
-            continue
-        last = fields.setdefault(name.lower(), [])
-        last.append(value.strip())
-    return fields
-
-
-def _decoded(part: _StdMessage) -> str:
-    from ..normalize import decode_text
-
-    try:
-        text, _ = decode_text(part)
-    except INPUT_ERRORS:
-        return ""
-    return text
-
-
-def _undo_transfer_encoding(text: str, cte: str) -> str:
-    """Fields of an encoded message/feedback-report (RFC 5965 forbids it; some FBLs do it anyway).
-
-    The email package does not decode message/* parts: it parsed the encoded
-    text as if it were the fields, so the decoding is done here.
-    """
-    import base64
-    import binascii
-    import quopri
-
-    data = text.strip().encode("ascii", "ignore")
-    try:
-        raw = base64.b64decode(b"".join(data.split()), validate=False) if cte == "base64" else quopri.decodestring(data)
-    except (binascii.Error, ValueError):
-        return text
-    return raw.decode("utf-8", "replace")
-
-
-def _feedback_text(part: _StdMessage, ctype: str) -> str | None:
-    """The field text of a feedback part, or None if ``part`` is not one."""
-    if ctype == "message/feedback-report":
-        payload = part.get_payload()
-        if isinstance(payload, list):  # the email package parsed the fields as a message
-            inner = payload[0] if payload else None
-            if not isinstance(inner, _StdMessage):
-                return ""
-            items = inner.raw_items() if hasattr(inner, "raw_items") else inner.items()
-            head = "\n".join(f"{k}: {v}" for k, v in items)
-            body = inner.get_payload()
-            text = (head + "\n" + (body if isinstance(body, str) else ""))[:MAX_FIELDS_CHARS]
-            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-            return _undo_transfer_encoding(text, cte) if cte in ("base64", "quoted-printable") else text
-        return _decoded(part)[:MAX_FIELDS_CHARS]
-    if ctype.startswith("text/"):
-        text = _decoded(part)
-        # The fields must open the part: a whole forwarded report pasted as
-        # text starts with its own mail headers, and is the normalizer's to embed.
-        first_block = text[:SNIFF_CHARS].lstrip("\r\n").replace("\r\n", "\n").split("\n\n", 1)[0]
-        if _FIELD_RX.search(first_block) and not _MAIL_HEADER_RX.search(first_block):
-            return text[:MAX_FIELDS_CHARS]
-    return None
-
-
-def _children(part: _StdMessage) -> list[_StdMessage]:
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, _StdMessage)]
-    return []
-
-
-def find_reports(roots: list[_StdMessage]) -> tuple[list[FeedbackReport], list[str]]:
-    """Every feedback report in these messages (attached and forwarded ones too).
-
-    A report is a multipart container with a feedback part among its direct
-    children; ``report-type`` and even ``multipart/report`` are not required,
-    because senders and forwarders get them wrong.
-    """
-    reports: list[FeedbackReport] = []
-    problems: list[str] = []
-    seen: set[int] = set()
-    budget = [MAX_PARTS]
-
-    def walk(part: _StdMessage, path: str, depth: int) -> None:
-        if id(part) in seen or len(reports) >= MAX_REPORTS:
-            return
-        seen.add(id(part))
-        budget[0] -= 1
-        if budget[0] < 0:
-            if budget[0] == -1:
-                problems.append(f"more than {MAX_PARTS} MIME parts; the rest were not searched")
-            return
-        try:
-            ctype = part.get_content_type()
-        except INPUT_ERRORS:
-            return
-        kids = _children(part)
-        if ctype.startswith("message/"):
-            if depth >= MAX_DEPTH:
-                problems.append(f"part {path}: messages nested deeper than {MAX_DEPTH}; not searched")
-                return
-            for kid in kids:
-                walk(kid, path, depth + 1)
-            return
-        if not part.is_multipart():
-            return
-        report = None
-        for i, kid in enumerate(kids, 1):
-            try:
-                kctype = kid.get_content_type()
-            except INPUT_ERRORS:
-                continue
-            text = _feedback_text(kid, kctype)
-            if text is not None:
-                report = FeedbackReport(parse_fields(text), text, f"{path}.{i}")
-                break
-        if report is None:
-            for i, kid in enumerate(kids, 1):
-                walk(kid, f"{path}.{i}", depth)
-            return
-        for kid in kids:
-            if kid.get_content_type().startswith("text/") and not report.human and _feedback_text(
-                    kid, kid.get_content_type()) is None:
-                report.human = _decoded(kid)[:SNIFF_CHARS]
-        for kid in kids:
-            if kid.get_content_type() in _ORIGINAL_TYPES:
-                inner = _children(kid)
-                if kid.get_content_type().endswith("-headers") or not inner:
-                    from ..normalize import parse_bytes
-
-                    report.original = parse_bytes(_decoded(kid).encode("utf-8", "surrogateescape"))
-                else:
-                    report.original = inner[0]
-                seen.add(id(kid))  # the reported spam is evidence, not another report
-                break
-        reports.append(report)
-        for i, kid in enumerate(kids, 1):  # a digest may carry further reports beside this one
-            if id(kid) not in seen and kid.get_content_type() in ("message/rfc822", "message/global"):
-                walk(kid, f"{path}.{i}", depth)
-
-    for n, root in enumerate(roots):
-        walk(root, "1" if n == 0 else f"embedded{n}", 0)
-    if len(reports) >= MAX_REPORTS:
-        problems.append(f"more than {MAX_REPORTS} feedback reports; the rest were not read")
-    return reports, problems
-
-
 def _source_of(msg: _StdMessage, zones: Any = None) -> Any:
     """The received parser's answer to where ``msg`` entered the reporter's systems (a Hop or None).
 
@@ -410,8 +174,8 @@ class ArfParser(Parser):
     OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Message) -> Verdict:
-        verdict = self._read(message)
-        if not has_feedback_part(message):
+        verdict, read = self._read(message)
+        if not read and not has_feedback_part(message):
             return verdict
         if not verdict.incidents and _NO_SOURCE in verdict.reason:
             # No Source-IP and the Received fallback found nothing: the report does not state its
@@ -420,16 +184,19 @@ class ArfParser(Parser):
             return verdict
         return self.states_source(verdict, "an ARF report")
 
-    def _read(self, message: Message) -> Verdict:
+    def _read(self, message: Message) -> tuple[Verdict, bool]:
+        """The verdict, and whether any feedback report was read (by its MIME part or its text)."""
         if not looks_like_arf(message):
-            return self.not_applicable("not an ARF report (no feedback-report part)")
+            return self.not_applicable("not an ARF report (no feedback-report part)"), False
         roots = [message.email] + list(getattr(message, "embedded", []))
         reports, problems = find_reports(roots)
+        if not reports:  # a forward that pasted the fields into its text
+            reports = reports_in_text(message)
         if not reports:
             why = f" ({'; '.join(_dedupe(problems))})" if problems else ""
             if b"feedback-report" in header_section(message.raw).lower():
-                return self.found([], "declared a feedback report, but has no feedback part (truncated?)" + why)
-            return self.not_applicable(f"not an ARF report (no feedback-report part){why}")
+                return self.found([], "declared a feedback report, but has no feedback part (truncated?)" + why), False
+            return self.not_applicable(f"not an ARF report (no feedback-report part){why}"), False
         incidents: list[Incident] = []
         notes: list[str] = []
         for rep in reports:
@@ -441,7 +208,7 @@ class ArfParser(Parser):
         notes.extend(problems)
         prefix = f"{len(reports)} feedback reports" if len(reports) > 1 else ""
         reason = "; ".join(x for x in [prefix] + _dedupe(notes) if x)
-        return self.found(incidents, reason)
+        return self.found(incidents, reason), True
 
     def _incident(self, rep: FeedbackReport, message: Message) -> tuple[Incident | None, str]:
         raw_type = (rep.get("feedback-type") or "").strip().lower()
