@@ -21,6 +21,7 @@ COMMANDS = {
     "radius": "abuso.commands.radius:radius",
     "init": "abuso.commands.init:init",
     "stats": "abuso.commands.stats:stats",
+    "notify": "abuso.commands.notify:notify",
 }
 
 _FORMATS = ("text", "json", "intelmq")

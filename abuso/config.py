@@ -19,7 +19,7 @@ from . import registry
 from .errors import ConfigError, ConfigErrors
 from .options import Option, check_needs, check_options
 
-TOP_KEYS = ("parsers", "filters", "processors", "reader", "quarantine", "defaults")
+TOP_KEYS = ("parsers", "filters", "processors", "reader", "quarantine", "defaults", "notify")
 
 #: The ``defaults`` section: what every message and every parser shares.
 DEFAULTS: tuple[Option, ...] = (
@@ -315,13 +315,26 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
     found, _ = check_options(DEFAULTS, defaults)
     for key, reason in found:
         err(reason, f"defaults.{key}")
+    notify_needs: list[tuple[str, str, str, int | None]] = []
+    if data.get("notify") is not None and checked is None:   # a checked config was checked with it
+        from . import notify
+
+        section = data["notify"]
+        if not isinstance(section, dict):
+            err("must be a mapping (from, to, default, never, subject, body, period, smtp …)", "notify")
+        else:
+            found, need_list = check_options(notify.OPTIONS, section, base, rules=notify.check_rules)
+            for key, reason in found:
+                err(reason, f"notify.{key}")
+            notify_needs = [(kind, path, f"notify.{key}", _line(lines, f"notify.{key}"))
+                            for kind, path, key in need_list]
     cfg = Config(file, base, groups["parsers"], groups["filters"], groups["processors"], reader, qpath,
                  dict(defaults), data)
     stages = cfg.parsers + cfg.filters + cfg.processors + ([reader] if reader else [])
     if checked is not None:
         needs = [tuple(n) for n in checked.get("needs", [])]
     else:
-        needs = [("folder", str(qpath), "quarantine", _line(lines, "quarantine"))]
+        needs = [("folder", str(qpath), "quarantine", _line(lines, "quarantine")), *notify_needs]
         for st in stages:
             for key, reason, need_list in _check_stage(st, base):
                 if reason:
@@ -476,7 +489,8 @@ def _code_stamp() -> str:
 
     root = os.path.dirname(os.path.abspath(__file__))
     parts = [os.environ.get("HOME", "")]
-    for folder in ("", "parsers", "filters", "processors", "processors/mailer", "readers", "radius", "storage"):
+    for folder in ("", "parsers", "filters", "processors", "processors/mailer", "readers", "radius", "storage",
+                   "notify"):
         try:
             with os.scandir(os.path.join(root, folder)) as entries:
                 for e in entries:

@@ -68,7 +68,7 @@ def test_unknown_stage_options_are_errors_with_the_known_ones(tmp_path):
 def test_unknown_top_key_has_its_line_and_x_keys_are_free(tmp_path):
     p = write(tmp_path, "parsers: []\n\nprocesors: []\nx-anchors: {a: 1}\n")
     assert problems(p) == ["3: procesors: unknown key (known: parsers, filters, processors, reader, quarantine, "
-                           "defaults; x-… keys are free, e.g. for YAML anchors)"]
+                           "defaults, notify; x-… keys are free, e.g. for YAML anchors)"]
 
 
 def test_a_stage_list_written_as_a_string_is_an_error(tmp_path):
