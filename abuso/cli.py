@@ -22,6 +22,7 @@ COMMANDS = {
     "init": "abuso.commands.init:init",
     "stats": "abuso.commands.stats:stats",
     "notify": "abuso.commands.notify:notify",
+    "serve": "abuso.commands.serve:serve",
 }
 
 _FORMATS = ("text", "json", "intelmq")

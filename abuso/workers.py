@@ -244,17 +244,51 @@ class Pool:
         self.workers.append(worker)
         return worker
 
-    def _wait(self, block: bool) -> None:
+    def serve(self, take: Callable[[], list[Any]], wake: Any, done: Callable[[Any, Any], None],
+              stopping: Callable[[], bool]) -> None:
+        """A live source (``abuso serve``): ``take()`` gives the messages that arrived, ``wake`` (a
+        readable connection) says more did; each outcome goes to ``done(item, outcome)`` as soon as it is
+        ready, in no particular order. Returns when ``stopping()`` and nothing is in flight."""
+        from .runner import QUARANTINED, TRANSIENT, Outcome
+
+        self._Outcome, self._QUARANTINED, self._TRANSIENT = Outcome, QUARANTINED, TRANSIENT
+        open_: list[_Entry] = []
+        try:
+            while True:
+                for item in take():
+                    entry = _Entry(item)
+                    open_.append(entry)
+                    self.pending.append(entry)
+                if not open_ and stopping():
+                    return
+                self._assign()
+                self._wait(block=True, extra=(wake,))
+                while wake.poll():
+                    wake.recv_bytes()
+                still = []
+                for entry in open_:
+                    if entry.outcome is None:
+                        still.append(entry)
+                    else:
+                        done(entry.item, entry.outcome)
+                open_ = still
+        finally:
+            for entry in open_:   # a pool that fails: what it held is not lost, the MTA retries it
+                done(entry.item, Outcome(entry.item.origin, TRANSIENT, reason="the server is stopping"))
+            self.close()
+
+    def _wait(self, block: bool, extra: tuple = ()) -> None:
         from multiprocessing.connection import wait
 
         busy = [w for w in self.workers if w.inflight]
-        if not busy and not any(w.retiring for w in self.workers):
+        if not busy and not any(w.retiring for w in self.workers) and not extra:
             return
         timeout = None if block else 0.0
         if self.timeout > 0 and busy:
             soonest = min(w.since for w in busy) + self.timeout + HARD_GRACE - time.monotonic()
             timeout = max(0.0, soonest) if timeout is None else min(timeout, max(0.0, soonest))
-        ready = set(wait([w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers], timeout))
+        ready = set(wait([w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers] + list(extra),
+                         timeout))
         for w in list(self.workers):
             if w.conn in ready:
                 self._receive(w)

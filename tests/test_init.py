@@ -22,7 +22,8 @@ def test_init_writes_a_config_that_checks_and_a_unit_that_runs_this_abuso(tmp_pa
     assert r.returncode == 0, r.stderr
     config = target / "abuso.yaml"
     assert {p.name for p in target.iterdir()} == {"abuso.yaml", "good-response.txt", "bad-response.txt",
-                                                  "networks.txt", "radius.yaml", "abuso-watch.service"}
+                                                  "networks.txt", "radius.yaml", "abuso-watch.service",
+                                                  "abuso-lmtp.service", "abuso-lmtp.socket"}
     assert "../var/" not in config.read_text()
     assert f"quarantine: {state}/quarantine" in config.read_text()
     check = run("check-config", "-c", str(config))

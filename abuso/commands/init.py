@@ -17,7 +17,8 @@ import click
 #: What ``init`` writes: the documented config becomes ``abuso.yaml``.
 FILES = {"sample.yaml": "abuso.yaml", "good-response.txt": "good-response.txt",
          "bad-response.txt": "bad-response.txt", "networks.txt": "networks.txt", "radius.yaml": "radius.yaml",
-         "abuso-watch.service": "abuso-watch.service"}
+         "abuso-watch.service": "abuso-watch.service", "abuso-lmtp.service": "abuso-lmtp.service",
+         "abuso-lmtp.socket": "abuso-lmtp.socket"}
 
 
 def skeleton() -> Path:
@@ -55,7 +56,7 @@ def init(folder: str, state: str | None, force: bool) -> None:
     for name, out in FILES.items():
         text = (source / name).read_text(encoding="utf-8")
         text = text.replace("../var/", f"{state_dir}/")
-        if name == "abuso-watch.service":
+        if name.endswith(".service"):
             text = text.replace("/usr/bin/env abuso", program()).replace("/etc/abuso/abuso.yaml", str(config))
             if not state_dir.is_relative_to("/var/lib/abuso"):   # ProtectSystem=strict: say where it writes
                 text = text.replace("ReadWritePaths=/var/lib/abuso", f"ReadWritePaths={state_dir} /var/lib/abuso")
