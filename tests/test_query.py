@@ -205,3 +205,18 @@ def test_customer_by_name_from_the_network_table_and_short_file_column(config):
     folder, digest = row["path"].rsplit("/", 1)
     assert f" {folder}/{digest[:12]}" in table_out and digest not in table_out
     assert max(len(line) for line in table_out.splitlines()) < 120
+
+
+def test_an_unreachable_postgresql_says_the_error_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text(f"parsers: []\nprocessors:\n  - store: {{path: store, url: 'postgresql://abuso@127.0.0.1:{port}/x'}}\n")
+    done = subprocess.run([sys.executable, "-m", "abuso", "query", "-c", str(cfg)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 75
+    assert done.stderr.count("\n") == 1
+    assert "Connection refused" in done.stderr and done.stderr.startswith("abuso: store index postgresql://")

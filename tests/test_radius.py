@@ -612,6 +612,11 @@ def test_cli_refreshes_and_answers_who_held_an_address(tmp_path):
     text = abuso("192.0.2.17", "2026-11-24T12:55:00")  # no offset: UTC
     assert "ambiguous: alice, bob" in text.stdout and text.returncode == 0
     assert abuso("192.0.2.17").returncode == 64
+    same = json.loads(abuso("-f", "json", "192.0.2.17", "2026-11-24T13:10:00+01:00").stdout)
+    assert same["users"] == ["alice"]
+    bad = abuso("192.0.2.17", "yesterday noon")
+    assert bad.returncode == 64 and bad.stderr.count("\n") == 1
+    assert "WHEN: 'yesterday noon' is not a time" in bad.stderr and "isoformat" not in bad.stderr
 
 
 def test_renamed_log_still_written_to_is_read_from_where_it_was_left(tmp_path):

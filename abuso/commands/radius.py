@@ -7,22 +7,27 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import timezone
 
 import click
 
 
 @click.command("radius")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), envvar="ABUSO_CONFIG")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Text for people, or one JSON object.")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as -f json (kept for old scripts).")
 @click.argument("ip", required=False)
 @click.argument("when", required=False)
-def radius(config_path: str, as_json: bool, ip: str | None, when: str | None) -> None:
+def radius(config_path: str, fmt: str, as_json: bool, ip: str | None, when: str | None) -> None:
     """Refresh the index of the config's radius processor; with IP and WHEN (ISO 8601, UTC if no
     offset), say which user held IP then."""
     import ipaddress
 
     from ..config import load
+    from .query import parse_when
+
+    as_json = as_json or fmt == "json"
     from ..errors import ConfigError
     from ..processors.radius import RadiusProcessor
 
@@ -40,11 +45,9 @@ def radius(config_path: str, as_json: bool, ip: str | None, when: str | None) ->
         if ip is not None and when is not None:
             try:
                 addr = ipaddress.ip_address(ip)
-                t = datetime.fromisoformat(when.replace("Z", "+00:00"))
-            except ValueError as e:
-                raise click.UsageError(str(e))
-            if t.tzinfo is None:
-                t = t.replace(tzinfo=timezone.utc)
+            except ValueError:
+                raise click.UsageError(f"{ip!r} is not an IP address")
+            t = parse_when(when, "WHEN")
             res = index.lookup(addr, t.timestamp(), proc.slack, proc.grace)
             out.update(ip=str(addr), time=t.astimezone(timezone.utc).isoformat(), result=res.status,
                        users=res.users, reason=res.reason,

@@ -17,7 +17,9 @@ def _options(f: Any) -> Any:
                      help="Worker processes for a batch (0 = one per core)."),
         click.option("--files-from", type=click.Path(allow_dash=True),
                      help="Read message paths from FILE (- = stdin)."),
-        click.option("--mark", is_flag=True, help="Maildir: process unseen mail only and mark it seen when done."),
+        click.option("--mark", is_flag=True,
+                     help="Only unfinished mail, marked once its processors finished: Maildir messages move to "
+                          "cur/ with the S flag; mbox messages are recorded in <mbox>.abuso-done."),
         click.option("--watch", is_flag=True, help="Mailbox reader: keep running and wait for new mail."),
         click.option("--progress/--no-progress", default=None, help="Progress line on stderr (default: if a tty)."),
         click.option("-v", "--verbose", count=True, help="Log a line per message (-vv: debug)."),

@@ -73,6 +73,12 @@ CREATE TABLE IF NOT EXISTS meta (
 _INHERITED: list[Any] = []
 
 
+def one_line(e: BaseException) -> str:
+    """A driver's error in one line: libpq's is the error, then a tab-indented hint; both are kept."""
+    parts = [" ".join(line.split()) for line in str(e).strip().splitlines()]
+    return " ".join(p for p in parts if p).removeprefix("connection failed: ") or type(e).__name__
+
+
 def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
     """The version byte, then the address big-endian: keys sort like addresses within a family,
     and the families never interleave (``::/0`` holds no IPv4 address, as in Python)."""
@@ -243,7 +249,7 @@ class Index:
                 extra = {"password": password} if password is not None else {}
                 return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True, **extra)
             except psycopg.Error as e:
-                msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                msg = one_line(e)
                 if getattr(e, "sqlstate", None) in _PG_CONFIG_ERRORS or _PG_CONFIG_TEXT.search(msg):
                     raise ConfigError(f"store index {redact_url(url)}: {msg}", key="url")
                 raise TransientError(f"store index {redact_url(url)}: {msg}")
@@ -290,7 +296,7 @@ class Index:
         return psycopg.Error
 
     def _fail(self, e: BaseException) -> TransientError:
-        return TransientError(f"store index {self.where}: {str(e).strip() or type(e).__name__}")
+        return TransientError(f"store index {self.where}: {one_line(e)}")
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
