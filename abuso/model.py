@@ -91,6 +91,9 @@ class Verdict:
     #: source itself in that parser's format ("an ARF report"); parsers later in the chain that
     #: would only guess the source (``received``) leave it to that statement.
     source_stated: str = ""
+    #: The report's own words that only restate what this parser found (an ARF report's
+    #: human-readable part): free-text incidents read there add nothing (merge_duplicates).
+    restated: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.incidents:
@@ -159,7 +162,8 @@ class Report:
         return d
 
 
-def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()) -> list[Incident]:
+def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = (),
+                     restated: Iterable[str] = ()) -> list[Incident]:
     """Merge incidents with the same (ip, type, time); the first parser's evidence wins.
 
     Order is kept (first seen first) so that output is stable. An ``undetermined``
@@ -168,11 +172,21 @@ def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()
     into the typed one. Incidents of ``fallback`` parsers (free text) about an
     address a structured parser also reported yield to that parser, which knows
     its format's type and time better; they stand where no other parser looked.
+    They enrich it first: a structured incident without a time takes the
+    earliest time the free text gives for that address (``extra.time_from``
+    names the parser), and its port if it has none. Free-text incidents read
+    in ``restated`` texts (a structured report's own human-readable part, see
+    :attr:`Verdict.restated`) are that report told again: they vanish whatever
+    address they name (the receiving MX, a relay, a sanitised copy).
     """
     weak = set(fallback)
     strong: dict = {}
     incidents = list(incidents)
     if weak:
+        incidents = _enriched(incidents, weak)
+        texts = [" ".join(t.split()) for t in restated if t and t.strip()]
+        if texts:
+            incidents = [i for i in incidents if i.parser not in weak or not _restates(i.evidence, texts)]
         for inc in incidents:
             if inc.parser not in weak:
                 strong.setdefault(inc.ip, []).append(inc)
@@ -197,3 +211,34 @@ def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()
         if vague.parser not in seen[into].parser.split("+"):
             seen[into] = replace(seen[into], parser=f"{seen[into].parser}+{vague.parser}")
     return list(seen.values())
+
+
+def _enriched(incidents: list[Incident], weak: set[str]) -> list[Incident]:
+    """Structured incidents without a time take the earliest time free text gives for their address."""
+    timed: dict = {}
+    for inc in incidents:
+        if inc.parser in weak and inc.time is not None:
+            first = timed.get(inc.ip)
+            if first is None or inc.time < first.time:
+                timed[inc.ip] = inc
+    if not timed:
+        return incidents
+    out = []
+    for inc in incidents:
+        donor = timed.get(inc.ip) if inc.time is None and inc.parser not in weak else None
+        if donor is not None:
+            inc = replace(inc, time=donor.time, zone=donor.zone, port=inc.port if inc.port is not None else donor.port,
+                          extra={**inc.extra, "time_from": donor.parser})
+        out.append(inc)
+    return out
+
+
+def _restates(evidence: str, texts: list[str]) -> bool:
+    """Is every line of a free-text incident's evidence inside one of these texts?
+
+    The log parser joins a stamp's line and the address's line with `` | `` and
+    cuts long ones with ``…``: each piece is looked up on its own.
+    """
+    pieces = (p for ln in evidence.splitlines() for p in ln.split(" | "))
+    lines = [" ".join(p.rstrip("…").split()) for p in pieces if p.strip(" …")]
+    return bool(lines) and all(any(ln in t for t in texts) for ln in lines)

@@ -82,7 +82,8 @@ class Pipeline:
                 report.error = report.error or f"parser {parser.name} failed: {type(e).__name__}: {e}"
             report.verdicts[parser.name] = verdict
             found.extend(verdict.incidents)
-        incidents = merge_duplicates(found, [p.name for p in self.parsers if getattr(p, "fallback", False)])
+        restated = [t for v in report.verdicts.values() if v.incidents for t in v.restated]
+        incidents = merge_duplicates(found, [p.name for p in self.parsers if getattr(p, "fallback", False)], restated)
         for flt in self.filters:
             kept = []
             for inc in incidents:

@@ -199,16 +199,21 @@ class ArfParser(Parser):
             return self.not_applicable(f"not an ARF report (no feedback-report part){why}"), False
         incidents: list[Incident] = []
         notes: list[str] = []
+        restated: list[str] = []
         for rep in reports:
             found, note = self._incident(rep, message)
             if found is not None:
                 incidents.append(found)
+                if rep.human:
+                    restated.append(rep.human)
             if note:
                 notes.append(note)
         notes.extend(problems)
         prefix = f"{len(reports)} feedback reports" if len(reports) > 1 else ""
         reason = "; ".join(x for x in [prefix] + _dedupe(notes) if x)
-        return self.found(incidents, reason), True
+        verdict = self.found(incidents, reason)
+        verdict.restated = restated  # the human-readable parts only tell these reports again
+        return verdict, True
 
     def _incident(self, rep: FeedbackReport, message: Message) -> tuple[Incident | None, str]:
         raw_type = (rep.get("feedback-type") or "").strip().lower()
