@@ -21,12 +21,14 @@ if "XDG_CACHE_HOME" not in os.environ:
 SAMPLES = ROOT / "samples"
 #: The public corpus lives beside the project (../shared/corpus); ABUSO_CORPUS overrides.
 CORPUS = Path(os.environ.get("ABUSO_CORPUS", ROOT.parent / "shared" / "corpus"))
+#: The one wording of every skip for want of the corpus.
+NO_CORPUS = f"needs the shared corpus at {CORPUS} (set ABUSO_CORPUS to its folder)"
 
 
 @pytest.fixture
 def corpus() -> Path:
     if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS} (set ABUSO_CORPUS)")
+        pytest.skip(NO_CORPUS)
     return CORPUS
 
 

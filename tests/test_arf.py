@@ -18,7 +18,7 @@ from abuso.parsers import arf as arf_module
 from abuso.parsers.arf import MAX_REPORTS, ArfParser, parse_fields, parse_ip, parse_stamp
 from abuso.pipeline import Pipeline
 
-from .conftest import CORPUS, ROOT, sample_path
+from .conftest import CORPUS, NO_CORPUS, ROOT, sample_path
 
 EXPECTED = yaml.safe_load((ROOT / "tests" / "data" / "expected" / "arf.yaml").read_text())
 #: Entries whose incidents come from another parser (free-text log, Received chain).
@@ -60,7 +60,7 @@ def parse(raw: bytes, **options):
 def test_expected_with_arf_and_xarf_alone(name: str) -> None:
     """arf + xarf alone already give every expected incident (other parsers may only add duplicates)."""
     if not name.startswith("samples/") and not CORPUS.is_dir():
-        pytest.skip("shared corpus not found")
+        pytest.skip(NO_CORPUS)
     report = Pipeline.from_config({"parsers": ["arf", "xarf"]}).analyse(Path(sample_path(name)).read_bytes(), name)
     got = {(i.ip, i.type, i.time) for i in report.incidents}
     want = {(ipaddress.ip_address(str(e["ip"])), e["type"],

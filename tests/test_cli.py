@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CORPUS, ROOT
+from .conftest import CORPUS, NO_CORPUS, ROOT
 
 ABUSO = [sys.executable, str(ROOT / "bin" / "abuso")]
 MSG = b"From: r@example.org\nSubject: x\nDate: Sat, 22 Nov 2026 10:00:00 +0100\nMessage-ID: <1@x>\n\nhello\n"
@@ -75,7 +75,7 @@ def test_hostile_inputs_give_no_traceback(cfg):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_batch_over_the_whole_corpus_never_crashes(cfg, jobs):
     if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
+        pytest.skip(NO_CORPUS)
     r = run(["run", "-c", str(cfg), "-f", "json", "-j", jobs, str(CORPUS)])
     lines = r.stdout.decode().splitlines()
     files = [json.loads(x)["file"] for x in lines]

@@ -23,7 +23,7 @@ import yaml
 
 from abuso.pipeline import Pipeline
 
-from .conftest import CORPUS, ROOT, sample_path
+from .conftest import CORPUS, NO_CORPUS, ROOT, sample_path
 
 EXPECTED_DIR = ROOT / "tests" / "data" / "expected"
 
@@ -56,7 +56,7 @@ def pipeline() -> Pipeline:
 def _compare(name: str, pipeline: Pipeline) -> tuple[set, set, str]:
     """(got, want, verdicts) for one file; skips when it lives in a corpus that is not here."""
     if not name.startswith("samples/") and not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
+        pytest.skip(NO_CORPUS)
     report = pipeline.analyse(Path(sample_path(name)).read_bytes(), name)
     got = {(i.ip, i.type, i.time) for i in report.incidents}
     want = {_key(str(e["ip"]), e["type"], e.get("time")) for e in EXPECTED[name]}

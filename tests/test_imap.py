@@ -18,6 +18,7 @@ from abuso.config import load
 from abuso.errors import ConfigError
 from abuso.readers.imap import ImapReader
 from abuso.runner import Runner
+from tests.conftest import NO_CORPUS
 from tests.dovecot import Dovecot, User, recorded, recorders, server, stored, worker
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -102,7 +103,7 @@ def test_a_second_run_finds_nothing_and_new_mail_is_read(user: User, tmp_path: P
 def test_corpus_messages_arrive_byte_for_byte(user: User, tmp_path: Path) -> None:
     files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix not in (".md", ".py"))[:15]
     if not files:
-        pytest.skip(f"no corpus at {CORPUS}")
+        pytest.skip(NO_CORPUS)
     raws = [p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for p in files]
     user.append(*raws)
     assert drive(ImapReader(user.options(state=str(tmp_path / "s")))) == raws

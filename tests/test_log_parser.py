@@ -18,7 +18,7 @@ from abuso.parsers import log as logmod
 from abuso.parsers.log import LogParser
 from abuso.pipeline import Pipeline
 
-from .conftest import CORPUS, ROOT, sample_path
+from .conftest import CORPUS, NO_CORPUS, ROOT, sample_path
 
 UTC = timezone.utc
 EXPECTED = yaml.safe_load((ROOT / "tests" / "data" / "expected" / "log.yaml").read_text())
@@ -49,7 +49,7 @@ def keys(verdict) -> set[tuple]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_log_parser_alone_gives_the_expected_incidents(name: str) -> None:
     if not name.startswith("samples/") and not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
+        pytest.skip(NO_CORPUS)
     report = Pipeline.from_config({"parsers": ["log"]}).analyse(Path(sample_path(name)).read_bytes(), name)
     got = {(i.ip, i.type, i.time) for i in report.incidents}
     want = set()
@@ -62,7 +62,7 @@ def test_log_parser_alone_gives_the_expected_incidents(name: str) -> None:
 
 def test_corpus_zones_and_ports() -> None:
     if not CORPUS.is_dir():
-        pytest.skip("no corpus")
+        pytest.skip(NO_CORPUS)
     v = LogParser({}).parse(normalize((CORPUS / "mail-abuse/log-10.eml").read_bytes()))
     (inc,) = v.incidents
     assert (inc.zone, inc.port) == ("date-header", 3863)  # yearless syslog, SRC= ... SPT=3863

@@ -18,7 +18,7 @@ import pytest
 
 from abuso.pipeline import Pipeline
 
-from .conftest import CORPUS
+from .conftest import CORPUS, NO_CORPUS
 
 OUTSIDE = CORPUS / "outside"
 LABELS = OUTSIDE / "LABELS.jsonl"
@@ -100,7 +100,7 @@ def _labels() -> list[dict]:
 def test_outside_corpus_scores(capsys: pytest.CaptureFixture[str]) -> None:
     labels = _labels()
     if not labels:
-        pytest.skip(f"shared corpus not found at {OUTSIDE}")
+        pytest.skip(NO_CORPUS)
     pipeline = Pipeline.from_config({})
     score = Score()
     for label in labels:

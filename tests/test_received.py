@@ -22,7 +22,7 @@ from abuso.parsers.received import (
 )
 from abuso.pipeline import Pipeline
 
-from .conftest import CORPUS
+from .conftest import CORPUS, NO_CORPUS
 
 
 def utc(*a: int) -> datetime:
@@ -252,7 +252,7 @@ def test_report_transport_headers_are_not_evidence() -> None:
     assert not v.applied and not v.incidents and "no forwarded message" in v.reason
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 @pytest.mark.parametrize("name, ip, time", [
     ("received-01.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # after "Offending message:"
     ("received-02.eml", "10.0.0.1", utc(2003, 6, 19, 21, 34, 13)),    # the same, '>'-quoted
@@ -268,7 +268,7 @@ def test_corpus_carried_chain(name: str, ip: str, time: datetime) -> None:
     assert hop is not None and (hop.ip, hop.time, hop.zone) == (ip_address(ip), time, "explicit")
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 def test_pasted_chain_gives_one_spam_incident() -> None:
     v = _parse((CORPUS / "mail-abuse" / "received-03.eml").read_bytes())
     assert [(i.ip, i.type, i.time, i.zone, i.parser) for i in v.incidents] == [
@@ -276,7 +276,7 @@ def test_pasted_chain_gives_one_spam_incident() -> None:
     assert "by daver.bungi.com" in v.incidents[0].evidence
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 @pytest.mark.parametrize("name, why", [
     ("mail-abuse/spamcop-01.eml", "SpamCop"),
     ("abuseio/feedback-loop/AOL_example_1.eml", "ARF"),
@@ -292,7 +292,7 @@ def test_reports_that_name_the_source_are_not_second_guessed(name: str, why: str
     assert [x.parser for x in report.verdicts.values() if x.source_stated] == [why.lower().replace("-", "")]
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 def test_without_an_authority_in_the_chain_the_carried_chain_is_read() -> None:
     """Nobody ran who names the source (no arf parser configured): the Received chain is the evidence."""
     raw = (CORPUS / "abuseio/feedback-loop/AOL_example_1.eml").read_bytes()
@@ -300,7 +300,7 @@ def test_without_an_authority_in_the_chain_the_carried_chain_is_read() -> None:
     assert v.applied and v.incidents
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 def test_source_of_matches_arf_source_ip() -> None:
     """The ARF fallback: on real feedback loops the entry hop is the stated Source-IP."""
     for name, ip in [("Comcast_example_1.eml", "10.17.18.5"), ("Cox_example_1.eml", "10.17.18.7"),

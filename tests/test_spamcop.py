@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from abuso.normalize import normalize
 from abuso.parsers.spamcop import SpamCopParser, report_sections
 
-from .conftest import CORPUS, SAMPLES
+from .conftest import CORPUS, NO_CORPUS, SAMPLES
 
 
 def utc(*a: int) -> datetime:
@@ -118,7 +118,7 @@ def test_open_proxy_note_marks_the_source() -> None:
     assert len(v.incidents) == 1 and v.incidents[0].extra["open_proxy"] is True
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 @pytest.mark.parametrize("name", ["spamcop-01.eml", "spamcop-02.eml", "spamcop-03.eml", "spamcop-04.eml",
                                   "spamcop-05.eml", "received-01.eml", "received-02.eml"])
 def test_corpus_reports(name: str) -> None:
@@ -126,7 +126,7 @@ def test_corpus_reports(name: str) -> None:
     assert found(v) == [("10.0.0.1", utc(2003, 6, 19, 21, 34, 13), "explicit", "source")]
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus missing")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=NO_CORPUS)
 def test_no_false_positive_on_the_rest_of_the_corpus() -> None:
     others = [p for p in CORPUS.rglob("*.eml") if not p.name.startswith(("spamcop-", "received-"))]
     assert others
