@@ -155,3 +155,12 @@ def test_html_page_as_a_person_sees_it(tmp_path: Path) -> None:
     per_band = [saturated.crop((0, top, width, top + band)).histogram()[255]
                 for top in range(0, height - band + 1, band)]
     assert sum(n > 2000 for n in per_band) >= 4, per_band          # four charts drawn, not blank boxes
+
+
+def test_query_by_asn_agrees_with_stats(config: Path) -> None:
+    by_asn = {r["asn"]: r["incidents"] for r in stats(config, "--by", "asn")["rows"]}
+    assert query_count(config, "--asn", "64500") == by_asn["AS64500"] == 4
+    assert query_count(config, "--asn", "AS64501") == by_asn["AS64501"] == 2
+    assert query_count(config, "--asn", "64999") == 0
+    bad = CliRunner().invoke(cli, ["query", "-c", str(config), "--asn", "sixty"])
+    assert isinstance(bad.exception, QueryError)

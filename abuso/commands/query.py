@@ -125,18 +125,24 @@ def _printable(text: str) -> str:
 @click.option("--type", "type_", metavar="TYPE", help="A classification type (spam) or taxonomy (fraud).")
 @click.option("--customer", metavar="C", help="The customer the table processor assigned (its id or name).")
 @click.option("--user", metavar="U", help="The user the radius processor found.")
+@click.option("--asn", metavar="N", help="The origin AS the asn processor found (64500 or AS64500).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="An aligned table for people or JSON lines (every field, the full file path).")
 @click.option("--limit", type=click.IntRange(min=0, max=10**9), default=100, show_default=True,
               help="At most N incidents, newest first (0: all).")
 def query(config_path: str, ip: str | None, since: str | None, until: str | None, type_: str | None,
-          customer: str | None, user: str | None, fmt: str, limit: int) -> None:
+          customer: str | None, user: str | None, asn: str | None, fmt: str, limit: int) -> None:
     """Search the stored history of incidents, newest first.
 
     Exit status: 0 when something matched, 1 when nothing did (like grep), 64 for a bad argument,
     78 for a bad config.
     """
     criteria: dict[str, Any] = {"user": user}
+    if asn is not None:
+        number = asn.strip().upper().removeprefix("AS")
+        if not number.isdigit():
+            raise QueryError(f"--asn: {asn!r} is not an AS number (64500 or AS64500)")
+        criteria["asn"] = int(number)
     if ip:
         criteria["network"] = parse_network(ip)
     if since:

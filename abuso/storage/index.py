@@ -412,14 +412,19 @@ class Index:
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
         return new
 
-    @staticmethod
-    def _where(network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+    def _where(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
                since: datetime | None = None, until: datetime | None = None, type: str | None = None,
                taxonomy: str | None = None, customer: str | Sequence[str] | None = None,
-               user: str | None = None) -> tuple[str, list[Any]]:
-        """The WHERE clause (or "") and its parameters for :meth:`search` and :meth:`search_count`."""
+               user: str | None = None, asn: int | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause (or "") and its parameters for :meth:`search` and :meth:`search_count`.
+
+        ``asn`` is read from the asn processor's field in each incident's extra JSON (no column of its own:
+        narrow by address or time as well on a large store)."""
         where: list[str] = []
         params: list[Any] = []
+        if asn is not None:
+            where.append(f"CAST({self.dialect.asn} AS TEXT) = ?")
+            params.append(str(int(asn)))
         if network is not None:
             lo, hi = net_range(network)
             where.append("i.ipkey BETWEEN ? AND ?")
