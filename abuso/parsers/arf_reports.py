@@ -83,8 +83,8 @@ def looks_like_arf(message: Message) -> bool:
     top = header_section(message.raw)  # report-type=feedback-report of the mail itself
     if b"eedback" in top or b"EEDBACK" in top:
         return True
-    for b in message.blocks:
-        if "eedback" in b.text[:SNIFF_HEAD] or any(w in b.text for w in _FIELD_WORDS):
+    for b in message.blocks:  # one scan of each text (~15 µs per 30 KB); all-caps fields only at the head
+        if "eedback" in b.text or "EEDBACK" in b.text[:SNIFF_HEAD]:
             return True
     for a in message.attachments:
         if a.content_type == "message/feedback-report":
