@@ -206,13 +206,14 @@ KEYWORD_RULES: list[tuple[str, re.Pattern[str]]] = [
                                 r"|\bsmtp[ -]auth|\bauth(?:entication)? (?:attack|attempts)|login[ -]attack"
                                 r"|password (?:guessing|spray)|credential stuffing|\brdp (?:login|logon|auth)"
                                 r"|remote desktop (?:login|logon)|\bftp (?:login|auth)|FAIL LOGIN"
-                                r"|530 login incorrect|authentication failed", re.I)),
+                                r"|530 login incorrect|authentication failed"
+                                r"|fuerza bruta|force brute|forza bruta|for[çc]a bruta|brute-?force-angriff", re.I)),
     ("exploit", lazy_compile(r"exploit|sql injection|\bXSS\b|directory traversal|shellshock|/etc/passwd|\bRCE\b", re.I)),
     ("spam", lazy_compile(r"\bspam|unsolicited|\bUCE\b|\bUBE\b|junk mail|spamcop|e-?mail abuse report|relay(?:ing)? (?:not permitted|access denied|denied)", re.I)),
     # Scanners: the words, firewall drops, scanning tools' user agents (masscan, zgrab, zmap, nmap) and a
     # port-scan table's header ("time protocol src_ip src_port dest_ip dest_port"), banner or not.
     ("scanner", lazy_compile(r"\bscan|\bprobe|\bDROP\b|\bDENY\b|\bREJECT\b|\bBLOCK|SRC=.*DPT=|\bDPT=|firewall|\bipfw\b|\biptables\b|portsweep|\bsnort\b"
-                             r"|netscan|portscan|masscan|zgrab|\bzmap\b|\bnmap\b"
+                             r"|netscan|portscan|poortscan|masscan|zgrab|\bzmap\b|\bnmap\b"
                              r"|\bsrc_?ip\b.*\bdest?_?(?:ip|port)\b", re.I)),
 ]
 

@@ -66,18 +66,18 @@ class Stamp:
 
 MONTHS: dict[str, int] = {}
 for _i, _names in enumerate((
-    "jan january jän januar janv enero gennaio",
-    "feb february februar fév févr fevrier febrero febbraio",
-    "mar march mär märz mrz mars marzo",
+    "jan january jän januar janv janvier enero gennaio januari janeiro",
+    "feb february februar fév févr février fevrier febrero febbraio februari fevereiro",
+    "mar march mär märz mrz mars marzo maart março marco",
     "apr april avr avril abril aprile",
-    "may mai mayo maggio",
-    "jun june juni juin junio giugno",
-    "jul july juli juil juillet julio luglio",
-    "aug august aoû août agosto",
-    "sep sept september septembre septiembre settembre",
-    "oct october okt oktober octobre octubre ottobre",
-    "nov november novembre noviembre",
-    "dec december dez dezember déc décembre diciembre dicembre",
+    "may mai mayo maggio mei maio",
+    "jun june juni juin junio giugno junho",
+    "jul july juli juil juillet julio luglio julho",
+    "aug august aoû août aout agosto augustus",
+    "sep sept september septembre septiembre setiembre settembre setembro",
+    "oct october okt oktober octobre octubre ottobre outubro",
+    "nov november novembre noviembre novembro",
+    "dec december dez dezember déc décembre decembre diciembre dicembre dezembro",
 ), 1):
     for _name in _names.split():
         MONTHS[_name] = _i
@@ -117,21 +117,83 @@ _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # 11/22-03:14:07.123456 (snort), 11/22/26-03:14:07
     ("snort", lazy_compile(r"(?<![\d/])(?P<m>\d{2})/(?P<d>\d{2})(?:/(?P<Y>\d{2,4}))?-" + _TIME)),
 ]
+
+# --- prose: a date, words, then its clock time (issue 8.1, issue 11 class 7) ---------------
+#
+# "am 12.11.2026 um 23:14:05 Uhr (MEZ)", "el 12/11/2026 a las 21:05:33 (GMT-3)",
+# "le 12/11/2026 à 14h37 (heure de Paris)", "il 12/11/2026 alle ore 16:20:00 (ora italiana)",
+# "op 12-11-2026 om 08:15:10 (CET)", "em 12 de novembro de 2026 às 18:45:00 (horário de Brasília)",
+# "on 2026-11-12 between 10:00 and 10:30 UTC", "on 12 Nov 2026 from 14:05 to 14:20 CET".
+# A range is dated by its start, in the zone written after its end. Numeric dates in these
+# languages are day first; with English words a slash date is month first (as the "us" shape).
+# A zone in parentheses may be a long name ("heure de Paris"): abuso.zones resolves it.
+_LINK_WORD = (r"(?:at|on|around|approx\.?|about|by|between|from|um|gegen|ca\.?|zwischen|von|à|a|às|as|las|los"
+              r"|sobre|hacia|entre|desde|alle|ore|verso|tra|fra|dalle|dal|le|vers|rond|om|omstreeks|tussen|van"
+              r"|kl\.?|klokken|por\s+volta\s+d[ae]s|alrededor\s+de)")
+_PROSE_TIME = (r"(?P<H>\d{1,2})(?::|h(?=\d\d))(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
+               r"(?:\s?(?P<ampm>[AaPp]\.?[Mm]\.?)(?![A-Za-z]))?"
+               r"(?:\s*(?:Uhr|uur|hrs?|horas?|heures?|h)(?![A-Za-z]))?")
+_PROSE_TAIL = (r"(?P<link>(?:\s*,)?(?:\s+" + _LINK_WORD + r"){1,3}\s+)" + _PROSE_TIME
+               # the end of a range: "and 10:30", "- 14:20", "bis 10:30 Uhr", "y las 21:10"
+               + r"(?:(?:\s+[-–]\s*|\s*–\s*|\s+(?:to|and|und|bis|et|à|a|y|e|en|tot|till|until|through)\s+"
+               r"(?:(?:las|as|le|ore|om|um)\s+)?)\d{1,2}(?::|h(?=\d\d))\d{2}(?::\d{2})?"
+               r"(?:\s*(?:Uhr|uur|hrs?|h)(?![A-Za-z]))?)?"
+               r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?"
+               r"(?![A-Za-z])|[A-Z]{3,5}(?![A-Za-z]))|\s*\((?P<tzc>[^()\n]{1,40})\))?")
+_PROSE_SHAPES: list[tuple[str, re.Pattern[str]]] = [
+    # 12.11.2026, 12/11/2026, 12-11-2026
+    ("prose", lazy_compile(r"(?<![\d.:/-])(?P<d>\d{1,2})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<Y>\d{4})(?![\d:])"
+                           + _PROSE_TAIL, re.I)),
+    # 2026-11-12 (then words: "2026-11-12 10:00" is the iso shape's)
+    ("prose", lazy_compile(r"(?<![\d.:/-])(?P<Y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d:T])" + _PROSE_TAIL,
+                           re.I)),
+    # 12. November 2026, 12 de noviembre de 2026, 12 nov. 2026
+    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])(?P<d>\d{1,2})(?:\.|º|°|er|st|nd|rd|th)?\s*(?:de\s+)?"
+                              r"(?P<mon>[^\W\d_]{3,10})\.?,?\s*(?:de\s+|del\s+)?(?P<Y>\d{4})(?![\d:])" + _PROSE_TAIL,
+                              re.I)),
+    # November 12, 2026 (English)
+    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])(?P<mon>[^\W\d_]{3,10})\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
+                              r"(?P<Y>\d{4})(?![\d:])" + _PROSE_TAIL, re.I)),
+]
+#: Whether a clock time is written in prose: a link word right before it ("um 23:14", "a las 21:05",
+#: "between 10:00"), "14h37", or "Uhr"/"uur" after it. Looked at around each H:MM only (a
+#: case-insensitive alternation over the whole line cost ~18 µs a line); ordinary log lines fail it.
+_LINK_BEFORE = lazy_compile(r"\b(?:at|on|around|between|from|um|gegen|zwischen|von|à|a|às|as|las|entre|desde|alle|ore"
+                            r"|tra|dalle|vers|om|tussen|kl\.?|klokken|de)\s+\d?$", re.I)
+
+
+def _prose_here(line: str, times: list[re.Match[str]]) -> bool:
+    for t in times:
+        s, e = t.start(), t.end()
+        if line[s + 1] == "h" or _LINK_BEFORE.search(line, max(0, s - 14), s):
+            return True
+        after = line[e:e + 6].lower()
+        if "uhr" in after or "uur" in after:
+            return True
+    return False
+
+
+#: English link words: a slash date among them is month first.
+_ENGLISH_LINK = lazy_compile(r"\b(?:at|on|around|about|approx|by|between|from)\b", re.I)
+
 #: Cheap test before any shape runs: every fast shape has H:MM.
-_TIMEISH = lazy_compile(r"\d:\d\d")
+_TIMEISH = lazy_compile(r"\d(?::|h(?=\d\d))\d\d")
 #: A clock time standing alone (not "80:443", not a MAC): worth asking dateparser about.
 _CLOCK = lazy_compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
-_MONTH_SHAPES = {"clf", "rfc2822", "monthfirst"}
+_MONTH_SHAPES = {"clf", "rfc2822", "monthfirst", "prosemon"}
 #: A character each numeric shape's date part cannot do without (a cheap test before the regex).
-_NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/"}
+_NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/", "prose": "-/."}
 #: Substring tests are ~4x cheaper than one case-insensitive alternation over the line.
 _MONTH_PREFIXES = tuple(sorted({m[:3] for m in MONTHS}))
 #: How far a stamp reaches before its H:MM ("Tue, 23 Oct 2003 18:" is 17) and after it (seconds,
 #: fraction, AM/PM, zone, a date(1) year).
 _BEFORE, _AFTER = 32, 48
+#: Prose puts more words between its date and its clock ("12 de noviembre de 2026 a las 21:05").
+_PROSE_BEFORE, _PROSE_AFTER = 48, 80
 
 
-def _windows(line: str) -> list[tuple[int, int]]:
+def _windows(line: str, times: list[re.Match[str]], before: int = _BEFORE, after: int = _AFTER
+             ) -> list[tuple[int, int]]:
     """Stretches of the line around each H:MM where a stamp can be: the shapes are only tried there.
 
     Python's re has no first-character skip for these patterns, so searching every
@@ -139,8 +201,8 @@ def _windows(line: str) -> list[tuple[int, int]]:
     """
     out: list[tuple[int, int]] = []
     n = len(line)
-    for t in _TIMEISH.finditer(line):
-        lo, hi = max(0, t.start() - _BEFORE), min(n, t.end() + _AFTER)
+    for t in times:
+        lo, hi = max(0, t.start() - before), min(n, t.end() + after)
         if out and lo <= out[-1][1]:
             out[-1] = (out[-1][0], hi)
         else:
@@ -160,6 +222,8 @@ def _zone_of_token(tok: str) -> tzinfo | None:
     if tok.upper() in ZONE_ABBREVIATIONS or tok[:1] in "+-" or tok.upper().startswith(("UTC", "GMT", "UT")):
         off = zone_offset(tok)
         return timezone(off) if off is not None else None
+    if len(tok) > 5:  # a name in words ("heure de Paris", "horário de Brasília"), a pair or an IANA name
+        return zone_tzinfo(tok)
     return None
 
 
@@ -212,6 +276,12 @@ def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: t
             if month > 12 and day <= 12:  # 22/11/2026: only day-first makes sense
                 month, day = day, month
             elif dayfirst and day <= 12:
+                month, day = day, month
+        elif shape == "prose":
+            # Day first, except a slash date among English words (the "us" shape's rule then).
+            if g.get("sep") == "/" and not dayfirst and _ENGLISH_LINK.search(g.get("link") or "") and month <= 12:
+                month, day = day, month
+            if month > 12 and day <= 12:
                 month, day = day, month
         year_s = g.get("Y") or g.get("Y2")
         if year_s:
@@ -282,16 +352,18 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
     st, df = as_tzinfo(stated), as_tzinfo(default)
-    windows = _windows(line) if _TIMEISH.search(line) else []
+    times = list(_TIMEISH.finditer(line)) if _TIMEISH.search(line) else []
+    windows = _windows(line, times) if times else []
     if windows:
         low = line.lower()
         months = any(m in low for m in _MONTH_PREFIXES)
-        for shape, rx in _SHAPES:
+        prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if _prose_here(line, times) else None
+        for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
             if shape in _MONTH_SHAPES and not months:
                 continue
             need = _NEEDS.get(shape)
-            for m in (m for lo, hi in windows if need is None or any(c in line[lo:hi] for c in need)
-                      for m in rx.finditer(line, lo, hi)):
+            for m in (m for lo, hi in (prose if prose and shape.startswith("prose") else windows)
+                      if need is None or any(c in line[lo:hi] for c in need) for m in rx.finditer(line, lo, hi)):
                 s = m.start()
                 if any(o.start <= s < o.end or s <= o.start < m.end() for o in out):
                     continue

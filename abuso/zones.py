@@ -72,6 +72,21 @@ ZONE_REGIONS: dict[str, str] = {
     "MST/MDT": "America/Denver", "MOUNTAIN TIME": "America/Denver", "PST/PDT": "America/Los_Angeles",
     "PACIFIC TIME": "America/Los_Angeles", "US/PACIFIC": "America/Los_Angeles",
     "AEST/AEDT": "Australia/Sydney", "NZST/NZDT": "Pacific/Auckland",
+    # Local time named in words, as reports in other languages write it after a time ("(heure de Paris)").
+    "HEURE DE PARIS": "Europe/Paris", "HEURE DE FRANCE": "Europe/Paris", "HEURE FRANÇAISE": "Europe/Paris",
+    "HEURE LOCALE DE PARIS": "Europe/Paris", "HEURE DE BRUXELLES": "Europe/Brussels",
+    "MITTELEUROPÄISCHE ZEIT": "Europe/Berlin", "DEUTSCHE ZEIT": "Europe/Berlin", "BERLINER ZEIT": "Europe/Berlin",
+    "ÖSTERREICHISCHE ZEIT": "Europe/Vienna", "SCHWEIZER ZEIT": "Europe/Zurich",
+    "HORA DE MADRID": "Europe/Madrid", "HORA PENINSULAR": "Europe/Madrid", "HORA DE ESPAÑA": "Europe/Madrid",
+    "HORA ESPAÑOLA": "Europe/Madrid", "HORA DE ARGENTINA": "America/Argentina/Buenos_Aires",
+    "HORA DE BUENOS AIRES": "America/Argentina/Buenos_Aires", "HORA DE MÉXICO": "America/Mexico_City",
+    "HORA DEL CENTRO": "America/Mexico_City", "HORA DE CHILE": "America/Santiago",
+    "HORA DE COLOMBIA": "America/Bogota", "HORA DE PERÚ": "America/Lima",
+    "HORÁRIO DE BRASÍLIA": "America/Sao_Paulo", "HORARIO DE BRASILIA": "America/Sao_Paulo",
+    "HORA DE BRASÍLIA": "America/Sao_Paulo", "HORA DE BRASILIA": "America/Sao_Paulo",
+    "HORA DE LISBOA": "Europe/Lisbon", "HORA DE PORTUGAL": "Europe/Lisbon",
+    "ORA ITALIANA": "Europe/Rome", "ORA DI ROMA": "Europe/Rome", "ORA LOCALE ITALIANA": "Europe/Rome",
+    "NEDERLANDSE TIJD": "Europe/Amsterdam", "BELGISCHE TIJD": "Europe/Brussels",
 }
 
 _OFFSET = lazy_compile(r"^(?:UTC|GMT|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.I)

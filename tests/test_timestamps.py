@@ -60,9 +60,9 @@ def utc(*a: int) -> datetime:
     ("November 22nd, 2026 3:14:07 PM EST", utc(2026, 11, 22, 20, 14, 7), "explicit", "monthfirst"),
     ("22-Nov-2026 03:14:07", utc(2026, 11, 22, 2, 14, 7), "date-header", "rfc2822"),
     ("11/22/26 5:07:44 PM", utc(2026, 11, 22, 16, 7, 44), "date-header", "us"),   # two-digit year
-    ("am 22. November 2026 um 14:37:12 Uhr", utc(2026, 11, 22, 13, 37, 12), "date-header", "rfc2822"),
-    ("le 22 nov. 2026 à 14:37:12", utc(2026, 11, 22, 13, 37, 12), "date-header", "rfc2822"),
-    ("on November 22, 2026 at 3:14:07 PM", utc(2026, 11, 22, 14, 14, 7), "date-header", "monthfirst"),
+    ("am 22. November 2026 um 14:37:12 Uhr", utc(2026, 11, 22, 13, 37, 12), "date-header", "prosemon"),
+    ("le 22 nov. 2026 à 14:37:12", utc(2026, 11, 22, 13, 37, 12), "date-header", "prosemon"),
+    ("on November 22, 2026 at 3:14:07 PM", utc(2026, 11, 22, 14, 14, 7), "date-header", "prosemon"),
     ("22.11.2026 14:37:12 (CET) port scan", utc(2026, 11, 22, 13, 37, 12), "explicit", "eu"),
     ("2026-11-22 14:37:12 (UTC+2)", utc(2026, 11, 22, 12, 37, 12), "explicit", "iso"),
     # epoch: labelled, and at the start of a line (squid)
@@ -211,7 +211,7 @@ def test_dateparser_is_only_a_fallback() -> None:
         find_timestamps(line, reference=REF, fallback=True)
     parse_timestamp("24/Nov/2026:13:05:01 +0100")
     assert timestamps.FALLBACK_CALLS[0] == before
-    assert parse_timestamp("8. März 2026 um 17:00", reference=REF).shape == "rfc2822"  # fast path
+    assert parse_timestamp("8. März 2026 um 17:00", reference=REF).shape == "prosemon"  # fast path
     s = parse_timestamp("8 марта 2026 г. 17:00", reference=REF)
     assert timestamps.FALLBACK_CALLS[0] == before + 1
     assert s is not None and (s.time, s.shape) == (utc(2026, 3, 8, 17), "fallback")

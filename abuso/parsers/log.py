@@ -370,6 +370,20 @@ _SB_TYPES = {"0": "system-compromise", "1": "phishing"}
 _QUOTED_SUBJECT = lazy_compile(r"\bsubject:", re.I)
 
 
+#: "<address> at <time>": the word that makes a subject's stamp the event's, not the report's.
+_SUBJECT_AT = lazy_compile(r"[\s,:;(\[]*(?:at|on|@|um|am|à|le|el|il|op|em|a\s+las|alle(?:\s+ore)?|om|às)[\s,:]+$",
+                           re.I)
+
+
+def _dated_in_subject(subject: str, o: _Occurrence) -> bool:
+    """True when the subject says when the address did it ("Abuse from 192.0.2.1 at 2026-11-12 03:14 UTC");
+    a stamp merely appended to a subject ("Spam from 192.0.2.1 - Tue, 24 Nov 2026") dates the report."""
+    if o.stamp is None:
+        return False
+    at = subject.find(str(o.ip))
+    return at >= 0 and bool(_SUBJECT_AT.match(subject, at + len(str(o.ip)), o.stamp.start))
+
+
 def _section_type(heading: str) -> str | None:
     for rx, type_ in _SECTIONS:
         if rx.search(heading):
@@ -516,16 +530,20 @@ class _Context:
             self._line(i, lines, addrs, stamps, types, fallback_hint, section)
 
     def read_subject(self, subject: str, hint: str | None) -> None:
-        """Addresses in the Subject, as mentions without time.
+        """Addresses in the Subject, as mentions; timed only when the body dates nothing for them.
 
-        A subject-only complaint ("Spam from 192.0.2.1") still names its source; a
-        subject's date is when the report was made, so it dates nothing, and the
-        mention folds into the body's timed incidents for the same address.
+        A subject-only complaint ("Spam from 192.0.2.1") still names its source, and a
+        terse one ("Abuse from 192.0.2.1 at 2026-11-12T03:14:07 UTC", body "Thanks.")
+        its time too. Where the body has timed lines for the address, the subject's
+        stamp is dropped and the mention folds into them.
         """
         before, lines_read = len(self.occurrences), self.lines_read
-        self.read_block(subject[:MAX_LINE], hint, None)
+        timed = {o.ip for o in self.occurrences if o.stamp is not None}
+        subject = subject[:MAX_LINE]
+        self.read_block(subject, hint, None)
         self.lines_read = lines_read
-        self.occurrences[before:] = [replace(o, stamp=None, evidence="Subject: " + _trim(subject))
+        self.occurrences[before:] = [replace(o, stamp=o.stamp if o.ip not in timed and _dated_in_subject(subject, o)
+                                             else None, evidence="Subject: " + _trim(subject))
                                      for o in self.occurrences[before:]]
 
     def _strong_sources(self, lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAddress, int | None]]:
