@@ -123,3 +123,52 @@ def test_loopback_first_word_never_wins_over_the_address_seen() -> None:
 def test_helo_claim_is_not_the_client_when_an_address_was_seen() -> None:
     r = parse_received(f"from unknown (HELO 203.0.113.99) (192.0.2.8) by mx.victim.example; {D}")
     assert r.ip == ip_address("192.0.2.8") and not r.from_helo
+
+
+# --- whole chains as the big providers write them: the entry hop is the sender's -------------
+
+C = "Tue, 24 Nov 2026 10:00:0{} +0000"
+PROVIDER_CHAINS = {
+    "office365": [
+        f"from DM6PR11MB1234.namprd11.prod.outlook.com (2603:10b6:5:1::10) by SN6PR11MB5678.namprd11.prod.outlook.com"
+        f" with HTTPS; {C.format(5)}",
+        f"from BN9PR03CA0001.namprd03.prod.outlook.com (2603:10b6:408:13e::6) by DM6PR11MB1234.namprd11.prod.outlook"
+        f".com (2603:10b6:5:1::10) with Microsoft SMTP Server (version=TLS1_2, cipher=TLS_ECDHE) id 15.20.1; "
+        f"{C.format(4)}",
+        f"from BN8NAM11FT012.eop-nam11.prod.protection.outlook.com (2603:10b6:408:13e:cafe::1) by BN9PR03CA0001."
+        f"outlook.office365.com (2603:10b6:408:13e::6) with Microsoft SMTP Server (version=TLS1_2, cipher=TLS_ECDHE) "
+        f"id 15.20.1 via Frontend Transport; {C.format(4)}",
+        f"from mx.sender.example (192.0.2.8) by BN8NAM11FT012.mail.protection.outlook.com (10.13.177.1) with Microsoft "
+        f"SMTP Server (version=TLS1_2, cipher=TLS_ECDHE) id 15.20.1 via Frontend Transport; {C.format(3)}"],
+    "gmail": [
+        f"by 2002:a05:7000:1234:b0:5a1:1234:5678 with SMTP id abc; {C.format(5)}",
+        f"from mx.sender.example (mx.sender.example. [192.0.2.8]) by mx.google.com with ESMTPS id x.123 for "
+        f"<u@gmail.example> (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256); {C.format(3)}",
+        f"from [10.0.0.5] (unknown [10.0.0.5]) by mx.sender.example (Postfix) with ESMTPSA id 1; {C.format(1)}"],
+    "yahoo": [f"from 127.0.0.1 (EHLO mx.sender.example) (192.0.2.8) by mta34.mail.gq1.yahoo.com with SMTP; "
+              f"{C.format(3)}"],
+    "hotmail": [f"from BAY004-MC1F12.hotmail.com ([192.0.2.8]) by BAY004-OMC1S12.hotmail.com with Microsoft "
+                f"SMTPSVC(7.5.7601.23143); {C.format(3)}"],
+    "aol": [f"from mx.sender.example (mx.sender.example [192.0.2.8]) by mtaig-maa01.mx.aol.com (Internet Inbound) "
+            f"with ESMTPS id 4A; {C.format(3)}",
+            f"from localhost (localhost [127.0.0.1]) by mx.sender.example (Postfix) with ESMTP id 2; {C.format(1)}"],
+    "comcast": [f"from resomta-ch2-01v.sys.comcast.net ([69.252.207.97]) by resimta-ch2-05v.sys.comcast.net with "
+                f"ESMTP id x; {C.format(4)}",
+                f"from mx.sender.example ([192.0.2.8]) by resomta-ch2-01v.sys.comcast.net with ESMTP id y; "
+                f"{C.format(3)}"],
+    "zimbra": [
+        f"from zmbox.victim.example (LHLO zmbox.victim.example) (10.9.9.9) by zmbox.victim.example with LMTP; "
+        f"{C.format(5)}",
+        f"from localhost (localhost [127.0.0.1]) by zmta.victim.example (Postfix) with ESMTP id 3; {C.format(4)}",
+        f"from zmta.victim.example ([127.0.0.1]) by localhost (zmta.victim.example [127.0.0.1]) (amavisd-new, port "
+        f"10032) with ESMTP id 4; {C.format(4)}",
+        f"from mx.sender.example (mx.sender.example [192.0.2.8]) by zmta.victim.example (Postfix) with ESMTPS id 5; "
+        f"{C.format(3)}"],
+}
+
+
+@pytest.mark.parametrize("chain", list(PROVIDER_CHAINS.values()), ids=list(PROVIDER_CHAINS))
+def test_provider_chain_entry_hop_is_the_sender(chain: list[str]) -> None:
+    hop = entry_hop(chain)
+    assert hop is not None and hop.ip == ip_address("192.0.2.8")
+    assert hop.time is not None and hop.time.second == 3  # the entry hop's own date, not a later one
