@@ -174,8 +174,9 @@ class ArfParser(Parser):
     OPTIONS = TIME_OPTIONS
 
     def parse(self, message: Message) -> Verdict:
-        verdict, read = self._read(message)
-        if not read and not has_feedback_part(message):
+        part = has_feedback_part(message)
+        verdict, read = self._read(message, part)
+        if not read and not part:
             return verdict
         if not verdict.incidents and _NO_SOURCE in verdict.reason:
             # No Source-IP and the Received fallback found nothing: the report does not state its
@@ -184,9 +185,13 @@ class ArfParser(Parser):
             return verdict
         return self.states_source(verdict, "an ARF report")
 
-    def _read(self, message: Message) -> tuple[Verdict, bool]:
-        """The verdict, and whether any feedback report was read (by its MIME part or its text)."""
-        if not looks_like_arf(message):
+    def _read(self, message: Message, part: bool = False) -> tuple[Verdict, bool]:
+        """The verdict, and whether any feedback report was read (by its MIME part or its text).
+
+        ``part``: the mail has a ``message/feedback-report`` part (even one whose encoded
+        content hides every field from the text blocks, as a forwarded ``ATT00001`` does).
+        """
+        if not part and not looks_like_arf(message):
             return self.not_applicable("not an ARF report (no feedback-report part)"), False
         roots = [message.email] + list(getattr(message, "embedded", []))
         reports, problems = find_reports(roots)
