@@ -185,8 +185,10 @@ def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()
     if weak:
         incidents = _enriched(incidents, weak)
         texts = [" ".join(t.split()) for t in restated if t and t.strip()]
-        if texts:
-            incidents = [i for i in incidents if i.parser not in weak or not _restates(i.evidence, texts)]
+        if texts:  # about a reported address they merge below (the parser label keeps "+log")
+            reported = {i.ip for i in incidents if i.parser not in weak}
+            incidents = [i for i in incidents
+                         if i.parser not in weak or i.ip in reported or not _restates(i.evidence, texts)]
         for inc in incidents:
             if inc.parser not in weak:
                 strong.setdefault(inc.ip, []).append(inc)

@@ -74,3 +74,9 @@ def test_human_part_of_a_report_that_found_nothing_is_not_a_restatement() -> Non
     raw = arf_mail("Feedback-Type: not-spam\nSource-IP: 192.0.2.90\n", human="Sent from 203.0.113.9.")
     report = Pipeline.from_config({}).analyse(raw, "x")
     assert report.verdicts["arf"].restated == []
+
+
+def test_a_restatement_of_the_reported_address_still_corroborates_it() -> None:
+    human = "received from IP 192.0.2.90 on 24 Nov 2026 08:30:00 +0000"
+    found = [inc("192.0.2.90", "arf", T1), inc("192.0.2.90", "log", T1, evidence=human)]
+    assert [i.parser for i in merge_duplicates(found, ["log"], restated=[human])] == ["arf+log"]
