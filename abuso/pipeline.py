@@ -9,6 +9,7 @@ from . import registry
 from .config import Config, load
 from .errors import BROKEN, AbusoError, MessageError, TransientError, internal_error
 from .model import Dropped, Report, Verdict, merge_duplicates
+from .timestamps import message_scope
 
 
 class Pipeline:
@@ -70,18 +71,8 @@ class Pipeline:
             report.notes["arrival"] = msg.arrival
         found = []
         msg.verdicts = report.verdicts  # each parser sees the verdicts of those before it
-        for parser in self.parsers:
-            try:
-                verdict = parser.parse(msg)
-            except (AbusoError, MemoryError):
-                raise
-            except BROKEN as e:
-                raise internal_error(f"parser {parser.name}", e)
-            except Exception as e:  # kept broad: a parser that raises on hostile input fails this message only
-                verdict = Verdict(parser.name, False, f"parser failed: {type(e).__name__}: {e}")
-                report.error = report.error or f"parser {parser.name} failed: {type(e).__name__}: {e}"
-            report.verdicts[parser.name] = verdict
-            found.extend(verdict.incidents)
+        with message_scope(lambda: "\n".join(b.text for b in msg.blocks if b.kind != "headers")):
+            self._parse(msg, report, found)
         restated = [t for v in report.verdicts.values() if v.incidents for t in v.restated]
         incidents = merge_duplicates(found, [p.name for p in self.parsers if getattr(p, "fallback", False)], restated)
         for flt in self.filters:
@@ -95,6 +86,21 @@ class Pipeline:
             incidents = kept
         report.incidents = incidents
         return report
+
+    def _parse(self, msg: Any, report: Report, found: list) -> None:
+        """Every parser on the normalized message, each verdict recorded (dateparser bounded per message)."""
+        for parser in self.parsers:
+            try:
+                verdict = parser.parse(msg)
+            except (AbusoError, MemoryError):
+                raise
+            except BROKEN as e:
+                raise internal_error(f"parser {parser.name}", e)
+            except Exception as e:  # kept broad: a parser that raises on hostile input fails this message only
+                verdict = Verdict(parser.name, False, f"parser failed: {type(e).__name__}: {e}")
+                report.error = report.error or f"parser {parser.name} failed: {type(e).__name__}: {e}"
+            report.verdicts[parser.name] = verdict
+            found.extend(verdict.incidents)
 
     def process(self, raw: bytes, origin: str = "-") -> Report:
         """Run the whole chain on one raw message.

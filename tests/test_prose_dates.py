@@ -71,3 +71,66 @@ def test_a_terse_subject_dates_its_address() -> None:
     # The body's own times win over the subject's.
     v = parse("2026-11-12 05:00:00 +0000 DROP SRC=192.0.2.46", subject="Scan from 192.0.2.46 at 2026-11-12 04:00 UTC")
     assert keys(v) == {("192.0.2.46", "scanner", "2026-11-12T05:00:00+00:00")}
+
+
+# --- dateparser: only a bounded fallback ------------------------------------------------------------
+
+
+def test_text_without_a_day_and_month_never_reaches_dateparser() -> None:
+    before, skipped = timestamps.FALLBACK_CALLS[0], timestamps.FALLBACK_SKIPPED[0]
+    for line in ["login failed for admin at 12:00", "port 22 open since 03:14", "uptime 5 days, 10:22"]:
+        assert find_timestamps(line, fallback=True) == []
+    assert timestamps.FALLBACK_CALLS[0] == before
+    assert timestamps.FALLBACK_SKIPPED[0] == skipped + 3
+
+
+def test_report_languages() -> None:
+    assert timestamps.report_languages("Sehr geehrte Damen und Herren, die Adresse wurde am Montag von "
+                                       "unserem System gesperrt") == ["de", "en"]
+    assert timestamps.report_languages("Estimados, hemos detectado desde la dirección que su servidor") \
+        == ["es", "en"]
+    assert timestamps.report_languages("Hello, we saw attacks from your network.") == ["en"]
+    assert timestamps.report_languages("Уважаемые коллеги, с адреса была зафиксирована атака на наш сервер") is None
+
+
+def test_a_message_asks_dateparser_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, list[str] | None]] = []
+
+    def spy(text: str, *args: object) -> None:
+        asked.append((text, args[-1]))  # type: ignore[arg-type]
+        return None
+
+    monkeypatch.setattr(timestamps, "_ask_dateparser", spy)
+    lines = [f"Angriff am {d}. Brumaire 2026 gegen 17:{d:02d} auf den Server" for d in range(1, 8)]
+    lines = [ln.replace("Brumaire", "Vendémiaire") for ln in lines]  # a month no shape knows, twice over
+    with timestamps.message_scope("Sehr geehrte Damen und Herren, die Angriffe wurden von der Adresse "
+                                  "am Montag auf unser System gefahren"):
+        for ln in lines + lines:
+            find_timestamps(ln, fallback=True)
+    assert len(asked) == timestamps.MAX_CALLS_PER_MESSAGE
+    assert all(langs == ["de", "en"] for _, langs in asked)
+
+
+def test_the_same_text_is_asked_once_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(timestamps, "_ask_dateparser", lambda text, *a: asked.append(text))
+    with timestamps.message_scope("", languages=["en"]):
+        for _ in range(5):
+            find_timestamps("seen 8 Vendémiaire 2026 at 17:00", fallback=True)
+    assert len(asked) == 1
+    with timestamps.message_scope("", languages=["en"]):  # a new message asks again
+        find_timestamps("seen 8 Vendémiaire 2026 at 17:00", fallback=True)
+    assert len(asked) == 2
+
+
+def test_the_pipeline_bounds_dateparser_per_message() -> None:
+    from abuso.pipeline import Pipeline
+
+    body = "\n".join(f"Le {d} vendémiaire an 235 vers 17:{d:02d}, 192.0.2.{d} a attaqué notre serveur."
+                     for d in range(1, 11))
+    raw = ("From: a@example.org\nTo: abuse@example.net\nSubject: attaques\nDate: Fri, 13 Nov 2026 09:00:00 +0000\n"
+           "Content-Type: text/plain; charset=utf-8\n\n" + body + "\n").encode()
+    before = timestamps.FALLBACK_CALLS[0]
+    report = Pipeline.from_config({}).analyse(raw)
+    assert timestamps.FALLBACK_CALLS[0] - before <= timestamps.MAX_CALLS_PER_MESSAGE
+    assert len({str(i.ip) for i in report.incidents}) == 10  # the addresses are all still read
