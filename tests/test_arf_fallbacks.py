@@ -233,3 +233,26 @@ def test_a_digest_of_pasted_blocks_is_capped() -> None:
     body = "".join(block.format(n=n % 250 + 1) for n in range(MAX_REPORTS + 50))
     v = parse(_plain(body))
     assert len(v.incidents) == MAX_REPORTS
+
+
+def test_no_source_ip_fallback_takes_the_providers_trusted_relays() -> None:
+    """A provider's edge relay in another domain stops the walk unless ``trusted`` names it."""
+    chain = ("Received: from edge7.fbl-relay.example (edge7.fbl-relay.example [198.51.100.7]) by "
+             "store.provider.example with ESMTP id 1; Thu, 29 Apr 2026 10:00:05 +0000\n"
+             "Received: from mx.sender.example (mx.sender.example [192.0.2.8]) by edge7.fbl-relay.example with "
+             "ESMTP id 2; Thu, 29 Apr 2026 10:00:03 +0000\nSubject: spam\n\nbuy\n")
+    raw = arf_mail("Feedback-Type: abuse\n", original=chain)
+    assert [str(i.ip) for i in parse(raw).incidents] == ["198.51.100.7"]
+    assert [str(i.ip) for i in parse(raw, trusted=["fbl-relay.example"]).incidents] == ["192.0.2.8"]
+
+
+def test_arf_trusted_option_is_checked_at_load() -> None:
+    import pytest
+
+    from abuso.config import load
+    from abuso.errors import ConfigError
+
+    load({"parsers": [{"arf": {"trusted": ["192.0.2.0/24", "fbl-relay.example"]}}]})
+    with pytest.raises(ConfigError) as e:
+        load({"parsers": [{"arf": {"trusted": ["not a domain!"]}}]})
+    assert "parsers.arf.trusted[0]" in str(e.value)

@@ -110,7 +110,7 @@ def test_check_config_reports_every_problem_one_line_each_exit_78(tmp_path):
     r = run(["check-config", "-c", str(p)])
     assert r.returncode == 78 and r.stdout == b""
     assert r.stderr.decode().splitlines() == [
-        f"abuso: {p}:1: parsers.arf.zoen: unknown option (known: zone, date_fallback)",
+        f"abuso: {p}:1: parsers.arf.zoen: unknown option (known: trusted, zone, date_fallback)",
         f"abuso: {p}:2: defaults.max_bytes: must be at least 1, not -5",
         f"abuso: {p}:2: defaults.timeout: must be a number, not 'soon'",
         f"abuso: {p}:5: processors.table.file: {tmp_path / 'missing.txt'}: no such file",

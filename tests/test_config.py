@@ -59,7 +59,7 @@ def test_every_problem_at_once_each_at_the_line_of_its_own_key(tmp_path):
 def test_unknown_stage_options_are_errors_with_the_known_ones(tmp_path):
     p = write(tmp_path, "parsers:\n  - arf: {zoen: CET}\n  - spamcop: {zone: CET}\n  - log: {dayfirst: sometimes}\n")
     assert problems(p) == [
-        "2: parsers.arf.zoen: unknown option (known: zone, date_fallback)",
+        "2: parsers.arf.zoen: unknown option (known: trusted, zone, date_fallback)",
         "3: parsers.spamcop.zone: unknown option (known: date_fallback)",
         "4: parsers.log.dayfirst: must be true or false, not 'sometimes'",
     ]

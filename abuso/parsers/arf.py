@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import BROKEN, INPUT_ERRORS
 from ..lazy import lazy_compile
 from ..model import Incident, Verdict
+from ..options import Option
 from ..zones import Zones
 from .arf_reports import (  # noqa: F401  (MAX_REPORTS, parse_fields: the module's public names before the split)
     MAX_REPORTS,
@@ -152,14 +153,21 @@ def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     return ip
 
 
-def _source_of(msg: _StdMessage, zones: Any = None) -> Any:
+def _source_of(msg: _StdMessage, zones: Any = None, trusted: Any = ()) -> Any:
     """The received parser's answer to where ``msg`` entered the reporter's systems (a Hop or None).
 
-    ``zones``: the report's zone sources (abuso.zones.Zones) for a header date without offset.
+    ``zones``: the report's zone sources (abuso.zones.Zones) for a header date without offset;
+    ``trusted``: the reporter's relays (networks and domains), as the received parser takes them.
     """
     from .received import source_of
 
-    return source_of(msg, default_zone=zones)
+    return source_of(msg, trusted or (), default_zone=zones)
+
+
+def _check_trusted(value: str) -> None:
+    from .received import _check_trusted as check
+
+    check(value)
 
 
 # --- the parser ---------------------------------------------------------------
@@ -171,7 +179,10 @@ class ArfParser(Parser):
     name = "arf"
     priority = 100
     authority = True  # Source-IP (or, without it, this parser's own Received fallback)
-    OPTIONS = TIME_OPTIONS
+    OPTIONS = (
+        Option("trusted", "strings", each=_check_trusted,
+               help="networks and domains of feedback-loop providers' relays, for reports without Source-IP"),
+    ) + TIME_OPTIONS
 
     def parse(self, message: Message) -> Verdict:
         part = has_feedback_part(message)
@@ -284,7 +295,9 @@ class ArfParser(Parser):
         if rep.original is None:
             return None, "feedback report without Source-IP and without the original message: no incident"
         try:
-            hop = _source_of(rep.original, Zones.of(message, self.options))
+            trusted = self.options.get("trusted")
+            zones = Zones.of(message, self.options)
+            hop = _source_of(rep.original, zones, trusted) if trusted else _source_of(rep.original, zones)
         except (*BROKEN, MemoryError):  # a broken install, a bug, over budget: not this report's fault, never hidden
             raise
         except Exception as e:  # kept broad: a fallback must never cost the report
