@@ -449,10 +449,10 @@ _STOPWORDS = {
 }
 _WORDS = lazy_compile(r"[^\W\d_]+")
 #: Text dateparser could read a day and month from (REQUIRE_PARTS): a numeric date, a month name of
-#: the languages above, or a word in another script next to a number ("8 марта"). Anything else
-#: cannot give a stamp, so it is never asked.
+#: the languages above, or a word in another script (past Latin Extended) next to a number ("8 марта").
+#: Anything else cannot give a stamp in the languages it is given, so it is never asked.
 _NUMERIC_DATE = lazy_compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
-_FOREIGN_BESIDE_NUMBER = lazy_compile(r"\d\s*[^\W\d_]*[^\x00-\x7f\W\d_]|[^\x00-\x7f\W\d_][^\W\d_]*\.?\s*\d")
+_FOREIGN_BESIDE_NUMBER = lazy_compile(r"\d\s*[^\W\d_]*[^\x00-\u024f\W\d_]|[^\x00-\u024f\W\d_][^\W\d_]*\.?\s*\d")
 
 
 def report_languages(text: str) -> list[str] | None:
