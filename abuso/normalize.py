@@ -370,6 +370,30 @@ def looks_like_headers(text: str) -> bool:
     return n >= 2
 
 
+def _undo_encoded_message(part: _StdMessage, inner: _StdMessage, problems: list[str]) -> _StdMessage:
+    """A message/rfc822 part sent base64 or quoted-printable (RFC 2046 forbids it; forwarders do it).
+
+    The email package does not decode message/* parts: it parsed the encoded
+    text as a message without headers. Decode it and parse the real one.
+    """
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if cte not in ("base64", "quoted-printable") or inner.keys():
+        return inner
+    body = inner.get_payload()
+    if not isinstance(body, str):
+        return inner
+    import base64
+    import binascii
+    import quopri
+
+    data = body.encode("ascii", "ignore")
+    try:
+        raw = base64.b64decode(b"".join(data.split())) if cte == "base64" else quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return inner
+    return parse_bytes(raw, problems) if looks_like_headers(raw[:2048].decode("latin-1")) else inner
+
+
 #: Part types a forwarding client gives an attached message it re-wraps.
 _OPAQUE_TYPES = frozenset({"text/plain", "application/octet-stream", "application/unknown", "application/x-unknown"})
 _FEEDBACK_FIELD = lazy_compile(r"^feedback-type[ \t]*:", re.I | re.M)
@@ -433,7 +457,7 @@ class _Walker:
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
             if isinstance(inner, _StdMessage):
-                self.embed(inner, path, depth + 1)
+                self.embed(_undo_encoded_message(part, inner, self.out.problems), path, depth + 1)
             return
         if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
             text, _ = decode_text(part)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from ipaddress import ip_address
 
+import pytest
+
 from abuso.pipeline import Pipeline
 
 from .test_arf import arf_mail, parse
@@ -247,8 +249,6 @@ def test_no_source_ip_fallback_takes_the_providers_trusted_relays() -> None:
 
 
 def test_arf_trusted_option_is_checked_at_load() -> None:
-    import pytest
-
     from abuso.config import load
     from abuso.errors import ConfigError
 
@@ -256,3 +256,28 @@ def test_arf_trusted_option_is_checked_at_load() -> None:
     with pytest.raises(ConfigError) as e:
         load({"parsers": [{"arf": {"trusted": ["not a domain!"]}}]})
     assert "parsers.arf.trusted[0]" in str(e.value)
+
+
+REPORT = ("From: fbl@provider.example\r\nSubject: report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+          "report-type=feedback-report; boundary=\"R\"\r\n\r\n--R\r\nContent-Type: text/plain\r\n\r\nhuman\r\n"
+          f"--R\r\nContent-Type: message/feedback-report\r\n\r\n{FIELDS}\r\n--R\r\nContent-Type: message/rfc822"
+          f"\r\n\r\n{ORIGINAL}\r\n--R--\r\n")
+
+
+def test_whole_report_as_base64_message_rfc822_is_decoded_and_read() -> None:
+    """RFC 2046 forbids base64 for message/rfc822; forwarding clients do it anyway."""
+    report = Pipeline.from_config({}).analyse(forward(('message/rfc822; name="ATT00001.eml"', REPORT)), "x")
+    assert [(str(i.ip), i.parser, i.time) for i in report.incidents] == [
+        ("192.0.2.211", "arf", utc(2026, 11, 21, 18, 22, 5))]
+
+
+def test_spam_forwarded_as_base64_message_rfc822_keeps_its_received_chain() -> None:
+    report = Pipeline.from_config({"parsers": ["received"]}).analyse(forward(("message/rfc822", ORIGINAL)), "x")
+    assert [(str(i.ip), i.time) for i in report.incidents] == [("192.0.2.211", utc(2026, 11, 21, 18, 22, 4))]
+
+
+@pytest.mark.parametrize("ctype", ['text/plain; name="ATT00001.txt"', 'text/plain; name="noname"',
+                                   'application/octet-stream; name="ATT00001.bin"', "application/x-unknown"])
+def test_whole_report_rewrapped_under_any_label_is_read(ctype: str) -> None:
+    report = Pipeline.from_config({}).analyse(forward((ctype, REPORT)), "x")
+    assert [str(i.ip) for i in report.incidents] == ["192.0.2.211"]
