@@ -281,3 +281,14 @@ def test_spam_forwarded_as_base64_message_rfc822_keeps_its_received_chain() -> N
 def test_whole_report_rewrapped_under_any_label_is_read(ctype: str) -> None:
     report = Pipeline.from_config({}).analyse(forward((ctype, REPORT)), "x")
     assert [str(i.ip) for i in report.incidents] == ["192.0.2.211"]
+
+
+def test_fields_pasted_in_an_html_only_forward_are_read() -> None:
+    html = ("<html><body><p>FYI</p><div>-----Original Message-----<br>From: FBL &lt;fbl@mailbox.example&gt;<br>"
+            "Sent: Monday, November 23, 2026 1:46 PM<br>Subject: report<br><br>This is an abuse report.<br><br>"
+            "Feedback-Type: abuse<br>User-Agent: FBL/2<br>Version: 1<br>"
+            "Arrival-Date: Mon, 23 Nov 2026 07:45:12 -0500<br>Source-IP: 203.0.113.58<br></div></body></html>")
+    raw = ("From: kim@isp.example\nTo: abuse@isp.example\nSubject: FW: report\nMIME-Version: 1.0\n"
+           "Content-Type: text/html; charset=us-ascii\n\n" + html).encode()
+    [inc] = Pipeline.from_config({}).analyse(raw, "x").incidents
+    assert (str(inc.ip), inc.type, inc.time) == ("203.0.113.58", "spam", utc(2026, 11, 23, 12, 45, 12))
