@@ -257,8 +257,8 @@ def test_evidence_is_the_trimmed_line() -> None:
 
 
 def test_huge_input_is_capped_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logmod, "MAX_LINES", 2000)
-    monkeypatch.setattr(logmod, "MAX_ADDRESSES", 10_000)  # 2 a line: the line cap is the one under test
+    monkeypatch.setattr(logmod.context, "MAX_LINES", 2000)
+    monkeypatch.setattr(logmod.context, "MAX_ADDRESSES", 10_000)  # 2 a line: the line cap is the one under test
     body = "Nov 22 03:14:07 fw DROP SRC=192.0.2.1 DST=198.51.100.1\n" * 5000
     v = parse(body)
     assert "read only the first 2000 lines" in v.reason
@@ -433,8 +433,8 @@ def test_german_windows_event_copy() -> None:
 
 
 def test_the_first_cap_reached_is_the_one_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logmod, "MAX_ADDRESSES", 100)
-    monkeypatch.setattr(logmod, "MAX_CHARS", 3000)
+    monkeypatch.setattr(logmod.context, "MAX_ADDRESSES", 100)
+    monkeypatch.setattr(logmod.context, "MAX_CHARS", 3000)
     body = ("Nov 22 03:14:07 fw DROP " + "SRC=192.0.2.1 " * 10 + "\n") * 50
     v = parse(body, subject="Scans from 192.0.2.1")
     assert "read only the first 10 lines (more than 100 addresses)" in v.reason

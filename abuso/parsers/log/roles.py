@@ -1,0 +1,150 @@
+"""The role of each address on a line: the accused, a victim (the reporter's own, a target), or context.
+
+The words right before an address ("SRC=", "from", "Source IP:" vs "DST=", "Destination",
+"our server", "->"), the words right after it ("(our honeypot)") and whole-line labels
+("Reporter:", "inetnum:"). Whois ranges, CIDR networks, traceroute hops and URL hosts inside
+a logged request are not accused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ...addresses import is_useful_source, source_address
+from ...lazy import lazy_compile
+from ...model import IPAddress
+
+# The words right before an address that give its role. Checked victim first:
+# "Destination IP:" ends in "IP:" too.
+# Deliberately absent: "server", "resolver", "DNS" - in a report, "your server 1.2.3.4" and "open
+# resolver 1.2.3.4" are the accused; the reporter's own say "our".
+_VICTIM_BEFORE = lazy_compile(
+    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
+    r"|\bziel(?:-?ip)?|\bcible|\bdestino|\b(?:unser\w*|notre|nos|nuestros?)\b[\w\s-]{0,20}"
+    r"|\b(?:attacks?|attacked|scans?|scanned|probes?|probing|logins?|connections?|traffic|requests?|hits?)\s+on"
+    r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\blip|\bgateway|\bnext\s?hop"
+    r"|\blocal(?:\s+(?:ip|address|host))?|\bdaddr|\bdhost|->|=>|>)"
+    r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
+    r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+#: Labels that name the accused; they outweigh a victim label the same address got elsewhere.
+_SOURCE_BEFORE = lazy_compile(
+    r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
+    r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied"
+    r"|\bquell(?:e|-?ip)?|\bangreifer|\battaquant|\borigen|\batacante)"
+    r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+#: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
+_STRONG_SOURCE = lazy_compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
+                              r"|\boffending\s+ip|\boffender|\bquell-?ip|\bangreifer)\s*[:=(\[]\s*\(?$", re.I)
+#: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
+_LINE_NOT_SOURCE = lazy_compile(
+    r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
+    r"|contact|abuse\s+contact|name\s?servers?|n?server|ns\d?|inetnum|inet6num|netrange|cidr|route6?|network"
+    r"|netblock|range|origin\s?as|by\b)[^:=]{0,30}[:=]", re.I)
+_LINE_RANGE = lazy_compile(r"^(?:whois|inetnum|inet6num|netrange|cidr|route6?|network|netblock|range|origin)",
+                           re.I)
+#: Words right after an address that make it the reporter's: "192.0.2.9 (our honeypot)".
+_VICTIM_AFTER = lazy_compile(r"\s*[(\[]\s*(?:our|my|unser\w*|notre|the victim|victim|target|honeypot|sensor"
+                             r"|reporter)\b", re.I)
+_RECEIVED = lazy_compile(r"^\s*(?:Return-Path:\s*)?Received:\s*from\b", re.I)
+_BY = lazy_compile(r"\bby\b", re.I)
+_HELO = lazy_compile(r"helo[= ]\s*\[?$", re.I)
+#: "3  ge-6-20.car1.Zurich1.Level3.net (213.242.67.105)  1.2 ms": a traceroute hop is a router on the way.
+_HOP = lazy_compile(r"^\s*\d{1,2}\s+(?:\S+\s+)?\(?[0-9A-Fa-f.:]+\)?(?:\s+(?:[\d.]+\s*ms|\*|!\w))*\s*$")
+_CIDR_AFTER = lazy_compile(r"/(\d{1,3})(?!\d)")
+#: The source port written apart from the address: iptables SPT=, Check Point s_port:, sport=.
+_SPT = lazy_compile(r"\b(?:SPT|s_port|sport|src_?port)\s*[=:]\s*(\d{1,5})\b", re.I)
+_SRC_LABEL = lazy_compile(r"\b(?:src|saddr)\s*[=:]\s*$", re.I)
+
+
+@dataclass(slots=True)
+class Role:
+    """What one address on a line is.
+
+    ``kind``: "source" (labelled the accused), "unclear" (no label: accused unless labelled
+    victim elsewhere), "victim", "range" (a network or whois range), "useless" (not a usable
+    source address) or "skip" (a HELO name, a URL host beside the client).
+    """
+
+    found: Any
+    ip: IPAddress
+    kind: str
+    label: str = ""
+    port: int | None = None
+
+
+def is_hop(line: str) -> bool:
+    return bool(_HOP.match(line))
+
+
+def is_received(line: str) -> bool:
+    return bool(_RECEIVED.match(line))
+
+
+def line_roles(line: str, found: list[Any]) -> list[Role]:
+    """The role of each address found on ``line`` (not a traceroute hop: see is_hop)."""
+    received = bool(_RECEIVED.match(line))
+    by = _BY.search(line) if received else None
+    line_victim = bool(_LINE_NOT_SOURCE.match(line))
+    # Other, non-URL addresses on the line: then a URL host is content, not the actor.
+    others = sum(1 for f in found if not line.endswith("://", max(0, f.start - 8), f.start)) > 0
+    prev_end = 0
+    out = []
+    for f in found:
+        ip = source_address(f.ip)
+        before = line[max(prev_end, f.start - 40):f.start]
+        prev_end = f.end
+        out.append(_role(line, f, ip, before, received, by, line_victim, others))
+    return out
+
+
+def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any, line_victim: bool,
+          others: bool) -> Role:
+    if not is_useful_source(ip):
+        return Role(f, ip, "useless")
+    cidr = _CIDR_AFTER.match(line, f.end)
+    if cidr and int(cidr.group(1)) < ip.max_prefixlen:
+        return Role(f, ip, "range")  # a network (whois, "targeted range"), not one machine
+    if received:
+        if _HELO.search(before):
+            return Role(f, ip, "skip")  # the name the client claimed, not where it connected from
+        if by and f.start > by.start():
+            return Role(f, ip, "victim", "Received by")
+        return Role(f, ip, "source", port=_port(line, f))
+    m = _VICTIM_BEFORE.search(before)
+    if m:
+        return Role(f, ip, "victim", m.group().strip(" :=#(["))
+    if _SOURCE_BEFORE.search(before):
+        return Role(f, ip, "source", port=_port(line, f))
+    after = _VICTIM_AFTER.match(line, f.end)
+    if after:
+        return Role(f, ip, "victim", after.group().strip(" (["))
+    if line_victim:
+        label = line.split(":")[0].split("=")[0].strip()[:30]
+        if _LINE_RANGE.match(label):
+            return Role(f, ip, "range")  # whois output: who holds the address, not who did it
+        return Role(f, ip, "victim", label)
+    if line.endswith("://", max(0, f.start - 8), f.start) and others:
+        return Role(f, ip, "skip")  # a URL host in a logged request, beside the client that sent it
+    return Role(f, ip, "unclear", port=_port(line, f))
+
+
+def _port(line: str, f: Any) -> int | None:
+    """The address's source port: written with it, or apart after a "src=" label (iptables SPT=)."""
+    if f.port is None and _SRC_LABEL.search(line[max(0, f.start - 8):f.start]):
+        m = _SPT.search(line)
+        return int(m.group(1)) if m else None
+    return f.port
+
+
+def strong_sources(lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAddress, int | None]]:
+    """Addresses labelled strongly as the source ("Source IP:"), with their ports, in order."""
+    found: dict[IPAddress, int | None] = {}
+    for ln, fs in zip(lines, addrs, strict=True):
+        for f in fs:
+            if _STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start):
+                ip = source_address(f.ip)
+                if is_useful_source(ip):
+                    found.setdefault(ip, f.port)
+    return list(found.items())

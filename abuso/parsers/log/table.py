@@ -1,0 +1,136 @@
+"""Tables with a header row, read by column name: a destination column is never taken for the source.
+
+myNetWatchman's "AgentName, Event Date Time, Destination IP, ...", W3C "#Fields:" (IIS), and any
+tab-, semicolon-, bar- or comma-separated table whose header names a time or an address column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ...addresses import find_addresses, source_address
+from ...lazy import lazy_compile
+from ...model import IPAddress
+from ...taxonomy import type_from_text
+from ...timestamps import Stamp
+
+_TIMEISH = lazy_compile(r"\d:\d\d")
+_COL_TIME = lazy_compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
+_COL_VICTIM = lazy_compile(r"dest|dst|target|victim|sensor|agent|reporter|honeypot|\bto\b|local|^s-ip$|^server", re.I)
+_COL_SOURCE = lazy_compile(r"source|\bsrc|attacker|offend|origin|remote|client|^c-ip$|"
+                           r"^(?:ip|ip[ _-]?addr(?:ess)?|address"
+                           r"|host|from|ipv[46]|addr)$", re.I)
+_COL_PORT = lazy_compile(r"port", re.I)
+_SEPARATORS = ("\t", ";", "|", ",")
+
+
+@dataclass
+class Table:
+    sep: str
+    cells: int
+    time: list[int] = field(default_factory=list)
+    source: list[int] = field(default_factory=list)
+    victim: list[int] = field(default_factory=list)
+    source_port: int | None = None
+    epoch: bool = False
+    hint: str | None = None
+    #: The format defines its times as UTC (W3C extended logs).
+    utc: bool = False
+
+    def cells_of(self, line: str) -> list[str] | None:
+        """The row's cells, or None when the line is not a row of this table (the table ended)."""
+        cells = [c.strip() for c in line.split(self.sep)]
+        if self.sep == "|":
+            cells = [c for c in cells if c] or cells
+        return cells if abs(len(cells) - self.cells) <= 1 else None
+
+
+@dataclass
+class Row:
+    """What one row says: its stamp, source port, type, accused and victim addresses."""
+
+    stamp: Stamp | None
+    port: int | None
+    hint: str | None
+    sources: list[tuple[IPAddress, int | None]]
+    victims: list[IPAddress]
+
+
+def header(line: str) -> Table | None:
+    """A table header row: 3+ word cells, naming a time or an address column.
+
+    Also the W3C extended log header (IIS): ``#Fields: date time s-ip ... c-ip``,
+    space separated, times in UTC by the format's definition.
+    """
+    w3c = line.startswith("#Fields:")
+    if not line or not w3c and (line.count(":") > 2 or _TIMEISH.search(line)):
+        return None
+    for sep in (" ",) if w3c else _SEPARATORS:
+        if not w3c and line.count(sep) < 2:
+            continue
+        cells = line[8:].split() if w3c else [c.strip() for c in line.split(sep)]
+        if sep == "|":
+            cells = [c for c in cells if c] or cells
+        if max(map(len, cells)) > 42:
+            continue  # a sentence with commas, not column names
+        wordy = sum(1 for c in cells if c and re.fullmatch(r"[A-Za-z][\w .#/()-]{0,40}", c))
+        if wordy < max(3, len(cells) * 2 // 3):
+            continue
+        t = Table(sep, len(cells), utc=w3c)
+        for i, c in enumerate(cells):
+            if _COL_PORT.search(c):
+                if re.search(r"source|src|^c-", c, re.I) and t.source_port is None:
+                    t.source_port = i
+            elif _COL_VICTIM.search(c):
+                t.victim.append(i)
+            elif _COL_TIME.search(c):
+                t.time.append(i)
+                t.epoch = t.epoch or bool(re.search(r"epoch|unix|\bts\b", c, re.I))
+            elif _COL_SOURCE.search(c):
+                t.source.append(i)
+        if t.time or t.source:
+            t.hint = type_from_text(line)
+            return t
+    return None
+
+
+def read_row(table: Table, cells: list[str], line: str, line_stamps: list[Stamp],
+             parse_cell: Callable[[str], Stamp | None], utc_stamps: Callable[[str], list[Stamp]]) -> Row:
+    """Read one row: ``parse_cell`` reads a time cell the line's stamps missed, ``utc_stamps`` reads
+    the line with the format's UTC (W3C)."""
+    stamp = None
+    if table.time:
+        # The stamp read from the line that lies in a time column (not a "last seen" elsewhere).
+        starts, pos = [], 0
+        for c in line.split(table.sep):
+            starts.append(pos)
+            pos += len(c) + len(table.sep)
+        spans = [(starts[ci], starts[ci + 1] if ci + 1 < len(starts) else len(line))
+                 for ci in table.time if ci < len(starts)]
+        stamp = next((st for st in line_stamps if any(a <= st.start < b for a, b in spans)), None)
+        for ci in table.time if stamp is None else ():
+            if ci < len(cells) and cells[ci]:
+                stamp = parse_cell(cells[ci])
+                if stamp is not None:
+                    break
+    if stamp is None and line_stamps:
+        stamp = line_stamps[0]
+    if stamp is not None and table.utc and stamp.zone != "explicit":
+        # W3C extended logs are UTC by definition: read the same stamp again, the format's UTC first.
+        start = stamp.start
+        stamp = next((st for st in utc_stamps(line) if st.start == start), stamp)
+    port = None
+    if table.source_port is not None and table.source_port < len(cells) and cells[table.source_port].isdigit():
+        port = int(cells[table.source_port])
+    sources: list[tuple[IPAddress, int | None]] = []
+    victims: list[IPAddress] = []
+    for ci, cell in enumerate(cells):
+        for f in find_addresses(cell) if ("." in cell or ":" in cell) else []:
+            ip = source_address(f.ip)
+            if ci in table.victim:
+                victims.append(ip)
+            elif ci in table.source or not table.source:
+                sources.append((ip, f.port))
+    return Row(stamp, port, type_from_text(line) or table.hint, sources, victims)

@@ -1,0 +1,45 @@
+"""Grouping of the log parser's occurrences: one incident per (address, time), coarse into finer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from ipaddress import ip_address
+
+from abuso.parsers.log.group import Occurrence, group
+from abuso.timestamps import Stamp
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 22, 3, 14, tzinfo=UTC)
+
+
+def occ(ip: str, seconds: float | None, precision: float = 1.0) -> Occurrence:
+    stamp = None
+    if seconds is not None:
+        stamp = Stamp(T0 + timedelta(seconds=seconds), "explicit", precision=precision)
+    return Occurrence(ip_address(ip), stamp, "line", None)
+
+
+def test_a_minute_folds_into_the_first_finer_stamp_of_its_minute_only() -> None:
+    a, b = "192.0.2.1", "192.0.2.2"
+    occs = [occ(a, 30), occ(a, 7), occ(a, 0, precision=60), occ(a, 60), occ(b, 0, precision=60), occ(a, None)]
+    groups = group(occs)
+    # The minute 03:14 of a folds into 03:14:30 (first to occur), not 03:14:07 nor 03:15:00;
+    # b's minute has no finer stamp and stays; a's mention without time joins nothing.
+    assert {(str(ip), (t - T0).seconds if t else None): len(g) for (ip, t), g in groups.items()} == {
+        (a, 30): 2, (a, 7): 1, (a, 60): 1, (b, 0): 1}
+    assert groups[(ip_address(a), T0 + timedelta(seconds=60))][0].stamp.precision == 1.0
+
+
+def test_one_busy_address_groups_every_stamp_and_folds_each_minute_once() -> None:
+    ip = "198.51.100.7"
+    seconds = [occ(ip, s) for s in range(0, 3000, 3)]
+    minutes = [occ(ip, m * 60, precision=60) for m in range(50)]
+    groups = group(minutes + seconds)
+    assert len(groups) == 1000  # every minute found the first second-stamp inside it
+    assert sum(len(g) for g in groups.values()) == 1050
+    assert all(len(g) == (2 if t.second == 0 else 1) for (_, t), g in groups.items())
+
+
+def test_untimed_addresses_give_one_group() -> None:
+    groups = group([occ("192.0.2.5", None), occ("192.0.2.5", None)])
+    assert list(groups) == [(ip_address("192.0.2.5"), None)]
