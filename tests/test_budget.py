@@ -59,10 +59,23 @@ class Stuck(Parser):
         return Verdict(self.name, True, f"pid {os.getpid()}")
 
 
+class Crash(Parser):
+    """For a subject saying ``crash``: the worker dies at once, as in a crash below Python."""
+
+    name = "crash"
+    OPTIONS = ()
+
+    def parse(self, message):  # noqa: ANN001, ANN201
+        if "crash" in (message.subject or ""):
+            os._exit(70)
+        return Verdict(self.name, False, "")
+
+
 @pytest.fixture
 def stages(monkeypatch):
     monkeypatch.setitem(registry.BUILTINS["parsers"], "hog", "tests.test_budget:Hog")
     monkeypatch.setitem(registry.BUILTINS["parsers"], "stuck", "tests.test_budget:Stuck")
+    monkeypatch.setitem(registry.BUILTINS["parsers"], "crash", "tests.test_budget:Crash")
 
 
 class ListReader(Reader):
@@ -141,6 +154,28 @@ def test_message_stuck_where_no_signal_reaches_is_killed_with_its_worker(tmp_pat
     assert summary.status == EX_DATAERR and summary.quarantined == 1 and summary.total == 12, err
     assert [o for o in reader.outcomes if o[1]] == [("m2", "over timeout 0.5 s (defaults.timeout)")]
     assert [r["file"] for r in reports] == [f"m{n}" for n in range(12) if n != 2]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS with /proc/self/statm")
+def test_every_message_once_whatever_its_workers_go_through(tmp_path, stages, monkeypatch, rnd):
+    """Crashes, hangs, memory hogs and recycling in one batch: each message is output or quarantined
+    exactly once, in reader order, with the reason of what happened to it."""
+    from abuso import workers
+
+    monkeypatch.setattr(workers, "HARD_GRACE", 0.3)
+    monkeypatch.setattr(workers, "MAX_MESSAGES", 5)
+    config = load({"parsers": ["crash", "stuck", "hog"], "quarantine": str(tmp_path / "q"),
+                   "defaults": {"timeout": 0.3, "max_memory": "64M"}})
+    kinds = ["crash"] * 3 + ["stuck"] * 2 + ["hog"] * 3 + ["report"] * 52
+    rnd.shuffle(kinds)
+    items = [message(n, kind) for n, kind in enumerate(kinds)]
+    summary, reader, reports, err = run(config, items, jobs=2)
+    why = {"crash": workers.DIED, "stuck": "over timeout 0.3 s (defaults.timeout)",
+           "hog": "over max_memory 64 MB (defaults.max_memory)", "report": None}
+    assert reader.outcomes == [(f"m{n}", why[kind]) for n, kind in enumerate(kinds)], err
+    assert [r["file"] for r in reports] == [f"m{n}" for n, kind in enumerate(kinds) if kind == "report"]
+    assert summary.quarantined == 8 and summary.transient == 0 and summary.status == EX_DATAERR
+    assert len(list((tmp_path / "q").glob("*.eml"))) == 8
 
 
 def test_workers_are_replaced_as_they_grow(tmp_path, stages, monkeypatch):
