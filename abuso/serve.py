@@ -61,6 +61,8 @@ class Service:
         self.thread = threading.Thread(target=self._loop, name="abuso-pool", daemon=True)
         self.out_lock = threading.Lock()
         self.failed: BaseException | None = None
+        #: Called (from the pool thread) when the pool cannot go on: the server stops, exit 75, restarted.
+        self.on_fail: Any = None
 
     def start(self) -> None:
         self.thread.start()
@@ -112,6 +114,8 @@ class Service:
                 except queue.Empty:
                     break
                 future.set_result(("transient", "the server's worker pool stopped"))
+            if self.on_fail is not None:
+                self.on_fail()
 
     def _reload(self) -> None:
         from .errors import AbusoError
@@ -253,6 +257,7 @@ def serve(config_path: str | None, listen: str, jobs: int, fmt: str = "json", re
         server.close()
         stopped.set()
 
+    service.on_fail = lambda: loop.call_soon_threadsafe(on_term)
     loop.add_signal_handler(signal.SIGTERM, on_term)
     loop.add_signal_handler(signal.SIGINT, on_term)
     loop.add_signal_handler(signal.SIGHUP, service.reload)
