@@ -11,25 +11,39 @@ space is the ``ip`` filter's job, not this parser's.
 
 from __future__ import annotations
 
-import codecs
 import io
 import re
 import zlib
 from datetime import datetime, timezone
-from ipaddress import IPv4Address, ip_address
-from socket import AF_INET, inet_pton
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
 from ..model import Incident, Verdict, merge_duplicates
 from ..options import Option
-from ..taxonomy import normalize_type, type_from_text
-from ..zones import Zones, resolve, zone_offset
+from ..taxonomy import type_from_text
+from ..zones import Zones, resolve
 from .base import TIME_OPTIONS, Parser
+from .csv_cells import (
+    DATE_COLUMNS,
+    IP_COLUMNS,
+    PORT_COLUMNS,
+    STAMP_COLUMNS,
+    TIME_COLUMNS,
+    TYPE_COLUMNS,
+    UTC_SUFFIX,
+    cell_ip,
+    cell_type,
+    column_key,
+    decode_csv,
+    parse_stamp,
+    sniff_delimiter,
+)
 
 if TYPE_CHECKING:
     from ..normalize import Message
+
+__all__ = ["CsvParser", "column_key", "decode_csv", "parse_stamp", "shadowserver_type", "sniff_delimiter"]
 
 zipfile = lazy_import('zipfile')
 gzip = lazy_import('gzip')
@@ -47,20 +61,6 @@ CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values", "text
              "text/tab-separated-values"}
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 GZIP_TYPES = {"application/gzip", "application/x-gzip"}
-
-#: Column names (normalized: lower case, runs of non-alphanumerics -> "_") in order of preference.
-IP_COLUMNS = ("src_ip", "source_ip", "ip", "ip_address", "ipaddress", "source_ip_address", "src_ip_address",
-              "srcip", "sourceip", "src_addr", "source_address", "infected_ip", "attacker_ip", "offender_ip",
-              "offending_ip", "ipv4", "ipv6", "host_ip", "src", "source", "address")
-#: Full date-and-time columns, best first. ``time``/``date`` alone come after the date+time pair.
-STAMP_COLUMNS = ("timestamp", "timestamp_utc", "time_utc", "datetime", "date_time", "datetime_utc",
-                 "event_timestamp", "time_source", "first_seen", "firstseen", "first_seen_utc", "last_seen",
-                 "lastseen", "detected", "detection_time", "seen", "seen_at", "reported_at")
-DATE_COLUMNS = ("event_date", "date", "day")
-TIME_COLUMNS = ("event_time", "time")
-PORT_COLUMNS = ("src_port", "source_port", "sport", "srcport", "port")
-TYPE_COLUMNS = ("classification_type", "type", "category", "report_type", "infection_type", "infection",
-                "threat", "threat_type", "abuse_type", "incident_type", "tag", "classification", "feed")
 
 #: Shadowserver report names (file name ``2015-01-01-scan_ntp-…csv``) -> type, first prefix wins.
 SHADOWSERVER_REPORTS: tuple[tuple[str, str], ...] = (
@@ -103,12 +103,7 @@ SHADOWSERVER_REPORTS: tuple[tuple[str, str], ...] = (
 
 _SS_FILE = lazy_compile(r"^(\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)-", re.I)
 _SS_SUBJECT = lazy_compile(r"\bShadowserver\s+([A-Za-z0-9_]+)", re.I)
-_COLUMN = lazy_compile(r"[^a-z0-9]+")
-_UTC_SUFFIX = lazy_compile(r"_(?:utc|gmt)$")
-_TRAILING_ZONE = lazy_compile(r"^(.*?\d)\s*\(?\s*([A-Z]{1,5}|(?:UTC|GMT)?[+-]\d{1,2}(?::?\d{2})?)\)?$")
-_SLASHED = lazy_compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y %H:%M:%S",
-            "%b %d %Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%dT%H%M%S", "%Y%m%d%H%M%S")
+
 
 
 def shadowserver_type(name: str) -> str | None:
@@ -118,98 +113,6 @@ def shadowserver_type(name: str) -> str | None:
         if key.startswith(prefix):
             return type_
     return None
-
-
-def column_key(name: str) -> str:
-    """'Source IP' -> 'source_ip', '\\ufeffTimestamp (UTC)' -> 'timestamp_utc'."""
-    return _COLUMN.sub("_", name.strip().lstrip("\ufeff").lower()).strip("_")
-
-
-def parse_stamp(value: str) -> datetime | None:
-    """A date and time from a CSV cell; naive when the cell has no offset; None for a date alone.
-
-    ISO 8601 (what feeds write) goes through ``fromisoformat``; a few other fixed
-    shapes through ``strptime``; epoch seconds are UTC. No dateparser: this runs
-    once per row of a 100k-row report.
-    """
-    s = value.strip()
-    if not s:
-        return None
-    if s.isdigit():
-        if len(s) in (9, 10):
-            return datetime.fromtimestamp(int(s), timezone.utc)
-        if len(s) == 13:
-            return datetime.fromtimestamp(int(s) / 1000, timezone.utc)
-        if len(s) != 14:
-            return None
-    elif ":" not in s:
-        return None  # a date alone is no time of day: do not invent midnight
-    try:
-        return datetime.fromisoformat(s)
-    except ValueError:
-        pass
-    m = _SLASHED.match(s)
-    if m:
-        return _slashed(m)
-    offset = None
-    m = _TRAILING_ZONE.match(s)
-    if m:
-        offset = zone_offset(m.group(2))
-        if offset is not None:
-            s = m.group(1)
-    for fmt in _FORMATS:
-        try:
-            dt = datetime.strptime(s, fmt)
-        except ValueError:
-            continue
-        return dt.replace(tzinfo=timezone(offset)) if offset is not None else dt
-    if offset is not None:
-        try:
-            dt = datetime.fromisoformat(s)
-        except ValueError:
-            return None
-        return dt.replace(tzinfo=timezone(offset)) if dt.tzinfo is None else dt
-    return None
-
-
-def _slashed(m: re.Match[str]) -> datetime | None:
-    """'20/11/2026 14:00' or '11/20/2026 14:00': only when one of the two cannot be a month."""
-    a, b, year, hh, mm, ss = (int(x or 0) for x in m.groups())
-    if a > 12 >= b:
-        day, month = a, b
-    elif b > 12 >= a:
-        day, month = b, a
-    else:
-        return None  # 05/06/2026: May or June; a guess would put the incident a month off
-    try:
-        return datetime(year, month, day, hh, mm, ss)
-    except ValueError:
-        return None
-
-
-def decode_csv(data: bytes) -> str:
-    """Bytes -> text: BOMs (UTF-8, UTF-16 from Excel) honoured, UTF-8, else cp1252."""
-    if data.startswith(codecs.BOM_UTF8):
-        text = data[3:].decode("utf-8", "replace")
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = data.decode("utf-16", "replace")
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("cp1252", "replace")
-    return text.replace("\x00", "") if "\x00" in text else text
-
-
-def sniff_delimiter(line: str) -> str:
-    """The separator of a header line: the most frequent of , ; TAB | outside quotes."""
-    unquoted = re.sub(r'"[^"]*"', "", line)
-    best, count = ",", 0
-    for d in (",", ";", "\t", "|"):
-        c = unquoted.count(d)
-        if c > count:
-            best, count = d, c
-    return best
 
 
 class _Budget:
@@ -386,7 +289,7 @@ class CsvParser(Parser):
             key = column_key(name)
             cols.setdefault(key, i)
             # "Date (UTC)", "timestamp_utc": the column says its zone; look it up by its plain name too
-            base = _UTC_SUFFIX.sub("", key)
+            base = UTC_SUFFIX.sub("", key)
             if base != key:
                 utc_cols.add(i)
                 cols.setdefault(base, i)
@@ -430,7 +333,7 @@ class CsvParser(Parser):
                 n += 1
                 budget.rows -= 1
                 try:
-                    ip = _ip(row[ip_col])
+                    ip = cell_ip(row[ip_col])
                 except (IndexError, ValueError):
                     bad_ip += 1
                     continue
@@ -456,7 +359,7 @@ class CsvParser(Parser):
                             value = row[c]
                         except IndexError:
                             continue
-                        type_ = types[value] if value in types else types.setdefault(value, _cell_type(value))
+                        type_ = types[value] if value in types else types.setdefault(value, cell_type(value))
                         if type_ is not None:
                             break
                     else:
@@ -572,29 +475,9 @@ def _header_and_body(text: str) -> tuple[list[str], str, io.StringIO] | None:
             header = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))
         except (csv.Error, StopIteration):
             continue
-        if any(column_key(h) in IP_COLUMNS or _UTC_SUFFIX.sub("", column_key(h)) in IP_COLUMNS for h in header):
+        if any(column_key(h) in IP_COLUMNS or UTC_SUFFIX.sub("", column_key(h)) in IP_COLUMNS for h in header):
             return header, delimiter, body
     return None
-
-
-_DEFANG = lazy_compile(r"\[\.\]|\(\.\)")
-
-
-def _ip(cell: str) -> Any:
-    """An address from a cell; dotted IPv4 through inet_pton (4x faster than ipaddress' parser)."""
-    s = cell.strip()
-    try:
-        return IPv4Address(inet_pton(AF_INET, s))
-    except (OSError, ValueError):
-        pass
-    try:
-        return ip_address(s)
-    except ValueError:
-        pass
-    s = _DEFANG.sub(".", s).strip("[]")
-    if s.count(":") == 1 and "." in s:  # 192.0.2.1:5555
-        s = s.split(":", 1)[0]
-    return ip_address(s)
 
 
 def _stamp(value: str, naive_as: str, zones: Zones, cache: dict) -> tuple[datetime, str] | None:
@@ -610,14 +493,3 @@ def _stamp(value: str, naive_as: str, zones: Zones, cache: dict) -> tuple[dateti
         out = zones.resolve(dt, format_utc=naive_as == _FORMAT_UTC)
     cache[value] = out
     return out
-
-
-def _cell_type(value: str) -> str | None:
-    """A type from a category cell: an exact alias first, then the keyword rules."""
-    v = value.strip()
-    if not v:
-        return None
-    t = normalize_type(v)
-    if t != "undetermined":
-        return t
-    return type_from_text(v)
