@@ -11,7 +11,9 @@ space is the ``ip`` filter's job, not this parser's.
 
 from __future__ import annotations
 
+import codecs
 import io
+import itertools
 import re
 import zlib
 from datetime import datetime, timezone
@@ -153,7 +155,8 @@ class CsvParser(Parser):
     def parse(self, message: Message) -> Verdict:
         candidates = [(a.filename or f"part {a.part}", a.data, k)
                       for a in message.attachments if (k := _attachment_kind(a))]
-        candidates += _inline_csv_parts(message.email)
+        inline = _inline_csv_parts(message.email)
+        candidates += inline
         if not candidates:
             return self.not_applicable("no CSV or zipped CSV attachment")
         notes: list[str] = []
@@ -195,7 +198,11 @@ class CsvParser(Parser):
         summary = f"{rows} row{'s' if rows != 1 else ''} in {used} CSV file{'s' if used != 1 else ''}"
         if len(unique) < len(incidents):
             summary += f", {len(incidents) - len(unique)} repeated"
-        return self.found(unique, "; ".join([summary] + notes + budget.capped))
+        verdict = self.found(unique, "; ".join([summary] + notes + budget.capped))
+        # A feed the normalizer also read as text (attached as .txt, or the body itself): what the free-text
+        # parser reads there only restates these rows (and takes the sinkhole or C2 column for the source).
+        verdict.restated = [decode_csv(data) for _, data, _ in inline]
+        return verdict
 
     def _gunzip(self, data: bytes, label: str, budget: _Budget, notes: list[str]) -> bytes | None:
         """A ``.csv.gz`` inflated up to the byte budget (a gzip stream cannot say its size up front).
@@ -438,24 +445,71 @@ def _attachment_kind(att: Any) -> str | None:
         return "gzip" if att.data[:2] == b"\x1f\x8b" else None
     if ctype in CSV_TYPES or name.endswith((".csv", ".tsv")):
         return "csv"
+    # A feed attached under any name ("feed.txt", "ATT00001", application/octet-stream): by content.
+    if (ctype in SNIFFED_TYPES or name.endswith(SNIFFED_NAMES) or "." not in name) and looks_tabular(att.data):
+        return "csv"
     return None
 
 
+#: Attachments whose content is looked at for a table, whatever their name says.
+SNIFFED_TYPES = {"text/plain", "application/octet-stream", "application/vnd.ms-excel", "text/x-log",
+                 "application/text", "text/x-comma-separated-values"}
+SNIFFED_NAMES = (".txt", ".dat", ".log", ".lst", ".list", ".out", ".text")
+#: How much of a part the sniffer reads, and how many rows it checks against the header.
+SNIFF_BYTES = 16 * 1024
+SNIFF_ROWS = 20
+
+
+def looks_tabular(data: bytes, anywhere: bool = True) -> bool:
+    """Is this a CSV/TSV feed whatever it is called: a header row naming an address column (among
+    the first few lines with ``anywhere``, else the first), separated by , ; TAB or |, then rows
+    that nearly all have the header's number of fields."""
+    head = data[:SNIFF_BYTES]
+    if b"\x00" in head[:512] and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False  # binary
+    text = decode_csv(head)
+    if len(data) > SNIFF_BYTES:
+        text = text[: text.rfind("\n") + 1]  # the last line may be cut
+    if not anywhere:
+        first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+        if _header_and_body(first) is None:
+            return False
+    found = _header_and_body(text)
+    if found is None:
+        return False
+    header, delimiter, body = found
+    if len(header) < 2:
+        return False
+    try:
+        rows = [r for r in itertools.islice(csv.reader(body, delimiter=delimiter, skipinitialspace=True),
+                                            SNIFF_ROWS * 2) if r][:SNIFF_ROWS]
+    except csv.Error:
+        return False
+    fitting = sum(1 for r in rows if len(r) == len(header))
+    return bool(rows) and fitting >= max(1, 0.8 * len(rows))
+
+
 def _inline_csv_parts(msg: Any) -> list[tuple[str, bytes, str]]:
-    """``text/plain; name=x.csv`` parts shown inline: the normalizer read them as body text."""
+    """Text parts the normalizer read as body text that are tables: ``text/plain; name=x.csv``, a feed
+    attached as ``.txt``, a body that is nothing but a table. Recognised by content, not by name."""
     out = []
     try:
         for part in msg.walk():
             if part.is_multipart() or part.get_content_type() != "text/plain":
                 continue
             name = part.get_filename() or ""
-            if not name.lower().endswith((".csv", ".tsv")):
-                continue
-            if (part.get("Content-Disposition") or "").split(";")[0].strip().lower() == "attachment":
-                continue  # an attachment: already among message.attachments
+            attached = (part.get("Content-Disposition") or "").split(";")[0].strip().lower() == "attachment"
+            lower = name.lower()
+            if attached and name and not lower.endswith(".txt"):
+                continue  # an attachment the normalizer kept as such: already among message.attachments
             data = part.get_payload(decode=True)
-            if isinstance(data, bytes):
-                out.append((name, data, "csv"))
+            if not isinstance(data, bytes):
+                continue
+            if lower.endswith((".csv", ".tsv")):
+                if not attached:
+                    out.append((name, data, "csv"))
+            elif looks_tabular(data, anywhere=bool(name) or attached):
+                out.append((name or "text part", data, "csv"))
     except INPUT_ERRORS:  # hostile MIME the normalizer tolerated: the other candidates still count
         pass
     return out

@@ -20,11 +20,13 @@ from ..zones import zone_offset
 #: Column names (normalized: lower case, runs of non-alphanumerics -> "_") in order of preference.
 IP_COLUMNS = ("src_ip", "source_ip", "ip", "ip_address", "ipaddress", "source_ip_address", "src_ip_address",
               "srcip", "sourceip", "src_addr", "source_address", "infected_ip", "attacker_ip", "offender_ip",
-              "offending_ip", "ipv4", "ipv6", "host_ip", "src", "source", "address")
+              "offending_ip", "ipv4", "ipv6", "host_ip", "bot_ip", "infected_host", "drone_ip", "compromised_ip",
+              "infected_ip_address", "src", "source", "address")
 #: Full date-and-time columns, best first. ``time``/``date`` alone come after the date+time pair.
-STAMP_COLUMNS = ("timestamp", "timestamp_utc", "time_utc", "datetime", "date_time", "datetime_utc",
-                 "event_timestamp", "time_source", "first_seen", "firstseen", "first_seen_utc", "last_seen",
-                 "lastseen", "detected", "detection_time", "seen", "seen_at", "reported_at")
+STAMP_COLUMNS = ("source_time", "time_source", "timestamp", "timestamp_utc", "time_utc", "datetime", "date_time",
+                 "datetime_utc", "event_timestamp", "first_seen", "firstseen", "first_seen_utc", "last_seen",
+                 "lastseen", "detected", "detection_time", "seen", "seen_at", "observation_time",
+                 "time_observation", "observed", "observed_at", "reported_at")
 DATE_COLUMNS = ("event_date", "date", "day")
 TIME_COLUMNS = ("event_time", "time")
 PORT_COLUMNS = ("src_port", "source_port", "sport", "srcport", "port")
