@@ -222,7 +222,8 @@ def _lmtp_class(max_bytes: int) -> Any:
     return AbusoLMTP
 
 
-def serve(config_path: str | None, listen: str, jobs: int, fmt: str = "json", ready: Any = None) -> int:
+def serve(config_path: str | None, listen: str, jobs: int, fmt: str = "json", ready: Any = None,
+          socket_mode: int = 0o660) -> int:
     """Run until SIGTERM; returns the exit status."""
     config = load(config_path)
     kind, address = parse_listen(listen)
@@ -243,7 +244,7 @@ def serve(config_path: str | None, listen: str, jobs: int, fmt: str = "json", re
         if path.is_socket():
             path.unlink()          # a stale socket of an earlier run
         server = loop.run_until_complete(loop.create_unix_server(factory, str(path)))
-        os.chmod(path, 0o660)
+        os.chmod(path, socket_mode)     # the MTA's user (postfix) must be able to connect
     elif kind == "fd":
         sock = socket.socket(fileno=address)
         server = loop.run_until_complete(loop.create_unix_server(factory, sock=sock) if sock.family == socket.AF_UNIX

@@ -36,11 +36,12 @@ class Server:
         self.out = tmp_path / f"{name}.out"
         self.err = tmp_path / f"{name}.err"
         self.jobs = jobs
+        self.extra: list[str] = []
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(ABUSO + ["serve", "-c", str(self.cfg), "--lmtp", f"unix:{self.sock}",
-                                              "-j", str(self.jobs), "-v"],
+                                              "-j", str(self.jobs), "-v", *self.extra],
                                      stdout=self.out.open("ab"), stderr=self.err.open("ab"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:           # ready when it accepts a connection
