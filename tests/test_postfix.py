@@ -112,7 +112,8 @@ def test_postfix_delivers_1000_reports_once_each_across_a_killed_server(root: Pa
     run = root / "run"
     run.mkdir()
     run.chmod(0o755)
-    srv = Server(root, f"parsers: [log]\nquarantine: {root / 'q'}\nprocessors:\n  - store: {{path: {root / 'store'}}}\n")
+    srv = Server(root, f"parsers: [log]\nquarantine: {root / 'q'}\n"
+                       f"processors:\n  - store: {{path: {root / 'store'}}}\n")
     srv.sock = run / "lmtp.sock"
     srv.extra = ["--socket-mode", "0666"]
     postfix = Postfix(root, srv.sock)
