@@ -292,3 +292,37 @@ def test_fields_pasted_in_an_html_only_forward_are_read() -> None:
            "Content-Type: text/html; charset=us-ascii\n\n" + html).encode()
     [inc] = Pipeline.from_config({}).analyse(raw, "x").incidents
     assert (str(inc.ip), inc.type, inc.time) == ("203.0.113.58", "spam", utc(2026, 11, 23, 12, 45, 12))
+
+
+# --- Microsoft JMRP: the Subject is the source statement ---------------------------------
+
+def _jmrp(subject: str, attached: str | None = ORIGINAL) -> bytes:
+    head = f"From: staff@hotmail.example\nTo: fbl@isp.example\nSubject: {subject}\nMIME-Version: 1.0\n"
+    if attached is None:
+        return (head + "Content-Type: text/plain\n\nno attachment\n").encode()
+    return (head + 'Content-Type: multipart/mixed; boundary="J"\n\n--J\nContent-Type: message/rfc822\n\n'
+            + attached.replace("\r\n", "\n") + "\n--J--\n").encode()
+
+
+def test_jmrp_subject_is_the_source_and_the_received_parser_stays_out() -> None:
+    report = Pipeline.from_config({}).analyse(_jmrp("complaint about message from 192.0.2.211"), "x")
+    assert [(str(i.ip), i.type, i.time, i.parser) for i in report.incidents] == [
+        ("192.0.2.211", "spam", utc(2026, 11, 21, 18, 22, 4), "arf")]
+    assert "JMRP" in report.verdicts["received"].reason
+
+
+def test_jmrp_subject_naming_another_address_than_the_chain_wins_over_it() -> None:
+    report = Pipeline.from_config({}).analyse(_jmrp("complaint about message from 203.0.113.5"), "x")
+    [inc] = report.incidents
+    assert (str(inc.ip), inc.time, inc.extra["time_from"]) == ("203.0.113.5", utc(2026, 11, 21, 18, 22, 4),
+                                                              "received")
+
+
+def test_jmrp_like_subject_without_an_attached_message_is_left_to_free_text() -> None:
+    v = parse(_jmrp("complaint about message from 192.0.2.211", attached=None))
+    assert not v.applied
+
+
+def test_other_subjects_are_not_jmrp() -> None:
+    assert not parse(_jmrp("Re: complaint about message from you")).applied
+    assert not parse(_jmrp("complaint about message from 192.0.2.211 and others")).applied

@@ -25,11 +25,14 @@ from ..model import Incident, Verdict
 from ..options import Option
 from ..zones import Zones
 from .arf_reports import (  # noqa: F401  (MAX_REPORTS, parse_fields: the module's public names before the split)
+    JMRP_PART,
     MAX_REPORTS,
     FeedbackReport,
     find_reports,
     has_feedback_part,
     header_section,
+    jmrp_report,
+    jmrp_subject_ip,
     looks_like_arf,
     parse_fields,
     reports_in_text,
@@ -194,7 +197,8 @@ class ArfParser(Parser):
             # source after all, so the received parser (trusted relays, pasted chains) may try.
             verdict.reason += "; left to the received parser"
             return verdict
-        return self.states_source(verdict, "an ARF report")
+        jmrp = JMRP_PART in verdict.reason
+        return self.states_source(verdict, "a JMRP complaint's Subject" if jmrp else "an ARF report")
 
     def _read(self, message: Message, part: bool = False) -> tuple[Verdict, bool]:
         """The verdict, and whether any feedback report was read (by its MIME part or its text).
@@ -202,12 +206,16 @@ class ArfParser(Parser):
         ``part``: the mail has a ``message/feedback-report`` part (even one whose encoded
         content hides every field from the text blocks, as a forwarded ``ATT00001`` does).
         """
-        if not part and not looks_like_arf(message):
+        if not part and not looks_like_arf(message) and jmrp_subject_ip(message) is None:
             return self.not_applicable("not an ARF report (no feedback-report part)"), False
         roots = [message.email] + list(getattr(message, "embedded", []))
         reports, problems = find_reports(roots)
         if not reports:  # a forward that pasted the fields into its text
             reports = reports_in_text(message)
+        if not reports:  # Microsoft JMRP: the Subject names the source, the spam is attached
+            jmrp = jmrp_report(message)
+            reports = [jmrp] if jmrp is not None else []
+            problems = problems + [f"no feedback part: the source is the {JMRP_PART}"] if jmrp else problems
         if not reports:
             why = f" ({'; '.join(_dedupe(problems))})" if problems else ""
             if b"feedback-report" in header_section(message.raw).lower():
@@ -363,7 +371,7 @@ def _evidence(rep: FeedbackReport) -> str:
     """The report's own lines for the fields that make the accusation, as the reporter wrote them."""
     lines = [ln.strip() for ln in rep.text.splitlines()
              if ln.partition(":")[0].strip().lower() in _EVIDENCE_FIELDS]
-    return "\n".join(lines)[:2000]
+    return "\n".join(lines)[:2000] or rep.text[:2000]
 
 
 def _join(a: str, b: str, sep: str = "; ") -> str:

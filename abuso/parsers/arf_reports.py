@@ -367,3 +367,34 @@ def _pasted_original(text: str) -> _StdMessage | None:
     if not looks_like_headers(head) or not _ORIGINAL_HEADER_RX.search(head):
         return None
     return parse_bytes(head.encode("utf-8", "surrogateescape"))
+
+
+# --- Microsoft JMRP -------------------------------------------------------------
+
+#: Microsoft's Junk Mail Reporting Program: no feedback part, the Subject names the source.
+_JMRP_SUBJECT = lazy_compile(r"^\s*complaint about message from\s+\[?([0-9A-Fa-f:.]{3,45})\]?\s*$", re.I)
+
+
+def jmrp_subject_ip(message: Message) -> str | None:
+    """The address a JMRP complaint's Subject names ("complaint about message from 192.0.2.1"), if it is one."""
+    m = _JMRP_SUBJECT.match(getattr(message, "subject", None) or "")
+    return m.group(1) if m else None
+
+
+def jmrp_report(message: Message) -> FeedbackReport | None:
+    """A JMRP complaint read as a feedback report: the Subject's address, the attached spam as original.
+
+    Hotmail/Outlook.com send ``multipart/mixed`` with the reported message
+    attached and ``Subject: complaint about message from <address>``; that
+    Subject is Microsoft's statement of the connecting address, as Source-IP is
+    ARF's. Without an attached message it is only a sentence, left to free text.
+    """
+    ip = jmrp_subject_ip(message)
+    attached = [m for m in getattr(message, "embedded", []) if m.get_all("Received")]
+    if ip is None or not attached:
+        return None
+    fields = parse_fields(f"Feedback-Type: abuse\nSource-IP: {ip}")
+    return FeedbackReport(fields, f"Subject: {message.subject}", JMRP_PART, original=attached[0])
+
+
+JMRP_PART = "Subject (Microsoft JMRP)"
