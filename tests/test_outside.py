@@ -24,7 +24,7 @@ OUTSIDE = CORPUS / "outside"
 LABELS = OUTSIDE / "LABELS.jsonl"
 
 #: Floors: today's figures (raise them as extraction improves; never lower them).
-FLOORS = {"precision": 1.0, "recall": 0.98, "ip_time_recall": 1.0, "type_agreement": 1.0}
+FLOORS = {"precision": 1.0, "recall": 1.0, "ip_time_recall": 1.0, "type_agreement": 1.0}
 
 
 @dataclass

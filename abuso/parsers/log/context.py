@@ -92,6 +92,7 @@ class Context:
         self.default = parser.default_zone
         self.occurrences: list[Occurrence] = []
         self.victims: set[IPAddress] = set()
+        self.strong_victims: set[IPAddress] = set()  # by a field, a column or a transport header
         self.excluded: set[IPAddress] = set()
         self.excluded_labels: set[str] = set()
         self.useless: set[str] = set()
@@ -250,7 +251,13 @@ class Context:
             self.hops += 1
             return
         hint: str | None = None
-        for role in line_roles(line, addrs[i]):
+        roles = line_roles(line, addrs[i])
+        # The address a log line accuses: the first one without a label, on a stamped line that
+        # labels no other address the source (an access log's client, not a syslog host field).
+        accused = next((r for r in roles if r.kind == "unclear"), None)
+        if accused is not None and (any(r.kind == "source" for r in roles) or not stamps[i]):
+            accused = None
+        for role in roles:
             if role.kind == "useless":
                 self.useless.add(str(role.ip))
                 continue
@@ -260,7 +267,7 @@ class Context:
             if role.kind == "skip":
                 continue
             if role.kind == "victim":
-                self._exclude(role.ip, role.label)
+                self._exclude(role.ip, role.label, weak=role.weak)
                 continue
             if _QUOTED_SUBJECT.search(line, 0, role.found.start):
                 # "Please preserve our Subject: [...](192.0.2.1) ... As of <date>": a reference to
@@ -272,7 +279,7 @@ class Context:
                 hint = "spam" if is_received(line) else (types[i] or section or types.window(i))
             for stamp, ev in pairs:
                 self._add(role.ip, stamp, line, hint, role.port, ev, explicit=role.kind == "source",
-                          fallback=fallback_hint)
+                          fallback=fallback_hint, accused=role is accused)
 
     def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: Stamps,
               f: Any) -> list[tuple[Stamp | None, str]]:
@@ -332,21 +339,25 @@ class Context:
                 out.append((stamps[j][0], trim(lines[i] + " | " + ln)))
         return out
 
-    def _exclude(self, ip: IPAddress, label: str) -> None:
+    def _exclude(self, ip: IPAddress, label: str, weak: bool = False) -> None:
         self.victims.add(ip)
+        if not weak:
+            self.strong_victims.add(ip)
         self.excluded.add(ip)
         if label:
             self.excluded_labels.add(" ".join(label.split())[:30])
 
     def _add(self, ip: IPAddress, stamp: Stamp | None, line: str, hint: str | None, port: int | None,
-             evidence: str, explicit: bool = True, fallback: Lazy | None = None) -> None:
-        self.occurrences.append(Occurrence(ip, stamp, line, hint, port, evidence, explicit, fallback))
+             evidence: str, explicit: bool = True, fallback: Lazy | None = None, accused: bool = False) -> None:
+        self.occurrences.append(Occurrence(ip, stamp, line, hint, port, evidence, explicit, fallback, accused))
 
     def incidents(self) -> list[Incident]:
         """Group occurrences into one incident per (ip, time); see the module doc."""
         parser = self.parser.name
-        # An address labelled victim anywhere is not accused where its role was unclear.
-        occs = [o for o in self.occurrences if o.ip not in self.victims or o.explicit]
+        # An address labelled victim anywhere is not accused where its role was unclear, unless
+        # only the reporter's wording made it one ("our server", "against") and a log line accuses it.
+        occs = [o for o in self.occurrences if o.ip not in self.victims or o.explicit
+                or o.accused and o.ip not in self.strong_victims]
         self.excluded -= {o.ip for o in occs}
         groups = grouping.group(occs)
         out = []

@@ -23,6 +23,8 @@ class Occurrence:
     explicit: bool = True
     #: The type the subject or the whole block names, for when no nearby line does.
     fallback: Lazy | None = None
+    #: A log line accuses it: its own line is stamped and names no other source (issue 11 class 4).
+    accused: bool = False
 
 
 Key = tuple[IPAddress, "datetime | None"]

@@ -19,20 +19,33 @@ from ...model import IPAddress
 # The words right before an address that give its role. Checked victim first:
 # "Destination IP:" ends in "IP:" too.
 # Deliberately absent: "server", "resolver", "DNS" - in a report, "your server 1.2.3.4" and "open
-# resolver 1.2.3.4" are the accused; the reporter's own say "our".
+# resolver 1.2.3.4" are the accused; the reporter's own say "our" - and name a thing that has an
+# address ("our web server 1.2.3.4"; "our logs show 1.2.3.4" does not make it ours).
+_OWN_NOUNS = (r"(?:servers?|serveurs?|servidor(?:es)?|rechner|hosts?|networks?|net(?:z|work)?|r[ée]seaux?|red"
+              r"|sites?|website|webserver|web|machines?|mx|relays?|ips?|addresse?s?|adresse|direcci[oó]n"
+              r"|customers?|clients?|kunden?|range|subnet|systems?|syst[eè]mes?|infrastructure|firewall"
+              r"|router|honeypots?|sensors?|box|vps|instances?|services?|resolver|domains?|gateway|nodes?"
+              r"|devices?|computers?|pcs?|workstations?|mailserver|mail\s?server|nameserver|dns)\b")
 _VICTIM_BEFORE = lazy_compile(
-    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bour\b[\w\s-]{0,20}|\bhoneypot"
-    r"|\bziel(?:-?ip)?|\bcible|\bdestino|\b(?:unser\w*|notre|nos|nuestros?)\b[\w\s-]{0,20}"
+    r"(?:\bdst|\bdest(?:ination)?|\btarget(?:ed)?|\bvictim|\bto|\bagainst|\bhoneypot"
+    r"|\b(?:our|my|unser\w*|mein\w*|notre|nos|mon|ma|mes|nuestros?|nuestras?|mis?|nostr[oaie])\b"
+    r"[\w\s'-]{0,24}?\b" + _OWN_NOUNS +
+    r"|\bziel(?:-?ip)?|\bcible|\bdestino"
     r"|\b(?:attacks?|attacked|scans?|scanned|probes?|probing|logins?|connections?|traffic|requests?|hits?)\s+on"
     r"|\bsensor|\bsinkhole|\breporter|\breported\s+by|\blip|\bgateway|\bnext\s?hop"
     r"|\blocal(?:\s+(?:ip|address|host))?|\bdaddr|\bdhost|->|=>|>)"
     r"(?:\s+(?:ip|ips|address|addr|host|port|range|network|net|subnet|netblock|block))?"
     r"\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
+#: A victim label that is only the reporter's wording, not a field: "our web server", "to", "against".
+#: The log lines that accuse an address outweigh it (issue 11 class 4).
+_WEAK_VICTIM = lazy_compile(r"^(?:our|my|unser|mein|notre|nos|mon|ma|mes|nuestr|mis?\b|nostr|to\b|against"
+                            r"|attack|scan|probe|probing|login|connection|traffic|request|hit)", re.I)
 #: Labels that name the accused; they outweigh a victim label the same address got elsewhere.
 _SOURCE_BEFORE = lazy_compile(
     r"(?:\bsrc|\bsource|\bfrom|\battack(?:er|ing)?|\boffend(?:er|ing)|\boriginat(?:ing|ed|or)|\borigin|\bclient"
     r"|\brhost|\brip|\bremote|\bban(?:ned)?|\bsaddr|\bshost|\bblocked|\bdenied"
-    r"|\bquell(?:e|-?ip)?|\bangreifer|\battaquant|\borigen|\batacante)"
+    r"|\bquell(?:e|-?ip)?|\bangreifer|\battaquant|\borigen|\batacante"
+    r"|\b(?:attacked|scanned|probed|hit|flooded|targeted|hammered|abused|spammed|sent|caused)\s+by)"
     r"(?:\s+(?:ip|ips|address|addr|host|dns|network address))?\s*(?:[:=#(\[]|\bis\b|\bwas\b|\s)*$", re.I)
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
 _STRONG_SOURCE = lazy_compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
@@ -72,6 +85,8 @@ class Role:
     kind: str
     label: str = ""
     port: int | None = None
+    #: A victim only by the reporter's wording ("our server", "against"), not by a field.
+    weak: bool = False
 
 
 def is_hop(line: str) -> bool:
@@ -113,9 +128,11 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
             return Role(f, ip, "victim", "Received by")
         return Role(f, ip, "source", port=_port(line, f))
     m = _VICTIM_BEFORE.search(before)
-    if m:
-        return Role(f, ip, "victim", m.group().strip(" :=#(["))
-    if _SOURCE_BEFORE.search(before):
+    src = _SOURCE_BEFORE.search(before)
+    if m and not (src and src.start() > m.start()):  # the label nearest the address wins
+        label = m.group().strip(" :=#([")
+        return Role(f, ip, "victim", label, weak=bool(_WEAK_VICTIM.match(label)))
+    if src:
         return Role(f, ip, "source", port=_port(line, f))
     after = _VICTIM_AFTER.match(line, f.end)
     if after:

@@ -1,0 +1,66 @@
+"""Roles of addresses in free text (issue 11 classes 4, 5 and 10): the reporter's words are weak
+hints, whois blocks are context, tables that name both ends accuse only their source column."""
+
+from __future__ import annotations
+
+from abuso.addresses import find_addresses
+from abuso.normalize import normalize
+from abuso.parsers.log import LogParser
+from abuso.parsers.log.roles import line_roles
+
+
+def message(body: str, subject: str = "report") -> bytes:
+    return (f"From: r@example.org\nTo: abuse@example.net\nSubject: {subject}\n"
+            "Date: Wed, 25 Nov 2026 12:00:00 +0000\nContent-Type: text/plain; charset=utf-8\n\n" + body).encode()
+
+
+def found(body: str, subject: str = "report") -> set[tuple[str, str | None]]:
+    v = LogParser({}).parse(normalize(message(body, subject)))
+    return {(str(i.ip), i.time.isoformat() if i.time else None) for i in v.incidents}
+
+
+def roles(line: str) -> list[tuple[str, str, bool]]:
+    return [(str(r.ip), r.kind, r.weak) for r in line_roles(line, find_addresses(line))]
+
+
+# --- class 4: the reporter's words -----------------------------------------------------------
+
+
+def test_the_label_nearest_the_address_wins() -> None:
+    assert roles("Scanning of our web server from 198.51.100.7") == [("198.51.100.7", "source", False)]
+    assert roles("attacks from our network to 192.0.2.1") == [("192.0.2.1", "victim", True)]
+    assert roles("our mail relay 192.0.2.25 was hit by 203.0.113.3") == [
+        ("192.0.2.25", "victim", True), ("203.0.113.3", "source", False)]
+
+
+def test_our_must_name_a_thing_with_an_address() -> None:
+    assert roles("our logs show 203.0.113.61 hammering the gateway") == [("203.0.113.61", "unclear", False)]
+    assert roles("on our customer's web server 192.0.2.10") == [("192.0.2.10", "victim", True)]
+
+
+def test_fields_and_arrows_are_strong_victims() -> None:
+    assert roles("DST=192.0.2.1") == [("192.0.2.1", "victim", False)]
+    assert roles("Destination: 192.0.2.5") == [("192.0.2.5", "victim", False)]
+    assert roles("198.51.100.7:5022 -> 192.0.2.8:22") == [("198.51.100.7", "unclear", False),
+                                                        ("192.0.2.8", "victim", False)]
+
+
+def test_log_lines_accuse_an_address_the_subject_called_ours() -> None:
+    body = ('198.51.100.77 - - [24/Nov/2026:08:41:12 +0000] "GET /a.php HTTP/1.1" 404 153 "-" "curl/8.4.0"\n'
+            '198.51.100.77 - - [24/Nov/2026:08:41:13 +0000] "GET /b.php HTTP/1.1" 404 153 "-" "curl/8.4.0"\n')
+    # Even where the subject's wording makes it "ours", the lines that accuse it win.
+    assert found(body, "Requests against our server 198.51.100.77") == {
+        ("198.51.100.77", "2026-11-24T08:41:12+00:00"), ("198.51.100.77", "2026-11-24T08:41:13+00:00")}
+
+
+def test_a_host_field_beside_a_labelled_source_stays_the_victim() -> None:
+    body = ("Attacks on our server 192.0.2.10:\n\n"
+            "Nov 24 08:44:02 192.0.2.10 sshd[2211]: Failed password for root from 198.51.100.77 port 50412 ssh2\n")
+    assert found(body) == {("198.51.100.77", "2026-11-24T08:44:02+00:00")}
+
+
+def test_a_strong_victim_is_never_accused_by_a_log_line() -> None:
+    body = ("Target: 192.0.2.44\n\n"
+            "2026-11-24T08:00:01Z 192.0.2.44 connection reset\n"
+            "2026-11-24T08:00:02Z SRC=203.0.113.8 DST=192.0.2.44 DPT=22\n")
+    assert found(body) == {("203.0.113.8", "2026-11-24T08:00:02+00:00")}
