@@ -326,6 +326,24 @@ def yaml_bomb() -> bytes:
             f'--y\nContent-Type: text/plain; name="logfile.log"\n\n{LOG_LINE}\n--y--\n').encode()
 
 
+def feedback_blocks(size: int = 10 << 20) -> bytes:
+    """A body of pasted ARF field blocks (each a report by content) after the log line."""
+    block = "Feedback-Type: abuse\nVersion: 1\nSource-IP: 198.51.100.{n}\n\n"
+    blocks = "".join(block.format(n=n % 250 + 1) for n in range(size // len(block.format(n=100))))
+    return (_headers() + _body() + "\n" + blocks).encode()
+
+
+def opaque_reports(n: int = 2000) -> bytes:
+    """Many nameless octet-stream parts, each a whole feedback report (base64): found by content."""
+    report = (b"From: fbl@provider.example\nSubject: r\nMIME-Version: 1.0\nContent-Type: multipart/report; "
+              b'report-type=feedback-report; boundary="R"\n\n--R\nContent-Type: message/feedback-report\n\n'
+              b"Feedback-Type: abuse\nSource-IP: 198.51.100.9\n\n--R--\n")
+    part = (b'--a\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n'
+            + base64.encodebytes(report) + b"\n")
+    return (_headers(ctype='multipart/mixed; boundary="a"') + f"--a\nContent-Type: text/plain\n\n{_body()}\n"
+            ).encode() + part * n + b"--a--\n"
+
+
 # --- the set ---------------------------------------------------------------------------
 
 
@@ -371,6 +389,10 @@ CASES: list[Case] = [
     # The report is past the forwarding depth cap: not read, and the output says so.
     Case("forwarded-9", lambda: forwarded(9), "done", "nested"),
     Case("forwarded-40", lambda: forwarded(40), "done", "nested"),
+    # ARF found by content (pasted fields, reports re-wrapped as nameless files): capped, and the log line stays.
+    Case("feedback-blocks-10mb", feedback_blocks, says="feedback reports"),
+    Case("opaque-reports-400", lambda: opaque_reports(400), says="feedback reports"),
+    Case("opaque-reports-2k", opaque_reports, says="parts"),
 ]
 
 

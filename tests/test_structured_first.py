@@ -80,3 +80,15 @@ def test_a_restatement_of_the_reported_address_still_corroborates_it() -> None:
     human = "received from IP 192.0.2.90 on 24 Nov 2026 08:30:00 +0000"
     found = [inc("192.0.2.90", "arf", T1), inc("192.0.2.90", "log", T1, evidence=human)]
     assert [i.parser for i in merge_duplicates(found, ["log"], restated=[human])] == ["arf+log"]
+
+
+def test_a_forwarders_own_log_line_above_pasted_fields_is_not_the_reports_restatement() -> None:
+    """Only the paragraph right above pasted fields is their human part: the forwarder's log line stands."""
+    body = ("Hello,\n\nour server logged this:\n\nNov 22 03:14:07 srv sshd[4242]: Failed password for root from "
+            "192.0.2.17 port 51022 ssh2\n\nAnd this FBL report came in:\n\nThis is an abuse report for IP 192.0.2.90."
+            "\n\nFeedback-Type: abuse\nVersion: 1\nSource-IP: 192.0.2.90\n"
+            "Arrival-Date: Sat, 22 Nov 2026 03:00:00 +0000\n")
+    raw = ("From: a@b.example\nTo: abuse@isp.example\nSubject: two things\nDate: Sat, 22 Nov 2026 04:00:00 +0100\n\n"
+           + body).encode()
+    report = Pipeline.from_config({}).analyse(raw, "x")
+    assert sorted(str(i.ip) for i in report.incidents) == ["192.0.2.17", "192.0.2.90"]

@@ -328,8 +328,8 @@ def reports_in_text(message: Message) -> list[FeedbackReport]:
     """Feedback reports pasted into the text of a forward: each ``Feedback-Type:`` block, where it sits.
 
     A block is the run of ``Name: value`` lines around a ``Feedback-Type`` line
-    (with at least one other ARF field). The text before it is the human-readable
-    part; header lines right after it (the pasted original) are the original.
+    (with at least one other ARF field). The paragraph right above it is the
+    human-readable part; header lines right after it (the pasted original) are the original.
     """
     reports: list[FeedbackReport] = []
     for b in message.blocks:
@@ -352,11 +352,25 @@ def reports_in_text(message: Message) -> list[FeedbackReport]:
             text = "\n".join(ln.strip() for ln in lines[start:end])[:MAX_FIELDS_CHARS]
             fields = parse_fields(text)
             if _ARF_FIELDS & set(fields):
-                rep = FeedbackReport(fields, text, f"{b.part} (text)", human="\n".join(lines[:start])[-SNIFF_CHARS:])
+                rep = FeedbackReport(fields, text, f"{b.part} (text)", human=_paragraph_before(lines, start))
                 rep.original = _pasted_original("\n".join(lines[end:end + 200]))
                 reports.append(rep)
             i = end
     return reports
+
+
+def _paragraph_before(lines: list[str], start: int) -> str:
+    """The paragraph right above pasted fields: where a pasted report's human-readable part sits.
+
+    Only that paragraph: the forwarder's own words further up are not the report's.
+    """
+    end = start
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    begin = end
+    while begin > 0 and lines[begin - 1].strip():
+        begin -= 1
+    return "\n".join(lines[begin:end])[-SNIFF_CHARS:]
 
 
 def _pasted_original(text: str) -> _StdMessage | None:
