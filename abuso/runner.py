@@ -171,7 +171,7 @@ class Runner:
 
     def __init__(self, config: Config, reader: Reader, *, fmt: str = "text", jobs: int = 1, explain: bool = False,
                  out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None,
-                 dry_run: bool = False, quiet: bool = False) -> None:
+                 dry_run: bool = False, quiet: bool = False, workers: bool | None = None) -> None:
         import logging
 
         self.log = logging.getLogger("abuso.run")
@@ -180,6 +180,9 @@ class Runner:
         #: Change nothing: no processor with side effects, no quarantine file, no message marked done.
         self.dry_run = dry_run or explain
         self.jobs = max(1, jobs)
+        #: Messages in worker processes (abuso/workers.py): the parent's hard timeout, a crash costs one
+        #: message, memory given back. None: with -j N and --watch; the command line's batches always.
+        self.workers = workers if workers is not None else (self.jobs > 1 or bool(getattr(reader, "watch", False)))
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.timeout = float(config.default("timeout"))
@@ -191,7 +194,7 @@ class Runner:
 
     def run(self) -> Summary:
         try:
-            if self.jobs == 1 and not getattr(self.reader, "watch", False):
+            if not self.workers:
                 self._run_serial()
             else:
                 self._run_parallel()
@@ -318,8 +321,11 @@ def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False
     reader = _reader(config, paths, files_from, mark, watch)
     if jobs <= 0:
         jobs = cpu_count()
+    # A batch (files, a mailbox) runs in worker processes even with -j 1: the budget's hard side (a
+    # message stuck in C code, a crash below Python) costs one message, never the batch. One piped
+    # message runs here: its start-up is paid per message.
     summary = Runner(config, reader, fmt=fmt, jobs=jobs, explain=explain, progress=progress, dry_run=dry_run,
-                     quiet=quiet).run()
+                     quiet=quiet, workers=reader.name != "stdin").run()
     try:
         sys.stdout.flush()
     except BrokenPipeError:

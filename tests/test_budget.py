@@ -245,7 +245,8 @@ def test_process_item_says_out_of_memory_without_a_budget_as_transient():
 
 #: ``python -c`` prologue: the test parsers as built-ins, then abuso's own entry point.
 _LAUNCH = ("import sys; sys.path.insert(0, {root!r}); from abuso import registry; "
-           "registry.BUILTINS['parsers'].update(hog='tests.test_budget:Hog', stuck='tests.test_budget:Stuck'); "
+           "registry.BUILTINS['parsers'].update(hog='tests.test_budget:Hog', stuck='tests.test_budget:Stuck', "
+           "crash='tests.test_budget:Crash'); "
            "from abuso.cli import main; sys.argv[0] = 'abuso'; main()")
 
 
@@ -264,6 +265,24 @@ def test_piped_message_over_max_memory_is_quarantined_with_exit_65(tmp_path):
     assert "quarantined as" in err and "over max_memory 32 MB" in err
     (kept,) = (tmp_path / "q").glob("*.eml")
     assert kept.read_bytes() == raw
+
+
+def test_command_line_batch_runs_in_a_worker_even_with_one_job(tmp_path):
+    """A crash below Python costs `abuso run FILES` (-j 1) one message, not the batch."""
+    config = tmp_path / "abuso.yaml"
+    config.write_text(f"parsers: [crash, hog]\nquarantine: {tmp_path / 'q'}\n")
+    files = []
+    for n in range(4):
+        files.append(tmp_path / f"m{n}.eml")
+        files[-1].write_bytes(message(n, "crash" if n == 1 else "report").data)
+    run = subprocess.run(abuso("run", "-c", str(config), "-f", "json", *map(str, files)), capture_output=True,
+                         timeout=120)
+    err = run.stderr.decode()
+    assert run.returncode == EX_DATAERR and "Traceback" not in err, err
+    assert f"{files[1]}: quarantined as" in err and "the worker process died while processing it" in err
+    reports = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["file"] for r in reports] == [str(files[n]) for n in (0, 2, 3)]
+    assert "abuso: 4 messages," in err and "1 quarantined" in err
 
 
 def _children(pid: int) -> set[int]:
