@@ -64,3 +64,63 @@ def test_a_strong_victim_is_never_accused_by_a_log_line() -> None:
             "2026-11-24T08:00:01Z 192.0.2.44 connection reset\n"
             "2026-11-24T08:00:02Z SRC=203.0.113.8 DST=192.0.2.44 DPT=22\n")
     assert found(body) == {("203.0.113.8", "2026-11-24T08:00:02+00:00")}
+
+
+# --- class 5: pasted whois ---------------------------------------------------------------------
+
+RIPE = """% Information related to '203.0.113.0 - 203.0.113.255'
+
+inetnum:        203.0.113.0 - 203.0.113.255
+netname:        EXAMPLE-HOSTING
+descr:          gateway 203.0.113.1
+created:        2019-03-04T10:22:31Z
+last-modified:  2024-07-15T08:01:09Z
+source:         RIPE
+"""
+LACNIC = """inetnum:     200.160.0.0/20
+owner:       Example Provedor Ltda
+ownerid:     BR-EXPR-LACNIC
+nserver:     ns1.example.com.br 200.160.2.3
+nsstat:      20241101 AA
+created:     20030101
+changed:     20200101
+"""
+ARIN = """NetRange:       198.51.100.0 - 198.51.100.255
+CIDR:           198.51.100.0/24
+NetName:        EXAMPLE-NET-2
+RegDate:        2012-05-01
+Updated:        2023-01-10
+OrgAbuseEmail:  abuse@example.net
+"""
+
+
+def test_whois_blocks_are_found_by_their_registry_keys() -> None:
+    from abuso.parsers.log.whois import whois_lines
+
+    lines = ("Whois:\n\n" + RIPE + "\nThanks.").split("\n")
+    got = whois_lines(lines)
+    assert lines.index("% Information related to '203.0.113.0 - 203.0.113.255'") in got
+    assert lines.index("source:         RIPE") in got
+    assert lines.index("Whois:") not in got and lines.index("Thanks.") not in got
+    # A report's own fields share some words with whois, but no registry key: not a block.
+    report = ["Source: 203.0.113.9", "Created: 2026-11-24 10:00", "Status: open", "Country: NL"]
+    assert whois_lines(report) == set()
+
+
+def test_no_address_of_a_whois_block_is_accused() -> None:
+    for block in (RIPE, LACNIC, ARIN):
+        assert found("SSH brute force from 203.0.113.45 on Nov 24 08:00:01\n\n" + block) == {
+            ("203.0.113.45", "2026-11-24T08:00:01+00:00")}, block
+
+
+def test_whois_dates_date_nothing() -> None:
+    # The record heading rule ("Date: ..." above an address) must not take a whois "created:".
+    body = RIPE + "\n\n\n\nOffending IP: 203.0.113.45\n"
+    assert found(body) == {("203.0.113.45", None)}
+    body = "Offending IP: 203.0.113.45\n" + LACNIC
+    assert found(body) == {("203.0.113.45", None)}
+
+
+def test_a_report_field_beside_a_whois_block_is_still_read() -> None:
+    body = "Source: 203.0.113.9\n" + RIPE
+    assert found(body) == {("203.0.113.9", None)}

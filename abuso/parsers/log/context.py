@@ -34,6 +34,7 @@ from .lines import (
 )
 from .roles import is_hop, is_received, line_roles, strong_sources
 from .table import Table, header, read_row
+from .whois import REPORT_KEYS, key_of, whois_lines
 
 if TYPE_CHECKING:
     from ...normalize import Message
@@ -110,6 +111,7 @@ class Context:
         self.fallbacks = 0
         self.addresses = 0
         self.dayfirst = False
+        self.whois: set[int] = set()  # the current block's whois lines
 
     @property
     def exhausted(self) -> bool:
@@ -169,10 +171,15 @@ class Context:
         self.addresses += count
         stamps = Stamps(lines, lambda ln: self.stamps(ln, stated_tz))
         types = LineTypes(lines)
+        # Pasted whois: its addresses accuse nobody, its created:/last-modified: date nothing, and
+        # no stamp is looked for across it.
+        self.whois = whois_lines(lines)
+        for i in self.whois:
+            stamps[i] = []
         for i, fs in enumerate(addrs):
             # An address beside a clock time no fast shape read ("3 mars 2026 13:05"): ask
             # dateparser, a few times per message at most (1-2 ms a call).
-            if not fs or stamps[i] or self.fallbacks >= MAX_FALLBACK:
+            if not fs or stamps[i] or self.fallbacks >= MAX_FALLBACK or i in self.whois:
                 continue
             masked = mask(lines[i], fs)  # "fdf1::0:22" holds no clock
             clock = _CLOCK.search(masked)
@@ -197,6 +204,10 @@ class Context:
                     self._row(table, cells, ln, stamps[i], stated_tz, strong, fallback_hint)
                     continue
                 table = None
+            if i in self.whois and (not addrs[i] or key_of(ln) not in REPORT_KEYS):
+                self.ranges += len(addrs[i])
+                section = None
+                continue
             if not addrs[i]:
                 table = header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#" else None
                 xml = _SB_LIST.match(ln) if "<list" in ln else None
@@ -298,13 +309,15 @@ class Context:
             for j, ok in ((i - d, up), (i + d, down)):
                 if not ok or not 0 <= j < n:
                     continue
-                if _RULE.match(lines[j]):
+                if j in self.whois or _RULE.match(lines[j]):
                     up, down = (False, down) if j < i else (up, False)
                 elif stamps[j] and not (addrs[j] and j > i):
                     return [(stamps[j][0], trim(lines[j] + " | " + lines[i]))]
         # A record's fields below its address ("Offending IP: ..." then "  - Time: ...").
         for j in range(i + WINDOW + 1, min(n, i + RECORD_BACK + 1)):
             ln = lines[j]
+            if j in self.whois:
+                break
             if not ln.strip():
                 continue  # fields may be spaced out with blank lines
             if ln[:1] not in " \t-*" or addrs[j] and not _HEADING.match(ln):
@@ -313,6 +326,8 @@ class Context:
                 return [(stamps[j][0], trim(lines[i] + " | " + ln))]
         # A record's heading stamp ("Date: 11/22/2026 5:07:44 PM" above "Source Network Address: ...").
         for j in range(i - WINDOW - 1, max(-1, i - RECORD_BACK - 1), -1):
+            if j in self.whois:
+                break
             if stamps[j]:
                 if not addrs[j] and _HEADING.match(lines[j]):
                     return [(stamps[j][0], trim(lines[j] + " | " + lines[i]))]
