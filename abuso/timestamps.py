@@ -135,13 +135,14 @@ _SHAPES: list[tuple[str, re.Pattern[str]]] = [
 _LINK_WORD = (r"(?:at|on|around|approx\.?|about|by|between|from|um|gegen|ca\.?|zwischen|von|à|a|às|as|las|los"
               r"|sobre|hacia|entre|desde|alle|ore|verso|tra|fra|dalle|dal|le|vers|rond|om|omstreeks|tussen|van"
               r"|kl\.?|klokken|por\s+volta\s+d[ae]s|alrededor\s+de)")
-_PROSE_TIME = (r"(?P<H>\d{1,2})(?::|h(?=\d\d))(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
+_PROSE_TIME = (r"(?P<H>\d{1,2})(?::|h(?=\d\d)|\.(?=\d\d(?![\d.])))(?P<M>\d{2})"
+               r"(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
                r"(?:\s?(?P<ampm>[AaPp]\.?[Mm]\.?)(?![A-Za-z]))?"
                r"(?:\s*(?:Uhr|uur|hrs?|horas?|heures?|h)(?![A-Za-z]))?")
 _PROSE_TAIL = (r"(?P<link>(?:\s*,)?(?:\s+" + _LINK_WORD + r"){1,3}\s+)" + _PROSE_TIME
                # the end of a range: "and 10:30", "- 14:20", "bis 10:30 Uhr", "y las 21:10"
                + r"(?:(?:\s+[-–]\s*|\s*–\s*|\s+(?:to|and|und|bis|et|à|a|y|e|en|tot|till|until|through)\s+"
-               r"(?:(?:las|as|le|ore|om|um)\s+)?)\d{1,2}(?::|h(?=\d\d))\d{2}(?::\d{2})?"
+               r"(?:(?:las|as|le|ore|om|um)\s+)?)\d{1,2}(?::|h(?=\d\d)|\.(?=\d\d(?![\d.])))\d{2}(?::\d{2})?"
                r"(?:\s*(?:Uhr|uur|hrs?|h)(?![A-Za-z]))?)?"
                r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?"
                r"(?![A-Za-z])|[A-Z]{3,5}(?![A-Za-z]))|\s*\((?P<tzc>[^()\n]{1,40})\))?")
@@ -167,9 +168,31 @@ _LINK_BEFORE = lazy_compile(r"\b(?:at|on|around|between|from|um|gegen|zwischen|v
                             r"|tra|dalle|vers|om|tussen|kl\.?|klokken|de)\s+\d?$", re.I)
 
 
-def _prose_here(line: str, times: list[re.Match[str]]) -> bool:
-    for t in times:
-        s, e = t.start(), t.end()
+#: "alle ore 16.20", "om 08.15 uur", "um 23.14 Uhr": a clock with a dot, only right after such a word
+#: (a dot between digits is otherwise an address or a version).
+_DOT_CLOCK = lazy_compile(r"\b(?:ore|om|um|kl\.?|klokken|alle|às|as|las|vers|gegen|at)\s+(\d{1,2}\.\d\d)(?![\d.])",
+                          re.I)
+_DOT_WORDS = (" ore ", " om ", " um ", "kl.", "klokken", " às ", " as ", " las ", " vers ", " gegen ", " at ")
+
+
+def _clock_spans(line: str) -> tuple[list[tuple[int, int]], bool]:
+    """Where the clock times of a line are (H:MM, HhMM, and dotted ones after a prose word), and
+    whether a dotted one was found (then the line is prose)."""
+    spans = [t.span() for t in _TIMEISH.finditer(line)] if _TIMEISH.search(line) else []
+    dotted = False
+    if "." in line:
+        low = line.lower()
+        if any(w in low for w in _DOT_WORDS):
+            for m in _DOT_CLOCK.finditer(line):
+                spans.append((m.start(1) + m.group(1).index(".") - 1, m.end(1)))
+                dotted = True
+            if dotted:
+                spans.sort()
+    return spans, dotted
+
+
+def _prose_here(line: str, times: list[tuple[int, int]]) -> bool:
+    for s, e in times:
         if line[s + 1] == "h" or _LINK_BEFORE.search(line, max(0, s - 14), s):
             return True
         after = line[e:e + 6].lower()
@@ -197,7 +220,7 @@ _BEFORE, _AFTER = 32, 48
 _PROSE_BEFORE, _PROSE_AFTER = 48, 80
 
 
-def _windows(line: str, times: list[re.Match[str]], before: int = _BEFORE, after: int = _AFTER
+def _windows(line: str, times: list[tuple[int, int]], before: int = _BEFORE, after: int = _AFTER
              ) -> list[tuple[int, int]]:
     """Stretches of the line around each H:MM where a stamp can be: the shapes are only tried there.
 
@@ -206,8 +229,8 @@ def _windows(line: str, times: list[re.Match[str]], before: int = _BEFORE, after
     """
     out: list[tuple[int, int]] = []
     n = len(line)
-    for t in times:
-        lo, hi = max(0, t.start() - before), min(n, t.end() + after)
+    for start, end in times:
+        lo, hi = max(0, start - before), min(n, end + after)
         if out and lo <= out[-1][1]:
             out[-1] = (out[-1][0], hi)
         else:
@@ -357,12 +380,12 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
     st, df = as_tzinfo(stated), as_tzinfo(default)
-    times = list(_TIMEISH.finditer(line)) if _TIMEISH.search(line) else []
+    times, dotted = _clock_spans(line)
     windows = _windows(line, times) if times else []
     if windows:
         low = line.lower()
         months = any(m in low for m in _MONTH_PREFIXES)
-        prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if _prose_here(line, times) else None
+        prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
         for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
             if shape in _MONTH_SHAPES and not months:
                 continue

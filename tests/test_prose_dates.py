@@ -36,12 +36,22 @@ PLUS1 = timedelta(hours=1)
     ("am 12.11.2026 zwischen 10:00 und 10:30 Uhr", utc(2026, 11, 12, 9), "date-header"),
     ("on 11/12/2026 at 10:00 UTC", utc(2026, 11, 12, 10), "explicit"),    # English words: month first
     ("el 11/12/2026 a las 10:00 (UTC)", utc(2026, 12, 11, 10), "explicit"),  # Spanish: day first
+    # A clock with a dot, right after a prose word.
+    ("il 12/11/2026 alle ore 16.20 (ora italiana)", utc(2026, 11, 12, 15, 20), "explicit"),
+    ("op 12-11-2026 om 08.15 uur", utc(2026, 11, 12, 7, 15), "date-header"),
+    ("am 12.11.2026 um 23.14 Uhr (MEZ)", utc(2026, 11, 12, 22, 14), "explicit"),
 ])
 def test_prose_dates_take_the_fast_path(line: str, want: datetime, zone: str) -> None:
     before = timestamps.FALLBACK_CALLS[0]
     found = find_timestamps(line, header_offset=PLUS1, fallback=True)
     assert timestamps.FALLBACK_CALLS[0] == before, "dateparser was asked"
     assert [(s.time, s.zone) for s in found] == [(want, zone)]
+
+
+
+@pytest.mark.parametrize("line", ["version 1.2.3.45 at 10.20", "host 10.1.2.3 om 12.30", "ratio 12.50 at 3.14"])
+def test_a_dot_between_digits_is_no_clock_without_a_date(line: str) -> None:
+    assert find_timestamps(line, header_offset=PLUS1) == []
 
 
 def test_an_offset_after_seconds_is_no_range() -> None:
