@@ -82,7 +82,7 @@ class Service:
         self.wake_w.send_bytes(b"!")
 
     def _take(self) -> list[_Pending]:
-        taken = []
+        taken: list[_Pending] = []
         while True:
             try:
                 item, future = self.inbox.get_nowait()

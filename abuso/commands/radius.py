@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timezone
 
 import click
 
@@ -28,30 +27,19 @@ def radius(config_path: str, fmt: str, as_json: bool, ip: str | None, when: str 
     from .query import parse_when
 
     as_json = as_json or fmt == "json"
-    from ..errors import ConfigError
     from ..processors.radius import RadiusProcessor
 
-    config = load(config_path)
-    stages = [s for s in config.processors if s.name == "radius"]
-    if not stages:
-        raise ConfigError("no radius processor configured", config.file, key="processors")
     if (ip is None) != (when is None):
         raise click.UsageError("give both IP and WHEN, or neither")
-    proc = RadiusProcessor(stages[0].options, config.base)
-    proc.budget = 0  # from cron or by hand: take the time a first build needs
+    proc = RadiusProcessor.for_config(load(config_path))
     try:
-        index = proc.ready(None)
-        out: dict = {"index": str(proc.index_path), "refresh": proc.refresh_info}
+        out: dict = proc.refresh()
         if ip is not None and when is not None:
             try:
                 addr = ipaddress.ip_address(ip)
             except ValueError:
                 raise click.UsageError(f"{ip!r} is not an IP address")
-            t = parse_when(when, "WHEN")
-            res = index.lookup(addr, t.timestamp(), proc.slack, proc.grace)
-            out.update(ip=str(addr), time=t.astimezone(timezone.utc).isoformat(), result=res.status,
-                       users=res.users, reason=res.reason,
-                       sessions=[proc.describe(index, s) for s in res.sessions])
+            out.update(proc.who(addr, parse_when(when, "WHEN")))
         if as_json:
             click.echo(json.dumps(out))
             return

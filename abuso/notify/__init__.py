@@ -16,6 +16,8 @@ password_file, timeout, sendmail, dry_run)::
 
 from __future__ import annotations
 
+from typing import Any, Iterator, Mapping
+
 from ..options import Option
 from ..processors.mailer import transport
 
@@ -34,5 +36,5 @@ OPTIONS = (
 )
 
 
-def check_rules(options):  # type: ignore[no-untyped-def]
+def check_rules(options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     yield from transport.check_rules(options)

@@ -32,6 +32,7 @@ incident, ``notes["radius"]`` with a reason for every incident.
 from __future__ import annotations
 
 import time
+from datetime import timezone
 from typing import Any, Mapping
 
 from ..errors import TransientError
@@ -178,6 +179,32 @@ class RadiusProcessor(Processor):
             note["refresh"] = self.refresh_info
             self._untold = False
         report.notes[self.name] = note
+
+    # -- for `abuso radius` (commands use these, not the processor's insides) --
+
+    @classmethod
+    def for_config(cls, config: Any) -> RadiusProcessor:
+        """The config's radius processor, set up for cron or a person: a first build takes what it needs."""
+        from ..errors import ConfigError
+
+        stages = [s for s in config.processors if s.name == "radius"]
+        if not stages:
+            raise ConfigError("no radius processor configured", config.file, key="processors")
+        proc = cls(stages[0].options, config.base)
+        proc.budget = 0
+        return proc
+
+    def refresh(self) -> dict[str, Any]:
+        """Bring the index up to date: {"index": path, "refresh": what was read, or None}."""
+        self.ready(None)
+        return {"index": str(self.index_path), "refresh": self.refresh_info}
+
+    def who(self, ip: Any, when: Any) -> dict[str, Any]:
+        """Who held ``ip`` at ``when`` (an aware datetime): result, users, reason and the sessions."""
+        index = self.ready(None)
+        res = index.lookup(ip, when.timestamp(), self.slack, self.grace)
+        return {"ip": str(ip), "time": when.astimezone(timezone.utc).isoformat(), "result": res.status,
+                "users": res.users, "reason": res.reason, "sessions": [self.describe(index, s) for s in res.sessions]}
 
     @staticmethod
     def describe(index: Any, s: Any) -> dict[str, Any]:
