@@ -124,3 +124,42 @@ def test_whois_dates_date_nothing() -> None:
 def test_a_report_field_beside_a_whois_block_is_still_read() -> None:
     body = "Source: 203.0.113.9\n" + RIPE
     assert found(body) == {("203.0.113.9", None)}
+
+
+# --- class 10: tables that name both ends ------------------------------------------------------
+
+
+def test_an_aligned_table_accuses_only_its_source_column() -> None:
+    body = ("Date                 Sourceip         port   destips\n"
+            "-------------------  ---------------  -----  ----------------------\n"
+            "2026-11-27 03:12:01  203.0.113.80     22     192.0.2.10 192.0.2.11\n"
+            "2026-11-27 03:12:09  198.51.100.31    3389   192.0.2.12, 192.0.2.25\n")
+    assert found(body) == {("203.0.113.80", "2026-11-27T03:12:01+00:00"),
+                           ("198.51.100.31", "2026-11-27T03:12:09+00:00")}
+
+
+def test_destination_first_tables_and_single_space_headers() -> None:
+    body = ("time dst_ip src_ip proto\n"
+            "2026-11-27 03:12:01 192.0.2.10 203.0.113.80 tcp\n")
+    assert found(body) == {("203.0.113.80", "2026-11-27T03:12:01+00:00")}
+
+
+def test_a_row_with_one_end_masked_puts_the_other_in_its_own_column() -> None:
+    body = ("time                protocol src_ip src_port          dest_ip dest_port\n"
+            "Fri Nov 27 03:12:01 2026 TCP     XXX.X.XX.XX 49348 =     192.0.2.17 9852\n"
+            "Fri Nov 27 03:12:05 2026 TCP     203.0.113.7 49350 =     192.0.2.17 9852\n")
+    assert found(body) == {("203.0.113.7", "2026-11-27T03:12:05+00:00")}
+
+
+def test_a_comma_list_in_the_last_column_of_a_csv_table_stays_in_it() -> None:
+    body = ("Date, Source IP, Port, Destination IPs\n"
+            "2026-11-27 04:00:00, 203.0.113.81, 22, 192.0.2.40, 192.0.2.41, 192.0.2.42\n")
+    assert found(body) == {("203.0.113.81", "2026-11-27T04:00:00+00:00")}
+
+
+def test_a_sentence_of_column_words_is_not_a_header() -> None:
+    from abuso.parsers.log.table import spaced_header
+
+    assert spaced_header("Source and destination addresses follow") is None
+    assert spaced_header("source ip to destination ip") is None
+    assert spaced_header("Date  Sourceip  port  destips") is not None

@@ -33,7 +33,7 @@ from .lines import (
     trim,
 )
 from .roles import is_hop, is_received, line_roles, strong_sources
-from .table import Table, header, read_row
+from .table import Row, Table, header, read_row, read_spaced_row, spaced_header
 from .whois import REPORT_KEYS, key_of, whois_lines
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ _SECTIONS = [
     (lazy_compile(r"\bpotentially suspicious|\bother suspicious", re.I), "undetermined"),
 ]
 _RULE = lazy_compile(r"^\s*[-=_*+]{5,}\s*$")
+_COLUMN_RULE = lazy_compile(r"^[\s|+]*[-=_]{3,}[-=_\s|+]*$")
 #: Google Safe Browsing notifications: <list type="0"> compromised sites, type 1 phishing (AbuseIO's reading).
 _SB_LIST = lazy_compile(r'^\s*<list type="(\d)">')
 _SB_TYPES = {"0": "system-compromise", "1": "phishing"}
@@ -198,6 +199,13 @@ class Context:
             if not ln.strip():
                 table = None
                 continue
+            if table is not None and table.spaced is not None:
+                if _COLUMN_RULE.match(ln):
+                    continue  # the rule under a header ("-----  -----  ---")
+                if addrs[i]:
+                    self._use_row(table, read_spaced_row(table, ln, stamps[i]), ln, strong, fallback_hint)
+                    continue
+                table = None
             if table is not None:
                 cells = table.cells_of(ln)
                 if cells is not None:
@@ -209,7 +217,8 @@ class Context:
                 section = None
                 continue
             if not addrs[i]:
-                table = header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#" else None
+                table = (header(ln) if "," in ln or "\t" in ln or ";" in ln or "|" in ln or ln[:1] == "#"
+                         else spaced_header(ln))
                 xml = _SB_LIST.match(ln) if "<list" in ln else None
                 if ln.lstrip()[:1] in "-=_*+" and _RULE.match(ln) or ln.strip() == "</list>":
                     section = None
@@ -246,7 +255,11 @@ class Context:
         def utc_stamps(text: str) -> list[Stamp]:
             return find_timestamps(text, reference=self.reference, dayfirst=self.dayfirst, format_utc=True)
 
-        row = read_row(table, cells, line, line_stamps, parse_cell, utc_stamps)
+        self._use_row(table, read_row(table, cells, line, line_stamps, parse_cell, utc_stamps), line, strong,
+                      fallback_hint)
+
+    def _use_row(self, table: Table, row: Row, line: str, strong: list[tuple[IPAddress, int | None]],
+                 fallback_hint: Lazy) -> None:
         for ip in row.victims:
             self._exclude(ip, "victim column")
         sources = row.sources

@@ -23,7 +23,13 @@ _COL_SOURCE = lazy_compile(r"source|\bsrc|attacker|offend|origin|remote|client|^
                            r"^(?:ip|ip[ _-]?addr(?:ess)?|address"
                            r"|host|from|ipv[46]|addr)$", re.I)
 _COL_PORT = lazy_compile(r"port", re.I)
+#: Other column names of a whitespace-aligned table: every cell of its header must be a column name.
+_COL_OTHER = lazy_compile(r"(?:proto(?:col)?|count|hits|packets|pkts|bytes|flags|service|type|action|country|asn?"
+                          r"|attempts|user(?:name)?|events?|info|description|comment|no\.?|#|id|signature|rule"
+                          r"|reason|category|url|domain|hostname|method|status|size|duration|tcp|udp|ports?)",
+                          re.I)
 _SEPARATORS = ("\t", ";", "|", ",")
+_ADDRESSISH = lazy_compile(r"\[?[0-9A-Fa-f]*[.:][0-9A-Fa-f.:]+\]?(?::\d{1,5})?")
 
 
 @dataclass
@@ -38,12 +44,25 @@ class Table:
     hint: str | None = None
     #: The format defines its times as UTC (W3C extended logs).
     utc: bool = False
+    #: Columns aligned with spaces ("Date  Sourceip  port  destips"): a row's cells cannot be split (a
+    #: date holds a space, a list of addresses too), so its addresses fill the address columns in order.
+    spaced: list[str] | None = None
+    #: Where each of those address columns starts in the header line.
+    spaced_at: list[int] = field(default_factory=list)
 
     def cells_of(self, line: str) -> list[str] | None:
-        """The row's cells, or None when the line is not a row of this table (the table ended)."""
+        """The row's cells, or None when the line is not a row of this table (the table ended).
+
+        Extra cells that are all addresses belong to the last column when it is an address column
+        ("Destination IPs" listing several, comma-separated in a comma-separated table)."""
         cells = [c.strip() for c in line.split(self.sep)]
         if self.sep == "|":
             cells = [c for c in cells if c] or cells
+        last = self.cells - 1
+        if len(cells) > self.cells and last in self.victim + self.source:
+            tail = cells[last:]
+            if all(_ADDRESSISH.fullmatch(c) for c in tail):
+                cells = cells[:last] + [" ".join(tail)]
         return cells if abs(len(cells) - self.cells) <= 1 else None
 
 
@@ -93,7 +112,86 @@ def header(line: str) -> Table | None:
         if t.time or t.source:
             t.hint = type_from_text(line)
             return t
-    return None
+    return spaced_header(line)
+
+
+def _kind(cell: str) -> str | None:
+    if _COL_PORT.search(cell):
+        return "port"
+    if _COL_VICTIM.search(cell):
+        return "victim"
+    if _COL_TIME.search(cell):
+        return "time"
+    if _COL_SOURCE.search(cell):
+        return "source"
+    return "other" if _COL_OTHER.fullmatch(cell) else None
+
+
+_PROSE_WORDS = frozenset({"to", "from", "ip", "ips", "address", "addresses", "addr", "host", "and", "or", "the",
+                          "of", "at", "on", "by", "in"})
+
+
+def _kinds(cells: list[str]) -> list[str] | None:
+    """Each cell's column kind, if every cell is a column name and both ends are named."""
+    if not 3 <= len(cells) <= 16 or any(len(c) > 30 for c in cells):
+        return None
+    kinds = []
+    for c in cells:
+        k = _kind(c)
+        if k is None:
+            return None
+        kinds.append(k)
+    return kinds if "source" in kinds and "victim" in kinds else None
+
+
+def spaced_header(line: str) -> Table | None:
+    """A header whose columns are aligned with spaces and which names both ends: ``Date  Sourceip  port
+    destips``, ``time protocol src_ip src_port dest_ip dest_port``. Every cell must be a column name
+    (a sentence is not a header), with a source column and a destination column."""
+    text = line.strip().lstrip("#").strip()
+    if not text or len(text) > 200 or _TIMEISH.search(text):
+        return None
+    splits = [text.split()]
+    if re.search(r"\s{2,}|\t", text):  # "Source IP  Dest IP": cells of several words, else one word each
+        splits.insert(0, re.split(r"\s{2,}|\t", text))
+    for cells in splits:
+        if cells is splits[-1] and any(c.lower() in _PROSE_WORDS for c in cells):
+            continue  # one word a cell: "source ip to destination ip" is a phrase, not five columns
+        kinds = _kinds(cells)
+        if kinds is not None:
+            break
+    else:
+        return None
+    t = Table(" ", len(cells), spaced=[k for k in kinds if k in ("source", "victim")])
+    pos = 0
+    for c, k in zip(cells, kinds, strict=True):
+        pos = line.index(c, pos)
+        if k in ("source", "victim"):
+            t.spaced_at.append(pos)
+        pos += len(c)
+    t.hint = type_from_text(line)
+    return t
+
+
+def read_spaced_row(table: Table, line: str, line_stamps: list[Stamp]) -> Row:
+    """A row of a space-aligned table: its addresses in order fill the header's address columns, the
+    last column taking any more (a list of destinations). A row with fewer addresses than address
+    columns (one end masked as "XXX.X.XX.XX") puts each in the column whose header starts nearest."""
+    assert table.spaced is not None
+    sources: list[tuple[IPAddress, int | None]] = []
+    victims: list[IPAddress] = []
+    found = find_addresses(line)
+    for n, f in enumerate(found):
+        ip = source_address(f.ip)
+        if len(found) < len(table.spaced):
+            col = min(range(len(table.spaced)), key=lambda c: abs(table.spaced_at[c] - f.start))
+        else:
+            col = min(n, len(table.spaced) - 1)
+        if table.spaced[col] == "source":
+            sources.append((ip, f.port))
+        else:
+            victims.append(ip)
+    return Row(line_stamps[0] if line_stamps else None, None, type_from_text(line) or table.hint, sources, victims)
 
 
 def read_row(table: Table, cells: list[str], line: str, line_stamps: list[Stamp],
