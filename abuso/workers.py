@@ -41,6 +41,8 @@ MIN_RECYCLE = 64 << 20
 CHUNK, CHUNK_BYTES = 8, 8 << 20
 #: Bytes of messages the parent holds (read, in work, or done and waiting for their turn), per worker.
 WINDOW_BYTES = 32 << 20
+#: Seconds a new worker may take to build its pipeline (imports, processors opening files and connections).
+START_TIMEOUT = 120.0
 #: Unexpected worker deaths before the batch gives up on the rest (exit 75: retried later).
 MAX_RESTARTS = 20
 DIED = "the worker process died while processing it (crash or killed)"
@@ -87,7 +89,16 @@ def _worker_main(conn: Any, others: list[Any], parent: int, initargs: tuple, max
     from .budget import memory
     from .runner import _WORKER, _worker_init, process_item
 
-    _worker_init(*initargs)
+    try:
+        _worker_init(*initargs)
+    except BaseException as e:  # kept broad: whatever stops a worker from starting, the parent says it once
+        from .errors import AbusoError
+
+        try:
+            conn.send(("failed", str(e) if isinstance(e, AbusoError) else f"{type(e).__name__}: {e}"))
+        finally:
+            os._exit(1)
+    conn.send(("ready",))  # the clock of its first message starts now, not while it imports and builds
     pipeline, render, timeout = _WORKER["pipeline"], _WORKER["render"], _WORKER["timeout"]
     start = memory()
     handled = 0
@@ -137,7 +148,8 @@ class _Worker:
     def __init__(self, proc: Any, conn: Any) -> None:
         self.proc, self.conn = proc, conn
         self.inflight: collections.deque[_Entry] = collections.deque()
-        self.since = 0.0  # when the message it is on started
+        self.since = time.monotonic()  # when it started; once ready, when the message it is on started
+        self.ready = False  # built its pipeline: takes messages, and its time limits run
         self.retiring = False  # said it ends after its last result
         self.killed = False  # killed by the parent: over the hard timeout
         self.stopping = False  # told to stop (end of the batch)
@@ -155,6 +167,7 @@ class Pool:
         self.window, self.finish, self.problem = max(1, window), finish, problem
         self.workers: list[_Worker] = []
         self.deaths = 0
+        self.give_up = "worker processes keep dying; stopped"
         self.started = 0
         self.pending: collections.deque[_Entry] = collections.deque()
 
@@ -194,6 +207,8 @@ class Pool:
     def _assign(self) -> None:
         """Give waiting messages to idle workers, starting workers as needed."""
         while self.pending:
+            # A starting worker takes its first messages at once (a slow reader must not hold them back);
+            # their clock starts when it says it is ready.
             idle = next((w for w in self.workers if not w.inflight and not w.retiring and not w.stopping), None)
             if idle is None:
                 if len(self.workers) >= self.jobs:
@@ -201,8 +216,7 @@ class Pool:
                 if self.deaths > MAX_RESTARTS:
                     while self.pending:
                         entry = self.pending.popleft()
-                        entry.outcome = self._Outcome(entry.item.origin, self._TRANSIENT,
-                                                      reason="worker processes keep dying; stopped")
+                        entry.outcome = self._Outcome(entry.item.origin, self._TRANSIENT, reason=self.give_up)
                     return
                 idle = self._start()
                 if idle is None:
@@ -214,7 +228,8 @@ class Pool:
                 chunk.append(entry)
                 size += len(entry.item.data)
             idle.inflight.extend(chunk)
-            idle.since = time.monotonic()
+            if idle.ready:
+                idle.since = time.monotonic()
             try:
                 idle.conn.send([(e.item.data, e.item.origin) for e in chunk])
             except OSError:  # it died before taking them: they are not its fault
@@ -281,12 +296,13 @@ class Pool:
         from multiprocessing.connection import wait
 
         busy = [w for w in self.workers if w.inflight]
-        if not busy and not any(w.retiring for w in self.workers) and not extra:
+        if not busy and not any(w.retiring or not w.ready for w in self.workers) and not extra:
             return
         timeout = None if block else 0.0
-        if self.timeout > 0 and busy:
-            soonest = min(w.since for w in busy) + self.timeout + HARD_GRACE - time.monotonic()
-            timeout = max(0.0, soonest) if timeout is None else min(timeout, max(0.0, soonest))
+        deadlines = [d for d in map(self._deadline, self.workers) if d is not None]
+        if deadlines:
+            soonest = max(0.0, min(deadlines) - time.monotonic())
+            timeout = soonest if timeout is None else min(timeout, soonest)
         ready = set(wait([w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers] + list(extra),
                          timeout))
         for w in list(self.workers):
@@ -306,6 +322,16 @@ class Pool:
         self._take(w, message)
 
     def _take(self, w: _Worker, message: tuple) -> None:
+        if message[0] == "ready":
+            w.ready, w.since = True, time.monotonic()
+            return
+        if message[0] == "failed":  # it could not build its pipeline: every worker would fail the same way
+            why = f"worker processes cannot start: {message[1]}"
+            self.deaths = MAX_RESTARTS + 1
+            if why != self.give_up:  # said once, not by every worker
+                self.give_up = why
+                self.problem(why)
+            return
         if message[0] == "closed":
             if message[1]:
                 self.problem(f"a worker could not close its processors: {message[1]}")
@@ -337,7 +363,11 @@ class Pool:
         w.conn.close()
         left = list(w.inflight)
         w.inflight.clear()
-        if left and not w.retiring:
+        if not w.ready:  # died or hung while starting: the messages it was given are not its fault
+            self.deaths += 1
+            if w.killed:
+                self.problem(f"a worker process did not start within {START_TIMEOUT:g} s; killed")
+        elif left and not w.retiring:
             culprit = left.pop(0)
             if w.killed:
                 from .runner import over_timeout
@@ -350,12 +380,21 @@ class Pool:
                 culprit.outcome = self._Outcome(culprit.item.origin, status, reason=DIED)
         self.pending.extendleft(reversed(left))
 
+    def _deadline(self, w: _Worker) -> float | None:
+        """When the parent kills ``w``: starting for too long, or on one message past timeout + HARD_GRACE."""
+        if w.killed:
+            return None
+        if not w.ready:
+            return w.since + max(START_TIMEOUT, self.timeout)
+        if w.inflight and self.timeout > 0:
+            return w.since + self.timeout + HARD_GRACE
+        return None
+
     def _enforce_deadlines(self) -> None:
-        if self.timeout <= 0:
-            return
         now = time.monotonic()
         for w in self.workers:
-            if w.inflight and not w.killed and now - w.since > self.timeout + HARD_GRACE:
+            deadline = self._deadline(w)
+            if deadline is not None and now > deadline:
                 w.killed = True
                 w.proc.kill()
 

@@ -178,6 +178,27 @@ def test_every_message_once_whatever_its_workers_go_through(tmp_path, stages, mo
     assert len(list((tmp_path / "q").glob("*.eml"))) == 8
 
 
+def test_a_worker_that_cannot_start_quarantines_nothing(tmp_path, monkeypatch):
+    """Building the pipeline fails in the workers (a file gone, a broken install): not the messages' fault.
+    Nothing is quarantined or marked done; the run says why once and exits 75 (retry)."""
+    from abuso.errors import EX_TEMPFAIL
+    from abuso.pipeline import Pipeline
+
+    main, original = os.getpid(), Pipeline.__init__
+
+    def init(self, *args, **kw):
+        if os.getpid() != main:
+            raise OSError("table.csv: gone")
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(Pipeline, "__init__", init)  # fork: the workers inherit it
+    config = load({"parsers": [], "quarantine": str(tmp_path / "q")})
+    summary, reader, reports, err = run(config, [message(n) for n in range(5)], jobs=2)
+    assert summary.status == EX_TEMPFAIL and summary.quarantined == 0 and reader.outcomes == [] and not reports
+    assert err.count("abuso: worker processes cannot start: OSError: table.csv: gone\n") == 1, err  # then per message
+    assert not (tmp_path / "q").exists()
+
+
 def test_workers_are_replaced_as_they_grow(tmp_path, stages, monkeypatch):
     """A worker whose resident memory grew past its bound takes no more messages: memory goes back."""
     from abuso import workers
