@@ -28,6 +28,9 @@ abuse-mailbox abuse-c admin-c tech-c zone-c mnt-by mnt-lower mnt-routes mnt-irt 
 aut-num as-name nserver nsstat nslastaa owner-c ownerid inetrev sponsoring-org assignment-size irt
 organisation org-name org-type last-modified
 """.split())
+#: A first test over the whole text: a registry-only key or a registry comment starts some line.
+_ANY_STRONG = lazy_compile(r"^[ \t]*(?:(?:" + "|".join(sorted(map(re.escape, _STRONG), key=len, reverse=True))
+                           + r")[ \t]*:|%)", re.I | re.M)
 #: Keys registries share with ordinary prose or reports: they continue a block, never start one.
 _WEAK = frozenset("""
 descr country status created changed source remarks person role address phone fax-no e-mail org
@@ -40,8 +43,8 @@ REPORT_KEYS = frozenset({"source", "address", "ip", "host", "origin"})
 
 def whois_lines(lines: list[str]) -> set[int]:
     """Indices of the lines that belong to pasted whois blocks."""
-    if not any(":" in ln or ln.lstrip()[:1] == "%" for ln in lines):
-        return set()
+    if not _ANY_STRONG.search("\n".join(lines)):
+        return set()  # most reports: one scan in C
     out: set[int] = set()
     run: list[int] = []
     strong = False
