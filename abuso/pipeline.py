@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from . import registry
 from .config import Config, load
 from .errors import BROKEN, AbusoError, MessageError, TransientError, internal_error
-from .model import Dropped, Report, Verdict, merge_duplicates
+from .model import Dropped, Incident, Report, Verdict, merge_duplicates
 from .timestamps import message_scope
 
 
@@ -69,7 +69,7 @@ class Pipeline:
         report.sender, report.date = msg.sender, msg.date
         if msg.arrival is not None:
             report.notes["arrival"] = msg.arrival
-        found = []
+        found: list[Incident] = []
         msg.verdicts = report.verdicts  # each parser sees the verdicts of those before it
         with message_scope(lambda: "\n".join(b.text for b in msg.blocks if b.kind != "headers")):
             self._parse(msg, report, found)
@@ -87,7 +87,7 @@ class Pipeline:
         report.incidents = incidents
         return report
 
-    def _parse(self, msg: Any, report: Report, found: list) -> None:
+    def _parse(self, msg: Any, report: Report, found: list[Incident]) -> None:
         """Every parser on the normalized message, each verdict recorded (dateparser bounded per message)."""
         for parser in self.parsers:
             try:
