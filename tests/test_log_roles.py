@@ -163,3 +163,20 @@ def test_a_sentence_of_column_words_is_not_a_header() -> None:
     assert spaced_header("Source and destination addresses follow") is None
     assert spaced_header("source ip to destination ip") is None
     assert spaced_header("Date  Sourceip  port  destips") is not None
+
+
+def test_the_reports_own_relay_is_the_host_field_of_its_pasted_log() -> None:
+    relay = "Received: from mx1.reporter.example (mx1.reporter.example [192.0.2.25]) by mx.example.net; " \
+            "Sat, 28 Nov 2026 07:02:11 +0000\n"
+    line = ("Nov 28 06:10:02 192.0.2.25 postfix/smtpd[771]: NOQUEUE: reject: RCPT from unknown[203.0.113.19]: "
+            "554 5.7.1 Relay access denied\n")
+    raw = relay.encode() + message(line)
+    v = LogParser({}).parse(normalize(raw))
+    assert {str(i.ip) for i in v.incidents} == {"203.0.113.19"}
+    # Without the Received header the line alone cannot tell the host field from the client.
+    assert {str(i.ip) for i in LogParser({}).parse(normalize(message(line))).incidents} == {
+        "192.0.2.25", "203.0.113.19"}
+    # Alone on its line (an anonymised report reusing an address), a relay is still accused.
+    alone = "Nov 28 06:10:02 192.0.2.25 probed port 22\n"
+    assert {str(i.ip) for i in LogParser({}).parse(normalize(relay.encode() + message(alone))).incidents} == {
+        "192.0.2.25"}

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ...addresses import find_addresses
+from ...addresses import find_addresses, source_address
+from ...errors import INPUT_ERRORS
 from ...lazy import lazy_compile
 from ...model import Incident, IPAddress
 from ...taxonomy import type_from_text
@@ -76,6 +77,18 @@ def _dated_in_subject(subject: str, o: Occurrence) -> bool:
     return at >= 0 and bool(_SUBJECT_AT.match(subject, at + len(str(o.ip)), o.stamp.start))
 
 
+def _relays(message: Message) -> set[IPAddress]:
+    """Addresses in the report's own Received headers: the reporter's relays (and ours)."""
+    try:
+        received = message.email.get_all("Received") or [] if message.email is not None else []
+    except INPUT_ERRORS:
+        return set()
+    out: set[IPAddress] = set()
+    for value in received[:30]:
+        out.update(source_address(f.ip) for f in find_addresses(str(value)[:2000], MAX_PER_LINE))
+    return out
+
+
 def _section_type(heading: str) -> str | None:
     for rx, type_ in _SECTIONS:
         if rx.search(heading):
@@ -113,6 +126,7 @@ class Context:
         self.addresses = 0
         self.dayfirst = False
         self.whois: set[int] = set()  # the current block's whois lines
+        self.relays = _relays(message)
 
     @property
     def exhausted(self) -> bool:
@@ -276,6 +290,13 @@ class Context:
             return
         hint: str | None = None
         roles = line_roles(line, addrs[i])
+        # A host that relayed this very report to us, beside another candidate on a log line, is
+        # the reporter's host field ("Nov 28 06:10:02 192.0.2.25 postfix/smtpd: ... from unknown[X]").
+        if self.relays and len(roles) > 1:
+            others = {r.ip for r in roles if r.kind in ("unclear", "source")} - self.relays
+            for r in roles:
+                if r.kind == "unclear" and r.ip in self.relays and others:
+                    r.kind, r.label = "victim", "the report's own relay"
         # The address a log line accuses: the first one without a label, on a stamped line that
         # labels no other address the source (an access log's client, not a syslog host field).
         accused = next((r for r in roles if r.kind == "unclear"), None)
