@@ -139,27 +139,35 @@ _PROSE_TIME = (r"(?P<H>\d{1,2})(?::|h(?=\d\d)|\.(?=\d\d(?![\d.])))(?P<M>\d{2})"
                r"(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
                r"(?:\s?(?P<ampm>[AaPp]\.?[Mm]\.?)(?![A-Za-z]))?"
                r"(?:\s*(?:Uhr|uur|hrs?|horas?|heures?|h)(?![A-Za-z]))?")
-_PROSE_TAIL = (r"(?P<link>(?:\s*,)?(?:\s+" + _LINK_WORD + r"){1,3}\s+)" + _PROSE_TIME
-               # the end of a range: "and 10:30", "- 14:20", "bis 10:30 Uhr", "y las 21:10"
-               + r"(?:(?:\s+[-–]\s*|\s*–\s*|\s+(?:to|and|und|bis|et|à|a|y|e|en|tot|till|until|through)\s+"
-               r"(?:(?:las|as|le|ore|om|um)\s+)?)\d{1,2}(?::|h(?=\d\d)|\.(?=\d\d(?![\d.])))\d{2}(?::\d{2})?"
-               r"(?:\s*(?:Uhr|uur|hrs?|h)(?![A-Za-z]))?)?"
-               r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?"
+# the end of a range: "and 10:30", "- 14:20", "bis 10:30 Uhr", "y las 21:10"
+_PROSE_RANGE = (r"(?:(?:\s+[-–]\s*|\s*–\s*|\s+(?:to|and|und|bis|et|à|a|y|e|en|tot|till|until|through)\s+"
+                r"(?:(?:las|as|le|ore|om|um)\s+)?)\d{1,2}(?::|h(?=\d\d)|\.(?=\d\d(?![\d.])))\d{2}(?::\d{2})?"
+                r"(?:\s*(?:Uhr|uur|hrs?|h)(?![A-Za-z]))?)?")
+_PROSE_ZONE = (r"(?:\s*(?P<tz>Z(?![A-Za-z])|[+-]\d{2}:?\d{2}(?!\d)|(?:UTC|GMT|UT)(?:\s?[+-]\d{1,2}(?::?\d{2})?)?"
                r"(?![A-Za-z])|[A-Z]{3,5}(?![A-Za-z]))|\s*\((?P<tzc>[^()\n]{1,40})\))?")
+_PROSE_TAIL = r"(?P<link>(?:\s*,)?(?:\s+" + _LINK_WORD + r"){1,3}\s+)" + _PROSE_TIME + _PROSE_RANGE + _PROSE_ZONE
+# Time first: "at 14:05 UTC on 12 November 2026", "um 23:14 Uhr (MEZ) am 12.11.2026", "à 14h37 le 12/11/2026".
+_PROSE_HEAD = (r"(?<![\d:.])" + _PROSE_TIME + _PROSE_RANGE + _PROSE_ZONE
+               + r"(?P<link>\s*,?\s*(?:on|le|am|el|il|op|em|del|du|of)(?:\s+the)?\s+)")
+_NUM_DATE = r"(?P<d>\d{1,2})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<Y>\d{4})(?![\d:])"
+_ISO_DATE = r"(?P<Y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d:T])"
+_DAY_MON = (r"(?P<d>\d{1,2})(?:\.|º|°|er|st|nd|rd|th)?\s*(?:de\s+|of\s+)?(?P<mon>[^\W\d_]{3,10})\.?,?\s*"
+            r"(?:de\s+|del\s+)?(?P<Y>\d{4})(?![\d:])")
+_MON_DAY = r"(?P<mon>[^\W\d_]{3,10})\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<Y>\d{4})(?![\d:])"
 _PROSE_SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # 12.11.2026, 12/11/2026, 12-11-2026
-    ("prose", lazy_compile(r"(?<![\d.:/-])(?P<d>\d{1,2})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<Y>\d{4})(?![\d:])"
-                           + _PROSE_TAIL, re.I)),
+    ("prose", lazy_compile(r"(?<![\d.:/-])" + _NUM_DATE + _PROSE_TAIL, re.I)),
     # 2026-11-12 (then words: "2026-11-12 10:00" is the iso shape's)
-    ("prose", lazy_compile(r"(?<![\d.:/-])(?P<Y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d:T])" + _PROSE_TAIL,
-                           re.I)),
+    ("prose", lazy_compile(r"(?<![\d.:/-])" + _ISO_DATE + _PROSE_TAIL, re.I)),
     # 12. November 2026, 12 de noviembre de 2026, 12 nov. 2026
-    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])(?P<d>\d{1,2})(?:\.|º|°|er|st|nd|rd|th)?\s*(?:de\s+)?"
-                              r"(?P<mon>[^\W\d_]{3,10})\.?,?\s*(?:de\s+|del\s+)?(?P<Y>\d{4})(?![\d:])" + _PROSE_TAIL,
-                              re.I)),
+    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])" + _DAY_MON + _PROSE_TAIL, re.I)),
     # November 12, 2026 (English)
-    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])(?P<mon>[^\W\d_]{3,10})\.?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
-                              r"(?P<Y>\d{4})(?![\d:])" + _PROSE_TAIL, re.I)),
+    ("prosemon", lazy_compile(r"(?<![\dA-Za-z])" + _MON_DAY + _PROSE_TAIL, re.I)),
+    # The clock first, then the date.
+    ("prose", lazy_compile(_PROSE_HEAD + _NUM_DATE, re.I)),
+    ("prose", lazy_compile(_PROSE_HEAD + _ISO_DATE, re.I)),
+    ("prosemon", lazy_compile(_PROSE_HEAD + _DAY_MON, re.I)),
+    ("prosemon", lazy_compile(_PROSE_HEAD + _MON_DAY, re.I)),
 ]
 #: Whether a clock time is written in prose: a link word right before it ("um 23:14", "a las 21:05",
 #: "between 10:00"), "14h37", or "Uhr"/"uur" after it. Looked at around each H:MM only (a
@@ -191,9 +199,17 @@ def _clock_spans(line: str) -> tuple[list[tuple[int, int]], bool]:
     return spans, dotted
 
 
+#: A date right after a clock time and its zone ("14:05 UTC on 12 November 2026", "23:14 Uhr am 12.11.").
+_DATE_AFTER = lazy_compile(r"(?::\d\d(?:[.,]\d+)?)?(?:\s*[AP]\.?M\.?)?(?:\s*(?:[A-Z]{1,5}|[+-]\d\d:?\d\d|Uhr|uur|h))?"
+                           r"(?:\s*\([^()\n]{1,40}\))?\s*,?\s*"
+                           r"(?:on|le|am|el|il|op|em|del|du)\s+(?:the\s+)?(?:\d|[^\W\d_]{3,10}\.?\s+\d)", re.I)
+
+
 def _prose_here(line: str, times: list[tuple[int, int]]) -> bool:
     for s, e in times:
         if line[s + 1] == "h" or _LINK_BEFORE.search(line, max(0, s - 14), s):
+            return True
+        if _DATE_AFTER.match(line, e, e + 64):
             return True
         after = line[e:e + 6].lower()
         if "uhr" in after or "uur" in after:

@@ -40,6 +40,13 @@ PLUS1 = timedelta(hours=1)
     ("il 12/11/2026 alle ore 16.20 (ora italiana)", utc(2026, 11, 12, 15, 20), "explicit"),
     ("op 12-11-2026 om 08.15 uur", utc(2026, 11, 12, 7, 15), "date-header"),
     ("am 12.11.2026 um 23.14 Uhr (MEZ)", utc(2026, 11, 12, 22, 14), "explicit"),
+    # The clock first, then the date.
+    ("attacks at 14:05 UTC on 12 November 2026.", utc(2026, 11, 12, 14, 5), "explicit"),
+    ("between 10:00 and 10:30 UTC on 2026-11-12", utc(2026, 11, 12, 10), "explicit"),
+    ("at 3:14 PM EST on November 12, 2026", utc(2026, 11, 12, 20, 14), "explicit"),
+    ("seen 10:00:00 on 11/12/2026 from the host", utc(2026, 11, 12, 9), "date-header"),   # English: month first
+    ("um 23:14:05 Uhr (MEZ) am 12.11.2026", utc(2026, 11, 12, 22, 14, 5), "explicit"),
+    ("à 14h37 (heure de Paris) le 12/11/2026", utc(2026, 11, 12, 13, 37), "explicit"),
 ])
 def test_prose_dates_take_the_fast_path(line: str, want: datetime, zone: str) -> None:
     before = timestamps.FALLBACK_CALLS[0]
