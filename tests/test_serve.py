@@ -29,6 +29,9 @@ def report(n: int, ip: str = "192.0.2.7") -> bytes:
 
 
 class Server:
+    #: Every server a test started: the autouse fixture below kills what a failed test left running.
+    started: list[Server] = []
+
     def __init__(self, tmp_path: Path, config: str, name: str = "lmtp", jobs: int = 2) -> None:
         self.cfg = tmp_path / f"{name}.yaml"
         self.cfg.write_text(config)
@@ -43,6 +46,7 @@ class Server:
         self.proc = subprocess.Popen(ABUSO + ["serve", "-c", str(self.cfg), "--lmtp", f"unix:{self.sock}",
                                               "-j", str(self.jobs), "-v", *self.extra],
                                      stdout=self.out.open("ab"), stderr=self.err.open("ab"))
+        Server.started.append(self)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:           # ready when it accepts a connection
             assert self.proc.poll() is None, self.err.read_text()
@@ -82,6 +86,16 @@ def store_config(tmp_path: Path, url: str | None = None, extra: str = "") -> str
 def stored(tmp_path: Path, url: str | None = None) -> int:
     with Store.open(tmp_path / "store", url, create=False) as s:
         return s.index.count()[0]
+
+
+@pytest.fixture(autouse=True)
+def no_server_left_behind():
+    yield
+    while Server.started:
+        srv = Server.started.pop()
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
 
 
 @pytest.fixture
