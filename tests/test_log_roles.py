@@ -180,3 +180,13 @@ def test_the_reports_own_relay_is_the_host_field_of_its_pasted_log() -> None:
     alone = "Nov 28 06:10:02 192.0.2.25 probed port 22\n"
     assert {str(i.ip) for i in LogParser({}).parse(normalize(relay.encode() + message(alone))).incidents} == {
         "192.0.2.25"}
+
+
+def test_jpnic_bracketed_whois_is_context_too() -> None:
+    jpnic = ("a. [Network Number]            203.0.113.0/24\n"
+             "b. [Network Name]              EXAMPLE-NET\n"
+             "g. [Organization]              Example K.K.\n"
+             "p. [Nameserver]                ns1.example.jp 203.0.113.53\n"
+             "[Assigned Date]                2004/06/01\n"
+             "[Last Update]                  2024/06/01 01:05:24(JST)\n")
+    assert found("Offending IP: 203.0.113.45\n" + jpnic) == {("203.0.113.45", None)}

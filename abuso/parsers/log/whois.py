@@ -3,7 +3,8 @@
 RIPE/AFRINIC/APNIC RPSL objects (``inetnum:``, ``route:``, ``mnt-by:``, ``created:``,
 ``last-modified:``, ``% Information related to ...``), ARIN's (``NetRange:``, ``CIDR:``,
 ``OrgAbuseEmail:``, ``RegDate:``, ``Updated:``) and LACNIC's (``owner:``, ``nserver:``,
-``changed:``). A block is a run of such ``key: value`` lines, ``%`` comments and blank lines
+``changed:``), JPNIC's bracketed keys (``[Network Number]``, ``[Last Update]``). A block is a run
+of such ``key: value`` lines, ``%`` comments and blank lines
 holding at least one key only registries use; its range bounds, name servers and remarks
 accuse nobody and its dates date nothing.
 """
@@ -14,7 +15,8 @@ import re
 
 from ...lazy import lazy_compile
 
-_KEY = lazy_compile(r"^\s*([A-Za-z][\w-]{1,24})\s*:(?:\s|$)")
+#: "inetnum:  ...", and JPNIC's "a. [Network Number]  ..." / "[Last Update]  ...".
+_KEY = lazy_compile(r"^\s*(?:([A-Za-z][\w-]{1,24})\s*:(?:\s|$)|(?:[a-z]\.\s*)?\[([A-Za-z][\w ]{1,30})\](?:\s|$))")
 _COMMENT = lazy_compile(r"^\s*(?:%|#(?:\s|$))")
 #: RIR comments that open whois output on their own.
 _STRONG_COMMENT = lazy_compile(r"^\s*%\s*(?:Information related to|Abuse contact for|This is the \w+ Database"
@@ -27,9 +29,11 @@ orgabuseemail orgabusehandle orgabusename orgabusephone orgtechemail orgtechhand
 abuse-mailbox abuse-c admin-c tech-c zone-c mnt-by mnt-lower mnt-routes mnt-irt mnt-ref mnt-domains nic-hdl
 aut-num as-name nserver nsstat nslastaa owner-c ownerid inetrev sponsoring-org assignment-size irt
 organisation org-name org-type last-modified
-""".split())
+""".split()) | frozenset({"network number", "network name", "last update", "assigned date", "return date",
+                          "administrative contact", "technical contact", "nameserver", "allocated date"})
 #: A first test over the whole text: a registry-only key or a registry comment starts some line.
-_ANY_STRONG = lazy_compile(r"^[ \t]*(?:(?:" + "|".join(sorted(map(re.escape, _STRONG), key=len, reverse=True))
+_ANY_STRONG = lazy_compile(r"^[ \t]*(?:(?:[a-z]\.[ \t]*)?\[|(?:" + "|".join(sorted(map(re.escape, _STRONG), key=len,
+                                                                                  reverse=True))
                            + r")[ \t]*:|%)", re.I | re.M)
 #: Keys registries share with ordinary prose or reports: they continue a block, never start one.
 _WEAK = frozenset("""
@@ -60,8 +64,7 @@ def whois_lines(lines: list[str]) -> set[int]:
             if run:
                 run.append(i)
             continue
-        m = _KEY.match(ln)
-        key = m.group(1).lower() if m else None
+        key = key_of(ln)
         if key in _STRONG:
             strong = True
             run.append(i)
@@ -78,4 +81,4 @@ def whois_lines(lines: list[str]) -> set[int]:
 
 def key_of(line: str) -> str | None:
     m = _KEY.match(line)
-    return m.group(1).lower() if m else None
+    return (m.group(1) or m.group(2)).lower() if m else None
