@@ -190,3 +190,11 @@ def test_jpnic_bracketed_whois_is_context_too() -> None:
              "[Assigned Date]                2004/06/01\n"
              "[Last Update]                  2024/06/01 01:05:24(JST)\n")
     assert found("Offending IP: 203.0.113.45\n" + jpnic) == {("203.0.113.45", None)}
+
+
+def test_a_line_label_of_the_reporters_words_is_weak_too() -> None:
+    assert roles("Our logs: 203.0.113.9 again") == [("203.0.113.9", "victim", True)]
+    assert roles("Reporter: 192.0.2.1") == [("192.0.2.1", "victim", False)]
+    body = ("Our logs: 203.0.113.9 again\n\n"
+            "2026-11-24T08:00:01Z 203.0.113.9 GET /wp-admin 404\n")
+    assert found(body) == {("203.0.113.9", "2026-11-24T08:00:01+00:00")}

@@ -141,7 +141,7 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
         label = line.split(":")[0].split("=")[0].strip()[:30]
         if _LINE_RANGE.match(label):
             return Role(f, ip, "range")  # whois output: who holds the address, not who did it
-        return Role(f, ip, "victim", label)
+        return Role(f, ip, "victim", label, weak=bool(_WEAK_VICTIM.match(label)))  # "Our logs: ..." is wording
     if line.endswith("://", max(0, f.start - 8), f.start) and others:
         return Role(f, ip, "skip")  # a URL host in a logged request, beside the client that sent it
     return Role(f, ip, "unclear", port=_port(line, f))
