@@ -198,3 +198,9 @@ def test_a_line_label_of_the_reporters_words_is_weak_too() -> None:
     body = ("Our logs: 203.0.113.9 again\n\n"
             "2026-11-24T08:00:01Z 203.0.113.9 GET /wp-admin 404\n")
     assert found(body) == {("203.0.113.9", "2026-11-24T08:00:01+00:00")}
+
+
+def test_a_host_field_beside_another_unlabelled_address_is_not_accused_against_the_prose() -> None:
+    body = ("Connections to 192.0.2.1:\n\n"
+            "Nov 24 10:00:00 192.0.2.1 sshd[1]: Connection closed by 203.0.113.5 port 4022 [preauth]\n")
+    assert {ip for ip, _ in found(body)} == {"203.0.113.5"}

@@ -297,11 +297,10 @@ class Context:
             for r in roles:
                 if r.kind == "unclear" and r.ip in self.relays and others:
                     r.kind, r.label = "victim", "the report's own relay"
-        # The address a log line accuses: the first one without a label, on a stamped line that
-        # labels no other address the source (an access log's client, not a syslog host field).
-        accused = next((r for r in roles if r.kind == "unclear"), None)
-        if accused is not None and (any(r.kind == "source" for r in roles) or not stamps[i]):
-            accused = None
+        # The address a log line accuses: the only candidate on a stamped line (an access log's
+        # client). Beside another one it may be a syslog host field ("192.0.2.1 sshd: ... by X").
+        candidates = [r for r in roles if r.kind in ("unclear", "source")]
+        accused = candidates[0] if len(candidates) == 1 and candidates[0].kind == "unclear" and stamps[i] else None
         for role in roles:
             if role.kind == "useless":
                 self.useless.add(str(role.ip))
