@@ -49,8 +49,12 @@ class Pipeline:
     def analyse(self, raw: bytes, origin: str = "-") -> Report:
         """Normalize, parse and filter; no processors (no side effects)."""
         from .normalize import normalize
+        from .readers.base import not_mail
 
         report = Report(raw=raw, origin=origin)
+        problem = not_mail(raw[:4096] if len(raw) > 4096 else raw)
+        if problem and not (len(raw) > 4096 and problem.startswith("blank")):
+            raise MessageError(problem)
         if len(raw) > self.max_bytes:
             # "read": a batch reader reads a bigger file only that far (readers/paths.py)
             raise MessageError(f"message is more than max_bytes={self.max_bytes} ({len(raw):,} bytes read)")

@@ -1,11 +1,15 @@
 """Messages abuso cannot handle are kept, unchanged, with the reason beside them.
 
-File names come from the time and the SHA-256 of the bytes, never from message
-content, so hostile mail cannot make abuso write outside this folder.
+A message is kept once: its file is named by the SHA-256 of its bytes (``<digest>.eml``), never by
+message content, so hostile mail cannot make abuso write outside this folder, two identical messages
+quarantined in the same second cannot overwrite each other, and a re-run does not keep it again. Each time
+it is quarantined, a line (when, origin, reason) is appended to ``<digest>.reason``: different reasons for
+the same bytes are all kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -30,13 +34,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def quarantine(folder: Path, data: bytes, origin: str, reason: str) -> Path:
-    """Store ``data`` as <folder>/<UTC stamp>-<digest>.eml and the reason as .reason."""
+    """Keep ``data`` as <folder>/<sha256>.eml (once) and append why to <sha256>.reason."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o750)
-    digest = hashlib.sha256(data).hexdigest()[:20]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{digest}.eml"
-    _atomic_write(path, data)
-    note = f"origin: {origin}\nreason: {reason}\nwhen: {datetime.now(timezone.utc).isoformat()}\n"
-    _atomic_write(path.with_suffix(".reason"), note.encode("utf-8", "replace"))
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder / f"{digest}.eml"
+    if not path.exists():
+        _atomic_write(path, data)
+    line = (f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\torigin: {_one_line(origin)}\t"
+            f"reason: {_one_line(reason)}\n").encode("utf-8", "replace")
+    fd = os.open(path.with_suffix(".reason"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)            # workers of one batch, or two batches, append whole lines
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return path

@@ -7,6 +7,30 @@ from typing import Any, ClassVar, Iterator, Mapping
 
 from ..options import Configurable, Option
 
+_HEADER = None
+
+
+def not_mail(data: bytes) -> str | None:
+    """Why ``data`` is not a mail message, or None. The one judgement every reader and the piped path
+    share: what fails it is quarantined with this reason, whether it came from a pipe, a file or a mailbox."""
+    global _HEADER
+    if _HEADER is None:
+        import re
+
+        _HEADER = re.compile(rb"[A-Za-z][A-Za-z0-9_-]*[ \t]*:")
+    if not data:
+        return "empty: no bytes at all"
+    rest = data.lstrip(b"\r\n")
+    if rest.startswith(b"From "):               # an mbox separator line: the message follows it
+        rest = rest.partition(b"\n")[2].lstrip(b"\r\n")
+        if not rest:
+            return "an mbox 'From ' line and nothing else"
+    if not rest.strip():
+        return "blank: no header or body"
+    if not _HEADER.match(rest):
+        return "not a mail message (it does not start with header lines)"
+    return None
+
 
 @dataclass
 class Item:

@@ -138,13 +138,17 @@ class PathsReader(Reader):
             if sniff(head) == "mbox":
                 f.seek(0)
                 done = _read_done(path) if self.mark else set()
+                found = 0
                 for item in iter_mbox(f, str(path)):
+                    found += 1
                     if not done or hashlib.sha256(item.data).hexdigest() not in done:
                         yield item
-                return
-            if not _HEADER.match(head.lstrip(b"\r\n")):
-                self.errors.append(f"{path}: not a mail message (it does not start with header lines); skipped")
-                return
+                if found:
+                    return
+                f.seek(0)        # an mbox line and no message after it: the file itself, for the quarantine
+                head = f.read(1024)
+            # Mail or not, the file goes on: the pipeline judges it as it judges a piped message
+            # (readers.base.not_mail), and what is not mail is quarantined with the reason, never dropped.
             data = head + self._rest(f, len(head))
         yield Item(data, str(path), ("file", str(path)))
 

@@ -17,6 +17,5 @@ class StdinReader(Reader):
         if stream is sys.stdin.buffer and sys.stdin.isatty():   # a person typed "abuso run" and waits
             sys.stderr.write("abuso: reading one message from stdin (end it with Ctrl-D; "
                              "give files or folders to read those instead)\n")
-        data = stream.read()
-        if data:
-            yield Item(data, "-")
+        # Even empty: an empty delivery is quarantined with its reason ("empty: no bytes at all"), not lost.
+        yield Item(stream.read(), "-")
