@@ -11,3 +11,12 @@ def renderer(fmt: str):  # type: ignore[no-untyped-def]
     import importlib
 
     return importlib.import_module(FORMATS[fmt]).render
+
+
+def valid_text(text: str) -> str:
+    """Text that encodes as UTF-8: a lone surrogate (an undecodable byte kept by surrogateescape) becomes
+    U+FFFD. In a Python str every code point in U+D800-DFFF is lone (astral characters are single code
+    points), so readers of our JSON never meet invalid UTF-8 or an invalid \\udcxx escape."""
+    import re
+
+    return re.sub("[\ud800-\udfff]", "\ufffd", text)

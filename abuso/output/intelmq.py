@@ -13,6 +13,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from . import valid_text
+
 FEED_NAME = "abuso"
 
 
@@ -33,7 +35,7 @@ def event(incident: Any, report: Any, observed: datetime) -> dict[str, Any]:
     if incident.port is not None:
         ev["source.port"] = incident.port
     if incident.evidence:
-        ev["raw"] = base64.b64encode(incident.evidence.encode("utf-8", "surrogateescape")).decode("ascii")
+        ev["raw"] = base64.b64encode(_original_bytes(incident.evidence)).decode("ascii")
     extra = incident.extra or {}
     # From the asn processor (design.md: source.asn, source.as_name, source.network).
     for key in ("asn", "as_name", "network"):
@@ -50,9 +52,17 @@ def event(incident: Any, report: Any, observed: datetime) -> dict[str, Any]:
     return ev
 
 
+def _original_bytes(text: str) -> bytes:
+    """The evidence line's bytes as they were (undecodable bytes kept by surrogateescape)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:          # a surrogate no decoder made: not original bytes, replace it
+        return valid_text(text).encode("utf-8")
+
+
 def render(report: Any, *, now: datetime | None = None) -> str:
     """One line per incident of the report (after the filters); "" when it has none."""
     observed = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    lines = [json.dumps(event(inc, report, observed), sort_keys=True) + "\n"
+    lines = [valid_text(json.dumps(event(inc, report, observed), sort_keys=True, ensure_ascii=False)) + "\n"
              for inc in report.incidents]
     return "".join(lines)
