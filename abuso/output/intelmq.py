@@ -63,6 +63,7 @@ def _original_bytes(text: str) -> bytes:
 def render(report: Any, *, now: datetime | None = None) -> str:
     """One line per incident of the report (after the filters); "" when it has none."""
     observed = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
-    lines = [valid_text(json.dumps(event(inc, report, observed), sort_keys=True, ensure_ascii=False)) + "\n"
+    lines = [json.dumps({k: valid_text(v) if isinstance(v, str) else v
+                         for k, v in event(inc, report, observed).items()}, sort_keys=True) + "\n"
              for inc in report.incidents]
     return "".join(lines)
