@@ -601,3 +601,31 @@ def test_locked_sqlite_is_transient(tmp_path):
         blocker.close()
     assert s.put(report("locked", incident("192.0.2.7")))[1] is True
     s.close()
+
+
+def test_a_crash_between_files_and_index_row_is_repaired_on_the_next_open(tmp_path):
+    """A full disk failing the index insert (or kill -9 there) leaves files the index never named: the next
+    writer removes them, and the same report stored again is whole (file and row agree)."""
+    from abuso.model import Incident, Report
+    from abuso.storage import Store
+
+    inc = Incident("192.0.2.7", "spam", datetime(2026, 11, 22, 2, 14, 7, tzinfo=timezone.utc), "log", "explicit")
+    report = Report(raw=b"From: a@b\nSubject: x\n\n192.0.2.7\n", origin="-", incidents=[inc])
+    store = Store.open(tmp_path / "store")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    store.index.add = full_disk
+    with pytest.raises(OSError):
+        store.put(report)
+    store.close()
+    orphans = list((tmp_path / "store").rglob("*.eml"))
+    assert len(orphans) == 1                                   # the file, without its row
+    again = Store.open(tmp_path / "store")
+    assert not list((tmp_path / "store").rglob("*.eml"))       # removed: the index never named it
+    assert not list((tmp_path / "store" / ".pending").iterdir())
+    location, new = again.put(report)
+    assert new and again.get(location.rsplit("/", 1)[1]).raw == report.raw
+    assert len(list((tmp_path / "store").rglob("*.eml"))) == 1
+    again.close()

@@ -82,7 +82,76 @@ class Store:
             root = (base or Path.cwd()) / root
         if create:
             _makedirs(root)
-        return cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password), fsync)
+        store = cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password), fsync)
+        if create:
+            store.recover()
+        return store
+
+    # -- crash safety ---------------------------------------------------------------
+    # A report's files are written before its index row. Between the two, ``.pending/<digest>`` holds its
+    # location: a crash there (kill -9, a full disk failing the insert) leaves the marker, and the next
+    # writer to open the store removes the files the index never named. The message itself was not
+    # marked done (nor answered 250 over LMTP), so it comes again and is stored whole.
+
+    def _pending(self) -> Path:
+        return self.root / ".pending"
+
+    def recover(self) -> int:
+        """Make files and index agree after a crash; returns how many half-stored reports were removed.
+
+        A marker is ``<digest>.<pid>``, locked (flock) by its writer while it stores: a marker whose lock
+        can be taken belongs to a writer that died; one still locked is a live writer's, left alone."""
+        import fcntl
+
+        folder = self._pending()
+        try:
+            markers = sorted(folder.iterdir())
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for marker in markers:
+            digest = marker.name.partition(".")[0]
+            if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+                continue
+            try:
+                fd = os.open(marker, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue                          # its writer is alive and storing it
+                location = os.read(fd, 4096).decode("ascii", "replace").strip()
+                if self.index.has(digest) is None and location and ".." not in location:
+                    for ext in (".eml", ".json"):
+                        with suppress(FileNotFoundError):
+                            (self.root / location).with_name(digest + ext).unlink()
+                    removed += 1
+                with suppress(FileNotFoundError):
+                    marker.unlink()
+            finally:
+                os.close(fd)
+        return removed
+
+    def _intend(self, digest: str, location: str) -> int:
+        """Write and lock this writer's marker; the returned descriptor holds the lock until :meth:`_done`."""
+        import fcntl
+
+        folder = self._pending()
+        folder.mkdir(exist_ok=True, mode=0o750)
+        path = folder / f"{digest}.{os.getpid()}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, location.encode("ascii"))
+        if self.fsync:
+            os.fsync(fd)
+        return fd
+
+    def _done(self, digest: str, fd: int) -> None:
+        with suppress(FileNotFoundError):
+            (self._pending() / f"{digest}.{os.getpid()}").unlink()
+        os.close(fd)
 
     # -- writing -----------------------------------------------------------------
 
@@ -121,8 +190,15 @@ class Store:
                         (self.root / (found + ext)).unlink()
             return moved, False
         location = location or self.location(report, digest)
-        self.write_files(location, report, digest, stored)
-        if not self.index.add(digest, location, report, stored, replace=update):  # another process won the race
+        marker = self._intend(digest, location)
+        try:
+            self.write_files(location, report, digest, stored)
+            added = self.index.add(digest, location, report, stored, replace=update)
+        except BaseException:
+            os.close(marker)                  # the marker stays: the next writer to open the store repairs
+            raise
+        self._done(digest, marker)
+        if not added:  # another process won the race
             return self.index.has(digest) or location, False
         return location, True
 
