@@ -108,7 +108,9 @@ def generate(folder: Path, count: int, seed: int) -> list[Path]:
 def check(paths: list[Path], stdout: bytes, stderr: bytes, quarantine: Path) -> dict[str, int]:
     wanted = {str(p) for p in paths}
     out_seen: dict[str, int] = {}
-    for line in stdout.decode("utf-8").splitlines():
+    for line in stdout.decode("utf-8").split("\n"):   # JSON Lines: \n only (U+2028 may sit in a string)
+        if not line:
+            continue
         origin = json.loads(line).get("file")
         out_seen[origin] = out_seen.get(origin, 0) + 1
     q_seen: dict[str, int] = {}
