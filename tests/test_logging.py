@@ -132,3 +132,22 @@ def test_a_closed_pipe_ends_the_run_without_error(tmp_path: Path, jobs: str) -> 
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0
     assert err == b""
+
+
+def test_progress_line_gives_share_and_eta_when_the_total_is_known() -> None:
+    from abuso.runner import Summary, progress_line
+
+    s = Summary(total=250, valid=240, quarantined=3)
+    assert progress_line(s, 10.0, 250_000, 1_000_000) == "250 done, 240 valid, 3 quarantined, 25/s, 25%, ETA 0:00:30"
+    assert progress_line(s, 10.0, 250_000, None) == "250 done, 240 valid, 3 quarantined, 25/s"
+
+
+def test_paths_reader_knows_the_bytes_it_will_read(tmp_path: Path) -> None:
+    from abuso.readers.paths import PathsReader
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.eml").write_bytes(b"x" * 100)
+    (tmp_path / "2.eml").write_bytes(b"y" * 50)
+    (tmp_path / ".hidden").write_bytes(b"z" * 1000)
+    assert PathsReader({"paths": [str(tmp_path)]}).total_bytes() == 150
+    assert PathsReader({"paths": [], "files_from": "-"}).total_bytes() is None

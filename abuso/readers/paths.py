@@ -88,6 +88,25 @@ class PathsReader(Reader):
         self.max_bytes = int(self.options.get("max_bytes") or 0)
         self.errors: list[str] = []
 
+    def total_bytes(self) -> int | None:
+        """The bytes the named paths hold (for the progress line's ETA); None when paths stream in
+        (``--files-from``) and the total is unknown. Walks folders without reading a file."""
+        if self.files_from:
+            return None
+        total = 0
+        stack = list(self.paths)
+        while stack:
+            path = stack.pop()
+            try:
+                if path.is_dir():
+                    stack.extend(p for p in path.iterdir() if not p.name.startswith(".")
+                                 or p.name in (".Spam", ".Archive") or is_maildir(p))
+                else:
+                    total += path.stat().st_size
+            except OSError:
+                continue
+        return total
+
     def _sources(self) -> Iterable[Path]:
         yield from self.paths
         if self.files_from:
