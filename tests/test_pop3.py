@@ -118,6 +118,8 @@ def test_wrong_password_refused_and_not_shown(user: User, tmp_path: Path, monkey
     with pytest.raises(ConfigError, match="refused") as e:
         next(iter(Pop3Reader(opts(user, tmp_path, password_env="ABUSO_WRONG_PW"))))
     assert user.password not in str(e.value)
+    assert e.value.key == "password_env"                    # where the wrong password came from
+    assert "b'" not in str(e.value) and 'b"' not in str(e.value)   # the server's words, not a bytes repr
 
 
 def test_kill_9_mid_batch_with_delete_loses_nothing(user: User, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from .. import sqlite
 from ..errors import TransientError
@@ -204,5 +204,16 @@ def tls_context(options: dict):  # type: ignore[no-untyped-def]
 
 
 def redact(text: str, secret: str | None) -> str:
-    """A server or library message with the password taken out, for logs and errors."""
+    """A server or library message with the password taken out, for logs and errors; imaplib's and
+    poplib's ``b'...'`` reprs of the server's bytes become the words the server said."""
+    import re
+
+    m = re.fullmatch(r"b(['\"])(.*)\1", text.strip(), re.S)
+    if m:
+        text = m.group(2)
     return text.replace(secret, "***") if secret else text
+
+
+def password_key(options: Mapping[str, Any]) -> str:
+    """The option a refused login points at: the one the password came from."""
+    return "password_env" if options.get("password_env") else "password_file"

@@ -21,7 +21,7 @@ from ..errors import ConfigError, TransientError
 from ..options import Option
 from .base import Item
 from .mailbox import ACCOUNT_OPTIONS, MailboxReader
-from .mailbox_state import read_password, redact, tls_context
+from .mailbox_state import password_key, read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.pop3")
 
@@ -107,7 +107,7 @@ class Pop3Reader(MailboxReader):
             conn.close()
             if "[IN-USE]" in said or "[SYS/TEMP]" in said:
                 raise TransientError(f"{where}: login of {self.user} failed for now: {said}")
-            raise ConfigError(f"{where}: login of {self.user} refused: {said}", key="password_file")
+            raise ConfigError(f"{where}: login of {self.user} refused: {said}", key=password_key(self.options))
         except OSError as e:
             raise TransientError(f"{where}: connection lost at login: {e}")
         self.session += 1
