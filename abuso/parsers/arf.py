@@ -323,6 +323,19 @@ _TIME_FROM = {"received": "original's Received header", "original-date": "origin
 HUMAN_CHARS = 2000
 
 
+_ZONES: list[Any] = [None, None, None]
+
+
+def _zones_of(message: Any, options: Mapping[str, Any]) -> Any:
+    """Zones.of, once per message: a message may paste hundreds of reports (MAX_REPORTS) that each need it,
+    and finding the report's stated zone reads the whole text."""
+    if _ZONES[0] is message and _ZONES[1] is options:
+        return _ZONES[2]
+    zones = Zones.of(message, options)
+    _ZONES[:] = [message, options, zones]
+    return zones
+
+
 def _arrival_fallback(rep: FeedbackReport, ip: Any, message: Any,
                       options: Mapping[str, Any]) -> tuple[datetime | None, str, str]:
     """The time of a report without Arrival-Date: (time, zone, where from), or (None, "none", "").
@@ -337,7 +350,7 @@ def _arrival_fallback(rep: FeedbackReport, ip: Any, message: Any,
     from .received import MAX_HOPS
     from .received_line import parse_received
 
-    zones = Zones.of(message, options)
+    zones = _zones_of(message, options)
     if rep.original is not None:
         try:
             hops = [parse_received(h, zones) for h in header_all(rep.original, "Received")[:MAX_HOPS]]
