@@ -140,6 +140,16 @@ def test_untrusted_certificate_is_refused(dovecot: Dovecot, user: User, tmp_path
     assert len(user.folder("INBOX")) == 1
 
 
+def test_wrong_password_from_the_environment_names_password_env(user: User, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ABUSO_WRONG_IMAP_PW", user.password + "-not-it")
+    reader = ImapReader(user.options(password_env="ABUSO_WRONG_IMAP_PW", password_file=None,
+                                     state=str(tmp_path / "s")))
+    with pytest.raises(ConfigError, match="refused") as e:
+        next(iter(reader))
+    assert e.value.key == "password_env"
+
+
 def test_wrong_password_is_a_config_error_that_never_shows_the_password(user: User, tmp_path: Path,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     secret = user.password + "-not-it"
@@ -149,6 +159,7 @@ def test_wrong_password_is_a_config_error_that_never_shows_the_password(user: Us
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError, match="refused") as e:
         next(iter(reader))
     assert secret not in str(e.value) and e.value.key == "password_file"
+    assert "b'[" not in str(e.value)                        # the server's words, not a bytes repr
     assert secret not in caplog.text
     pw.write_text(user.password + "\n")
     user.append(msg(1))

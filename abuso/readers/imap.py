@@ -50,7 +50,7 @@ from ..lazy import lazy_compile
 from ..options import Option
 from .base import Item
 from .mailbox import ACCOUNT_OPTIONS, MailboxReader
-from .mailbox_state import read_password, redact, tls_context
+from .mailbox_state import password_key, read_password, redact, tls_context
 
 log = logging.getLogger("abuso.reader.imap")
 
@@ -309,7 +309,7 @@ class ImapReader(MailboxReader):
             conn.shutdown()
             if "UNAVAILABLE" in said or "INUSE" in said:
                 raise TransientError(f"{where}: login of {self.user} failed for now: {said}")
-            raise ConfigError(f"{where}: login of {self.user} refused: {said}", key="password_file")
+            raise ConfigError(f"{where}: login of {self.user} refused: {said}", key=password_key(self.options))
         except OSError as e:
             raise TransientError(f"{where}: connection lost at login: {e}")
         self.conn = conn
