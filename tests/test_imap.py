@@ -276,7 +276,7 @@ def test_server_without_move_gets_copy_delete_expunge(user: User, tmp_path: Path
     class NoMove(ImapReader):
         def _connect(self) -> None:
             super()._connect()
-            self.caps.discard("MOVE")
+            self.session.caps.discard("MOVE")
 
     messages = [msg(i) for i in range(3)]
     user.append(*messages)
@@ -317,7 +317,7 @@ def test_finished_messages_whose_move_was_not_sent_are_moved_not_reprocessed(use
     it = iter(reader)
     for _ in messages:
         reader.done(next(it), None)
-    reader.conn.sock.close()  # dies before the batched MOVE was sent (no close())
+    reader.session.conn.sock.close()  # dies before the batched MOVE was sent (no close())
     assert user.folder("INBOX") == messages
     fresh = [msg(9)]
     user.append(*fresh)
