@@ -47,6 +47,18 @@ def parse_when(value: str, option: str, now: datetime | None = None) -> datetime
         raise QueryError(f"{option}: {value!r} is not a time (use 2026-11-22, 2026-11-22T08:00, or an age: 7d, 12h)")
 
 
+def time_window(since: str | None, until: str | None) -> dict[str, datetime]:
+    """``--since``/``--until`` as criteria (``since``, ``until``): the same for query, stats and notify."""
+    window: dict[str, datetime] = {}
+    if since:
+        window["since"] = parse_when(since, "--since")
+    if until:
+        window["until"] = parse_when(until, "--until")
+    if "since" in window and "until" in window and window["since"] >= window["until"]:
+        raise QueryError("--since must be before --until")
+    return window
+
+
 def _type_filter(value: str) -> dict[str, str]:
     from ..taxonomy import TAXONOMY
 
@@ -145,12 +157,7 @@ def query(config_path: str, ip: str | None, since: str | None, until: str | None
         criteria["asn"] = int(number)
     if ip:
         criteria["network"] = parse_network(ip)
-    if since:
-        criteria["since"] = parse_when(since, "--since")
-    if until:
-        criteria["until"] = parse_when(until, "--until")
-    if since and until and criteria["since"] >= criteria["until"]:
-        raise QueryError("--since must be before --until")
+    criteria.update(time_window(since, until))
     if type_:
         criteria.update(_type_filter(type_))
     cfg = _load(config_path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .query import QueryError, _load, parse_when
+from .query import QueryError, _load, time_window
 
 
 def parse_chronic(value: str) -> tuple[int, int]:
@@ -56,13 +56,7 @@ def stats(config_path: str, since: str | None, until: str | None, by: str, top: 
     from ..processors.store import open_store
     from ..stats import gather
 
-    criteria: dict[str, Any] = {}
-    if since:
-        criteria["since"] = parse_when(since, "--since")
-    if until:
-        criteria["until"] = parse_when(until, "--until")
-    if since and until and criteria["since"] >= criteria["until"]:
-        raise QueryError("--since must be before --until")
+    criteria: dict[str, Any] = dict(time_window(since, until))
     window = parse_chronic(chronic) if chronic else None
     cfg = _load(config_path)
     store = open_store(next(s for s in cfg.processors if s.name == "store").options, cfg.base, create=False)
