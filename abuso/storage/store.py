@@ -275,7 +275,9 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
         "text": msg.text if msg is not None else None,
     }
     # A lone surrogate (undecodable header bytes) is written as its JSON escape, which reads back the same.
-    return json.dumps(meta, ensure_ascii=False, default=str, indent=1).encode("utf-8", "backslashreplace")
+    # One line, no indent: json's C encoder then does the work (indented, it falls back to pure Python and
+    # cost more than everything else the store does; `jq . FILE` shows it indented).
+    return json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
 
 
 def _makedirs(path: Path) -> None:
