@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 2, 14, 7, tzinfo=UTC)
 NAME = re.compile(r"^[0-9a-f]{64}\.(eml|json)$")
+#: A writer's crash-repair marker (abuso/storage/store.py): named by the writer, never by a message.
+MARKER = re.compile(r"^writer\.\d+\.[0-9a-f]{8}$")
 
 
 def incident(ip: str, when: datetime | None = T0, type: str = "brute-force", **extra) -> Incident:
@@ -64,8 +66,11 @@ def store(options):
 
 
 def files_under(root: Path) -> list[Path]:
+    """The stored files: not the index, nor the open writer's marker (whose name is checked apart)."""
+    for marker in (root / ".pending").glob("*"):
+        assert MARKER.match(marker.name), marker
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in ("index.sqlite",)
-                  and not p.name.startswith("index.sqlite-"))
+                  and not p.name.startswith("index.sqlite-") and p.parent.name != ".pending")
 
 
 # -- files ---------------------------------------------------------------------------
@@ -627,5 +632,41 @@ def test_a_crash_between_files_and_index_row_is_repaired_on_the_next_open(tmp_pa
     assert not list((tmp_path / "store" / ".pending").iterdir())
     location, new = again.put(report)
     assert new and again.get(location.rsplit("/", 1)[1]).raw == report.raw
+    assert len(list((tmp_path / "store").rglob("*.eml"))) == 1
+    again.close()
+
+
+def test_one_marker_per_writer_kept_while_it_stores_and_gone_when_it_closes(tmp_path):
+    """The crash-repair marker is made once per writer, not once per report; a clean close leaves none,
+    and a writer that failed half-way leaves its marker for the next one to repair."""
+    store = Store.open(tmp_path / "store")
+    for i in range(5):
+        store.put(report(f"many {i}", incident("192.0.2.7")))
+    markers = list((tmp_path / "store" / ".pending").iterdir())
+    assert len(markers) == 1 and markers[0].stat().st_size == 0     # one, and nothing half-stored
+    other = Store.open(tmp_path / "store")                          # a second writer: the live marker is kept
+    assert other.recover() == 0 and markers[0].exists()
+    other.close()
+    store.close()
+    assert not list((tmp_path / "store" / ".pending").iterdir())
+
+
+def test_a_failed_put_leaves_its_marker_and_the_writer_goes_on_with_a_new_one(tmp_path):
+    store = Store.open(tmp_path / "store")
+    add = store.index.add
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    store.index.add = full_disk
+    with pytest.raises(OSError):
+        store.put(report("first", incident("192.0.2.7")))
+    store.index.add = add
+    assert store.put(report("second", incident("192.0.2.8")))[1] is True
+    assert len(list((tmp_path / "store" / ".pending").iterdir())) == 2  # the failed one's, and the live one
+    store.close()
+    again = Store.open(tmp_path / "store")                          # repairs the first, keeps the second
+    assert not list((tmp_path / "store" / ".pending").iterdir())
+    assert [r["ip"] for r in again.search()] == ["192.0.2.8"]
     assert len(list((tmp_path / "store").rglob("*.eml"))) == 1
     again.close()

@@ -388,6 +388,7 @@ class Index:
         verdicts = json.dumps({n: str(v) for n, v in report.verdicts.items()}, ensure_ascii=False)
         valid = bool(report.valid) if self.dialect.name == "postgresql" else int(bool(report.valid))
         meta = (report.message_id, report.subject, report.sender, time_text(report.date), report.origin)
+        rows = _incident_rows(report.incidents)   # built before the transaction: the lock is held for less
         with self._tx() as cur:
             row = self._x(cur, """
                 INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
@@ -402,16 +403,12 @@ class Index:
                                    " origin = ?, path = ?, valid = ?, verdicts = ? WHERE digest = ? RETURNING id",
                               _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
                 self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
-            rows = [_cleaned((row[0], str(inc.ip), ip_key(inc.ip), inc.type, inc.taxonomy, time_text(inc.time),
-                              inc.zone, inc.parser, _port(inc.port), customer_label(inc.extra.get("customer")),
-                              user_label(inc.extra.get("user") or inc.extra.get("radius")), inc.evidence,
-                              _json_text(dict(inc.extra)) if inc.extra else None))
-                    for inc in report.incidents]
             if rows:
+                rid = row[0]
                 cur.executemany(self.dialect.sql("""
                     INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
                                            customer, username, evidence, extra)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), rows)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), [(rid, *r) for r in rows])
         return new
 
     def _where(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
@@ -596,6 +593,27 @@ def _clean(value: Any) -> Any:
     except UnicodeEncodeError:
         value = _SURROGATE.sub("\ufffd", value)
     return value
+
+
+def _incident_rows(incidents: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The incidents table's columns after ``report`` for each incident. A long log has many incidents of
+    a few addresses and times: their text is made once per report."""
+    ips: dict[int, tuple[str, bytes]] = {}
+    times: dict[Any, str | None] = {}
+    rows = []
+    for inc in incidents:
+        ip = ips.get(id(inc.ip))
+        if ip is None:
+            ip = ips[id(inc.ip)] = (str(inc.ip), ip_key(inc.ip))
+        when = times.get(inc.time, "")
+        if when == "":
+            when = times[inc.time] = time_text(inc.time)
+        extra = inc.extra
+        rows.append((*ip, _clean(inc.type), _clean(inc.taxonomy), when, _clean(inc.zone), _clean(inc.parser),
+                     _port(inc.port), _clean(customer_label(extra.get("customer"))),
+                     _clean(user_label(extra.get("user") or extra.get("radius"))), _clean(inc.evidence),
+                     _clean(_json_text(dict(extra))) if extra else None))
+    return rows
 
 
 #: json.dumps with options builds an encoder per call; the index encodes one per incident.
