@@ -150,9 +150,10 @@ class Store:
             self._marker = (fd, path, os.getpid())
         fd = self._marker[0]
         os.ftruncate(fd, 0)
+        # Not fsynced: the marker serves a writer's crash (kill -9, a full disk), after which the page cache
+        # still holds it. A power cut may lose it; then at worst a half-stored report's files stay unnamed by
+        # the index (the message was not marked done: it comes again and is stored whole).
         os.pwrite(fd, location.encode("ascii"), 0)
-        if self.fsync:
-            os.fdatasync(fd)
 
     def _done(self) -> None:
         """The report is in the index: nothing of it to repair (a stale location is harmless: indexed)."""
