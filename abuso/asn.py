@@ -258,11 +258,14 @@ class MmdbTable:
             record, length = self.reader.get_with_prefix_len(ip)
         except ValueError:  # an IPv6 address in an IPv4-only database
             return None
-        if not isinstance(record, dict) or "autonomous_system_number" not in record:
+        if not isinstance(record, dict):
+            return None
+        number = record.get("autonomous_system_number")
+        if not isinstance(number, int) or isinstance(number, bool):  # absent, or not a number in this database
             return None
         net = ipaddress.ip_network(f"{ip}/{length}", strict=False)
         name = record.get("autonomous_system_organization")
-        return AsInfo(int(record["autonomous_system_number"]), str(net), str(name) if name else None)
+        return AsInfo(number, str(net), str(name) if name else None)
 
     def close(self) -> None:
         self.reader.close()

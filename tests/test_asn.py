@@ -155,6 +155,24 @@ def test_mmdb_lookups(tmp_path: Path) -> None:
     table.close()
 
 
+def test_mmdb_record_without_a_numeric_asn_is_no_answer(tmp_path: Path) -> None:
+    """A database that is no GeoLite2-ASN (another record layout, the number as text): no AS, not a crash."""
+    mmdb_writer = pytest.importorskip("mmdb_writer", reason="the mmdb-writer package builds the test database")
+    pytest.importorskip("maxminddb", reason="the maxminddb package reads .mmdb files")
+    from netaddr import IPSet
+
+    from abuso.asn import MmdbTable
+
+    writer = mmdb_writer.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="Other", description="abuso")
+    writer.insert_network(IPSet(["192.0.2.0/24"]), {"autonomous_system_number": "AS64500"})
+    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": "NL"})
+    writer.to_db_file(str(tmp_path / "other.mmdb"))
+    table = MmdbTable(tmp_path / "other.mmdb")
+    assert table.lookup(ip_address("192.0.2.77")) is None
+    assert table.lookup(ip_address("198.51.100.1")) is None
+    table.close()
+
+
 def test_corrupt_mmdb_is_a_config_error(tmp_path: Path) -> None:
     pytest.importorskip("maxminddb", reason="the maxminddb package reads .mmdb files")
     bad = tmp_path / "bad.mmdb"
