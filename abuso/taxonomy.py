@@ -7,6 +7,7 @@ the free-text ``log`` parser, so every parser names incidents the same way.
 from __future__ import annotations
 
 import re
+import sys
 
 from .lazy import lazy_compile
 
@@ -226,19 +227,31 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[str, ...] | None:
     of a report cost ~100 µs a line.
     """
     try:
-        from re import _constants as c
-        from re import _parser
+        if sys.version_info >= (3, 11):
+            from re import _constants as c  # the stubs know these as sre_* only
+            from re import _parser
+        else:  # Python 3.10: the same parser, under its old names
+            import sre_constants as c
+            import sre_parse as _parser
 
         tree = _parser.parse(rx.pattern, rx.flags)
     except Exception:  # a private API: if it changes, no shortcut, same answers
         return None
-    items = list(tree)
-    branches = items[0][1][1] if len(items) == 1 and items[0][0] is c.BRANCH else [items]
+    items = tree.data
+    branches = [items]
+    if len(items) == 1 and items[0][0] is c.BRANCH:  # (BRANCH, (None, [alternative, ...]))
+        av = items[0][1]
+        alternatives = av[1] if isinstance(av, tuple) else None
+        if not isinstance(alternatives, list):
+            return None
+        branches = [alt.data for alt in alternatives]
     found = []
     for branch in branches:
         best, run = "", ""
         for op, av in branch:
             if op is c.LITERAL:
+                if not isinstance(av, int):
+                    return None
                 run += chr(av)
                 best = max(best, run, key=len)
             elif op is not c.AT:  # \b between literals keeps the run going

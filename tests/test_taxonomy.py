@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abuso.parsers.csv import shadowserver_type
-from abuso.taxonomy import normalize_type, taxonomy_of, type_from_text
+from abuso.taxonomy import _required_literals, normalize_type, taxonomy_of, type_from_text
 
 
 @pytest.mark.parametrize("text, want", [
@@ -62,3 +62,15 @@ def test_amplifier_taxonomy_is_vulnerable() -> None:
 ])
 def test_shadowserver_amplifier_reports(report: str, want: str) -> None:
     assert shadowserver_type(report) == want
+
+
+def test_required_literals_are_found_on_this_python() -> None:
+    """The shortcut reads patterns with re's private parser (``sre_parse`` on 3.10, ``re._parser`` later):
+    on a Python where that fails it silently gives up, so check it works here."""
+    import re
+
+    assert _required_literals(re.compile(r"\bphish|credential harvest|fake login", re.I)) == (
+        "phish", "credential harvest", "fake login")
+    assert _required_literals(re.compile(r"open (?:dns )?resolver")) == ("resolver",)  # the longest run
+    assert _required_literals(re.compile(r"[a-z]+ bot")) == (" bot",)
+    assert _required_literals(re.compile(r"x|[0-9]+")) is None
