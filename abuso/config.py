@@ -336,9 +336,9 @@ def build(data: dict[str, Any], file: str | None, base: Path, lines: Mapping[str
     else:
         needs = [("folder", str(qpath), "quarantine", _line(lines, "quarantine")), *notify_needs]
         for st in stages:
-            for key, reason, need_list in _check_stage(st, base):
-                if reason:
-                    problems.append(ConfigError(reason, file, _line(lines, f"{st.where}.{key}", st.line),
+            for key, problem, need_list in _check_stage(st, base):
+                if problem:
+                    problems.append(ConfigError(problem, file, _line(lines, f"{st.where}.{key}", st.line),
                                                 f"{st.label}.{key}" if key else st.label))
                 for kind, path, nkey in need_list:
                     needs.append((kind, path, f"{st.label}.{nkey}",

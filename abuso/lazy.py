@@ -9,25 +9,28 @@ so later calls cost what a plain compiled pattern's do.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, AnyStr, Generic
 
 _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split", "scanner")
 
 
-class LazyPattern:
-    def __init__(self, pattern: str | bytes, flags: int = 0) -> None:
-        self._source = (pattern, flags)
+class LazyPattern(Generic[AnyStr]):
+    def __init__(self, pattern: AnyStr, flags: int = 0) -> None:
+        self._source: tuple[AnyStr, int] = (pattern, flags)
+        self._rx: re.Pattern[AnyStr] | None = None
 
-    def compiled(self) -> re.Pattern:
-        rx = re.compile(*self._source)
+    def compiled(self) -> re.Pattern[AnyStr]:
+        if self._rx is not None:
+            return self._rx
+        rx = self._rx = re.compile(*self._source)
         for name in _METHODS:
             setattr(self, name, getattr(rx, name))
-        self.pattern, self.flags, self.groups, self.groupindex = rx.pattern, rx.flags, rx.groups, rx.groupindex
-        self.compiled = lambda: rx  # type: ignore[method-assign]
+        self.pattern: AnyStr = rx.pattern
+        self.flags, self.groups, self.groupindex = rx.flags, rx.groups, rx.groupindex
         return rx
 
     def __getattr__(self, name: str) -> Any:  # only reached before the first compile
-        if name.startswith("__") or name == "_source":
+        if name.startswith("__") or name in ("_source", "_rx"):
             raise AttributeError(name)
         return getattr(self.compiled(), name)
 
@@ -35,7 +38,7 @@ class LazyPattern:
         return f"lazy_compile({self._source[0]!r})"
 
 
-def lazy_compile(pattern: str | bytes, flags: int = 0) -> Any:
+def lazy_compile(pattern: AnyStr, flags: int = 0) -> Any:
     """Like re.compile, but compiled when first used (typed as Any: duck-typed re.Pattern)."""
     return LazyPattern(pattern, flags)
 

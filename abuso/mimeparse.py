@@ -163,7 +163,7 @@ class _CappedFeedParser(FeedParser):
         if self.root is None:
             self.root = self._cur  # type: ignore[attr-defined]
 
-    def _parse_headers(self, lines: list[str]) -> None:  # type: ignore[override]
+    def _parse_headers(self, lines: list[str]) -> None:
         depth = len(self._msgstack)  # type: ignore[attr-defined]
         where = "message" if depth <= 1 else f"part at MIME depth {depth - 1}"
         lines, problems = cap_section(lines, where)
@@ -325,7 +325,7 @@ class _CappedPolicy(_policy.EmailPolicy):
     is safe. Only short values are memoized (the cache stays small).
     """
 
-    def header_fetch_parse(self, name, value):  # type: ignore[no-untyped-def]
+    def header_fetch_parse(self, name: str, value: str) -> str:
         if hasattr(value, "name"):
             return value
         if len(value) > STRUCTURED_CHARS:
@@ -343,5 +343,5 @@ class _CappedPolicy(_policy.EmailPolicy):
         return header
 
 
-_HEADER_CACHE: dict[tuple[str, str], object] = {}
+_HEADER_CACHE: dict[tuple[str, str], str] = {}
 POLICY = _CappedPolicy()

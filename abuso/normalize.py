@@ -219,9 +219,9 @@ _CHARSET_ALIASES = {"unicode-1-1-utf-7": "utf-7", "x-unknown": "latin-1", "unkno
 def decode_text(part: _StdMessage) -> tuple[str, str | None]:
     """The text of a part, and a problem description if the charset was wrong."""
     payload = part.get_payload(decode=True)
-    if payload is None:
-        payload = part.get_payload()
-        return (payload if isinstance(payload, str) else ""), None
+    if not isinstance(payload, bytes):  # None: a multipart (the stubs allow more than the stdlib returns)
+        text = part.get_payload()
+        return (text if isinstance(text, str) else ""), None
     if len(payload) > MAX_PART_BYTES:
         payload = payload[:MAX_PART_BYTES]
     charset = (part.get_content_charset() or "").lower() or None
@@ -483,7 +483,7 @@ class _Walker:
                 self.add_text(text, path, ctype, depth, owner, "body")
             return
         data = part.get_payload(decode=True)
-        if data is None:
+        if not isinstance(data, bytes):  # None: a multipart (the stubs allow more than the stdlib returns)
             payload = part.get_payload()
             data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
         self.out.attachments.append(Attachment(filename, ctype, data, path, depth))

@@ -117,7 +117,7 @@ class Pipeline:
         if report.error:
             return report
         for proc in self.processors:
-            if self.preview and _side_effects(proc):
+            if isinstance(proc, _Unbuilt) or (self.preview and _side_effects(proc)):  # an _Unbuilt: preview only
                 _run_stage(proc, lambda r, p=proc: r.notes.__setitem__(p.name, p.preview(r)), report)
             else:
                 _run_stage(proc, proc.process, report)

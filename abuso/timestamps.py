@@ -335,9 +335,10 @@ def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: t
             if not YEAR_MIN <= year <= YEAR_MAX:
                 return None  # "0001-01-01 00:00:00": a placeholder, not when anything happened
         else:
-            year = _year_for(month, day, hour, minute, second, reference)
-            if year is None:
+            guessed = _year_for(month, day, hour, minute, second, reference)
+            if guessed is None:
                 return None
+            year = guessed
         if second == 60:  # leap second: keep the event, in the next second's place
             second = 59
         naive = datetime(year, month, day, hour, minute, second, micro)
@@ -355,11 +356,11 @@ def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: t
                 end -= 1
             year_s = g.get("Y")
             if not year_s:
-                year = _year_for(month, day, hour, minute, second, reference)
-                if year is None:
+                guessed = _year_for(month, day, hour, minute, second, reference)
+                if guessed is None:
                     return None
                 try:
-                    naive = naive.replace(year=year)
+                    naive = naive.replace(year=guessed)
                 except ValueError:
                     return None
     if tz is None and g.get("tzc"):

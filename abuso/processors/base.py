@@ -9,7 +9,7 @@ from ..model import Report
 from ..options import Configurable, Option
 
 
-class Note(dict):  # type: ignore[type-arg]
+class Note(dict[str, Any]):
     """A processor's note in words: a dict of fields for JSON and programs, and ``str(note)``
     a sentence for people (the text output and ``explain`` print it), e.g.
     ``Note("answered x@example.org (good response)", sent="good", to="x@example.org")``."""
@@ -71,8 +71,10 @@ class Processor(Configurable):
     def finish(self, report: Report) -> None:
         """Called after every processor's ``process``, in config order (the store writes here)."""
 
-    def preview(self, report: Report) -> str:
-        """What ``process`` and ``finish`` would do for this report, in words; nothing is done."""
+    def preview(self, report: Report) -> str | Note:
+        """What ``process`` and ``finish`` would do for this report, in words (a str, or a :class:`Note`
+        whose ``str()`` says it); nothing is done. It goes where ``process`` leaves its note:
+        ``report.notes[self.name]``."""
         return f"would run {self.name} (it has side effects: skipped in explain and --dry-run)"
 
     def close(self) -> None:

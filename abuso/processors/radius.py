@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import time
 from datetime import timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import TransientError
 from ..model import Report
 from ..options import Option
 from .base import Processor
+
+if TYPE_CHECKING:  # imported when first needed: a message without incidents never opens the index
+    from ..radius.index import RadiusIndex, Session
 
 #: Accounting records reach the log up to this late (Acct-Delay-Time, buffering): an incident newer
 #: than the last refresh minus this may have a session the index has not read yet.
@@ -91,13 +94,13 @@ class RadiusProcessor(Processor):
         #: Seconds one call may spend refreshing (0: no limit, as ``abuso radius`` from cron).
         self.budget = parse_duration(opts["budget"]).total_seconds()
         self.do_refresh = opts["refresh"]
-        self.index: Any = None
+        self.index: RadiusIndex | None = None
         #: What the refresh of this run did (RefreshStats.as_dict()), or why it did not happen.
         self.refresh_info: dict[str, Any] | None = None
         self._refreshed_at = 0.0
         self._untold = False
 
-    def ready(self, newest: float | None) -> Any:
+    def ready(self, newest: float | None) -> RadiusIndex:
         """The open index, refreshed at the first report with incidents.
 
         A long run (a daemon reading IMAP) refreshes again only when an incident
@@ -155,6 +158,7 @@ class RadiusProcessor(Processor):
                 counts["unmatched"] += 1
                 entry.update(result="no-time", reason="the incident has no time, so who held the address is unknown")
                 continue
+            assert index is not None  # this incident has a time, so ``times`` was not empty
             try:
                 res = index.lookup(inc.ip, inc.time.timestamp(), self.slack, self.grace)
             except sqlite3.DatabaseError as e:
@@ -207,7 +211,7 @@ class RadiusProcessor(Processor):
                 "users": res.users, "reason": res.reason, "sessions": [self.describe(index, s) for s in res.sessions]}
 
     @staticmethod
-    def describe(index: Any, s: Any) -> dict[str, Any]:
+    def describe(index: RadiusIndex, s: Session) -> dict[str, Any]:
         from ..radius.detail import epoch_to_iso
 
         return {"user": s.user, "session": s.session, "nas": s.nas, "start": epoch_to_iso(s.start),

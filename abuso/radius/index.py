@@ -26,6 +26,7 @@ import errno
 import fnmatch
 import gzip
 import hashlib
+import io
 import ipaddress
 import json
 import os
@@ -119,7 +120,10 @@ class Session:
 
     @classmethod
     def from_row(cls, r: tuple) -> Session:
-        return cls(*r[:8], started=bool(r[8]), cause=r[9], until=r[10], stored=True)
+        """From a row of ``_SESSION_COLUMNS``."""
+        sid, skey, user, nas, session, start, last, stop, started, cause, until = r
+        return cls(sid, skey, user, nas, session, start, last, stop, started=bool(started), cause=cause, until=until,
+                   stored=True)
 
     def end(self, grace: float) -> float:
         if self.stop is not None:
@@ -485,7 +489,7 @@ def _isreg(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def _open(path: str):
+def _open(path: str) -> tuple[io.BufferedIOBase, bool]:
     """The decompressed byte stream of ``path``; gzip recognised by its magic, not its name."""
     fh = open(path, "rb")
     magic = fh.read(2)
@@ -495,7 +499,7 @@ def _open(path: str):
     return fh, False
 
 
-def _seek_tail(stream, gz: bool, head: bytes, offset: int) -> tuple[bytes, bytes] | None:
+def _seek_tail(stream: io.BufferedIOBase, gz: bool, head: bytes, offset: int) -> tuple[bytes, bytes] | None:
     """Position ``stream`` at ``offset`` (``head`` already read); return the HEAD bytes before
     ``offset`` and what of ``head`` lies after it, or None if the stream is shorter."""
     if offset <= len(head):

@@ -198,9 +198,11 @@ class Pop3Reader(MailboxReader):
             log.warning("pop3 %s: %s failed, left on the server and not read again: %s", self.account,
                         item.origin, error)
         self.state.finish(key.uidl, "done" if error is None else "failed", error)
-        if error is None and self.delete and (self.conn is None or key.session != self.session):
+        if error is not None or not self.delete:
+            return
+        if self.conn is None or key.session != self.session:
             self._late += 1
-        elif error is None and self.delete:
+        else:
             try:
                 self.conn.dele(key.number)
             except (OSError, poplib.error_proto) as e:  # recorded as done: deleted at the next session

@@ -248,8 +248,8 @@ class Index:
 
         def connect() -> Any:
             try:
-                extra = {"password": password} if password is not None else {}
-                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True, **extra)
+                # password=None is left out of the connection string (the URL's or libpq's own is used)
+                return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True, password=password)
             except psycopg.Error as e:
                 msg = one_line(e)
                 if getattr(e, "sqlstate", None) in _PG_CONFIG_ERRORS or _PG_CONFIG_TEXT.search(msg):
