@@ -27,6 +27,7 @@ import binascii
 import re
 from email import policy as _policy
 from email.feedparser import FeedParser
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 
 #: A message is read up to this many lines (the feed parser costs ~1 µs a line; 32 MB of base64,
@@ -220,7 +221,10 @@ def parse_bytes(raw: bytes, problems: list[str] | None = None) -> EmailMessage:
         if len(seen) > len(kept):
             kept.append(f"... and {len(seen) - len(kept):,} more header problems")
         problems.extend(kept)
-    return msg  # type: ignore[return-value]
+    # POLICY makes EmailMessages (the stubs cannot follow a policy's factory); the root is made
+    # by the first part, before any part can be one too many.
+    assert isinstance(msg, EmailMessage)
+    return msg
 
 
 #: The feed parser's test for a header line (email.feedparser.headerRE), and a line end followed
@@ -276,8 +280,10 @@ class TextHeader(str):
         self.name = name
         return self
 
-    def fold(self, *, policy: _policy.Policy) -> str:
-        return policy.header_factory["x-unstructured"](self.name, str(self)).fold(policy=policy)  # type: ignore
+    def fold(self, *, policy: _policy.EmailPolicy) -> str:
+        registry = policy.header_factory  # an EmailPolicy's HeaderRegistry (the stubs say only "callable")
+        assert isinstance(registry, HeaderRegistry)
+        return registry["x-unstructured"](self.name, str(self)).fold(policy=policy)
 
 
 _LINE_BREAK = re.compile(r"\r|\n")

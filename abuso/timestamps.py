@@ -288,8 +288,10 @@ def _year_for(month: int, day: int, hour: int, minute: int, second: int, referen
     return None
 
 
-def _build(m: re.Match[str], shape: str, **kw: object) -> Stamp | None:
-    stamp = _read(m, shape, **kw)  # type: ignore[arg-type]
+def _build(m: re.Match[str], shape: str, *, reference: datetime | None, stated: tzinfo | None,
+           header_offset: timedelta | None, default: tzinfo | None, dayfirst: bool | None) -> Stamp | None:
+    stamp = _read(m, shape, reference=reference, stated=stated, header_offset=header_offset, default=default,
+                  dayfirst=dayfirst)
     if stamp is not None and not m.group("S"):
         return replace(stamp, partial=True, precision=60.0)
     if stamp is not None and m.group("frac"):

@@ -186,6 +186,8 @@ def test_long_structured_headers_are_text_short_ones_as_before() -> None:
     assert isinstance(msg["From"], mimeparse.TextHeader) and str(msg["From"]) == long_from
     assert not isinstance(msg["To"], mimeparse.TextHeader) and msg["To"].addresses[0].domain == "example.org"
     assert msg.get_content_charset() == "utf-8"
+    # Written out again (a forward, the quarantine), the long value is folded as unstructured text.
+    assert msg.as_string().startswith("From:\n " + "x" * 2000 + "\n <a@example.org>\nTo: b@example.org\n")
 
 
 def test_mime_nesting_beyond_the_cap_is_read_as_text() -> None:

@@ -1,5 +1,12 @@
 """Output writers: each module has ``render(report) -> str`` (lines ending in a newline)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..model import Report
+
 FORMATS = {
     "text": "abuso.output.text",
     "json": "abuso.output.json",
@@ -7,7 +14,7 @@ FORMATS = {
 }
 
 
-def renderer(fmt: str):  # type: ignore[no-untyped-def]
+def renderer(fmt: str) -> Callable[[Report], str]:
     import importlib
 
     return importlib.import_module(FORMATS[fmt]).render

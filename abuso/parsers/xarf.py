@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import INPUT_ERRORS
@@ -30,6 +30,9 @@ from ..normalize import Message, header_all, split_broken_multipart
 from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import TIME_OPTIONS, Parser
+
+if TYPE_CHECKING:  # yaml is imported when an X-ARF report is first read
+    from yaml import SafeLoader
 
 json = lazy_import('json')
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
@@ -177,23 +180,21 @@ def _text(data: bytes, part: Any) -> str:
 class _NoTimestampLoader:
     """A SafeLoader that keeps ``2015-09-23 04:04:18`` a string, so every stamp goes through one path."""
 
-    _cls: Any = None
+    _cls: type[SafeLoader] | None = None
 
     @classmethod
-    def get(cls) -> Any:
+    def get(cls) -> type[SafeLoader]:
         if cls._cls is None:
             import yaml
 
             # Not CSafeLoader: its Cython composer recurses in C, and "[" * 50000
             # (or "- " * 50000) crashes the process; the Python one raises RecursionError.
-            base = yaml.SafeLoader
-
-            class Loader(base):  # type: ignore[misc,valid-type]
+            class Loader(yaml.SafeLoader):
                 pass
 
             Loader.yaml_implicit_resolvers = {
                 k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
-                for k, v in base.yaml_implicit_resolvers.items()
+                for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
             }
             cls._cls = Loader
         return cls._cls

@@ -25,10 +25,13 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .. import sqlite
 from ..errors import TransientError
+
+if TYPE_CHECKING:
+    import ssl
 
 #: Ordered migrations of the state file (abuso/sqlite.py); the first is what files made before versions held.
 MIGRATIONS = ("""
@@ -195,7 +198,7 @@ def read_password(options: dict) -> str:
     return password
 
 
-def tls_context(options: dict):  # type: ignore[no-untyped-def]
+def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:
     """Certificates and host names verified; ``ca_file`` trusts that CA instead of the system's."""
     import ssl
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 from ..lazy import lazy_compile
 from ..options import Option
@@ -80,7 +80,7 @@ class PathsReader(Reader):
         Option("mark", "bool", False, help="Maildir: only unseen mail, marked seen when done"),
     )
 
-    def __init__(self, options=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.paths = [Path(p).expanduser() for p in self.options.get("paths", [])]
         self.files_from = self.options.get("files_from")

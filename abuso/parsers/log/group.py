@@ -64,10 +64,11 @@ def _fold(groups: dict[Key, list[Occurrence]]) -> None:
     order = {k: n for n, k in enumerate(groups)}
     span = {k: coarseness(g) for k, g in groups.items() if k[1] is not None}
     by_ip: dict[IPAddress, tuple[list[datetime], list[Key]]] = {}
-    for k in sorted(span, key=lambda k: k[1]):  # type: ignore[arg-type, return-value]
-        times, keys = by_ip.setdefault(k[0], ([], []))
-        times.append(k[1])  # type: ignore[arg-type]
-        keys.append(k)
+    timed = [(ip, when) for ip, when in span if when is not None]  # every key of ``span``: it has a time
+    for ip, when in sorted(timed, key=lambda k: k[1]):
+        times, keys = by_ip.setdefault(ip, ([], []))
+        times.append(when)
+        keys.append((ip, when))
     for key in sorted(span, key=lambda k: -span[k]):
         ip, t = key
         assert t is not None
