@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .model import Report
 
 LOGGER = "abuso"
 TARGETS = ("stderr", "syslog", "journald")
@@ -110,7 +113,7 @@ def _note(note: Any) -> str:
     return str(note)
 
 
-def describe(report: Any) -> str:
+def describe(report: Report) -> str:
     """The log line of one processed message (after its origin): id, incidents, what each processor did."""
     ips = sorted({str(i.ip) for i in report.incidents})
     shown = ", ".join(ips[:5]) + (f" and {len(ips) - 5} more" if len(ips) > 5 else "")

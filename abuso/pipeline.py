@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from . import registry
 from .config import Config, load
 from .errors import BROKEN, AbusoError, MessageError, TransientError, internal_error
 from .model import Dropped, Incident, Report, Verdict, merge_duplicates
 from .timestamps import message_scope
+
+if TYPE_CHECKING:
+    from .normalize import Message
 
 
 class Pipeline:
@@ -91,7 +94,7 @@ class Pipeline:
         report.incidents = incidents
         return report
 
-    def _parse(self, msg: Any, report: Report, found: list[Incident]) -> None:
+    def _parse(self, msg: Message, report: Report, found: list[Incident]) -> None:
         """Every parser on the normalized message, each verdict recorded (dateparser bounded per message)."""
         for parser in self.parsers:
             try:

@@ -13,11 +13,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from .config import Config
 from .errors import BROKEN, EX_DATAERR, EX_OK, EX_TEMPFAIL, MessageError, TransientError, internal_error
 from .readers.base import Item, Reader
+
+if TYPE_CHECKING:
+    from .model import Report
 
 OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
 
@@ -93,7 +96,7 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
             signal.signal(signal.SIGALRM, old)
 
 
-def _describe(report: Any) -> str:
+def _describe(report: Report) -> str:
     import logging
 
     if not logging.getLogger("abuso").isEnabledFor(logging.INFO):

@@ -11,14 +11,17 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import valid_text
+
+if TYPE_CHECKING:
+    from ..model import Incident, Report
 
 FEED_NAME = "abuso"
 
 
-def event(incident: Any, report: Any, observed: datetime) -> dict[str, Any]:
+def event(incident: Incident, report: Report, observed: datetime) -> dict[str, Any]:
     """The IntelMQ event for one incident of a report."""
     ev: dict[str, Any] = {
         "feed.name": FEED_NAME,
@@ -60,7 +63,7 @@ def _original_bytes(text: str) -> bytes:
         return valid_text(text).encode("utf-8")
 
 
-def render(report: Any, *, now: datetime | None = None) -> str:
+def render(report: Report, *, now: datetime | None = None) -> str:
     """One line per incident of the report (after the filters); "" when it has none."""
     observed = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     lines = [json.dumps({k: valid_text(v) if isinstance(v, str) else v

@@ -326,7 +326,7 @@ HUMAN_CHARS = 2000
 _ZONES: list[Any] = [None, None, None]
 
 
-def _zones_of(message: Any, options: Mapping[str, Any]) -> Any:
+def _zones_of(message: Message, options: Mapping[str, Any]) -> Zones:
     """Zones.of, once per message: a message may paste hundreds of reports (MAX_REPORTS) that each need it,
     and finding the report's stated zone reads the whole text."""
     if _ZONES[0] is message and _ZONES[1] is options:
@@ -336,7 +336,7 @@ def _zones_of(message: Any, options: Mapping[str, Any]) -> Any:
     return zones
 
 
-def _arrival_fallback(rep: FeedbackReport, ip: Any, message: Any,
+def _arrival_fallback(rep: FeedbackReport, ip: Any, message: Message,
                       options: Mapping[str, Any]) -> tuple[datetime | None, str, str]:
     """The time of a report without Arrival-Date: (time, zone, where from), or (None, "none", "").
 

@@ -43,6 +43,8 @@ from .csv_cells import (
 )
 
 if TYPE_CHECKING:
+    from email.message import Message as _StdMessage
+
     from ..normalize import Message
 
 __all__ = ["CsvParser", "column_key", "decode_csv", "parse_stamp", "shadowserver_type", "sniff_delimiter"]
@@ -489,7 +491,7 @@ def looks_tabular(data: bytes, anywhere: bool = True) -> bool:
     return bool(rows) and fitting >= max(1, 0.8 * len(rows))
 
 
-def _inline_csv_parts(msg: Any) -> list[tuple[str, bytes, str]]:
+def _inline_csv_parts(msg: _StdMessage) -> list[tuple[str, bytes, str]]:
     """Text parts the normalizer read as body text that are tables: ``text/plain; name=x.csv``, a feed
     attached as ``.txt``, a body that is nothing but a table. Recognised by content, not by name."""
     out = []

@@ -31,8 +31,10 @@ from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import TIME_OPTIONS, Parser
 
-if TYPE_CHECKING:  # yaml is imported when an X-ARF report is first read
-    from yaml import SafeLoader
+if TYPE_CHECKING:
+    from email.message import Message as _StdMessage
+
+    from yaml import SafeLoader  # yaml is imported when an X-ARF report is first read
 
 json = lazy_import('json')
 #: Documents larger than this are not parsed (a report is a few hundred bytes).
@@ -136,7 +138,7 @@ def _is_json_name(filename: str | None, ctype: str) -> bool:
     return ctype == "application/json" or (filename or "").lower().endswith(".json")
 
 
-def _marked(msg: Any) -> bool:
+def _marked(msg: _StdMessage) -> bool:
     for name in MARK_HEADERS:
         try:
             value = msg.get(name)

@@ -34,11 +34,14 @@ from __future__ import annotations
 import re
 from email.utils import getaddresses
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ...errors import ConfigError
 from ...lazy import lazy_compile
 from .templates import clean
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 #: Added to every answer; mail carrying it (any value) is never answered.
 LOOP_HEADER = "X-Abuso-Loop"
@@ -157,7 +160,7 @@ class Policy:
         self.never = Patterns(never)
         self.authserv_id = (authserv_id or "").strip().lower() or None
 
-    def recipient(self, msg: Any) -> str:
+    def recipient(self, msg: Message | Headers) -> str:
         """The address to answer, or Skip with the reason not to answer at all.
 
         ``msg`` is an ``email.message.Message`` or its :class:`Headers`.
@@ -302,7 +305,7 @@ class Headers:
     here each look-up is a dict access. The first :data:`_MAX_HEADERS` of each name are kept.
     """
 
-    def __init__(self, msg: Any) -> None:
+    def __init__(self, msg: Message) -> None:
         self.msg = msg
         self._index: dict[str, list[tuple[str, Any]]] = {}
         for key, value in msg.raw_items():

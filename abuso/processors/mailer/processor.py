@@ -189,7 +189,7 @@ def skipped(skip: Skip, **fields: str) -> Note:
     return Note(f"not answered: {skip.reason}", skipped=skip.reason, rule=skip.rule, **fields)
 
 
-def _email(report: Report) -> Any:
+def _email(report: Report) -> EmailMessage:
     """The report's parsed email (library callers may hand in a bare Report(raw=...))."""
     if report.message is not None:
         return report.message.email
