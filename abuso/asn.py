@@ -30,6 +30,8 @@ _CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class AsInfo:
+    """The autonomous system an address belongs to."""
+
     asn: int
     network: str
     as_name: str | None = None

@@ -92,6 +92,9 @@ def main() -> None:
     try:
         fast = piped_args(sys.argv[1:])
         if fast is not None:
+            from .lazy import import_deferring
+
+            import_deferring("dataclasses", ("inspect",))  # before the runner's imports: see import_deferring
             from .runner import execute
 
             status = execute(**fast)

@@ -40,6 +40,8 @@ MAX_NODES = 100_000
 
 @dataclass
 class Stage:
+    """One configured stage: its kind, name and options, and where the YAML says it."""
+
     kind: str
     name: str
     options: dict[str, Any]
@@ -55,6 +57,8 @@ class Stage:
 
 @dataclass
 class Config:
+    """A loaded, checked config."""
+
     file: str | None
     base: Path
     parsers: list[Stage]

@@ -65,6 +65,8 @@ class Attachment:
 
 @dataclass
 class Message:
+    """A parsed message with what every parser reads from it."""
+
     raw: bytes
     email: EmailMessage
     message_id: str | None = None

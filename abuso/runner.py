@@ -27,6 +27,8 @@ OK, QUARANTINED, TRANSIENT = "ok", "quarantined", "transient"
 
 @dataclass
 class Outcome:
+    """What became of one message."""
+
     origin: str
     status: str
     output: str = ""
@@ -150,6 +152,8 @@ def _build(config: Config, explain: bool, dry_run: bool = False) -> Any:
 
 @dataclass
 class Summary:
+    """The counts of a run, and its exit status."""
+
     total: int = 0
     valid: int = 0
     incidents: int = 0

@@ -17,6 +17,8 @@ from . import digest as digests
 
 @dataclass
 class Result:
+    """What one notify run did."""
+
     sent: int = 0
     incidents: int = 0
     skipped: int = 0

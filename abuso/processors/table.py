@@ -40,6 +40,8 @@ MAX_REASONS = 10
 
 @dataclass(frozen=True)
 class Entry:
+    """One network of the table and its customer."""
+
     version: int
     prefix: int  # the network address as an int
     prefixlen: int

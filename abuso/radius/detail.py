@@ -62,6 +62,8 @@ class Event:
 
 @dataclass
 class BlockResult:
+    """The events read from one block of a RADIUS detail file."""
+
     events: list[Event]
     records: int = 0
     #: Malformed records: bad date line, lines that are not ``Attribute = value``.

@@ -134,6 +134,8 @@ class Session:
 
 @dataclass
 class RefreshStats:
+    """What one refresh of the RADIUS index read."""
+
     files: int = 0
     files_read: int = 0
     bytes_read: int = 0

@@ -90,6 +90,8 @@ def message_key(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class ImapKey:
+    """Where a message is on the IMAP server."""
+
     folder: str
     uidvalidity: int
     uid: int

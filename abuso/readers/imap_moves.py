@@ -25,6 +25,8 @@ log = logging.getLogger("abuso.reader.imap")
 
 @dataclass(frozen=True)
 class Move:
+    """A message to move or flag once its analysis is done."""
+
     folder: str
     uidvalidity: int
     uid: int

@@ -53,6 +53,8 @@ class _POP3_SSL(_Lines, poplib.POP3_SSL):
 
 @dataclass(frozen=True)
 class Pop3Key:
+    """A message of a POP3 session."""
+
     uidl: str
     #: Which connection the message number belongs to (numbers are per session).
     session: int

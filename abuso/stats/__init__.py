@@ -41,6 +41,8 @@ class Chronic:
 
 @dataclass
 class Stats:
+    """Counts of stored incidents and reports."""
+
     incidents: int = 0
     reports: int = 0
     by: dict[str, Counter] = field(default_factory=dict)

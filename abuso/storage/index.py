@@ -160,6 +160,8 @@ def redact_url(url: str) -> str:
 
 @dataclass
 class _Dialect:
+    """What differs between the SQLite and PostgreSQL indexes."""
+
     name: str
     pk: str
     blob: str

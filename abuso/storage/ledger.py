@@ -58,6 +58,8 @@ class Row:
 
 @dataclass
 class Digest:
+    """One digest mail of the ledger."""
+
     id: int
     customer: str
     recipients: list[str]

@@ -13,6 +13,8 @@ from .lines import Lazy
 
 @dataclass
 class Occurrence:
+    """An address seen on a log line, with the line's stamp."""
+
     ip: IPAddress
     stamp: Stamp | None
     line: str

@@ -34,6 +34,8 @@ _ADDRESSISH = lazy_compile(r"\[?[0-9A-Fa-f]*[.:][0-9A-Fa-f.:]+\]?(?::\d{1,5})?")
 
 @dataclass
 class Table:
+    """The shape of a log table: separator, cell count and the columns of each role."""
+
     sep: str
     cells: int
     time: list[int] = field(default_factory=list)

@@ -1,0 +1,90 @@
+"""Piped start-up: what a procmail-run ``abuso run -c CONFIG < message`` imports (issue 8; timing is in bench/)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from abuso.lazy import import_deferring
+
+from .conftest import ROOT
+
+#: Run the CLI's piped path, then print on stderr which of the watched modules were imported.
+PROBE = """
+import atexit, json, sys
+watched = sys.argv[1].split(",")
+found = lambda: sorted(m for m in watched if m in sys.modules)
+atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(found()) + "\\n"))
+sys.path.insert(0, sys.argv[2])
+sys.argv = ["abuso", "run", "-c", sys.argv[3]]
+from abuso.cli import main
+main()
+"""
+
+#: Modules a piped message must not pay for: click (the full command line), inspect (dataclasses'
+#: docstrings), PyYAML once the config is cached (X-ARF reports are YAML: they need it).
+NOT_IMPORTED = ("click", "inspect", "yaml")
+
+
+def piped_modules(config: Path, message: bytes, watched: tuple[str, ...], cache: Path) -> list[str]:
+    env = {"XDG_CACHE_HOME": str(cache), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", PROBE, ",".join(watched), str(ROOT), str(config)], input=message,
+                       capture_output=True, timeout=120, env=env)
+    assert r.returncode in (0, 65), r.stderr
+    line = [x for x in r.stderr.decode().splitlines() if x.startswith("MODULES ")][-1]
+    return json.loads(line[len("MODULES "):])
+
+
+def samples() -> list[Path]:
+    """The first sample of every kind (ARF, X-ARF, CSV, logs, prose, HTML ...)."""
+    return [sorted(d.glob("*.eml"))[0] for d in sorted((ROOT / "samples").iterdir()) if list(d.glob("*.eml"))]
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["plain", "store"])
+def test_a_piped_message_imports_neither_click_nor_inspect_nor_yaml(tmp_path: Path, store: bool) -> None:
+    config = tmp_path / "abuso.yaml"
+    lines = [f"quarantine: {tmp_path / 'q'}", "processors:", f"  - table: {{file: {ROOT / 'etc' / 'networks.txt'}}}"]
+    if store:
+        lines.append(f"  - store: {{path: {tmp_path / 'store'}}}")
+    config.write_text("\n".join(lines) + "\n")
+    cache = tmp_path / "cache"
+    piped_modules(config, b"From: a@example.org\nSubject: x\n\nhello\n", (), cache)  # fills the config cache
+    for sample in samples():
+        watched = tuple(m for m in NOT_IMPORTED if not (m == "yaml" and sample.parent.name == "xarf"))
+        assert piped_modules(config, sample.read_bytes(), watched, cache) == [], sample
+
+
+def test_dataclasses_imported_with_a_deferred_inspect_still_work() -> None:
+    code = """
+import sys
+from abuso.lazy import import_deferring
+import_deferring("dataclasses", ("inspect",))
+assert "inspect" not in sys.modules
+import dataclasses
+@dataclasses.dataclass
+class Documented:
+    '''Has a docstring: inspect stays unimported.'''
+    a: int
+assert "inspect" not in sys.modules and Documented(1) == Documented(1)
+@dataclasses.dataclass
+class Bare:
+    b: int = 2
+assert Bare.__doc__ == "Bare(b: int = 2)", Bare.__doc__
+assert "inspect" in sys.modules
+import inspect
+assert inspect.signature(Bare) is not None
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_import_deferring_leaves_an_imported_module_alone() -> None:
+    import dataclasses
+
+    import_deferring("dataclasses", ("inspect",))
+    assert sys.modules["dataclasses"] is dataclasses
