@@ -95,6 +95,9 @@ def main() -> None:
             from .lazy import import_deferring
 
             import_deferring("dataclasses", ("inspect",))  # before the runner's imports: see import_deferring
+            from .startcache import install
+
+            install()  # compiled regexes and dataclass methods kept between piped messages
             from .runner import execute
 
             status = execute(**fast)

@@ -88,3 +88,64 @@ def test_import_deferring_leaves_an_imported_module_alone() -> None:
 
     import_deferring("dataclasses", ("inspect",))
     assert sys.modules["dataclasses"] is dataclasses
+
+
+#: Compiles patterns and dataclasses under abuso.startcache, prints what they are and do.
+CACHED = r"""
+import json, re, sys
+sys.path.insert(0, sys.argv[1])
+from abuso import startcache
+assert startcache.install()
+import dataclasses
+patterns = [(r"(?P<ip>\d{1,3}(?:\.\d{1,3}){3})\s+port\s+(\d+)", 0), (r"^from\b.*?$", re.I | re.M),
+            (rb"\x00(?P<b>[^\x00]*)\x00", 0), (r"caf\u00e9|na\u00efve|\w+@\w+", re.U), (r"(a)|b", re.X)]
+out = []
+for p, f in patterns:
+    rx = re.compile(p, f)
+    text = "Caf\u00e9 1.2.3.4 port 25 x@y\nfrom a\nFROM b" if isinstance(p, str) else b"\x00ab\x00"
+    out.append([rx.pattern if isinstance(p, str) else rx.pattern.decode(), rx.flags, rx.groups,
+                dict(rx.groupindex), [m.span() for m in rx.finditer(text)]])
+@dataclasses.dataclass(frozen=True)
+class Point:
+    '''A point.'''
+    x: int
+    y: int = 2
+p = Point(1)
+out.append([repr(p), p == Point(1, 2), hash(p) == hash(Point(1)), dataclasses.replace(p, y=5).y])
+print(json.dumps(out))
+"""
+
+
+def test_cached_regexes_and_dataclasses_are_the_same_as_compiled_ones(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    runs = [subprocess.run([sys.executable, "-c", CACHED, str(ROOT)], capture_output=True, text=True,
+                           env={**env, **extra}, timeout=60) for extra in ({"ABUSO_NO_CACHE": "1"}, {}, {})]
+    assert [r.returncode for r in runs] == [1, 0, 0], runs[0].stderr  # no cache: install() says so
+    assert list((tmp_path / "cache" / "abuso").glob("compiled-*.marshal"))
+    cold, warm = json.loads(runs[1].stdout), json.loads(runs[2].stdout)
+    assert cold == warm
+    assert warm[0] == ["(?P<ip>\\d{1,3}(?:\\.\\d{1,3}){3})\\s+port\\s+(\\d+)", 32, 2, {"ip": 1}, [[5, 20]]]
+    assert warm[-1] == ["Point(x=1, y=2)", True, True, 5]
+
+
+def test_a_damaged_cache_file_is_compiled_afresh(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run([sys.executable, "-c", CACHED, str(ROOT)], capture_output=True, text=True, env=env)
+    for f in (tmp_path / "cache" / "abuso").glob("compiled-*.marshal"):
+        f.write_bytes(f.read_bytes()[:1000])
+    again = subprocess.run([sys.executable, "-c", CACHED, str(ROOT)], capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+
+
+def test_piped_output_is_the_same_with_a_cold_and_a_warm_start_cache(tmp_path: Path) -> None:
+    config = tmp_path / "abuso.yaml"
+    table = ROOT / "etc" / "networks.txt"
+    config.write_text(f"quarantine: {tmp_path / 'q'}\nprocessors:\n  - table: {{file: {table}}}\n")
+    for sample in samples():
+        outputs = []
+        for extra in ({"ABUSO_NO_CACHE": "1"}, {}, {}):
+            env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", **extra}
+            r = subprocess.run([sys.executable, str(ROOT / "bin" / "abuso"), "run", "-c", str(config), "-f", "json"],
+                               input=sample.read_bytes(), capture_output=True, env=env, timeout=120)
+            outputs.append((r.returncode, r.stdout))
+        assert outputs[0] == outputs[1] == outputs[2], sample
