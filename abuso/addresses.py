@@ -154,9 +154,8 @@ def _find_v6(text: str) -> Iterator[Found]:
             continue
         if url_port is None and e < len(text) and (text[e].isalnum() or text[e] == "_"):
             continue
-        try:
-            ip = ipaddress.IPv6Address(cand)
-        except ValueError:
+        ip = _v6_address(cand)
+        if ip is None:
             continue
         if url_port is not None:
             yield Found(ip, s, e, url_port)
@@ -172,6 +171,15 @@ def _find_v6(text: str) -> Iterator[Found]:
         elif end < len(text) and text[end] in " p#":
             port = _port_at(text, end)
         yield Found(ip, s, e, port)
+
+
+@lru_cache(maxsize=4096)
+def _v6_address(text: str) -> ipaddress.IPv6Address | None:
+    """IPv6Address(text), or None; a log names the same few addresses on many lines."""
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=4096)

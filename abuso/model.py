@@ -60,7 +60,12 @@ class Incident:
     def with_extra(self, **values: Any) -> Incident:
         merged = dict(self.extra)
         merged.update(values)
-        return replace(self, extra=merged)
+        # dataclasses.replace without re-running __init__/__post_init__ on fields already checked
+        # (a processor enriches every incident of a report: 1,000 per long log).
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["extra"] = merged
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -406,18 +406,27 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
         months = any(m in low for m in _MONTH_PREFIXES)
         prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
         for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
-            if shape in _MONTH_SHAPES and not months:
+            if not months and shape in _MONTH_SHAPES:
                 continue
             need = _NEEDS.get(shape)
-            for m in (m for lo, hi in (prose if prose and shape.startswith("prose") else windows)
-                      if need is None or any(c in line[lo:hi] for c in need) for m in rx.finditer(line, lo, hi)):
-                s = m.start()
-                if any(o.start <= s < o.end or s <= o.start < m.end() for o in out):
-                    continue
-                stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
-                               default=df, dayfirst=dayfirst)
-                if stamp is not None:
-                    out.append(stamp)
+            for lo, hi in prose if prose and shape.startswith("prose") else windows:
+                if need is not None:
+                    part = line[lo:hi]
+                    for c in need:
+                        if c in part:
+                            break
+                    else:
+                        continue  # no character this shape's date needs
+                for m in rx.finditer(line, lo, hi):
+                    s, e = m.span()
+                    for o in out:
+                        if o.start <= s < o.end or s <= o.start < e:
+                            break
+                    else:
+                        stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
+                                       default=df, dayfirst=dayfirst)
+                        if stamp is not None:
+                            out.append(stamp)
     if any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line:
         for m in _EPOCH.finditer(line):
             s = m.start()

@@ -204,3 +204,24 @@ def test_a_host_field_beside_another_unlabelled_address_is_not_accused_against_t
     body = ("Connections to 192.0.2.1:\n\n"
             "Nov 24 10:00:00 192.0.2.1 sshd[1]: Connection closed by 203.0.113.5 port 4022 [preauth]\n")
     assert {ip for ip, _ in found(body)} == {"203.0.113.5"}
+
+
+def test_labels_before_an_address_are_read_alike_whatever_the_digits() -> None:
+    """The labels' spans are kept by the text with its digits made 0: the same spans as searching
+    the text itself, for every address of every sample message and for digits inside labels."""
+    from pathlib import Path
+
+    from abuso.parsers.log import roles as r
+
+    def direct(before: str) -> tuple:
+        m, src = r._VICTIM_BEFORE.search(before), r._SOURCE_BEFORE.search(before)
+        return (m.span() if m else None, src.span() if src else None)
+
+    befores = ["our 2 servers ", "our server2 ", "src9= ", "Src: ", "DST=", "[7.007] DROP SRC=", "mon1 ",
+               "user u17 from ", "user u1 from ", "9 -> ", "ip6: ", "to 4 ", "against 12 "]
+    for path in sorted((Path(__file__).resolve().parent.parent / "samples").rglob("*.eml")):
+        for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
+            befores += [line[max(0, f.start - 40):f.start] for f in find_addresses(line)]
+    assert len(befores) > 200
+    for before in befores:
+        assert r._labels_before(before) == direct(before), before
