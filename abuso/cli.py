@@ -95,6 +95,7 @@ def main() -> None:
             from .lazy import import_deferring
 
             import_deferring("dataclasses", ("inspect",))  # before the runner's imports: see import_deferring
+            import_deferring("logging", ("traceback",))    # only for formatting an exception (~7 ms)
             from .startcache import install
 
             install()  # compiled regexes and dataclass methods kept between piped messages
