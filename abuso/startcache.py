@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 #: Entries one process may add, and entries the file may hold (patterns built from a message's
 #: own text must not grow it without bound): past the bound the cache starts afresh.
@@ -84,6 +86,41 @@ def _remember(key: Any, value: Any) -> None:
         entries.clear()
     entries[key] = value
     _STATE["new"] += 1
+
+
+_STAMPS: dict[str, Any] = {}
+
+
+def remembered(key: tuple[Any, ...], compute: Callable[[], T], code: Callable[..., Any]) -> T:
+    """``compute()``, kept between processes once :func:`install` ran (else computed every time).
+
+    For a pure function of ``key`` whose value marshal can write (numbers, strings, tuples, lists,
+    dicts). ``code`` is the function the value comes from: its file's size and mtime are part of
+    the key, so that a changed abuso computes afresh.
+    """
+    entries = _STATE.get("entries")
+    if entries is None:
+        return compute()
+    filename = code.__code__.co_filename
+    stamp = _STAMPS.get(filename)
+    if stamp is None:
+        try:
+            st = os.stat(filename)
+            stamp = _STAMPS[filename] = (filename, st.st_size, st.st_mtime_ns)
+        except OSError:
+            return compute()
+    full = ("memo", stamp, code.__qualname__, *key)
+    if full in entries:
+        return entries[full]
+    value = compute()
+    import marshal
+
+    try:
+        marshal.dumps(value)  # type: ignore[arg-type]  # what marshal cannot write is not kept
+    except ValueError:
+        return value
+    _remember(full, value)
+    return value
 
 
 def install() -> bool:

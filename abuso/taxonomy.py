@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from .lazy import lazy_compile
+from .startcache import remembered
 
 #: classification.type -> classification.taxonomy (IntelMQ harmonization, RSIT).
 TAXONOMY: dict[str, str] = {
@@ -258,6 +259,15 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[tuple[str, Any], ...] | Non
     literal is there: Python's re cannot skip ahead in case-insensitive alternations, and running
     every rule over every line of a report cost ~100 µs a line (~50 µs for one rule).
     """
+    # Parsing the rules costs ~10 ms: a piped message finds the answer kept by abuso.startcache.
+    found = remembered((rx.pattern, rx.flags), lambda: _literal_sources(rx.pattern, rx.flags), _literal_sources)
+    if found is None:
+        return None
+    return tuple((literal, None if source is None else lazy_compile(source, rx.flags)) for literal, source in found)
+
+
+def _literal_sources(pattern: str, flags: int) -> tuple[tuple[str, str | None], ...] | None:
+    """_required_literals with each alternative as its source text (None: the literal alone)."""
     try:
         if sys.version_info >= (3, 11):
             from re import _constants as c  # the stubs know these as sre_* only
@@ -266,7 +276,7 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[tuple[str, Any], ...] | Non
             import sre_constants as c
             import sre_parse as _parser
 
-        tree = _parser.parse(rx.pattern, rx.flags)
+        tree = _parser.parse(pattern, flags)
     except Exception:  # a private API: if it changes, no shortcut, same answers
         return None
     items = tree.data
@@ -277,7 +287,7 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[tuple[str, Any], ...] | Non
         if not isinstance(alternatives, list):
             return None
         branches = [alt.data for alt in alternatives]
-    sources = _branches(rx.pattern) if len(branches) > 1 else [rx.pattern]
+    sources = _branches(pattern) if len(branches) > 1 else [pattern]
     if len(sources) != len(branches):
         return None
     found = []
@@ -295,7 +305,7 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[tuple[str, Any], ...] | Non
                     run = ""
         if len(best) < 2:
             return None
-        found.append((best.lower(), None if pure else lazy_compile(source, rx.flags)))
+        found.append((best.lower(), None if pure else source))
     return tuple(found)
 
 

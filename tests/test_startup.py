@@ -151,3 +151,33 @@ def test_piped_output_is_the_same_with_a_cold_and_a_warm_start_cache(tmp_path: P
                                input=sample.read_bytes(), capture_output=True, env=env, timeout=120)
             outputs.append((r.returncode, r.stdout))
         assert outputs[0] == outputs[1] == outputs[2], sample
+
+
+TRIGGERS = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from abuso import startcache
+startcache.install()
+from abuso import taxonomy
+import re
+re.purge()
+import re._parser as parser
+calls = []
+original = parser.parse
+parser.parse = lambda *a: calls.append(a) or original(*a)
+found = [taxonomy._required_literals(rx) for _, rx in taxonomy.KEYWORD_RULES]
+print(len(calls))
+print(repr(found))
+"""
+
+
+def test_the_keyword_rules_literals_are_the_same_from_the_start_cache(tmp_path: Path) -> None:
+    from abuso import taxonomy
+
+    expected = repr([taxonomy._required_literals(rx) for _, rx in taxonomy.KEYWORD_RULES])
+    assert "lazy_compile(" in expected
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    cold, warm = (subprocess.run([sys.executable, "-c", TRIGGERS, str(ROOT)], capture_output=True, text=True,
+                                 env=env, timeout=60).stdout.splitlines() for _ in range(2))
+    assert int(cold[0]) >= len(taxonomy.KEYWORD_RULES) and int(warm[0]) == 0  # the warm start parses none
+    assert cold[1] == warm[1] == expected
