@@ -186,7 +186,7 @@ _DOT_WORDS = (" ore ", " om ", " um ", "kl.", "klokken", " às ", " as ", " las 
 def _clock_spans(line: str) -> tuple[list[tuple[int, int]], bool]:
     """Where the clock times of a line are (H:MM, HhMM, and dotted ones after a prose word), and
     whether a dotted one was found (then the line is prose)."""
-    spans = [t.span() for t in _TIMEISH.finditer(line)] if _TIMEISH.search(line) else []
+    spans = [t.span() for t in _TIMEISH.finditer(line)]
     dotted = False
     if "." in line:
         low = line.lower()
@@ -229,6 +229,8 @@ _MONTH_SHAPES = {"clf", "rfc2822", "monthfirst", "prosemon"}
 _NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/", "prose": "-/."}
 #: Substring tests are ~4x cheaper than one case-insensitive alternation over the line.
 _MONTH_PREFIXES = tuple(sorted({m[:3] for m in MONTHS}))
+#: Whether a lower-cased line holds any of them: one literal alternation, ~15x cheaper than 33 `in` tests.
+_MONTHISH = lazy_compile("|".join(re.escape(m) for m in _MONTH_PREFIXES))
 #: How far a stamp reaches before its H:MM ("Tue, 23 Oct 2003 18:" is 17) and after it (seconds,
 #: fraction, AM/PM, zone, a date(1) year).
 _BEFORE, _AFTER = 32, 48
@@ -253,6 +255,8 @@ def _windows(line: str, times: list[tuple[int, int]], before: int = _BEFORE, aft
             out.append((lo, hi))
     return out
 _EPOCH = lazy_compile(r"(?<![\d.])(?P<e>1\d{9}|[2-3]\d{9})(?:\.(?P<frac>\d{1,6}))?(?![\d])")
+#: What every epoch needs: ten digits in a row (a cheaper scan; most lines have none).
+_TEN_DIGITS = lazy_compile(r"\d{10}")
 #: Epoch seconds count only where the text marks them as a time (or in a table's time column).
 _EPOCH_LABEL = lazy_compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
@@ -271,13 +275,20 @@ def _zone_of_token(tok: str) -> tzinfo | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _year_limit(ref: datetime, offset: timedelta | None) -> datetime:
+    """The reference's wall time plus a day (by the reference and its offset: equal aware times in two
+    zones are equal keys, but not the same wall time)."""
+    return ref.replace(tzinfo=None) + (offset or timedelta()) + timedelta(days=1)
+
+
 def _year_for(month: int, day: int, hour: int, minute: int, second: int, reference: datetime | None) -> int | None:
     """Yearless stamps (syslog, snort): the latest year that puts the stamp at or before the reference.
 
     One day of slack allows for zones ahead of the reference's.
     """
     ref = reference or datetime.now(timezone.utc)
-    limit = ref.replace(tzinfo=None) + (ref.utcoffset() or timedelta()) + timedelta(days=1)
+    limit = _year_limit(ref, ref.utcoffset())
     for year in range(limit.year, limit.year - 5, -1):
         try:
             cand = datetime(year, month, day, hour, minute, second)
@@ -403,7 +414,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     windows = _windows(line, times) if times else []
     if windows:
         low = line.lower()
-        months = any(m in low for m in _MONTH_PREFIXES)
+        months = _MONTHISH.search(low) is not None
         prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
         for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
             if not months and shape in _MONTH_SHAPES:
@@ -427,7 +438,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
                                        default=df, dayfirst=dayfirst)
                         if stamp is not None:
                             out.append(stamp)
-    if any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line:
+    if (any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line) and _TEN_DIGITS.search(line):
         for m in _EPOCH.finditer(line):
             s = m.start()
             if any(o.start <= s < o.end for o in out):

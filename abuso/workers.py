@@ -98,6 +98,11 @@ def _worker_main(conn: Any, others: list[Any], parent: int, initargs: tuple, max
             conn.send(("failed", str(e) if isinstance(e, AbusoError) else f"{type(e).__name__}: {e}"))
         finally:
             os._exit(1)
+    # What the worker has built (modules, config, pipeline, tables) lives as long as it does: out of the
+    # collector's way, so the full collections a long batch makes do not walk it again and again.
+    import gc
+
+    gc.freeze()
     conn.send(("ready",))  # the clock of its first message starts now, not while it imports and builds
     pipeline, render, timeout = _WORKER["pipeline"], _WORKER["render"], _WORKER["timeout"]
     start = memory()
