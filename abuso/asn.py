@@ -15,11 +15,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import zlib
+from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton  # not socket.py: its enums cost start-up ~4 ms
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any
 
 from .errors import ConfigError

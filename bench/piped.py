@@ -56,14 +56,21 @@ def write_config(folder: Path, store: bool) -> Path:
     return path
 
 
+#: What each run is measured by: wall seconds (the target), or the child's CPU seconds (user + system),
+#: which other load on a shared machine disturbs far less.
+CLOCK = "wall"
+
+
 def _time(argv: list[str], stdin: Path | None, cwd: Path) -> float:
     with open(stdin if stdin is not None else os.devnull, "rb") as f, open(os.devnull, "wb") as null:
         t = time.perf_counter()
-        rc = subprocess.run(argv, stdin=f, stdout=null, stderr=subprocess.PIPE, cwd=cwd)
+        proc = subprocess.Popen(argv, stdin=f, stdout=null, stderr=subprocess.DEVNULL, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t
-    if rc.returncode not in (0, 65):
-        sys.exit(f"bench: {' '.join(argv)} < {stdin} exited {rc.returncode}: {rc.stderr[-500:]!r}")
-    return elapsed
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 65):
+        sys.exit(f"bench: {' '.join(argv)} < {stdin} exited {proc.returncode}")
+    return elapsed if CLOCK == "wall" else usage.ru_utime + usage.ru_stime
 
 
 def sample(files: Sequence[Path], k: int | None) -> list[Path]:
@@ -83,41 +90,59 @@ def _figures(times: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def measure(files: Sequence[Path], tmp: Path | None = None, repeat: int = 3, k: int | None = None,
-            venv: str | Path | None = None) -> dict[str, Any]:
+            venv: str | Path | None = None, clock: str = "wall",
+            against: str | Path | None = None) -> dict[str, Any]:
     """Figures of piped runs, in seconds: ``{"baseline": python -c pass (median), "messages": n,
     "plain": {...}, "store": {...}, "store_ratio": store median / plain median}``, where each of
     plain/store is ``{"median", "worst" (the slowest message, median of its runs), "worst_message",
     "worst_single" (the slowest single run), "median_ratio" and "worst_ratio" (to the baseline)}``.
 
+    ``clock``: "wall" (the target's) or "cpu" (the child's user + system time). ``against``: another
+    installed abuso (an older one) run interleaved with this one; its figures come as
+    ``out["against"]`` and ``out["speedup"]`` = its median / this median (plain and store).
+
     Runs are interleaved (baseline, plain, store per message and round) so that load from other
-    processes falls on all three alike. The configs are run once first: a procmail host runs a
-    config many times, and its first run fills the parsed-config cache.
+    processes falls on all alike. The configs are run once first: a procmail host runs a config
+    many times, and its first run fills the parsed-config and start caches.
     """
-    own = tmp is None
-    holder = tempfile.TemporaryDirectory(prefix="abuso-piped-") if own else None
+    global CLOCK
+    CLOCK = clock
+    holder = tempfile.TemporaryDirectory(prefix="abuso-piped-") if tmp is None else None
     try:
         folder = Path(holder.name) if holder is not None else Path(tmp)  # type: ignore[arg-type]
         chosen = sample(files, k)
-        argv = command(venv)
         configs = {"plain": write_config(folder / "piped-plain", False),
                    "store": write_config(folder / "piped-store", True)}
-        for config in configs.values():
-            _time(argv + ["run", "-c", str(config)], chosen[0], folder)
+        setups = {"this": venv} if against is None else {"this": venv, "against": against}
+        for v in setups.values():
+            for config in configs.values():
+                for _ in range(2):
+                    _time(command(v) + ["run", "-c", str(config)], chosen[0], folder)
         base: list[float] = []
-        times: dict[str, dict[str, list[float]]] = {name: {} for name in configs}
+        times: dict[tuple[str, str], dict[str, list[float]]] = {(s, c): {} for s in setups for c in configs}
         for _ in range(repeat):
             for p in chosen:
                 base.append(_time([interpreter(venv), "-c", "pass"], None, folder))
-                for name, config in configs.items():
-                    times[name].setdefault(p.name, []).append(
-                        _time(argv + ["run", "-c", str(config)], p, folder))
-        out: dict[str, Any] = {"baseline": statistics.median(base), "messages": len(chosen), "repeat": repeat}
-        for name in configs:
-            fig = _figures(times[name])
-            fig["median_ratio"] = fig["median"] / out["baseline"]
-            fig["worst_ratio"] = fig["worst"] / out["baseline"]
-            out[name] = fig
-        out["store_ratio"] = out["store"]["median"] / out["plain"]["median"]
+                for setup, v in setups.items():
+                    for name, config in configs.items():
+                        times[setup, name].setdefault(p.name, []).append(
+                            _time(command(v) + ["run", "-c", str(config)], p, folder))
+        out: dict[str, Any] = {"baseline": statistics.median(base), "messages": len(chosen), "repeat": repeat,
+                               "clock": clock}
+        for setup in setups:
+            figs: dict[str, Any] = {"baseline": out["baseline"]}
+            for name in configs:
+                fig = _figures(times[setup, name])
+                fig["median_ratio"] = fig["median"] / out["baseline"]
+                fig["worst_ratio"] = fig["worst"] / out["baseline"]
+                figs[name] = fig
+            figs["store_ratio"] = figs["store"]["median"] / figs["plain"]["median"]
+            if setup == "this":
+                out.update(figs)
+            else:
+                out["against"] = {**figs, "messages": len(chosen), "repeat": repeat, "clock": clock}
+        if against is not None:
+            out["speedup"] = {name: out["against"][name]["median"] / out[name]["median"] for name in configs}
         return out
     finally:
         if holder is not None:
@@ -129,7 +154,7 @@ def verdict(value: float, target: float) -> str:
 
 
 def show(fig: dict[str, Any]) -> str:
-    lines = [f"piped: {fig['messages']} messages x {fig['repeat']} runs; "
+    lines = [f"piped ({fig['clock']} time): {fig['messages']} messages x {fig['repeat']} runs; "
              f"python -c pass {fig['baseline'] * 1000:.0f} ms"]
     for name in ("plain", "store"):
         f = fig[name]
@@ -140,6 +165,11 @@ def show(fig: dict[str, Any]) -> str:
             f"<= 150 ms] {f['worst_message']}; slowest single run {f['worst_single'] * 1000:.0f} ms")
     lines.append(f"  store / no store (median): {fig['store_ratio']:.2f}x "
                  f"[{verdict(fig['store_ratio'], TARGET_STORE)} <= 1.3x]")
+    if "against" in fig:
+        lines.append("against the other abuso, interleaved in the same run:")
+        lines += ["  " + line for line in show(fig["against"]).splitlines()[1:]]
+        lines.append(f"  its median / this median: {fig['speedup']['plain']:.2f}x without store, "
+                     f"{fig['speedup']['store']:.2f}x with store")
     return "\n".join(lines)
 
 
@@ -156,6 +186,8 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=0, help="a sample of K messages (0: all)")
     ap.add_argument("-r", type=int, default=3, help="runs of each message (its median counts)")
     ap.add_argument("--venv", help="an installed abuso's venv (default: this checkout, current interpreter)")
+    ap.add_argument("--against", help="another installed abuso's venv, run interleaved (e.g. the old version)")
+    ap.add_argument("--cpu", action="store_true", help="the children's CPU time instead of wall time")
     args = ap.parse_args()
     files = sorted(p for p in args.corpus.iterdir() if p.is_file())
     if not files:
@@ -164,7 +196,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "abuso")], check=True,
                        stdout=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
                                                        if k != "PYTHONDONTWRITEBYTECODE"})
-    print(show(measure(files, repeat=args.r, k=args.k or None, venv=args.venv)))
+    print(show(measure(files, repeat=args.r, k=args.k or None, venv=args.venv, clock="cpu" if args.cpu else "wall",
+                       against=args.against)))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ main()
 """
 
 #: Modules a piped message must not pay for: click (the full command line), inspect (dataclasses'
-#: docstrings), traceback (logging's, for formatting exceptions), PyYAML once the config is cached
-#: (X-ARF reports are YAML: they need it); hashlib without a store (the store names files by digest).
-NOT_IMPORTED = ("click", "inspect", "traceback", "yaml", "hashlib")
+#: docstrings), traceback (logging's, for formatting exceptions), socket and signal (their enums),
+#: PyYAML once the config is cached (X-ARF reports are YAML: they need it); hashlib without a store
+#: (the store names files by digest).
+NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "yaml", "hashlib")
 
 
 def piped_modules(config: Path, message: bytes, watched: tuple[str, ...], cache: Path) -> list[str]:

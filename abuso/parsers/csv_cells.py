@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from _socket import AF_INET, inet_pton  # not socket.py: its enums cost start-up ~4 ms
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, ip_address
-from socket import AF_INET, inet_pton
 from typing import Any
 
 from ..lazy import lazy_compile
