@@ -220,3 +220,137 @@ def test_an_unreachable_postgresql_says_the_error_in_one_line(tmp_path):
     assert done.returncode == 75
     assert done.stderr.count("\n") == 1
     assert "Connection refused" in done.stderr and done.stderr.startswith("abuso: store index postgresql://")
+
+
+# -- streaming and indexes (issue 8): a big store is searched in constant memory, an address by its index --
+
+def _many(store: Store, n: int, ip: str = "192.0.2.9") -> None:
+    for k in range(n):
+        store.put(_report(100 + k, ip, T0 + timedelta(minutes=k), "spam"))
+
+
+def test_rows_stream_in_batches_in_search_order(tmp_path, monkeypatch):
+    """rows() hands out rows as the cursor gives them, BATCH at a time, in the order search() has."""
+    from abuso.storage.index import Index
+
+    monkeypatch.setattr(Index, "BATCH", 3)
+    with Store.open(tmp_path / "store") as s:
+        _many(s, 10)
+        fetched: list[int] = []
+        real_cursor = s.index.conn.cursor
+
+        class Counting:
+            def __init__(self, cur):
+                self.cur = cur
+
+            def __getattr__(self, name):
+                return getattr(self.cur, name)
+
+            def fetchmany(self, size):
+                batch = self.cur.fetchmany(size)
+                fetched.append(len(batch))
+                return batch
+
+        monkeypatch.setattr(s.index.conn, "cursor", lambda: Counting(real_cursor()))
+        rows = s.rows(network=ipaddress.ip_network("192.0.2.0/24"))
+        first = next(rows)
+        assert fetched == [3]                         # one batch read for the first row, not all ten
+        rest = list(rows)
+        assert fetched == [3, 3, 3, 1, 0]
+        monkeypatch.setattr(s.index.conn, "cursor", real_cursor)
+        assert [first, *rest] == s.search(network=ipaddress.ip_network("192.0.2.0/24"))
+        assert [r["time"] for r in [first, *rest]] == sorted((r["time"] for r in rest + [first]), reverse=True)
+
+
+def test_postgresql_rows_stream_through_a_server_side_cursor(request, tmp_path, monkeypatch):
+    from abuso.storage.index import Index
+
+    monkeypatch.setattr(Index, "BATCH", 4)
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path / "store", url) as s:
+        _many(s, 9)
+        rows = s.rows(network=ipaddress.ip_network("192.0.2.9/32"), limit=7)
+        first = next(rows)
+        cursors = s.index.conn.execute("SELECT name FROM pg_cursors").fetchall()
+        assert cursors == [("abuso_rows",)]           # the rows come from a cursor on the server
+        rest = list(rows)
+        assert len([first, *rest]) == 7 and first["evidence"] == "line 108"   # newest first, limit kept
+        assert s.index.conn.execute("SELECT count(*) FROM pg_cursors").fetchone()[0] == 0
+
+
+def _plan(s: Store, **criteria) -> str:
+    where, params = s.index._where(**criteria)
+    statement = ("EXPLAIN QUERY PLAN SELECT i.ip FROM incidents i JOIN reports r ON r.id = i.report" + where
+                 + " ORDER BY " + s.index.dialect.newest + " LIMIT 10")
+    return "\n".join(row[3] for row in s.index.conn.execute(statement, params))
+
+
+def test_an_address_is_found_newest_first_by_its_index_without_sorting(tmp_path):
+    with Store.open(tmp_path / "store") as s:
+        _many(s, 5)
+        s.index.conn.execute("ANALYZE")
+        plan = _plan(s, network=ipaddress.ip_network("192.0.2.9/32"))
+        assert "incidents_ipkey_time" in plan and "TEMP B-TREE" not in plan, plan
+        block = _plan(s, network=ipaddress.ip_network("192.0.0.0/16"))
+        # a block: the address range of the index, or the time index read newest first (SQLite's choice by
+        # its statistics); either streams, neither reads the table in its own order
+        assert "USING INDEX incidents_ipkey_time" in block or "USING INDEX incidents_time" in block, block
+
+
+def test_an_index_made_before_the_address_time_index_is_migrated(tmp_path):
+    """A store index of schema 1 (ipkey index only) gains incidents_ipkey_time on the next open; its rows stay."""
+    import sqlite3
+
+    from abuso.sqlite import connect
+
+    with Store.open(tmp_path / "store") as s:
+        _many(s, 3)
+    db = sqlite3.connect(tmp_path / "store" / "index.sqlite")   # make it what an older abuso left
+    db.executescript("DROP INDEX incidents_ipkey_time; CREATE INDEX incidents_ipkey ON incidents (ipkey);"
+                     "UPDATE schema_version SET version = 1 WHERE kind = 'store-index';")
+    db.close()
+    with Store.open(tmp_path / "store") as s:
+        assert len(s.search()) == 3
+    db = connect(tmp_path / "store" / "index.sqlite", readonly=True)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "incidents_ipkey_time" in names and "incidents_ipkey" not in names
+    assert db.schema_version("store-index") == 2
+    db.close()
+
+
+def test_a_prepared_postgresql_store_without_the_new_index_works_for_a_read_only_role(request, tmp_path):
+    """An older abuso's database: the writer adds the index; a role that may not create it searches without."""
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path / "store", url) as s:
+        s.put(_report(1, "192.0.2.7", T0, "spam"))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("DROP INDEX incidents_ipkey_time")
+        role = "old_" + url.rsplit("/", 1)[1]
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'old-pw'")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    reader = Store.open(tmp_path / "store", re.sub(r"//abuso:[^@]*@", f"//{role}@", url), create=False,
+                        password="old-pw")
+    assert [r["ip"] for r in reader.search()] == ["192.0.2.7"]
+    reader.close()
+    with Store.open(tmp_path / "store", url) as s, psycopg.connect(url) as check:
+        assert check.execute("SELECT to_regclass('incidents_ipkey_time') IS NOT NULL").fetchone()[0]
+        assert len(s.search()) == 1
+
+
+def test_a_long_table_is_written_in_the_widths_of_its_first_rows(tmp_path, monkeypatch):
+    from abuso.commands import query as q
+
+    monkeypatch.setattr(q, "TABLE_WIDTH_ROWS", 2)
+    cfg = tmp_path / "abuso.yaml"
+    cfg.write_text("parsers: []\nprocessors:\n  - store: {path: store}\n")
+    with Store.open(tmp_path / "store") as s:
+        _many(s, 4, "192.0.2.9")
+        s.put(_report(50, "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1", T0 - timedelta(days=1), "spam"))
+    result = CliRunner().invoke(cli, ["query", "-c", str(cfg), "--limit", "0"], catch_exceptions=False)
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and len(lines) == 6
+    col = lines[0].index("IP")
+    assert [line[col:].split()[0] for line in lines[1:3]] == ["192.0.2.9", "192.0.2.9"]
+    assert lines[5].split()[1] == "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1"   # longer than its column: written whole

@@ -241,11 +241,14 @@ def test_every_sqlite_file_abuso_keeps_goes_through_the_helper(tmp_path: Path) -
         RadiusIndex(tmp_path / "radius.idx").refresh([tmp_path / "detail"], zone="UTC")
     finally:
         os.umask(old)
-    files = {"store/index.sqlite": "store-index", "mailer/mailer.sqlite": "mailer-state",
-             "imap.sqlite": "mailbox-state", "radius.idx": "radius-index"}
-    for name, kind in files.items():
+    from abuso.storage.schema import sqlite_migrations
+
+    files = {"store/index.sqlite": ("store-index", len(sqlite_migrations())),
+             "mailer/mailer.sqlite": ("mailer-state", 1), "imap.sqlite": ("mailbox-state", 1),
+             "radius.idx": ("radius-index", 1)}
+    for name, (kind, version) in files.items():
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
         db = connect(tmp_path / name, readonly=True)
-        assert db.schema_version(kind) == 1, name
+        assert db.schema_version(kind) == version, name
         db.close()
     assert stat.S_IMODE((tmp_path / "mailer").stat().st_mode) == 0o700

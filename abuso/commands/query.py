@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -119,9 +120,9 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Aligned columns, a header line; control characters from hostile mail are made visible."""
-    table = [[c.upper() for c in COLUMNS]] + [[_printable(_cell(r, c)) for c in COLUMNS] for r in rows]
+    table = [[c.upper() for c in COLUMNS]] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
+    return "\n".join(_line(line, widths) for line in table)
 
 
 def _printable(text: str) -> str:
@@ -167,17 +168,52 @@ def query(config_path: str, ip: str | None, since: str | None, until: str | None
 
     store = open_store(next(s for s in cfg.processors if s.name == "store").options, cfg.base, create=False)
     try:
-        rows = store.search(limit=limit or None, **criteria)
-        total = store.search_count(**criteria) if limit and len(rows) == limit else len(rows)
+        rows = store.rows(limit=limit or None, **criteria)
+        shown = _write_json(rows) if fmt == "json" else _write_table(rows)
+        # "N of M shown" counts what --limit held back: only when it did cut (an index count, no rows read).
+        total = store.search_count(**criteria) if limit and shown == limit else shown
     finally:
         store.close()
-    if fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
-    elif rows:
-        click.echo(format_table(rows))
-    if not rows:
+    if not shown:
         click.echo("no incidents match", err=True)
         raise click.exceptions.Exit(1)
-    if total > len(rows):
-        click.echo(f"{len(rows)} of {total} shown (--limit {limit}; --limit 0 shows all)", err=True)
+    if total > shown:
+        click.echo(f"{shown} of {total} shown (--limit {limit}; --limit 0 shows all)", err=True)
+
+
+def _write_json(rows: Iterator[dict[str, Any]]) -> int:
+    """JSON lines as the rows come; how many."""
+    shown = 0
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False))
+        shown += 1
+    return shown
+
+
+#: Rows whose cells set the table's column widths; later rows are written as they come, in those widths (a
+#: longer cell pushes its line only), so a query of any size is written in constant memory.
+TABLE_WIDTH_ROWS = 1000
+
+
+def _write_table(rows: Iterator[dict[str, Any]]) -> int:
+    """The aligned table as the rows come (widths from the first :data:`TABLE_WIDTH_ROWS`); how many."""
+    first = list(itertools.islice(rows, TABLE_WIDTH_ROWS))
+    if not first:
+        return 0
+    cells = [[c.upper() for c in COLUMNS]] + [_cells(r) for r in first]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    for line in cells:
+        click.echo(_line(line, widths))
+    shown = len(first)
+    for row in rows:
+        click.echo(_line(_cells(row), widths))
+        shown += 1
+    return shown
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    return [_printable(_cell(row, c)) for c in COLUMNS]
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()

@@ -15,59 +15,13 @@ import json
 import os
 import time as _time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import AbusoError, ConfigError, TransientError
 from ..lazy import lazy_compile
-
-SCHEMA_VERSION = 1
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS reports (
-    id {pk},
-    digest TEXT NOT NULL UNIQUE,
-    message_id TEXT,
-    subject TEXT,
-    sender TEXT,
-    date {time},
-    origin TEXT,
-    path TEXT NOT NULL,
-    valid {bool} NOT NULL,
-    verdicts TEXT NOT NULL,
-    stored {time} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS incidents (
-    id {pk},
-    report BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-    ip TEXT NOT NULL,
-    ipkey {blob} NOT NULL,
-    type TEXT NOT NULL,
-    taxonomy TEXT NOT NULL,
-    time {time},
-    zone TEXT,
-    parser TEXT,
-    port INTEGER,
-    customer TEXT,
-    username TEXT,
-    evidence TEXT,
-    extra TEXT
-);
-CREATE INDEX IF NOT EXISTS incidents_ipkey ON incidents (ipkey);
-CREATE INDEX IF NOT EXISTS incidents_time ON incidents ({time_index});
-CREATE INDEX IF NOT EXISTS incidents_report ON incidents (report);
-CREATE INDEX IF NOT EXISTS incidents_customer ON incidents (customer);
-CREATE TABLE IF NOT EXISTS seen (
-    key TEXT PRIMARY KEY,
-    at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+from .schema import POSTGRESQL, SCHEMA_VERSION, SQLITE, _Dialect, postgresql_tables, sqlite_migrations
 
 #: Connections inherited across fork(): kept referenced so they are never closed in the child.
 _INHERITED: list[Any] = []
@@ -158,38 +112,11 @@ def redact_url(url: str) -> str:
         return "<unparsable url>"
 
 
-@dataclass
-class _Dialect:
-    """What differs between the SQLite and PostgreSQL indexes."""
-
-    name: str
-    pk: str
-    blob: str
-    time: str
-    bool: str
-    #: Newest first with undated incidents last, in an order the time index can deliver.
-    newest: str
-    time_index: str
-    #: The asn processor's number in an incident's extra JSON (``abuso stats --by asn``).
-    asn: str = ""
-
-    def sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self.name == "postgresql" else statement
-
-
 #: Refused login, unknown role or database: the config is wrong, not the network.
 _PG_CONFIG_ERRORS = {"28P01", "28000", "3D000"}
 #: libpq gives no SQLSTATE for a refused connection: its message is all there is.
 _PG_CONFIG_TEXT = lazy_compile(r"password authentication failed|no password supplied|"
                              r'(role|database) "[^"]*" does not exist')
-
-SQLITE = _Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "TEXT", "INTEGER",
-                  newest="i.time DESC, i.id DESC", time_index="time",  # SQLite: NULL sorts lowest
-                  asn="json_extract(i.extra, '$.asn')")
-POSTGRESQL = _Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", 'TEXT COLLATE "C"', "BOOLEAN",
-                      newest="i.time DESC NULLS LAST, i.id DESC", time_index="time DESC NULLS LAST, id DESC",
-                      asn="(i.extra::jsonb ->> 'asn')")
-
 
 class Index:
     """Reports and incidents of a store, searchable; plus the ``seen`` key/value table.
@@ -340,10 +267,14 @@ class Index:
         """Create the tables unless they exist; a role without CREATE rights can use a prepared database."""
         d = self.dialect
         if d.name == "postgresql":
-            if self._read("SELECT to_regclass('meta') IS NOT NULL")[0][0]:
+            have_meta, have_newest = self._read("SELECT to_regclass('meta') IS NOT NULL,"
+                                                " to_regclass('incidents_ipkey_time') IS NOT NULL")[0]
+            if have_meta:
                 self._check_version()
+                if not have_newest:
+                    self._pg_upgrade()
                 return
-            ddl = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
+            ddl = postgresql_tables()
             with self._tx() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(727113)")  # two machines starting at once
                 cur.execute(ddl)
@@ -357,6 +288,18 @@ class Index:
                     raise self._fail(e)
                 raise
         self._check_version()
+
+    def _pg_upgrade(self) -> None:
+        """A database an older abuso made gets the indexes added since; a role that may not create them
+        (a prepared database) goes on without: searches are slower, nothing is wrong."""
+        import psycopg
+
+        try:
+            with self._tx() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(727113)")
+                cur.execute(postgresql_tables())
+        except psycopg.errors.InsufficientPrivilege:
+            pass
 
     def _check_version(self) -> None:
         rows = self._read("SELECT value FROM meta WHERE name = 'schema'")
@@ -428,8 +371,12 @@ class Index:
             params.append(str(int(asn)))
         if network is not None:
             lo, hi = net_range(network)
-            where.append("i.ipkey BETWEEN ? AND ?")
-            params += [lo, hi]
+            if lo == hi:   # one address: equality, so incidents_ipkey_time gives them newest first, unsorted
+                where.append("i.ipkey = ?")
+                params.append(lo)
+            else:
+                where.append("i.ipkey BETWEEN ? AND ?")
+                params += [lo, hi]
         if since is not None:
             where.append("i.time >= ?")
             params.append(time_text(since))
@@ -450,7 +397,16 @@ class Index:
 
     def search(self, *, limit: int | None = None, **criteria: Any) -> list[dict[str, Any]]:
         """Incidents matching every given criterion (see :meth:`_where`), newest first, each with its
-        report's metadata."""
+        report's metadata. :meth:`rows` gives the same one at a time."""
+        return list(self.rows(limit=limit, **criteria))
+
+    #: Rows fetched from the database at a time while streaming.
+    BATCH = 500
+
+    def rows(self, *, limit: int | None = None, **criteria: Any) -> Iterator[dict[str, Any]]:
+        """:meth:`search`, streamed: rows come as the database gives them, in constant memory whatever
+        matches (a /16 over years of reports). SQLite sorts what no index orders in its own bounded sorter;
+        PostgreSQL gives them through a server-side cursor. Consume it before the next use of the index."""
         where, params = self._where(**criteria)
         statement = ("SELECT i.ip, i.type, i.taxonomy, i.time, i.zone, i.parser, i.port, i.customer, i.username,"
                      " i.evidence, i.extra, r.digest, r.path, r.message_id, r.subject, r.sender, r.date, r.origin"
@@ -459,17 +415,27 @@ class Index:
         if limit:
             statement += " LIMIT ?"
             params.append(int(limit))
-        rows = self._read(statement, params)
-        out = []
-        for r in rows:
-            out.append({
-                "ip": r[0], "type": r[1], "taxonomy": r[2], "time": _iso(r[3]), "zone": r[4], "parser": r[5],
-                "port": r[6], "customer": r[7], "user": r[8], "evidence": r[9],
-                "extra": json.loads(r[10]) if r[10] else {},
-                "digest": r[11], "path": r[12], "message_id": r[13], "subject": r[14], "sender": r[15],
-                "date": _iso(r[16]), "origin": r[17],
-            })
-        return out
+        self._ready()
+        try:
+            if self.dialect.name == "sqlite":
+                from ..sqlite import retry
+
+                cur = retry(lambda: self._x(self.conn.cursor(), statement, params), self.conn.lock_timeout)
+                try:
+                    while batch := cur.fetchmany(self.BATCH):
+                        yield from map(_row, batch)
+                finally:
+                    cur.close()
+            else:
+                with self.conn.transaction(), self.conn.cursor(name="abuso_rows") as cur:
+                    cur.itersize = self.BATCH
+                    self._x(cur, statement, params)
+                    while batch := cur.fetchmany(self.BATCH):
+                        yield from map(_row, batch)
+        except Exception as e:
+            if self._transient(e):
+                raise self._fail(e)
+            raise
 
     #: What :meth:`counts` can group by, as SQL over ``incidents i JOIN reports r``.
     GROUPS = {"type": "i.type", "customer": "i.customer", "ip": "i.ip", "day": "substr(i.time, 1, 10)",
@@ -554,16 +520,6 @@ class Index:
             return self._x(cur, "DELETE FROM seen WHERE at < ?", (now - older_than,)).rowcount
 
 
-def sqlite_migrations() -> list[str]:
-    """The SQLite index's migrations (abuso/sqlite.py), oldest first; the first one also adopts an index made
-    before the schema_version table (its statements are all IF NOT EXISTS). ``meta.schema`` is kept for the
-    abuso versions that read only that."""
-    d = SQLITE
-    v1 = _TABLES.format(pk=d.pk, blob=d.blob, time=d.time, bool=d.bool, time_index=d.time_index)
-    v1 += "INSERT INTO meta (name, value) VALUES ('schema', '1') ON CONFLICT (name) DO NOTHING;"
-    return [v1]
-
-
 def sqlite_path(url: str, base: Path | None) -> Path:
     """SQLAlchemy's convention: ``sqlite:///relative.db`` (to the config) and ``sqlite:////abs.db``."""
     rest = url.split(":", 1)[1]
@@ -573,6 +529,17 @@ def sqlite_path(url: str, base: Path | None) -> Path:
     if not p.is_absolute():
         p = (base or Path.cwd()) / p
     return p
+
+
+def _row(r: Sequence[Any]) -> dict[str, Any]:
+    """A search result row as the dict :meth:`Index.search` gives."""
+    return {
+        "ip": r[0], "type": r[1], "taxonomy": r[2], "time": _iso(r[3]), "zone": r[4], "parser": r[5],
+        "port": r[6], "customer": r[7], "user": r[8], "evidence": r[9],
+        "extra": json.loads(r[10]) if r[10] else {},
+        "digest": r[11], "path": r[12], "message_id": r[13], "subject": r[14], "sender": r[15],
+        "date": _iso(r[16]), "origin": r[17],
+    }
 
 
 def _iso(value: str | None) -> str | None:

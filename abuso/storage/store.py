@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .index import Index, parse_time_text, time_text, utc
 
@@ -249,10 +249,13 @@ class Store:
 
     def search(self, **criteria: Any) -> list[dict[str, Any]]:
         """See :meth:`Index.search`; each row gets ``file``, the absolute path of its raw message."""
-        rows = self.index.search(**criteria)
-        for row in rows:
+        return list(self.rows(**criteria))
+
+    def rows(self, **criteria: Any) -> Iterator[dict[str, Any]]:
+        """:meth:`search`, streamed (see :meth:`Index.rows`)."""
+        for row in self.index.rows(**criteria):
             row["file"] = str(self.root / (row["path"] + ".eml"))
-        return rows
+            yield row
 
     def search_count(self, **criteria: Any) -> int:
         """See :meth:`Index.search_count`."""
