@@ -29,7 +29,7 @@ main()
 #: docstrings), traceback (logging's, for formatting exceptions), socket and signal (their enums),
 #: PyYAML once the config is cached (X-ARF reports are YAML: they need it); hashlib without a store
 #: (the store names files by digest).
-NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "yaml", "hashlib")
+NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "secrets", "yaml", "hashlib")
 
 
 def piped_modules(config: Path, message: bytes, watched: tuple[str, ...], cache: Path) -> list[str]:
