@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...addresses import is_useful_source, source_address
+from ...digitblind import digit_blind, zeroed
 from ...lazy import lazy_compile
 from ...model import IPAddress
 
@@ -147,24 +148,27 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
 
 
 #: Spans of the victim and source labels ending a text before an address, by the text with its ASCII
-#: digits made 0: neither pattern has a digit of its own, so every digit is alike to them (a word
-#: character) and the spans are the same. Log lines differ in their numbers (pids, counters, user
-#: u17), not in their words: most lines of a long log are read once. Searching both patterns back
-#: from every position of 40 characters cost ~20 µs a line.
-_LABELS: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {}
-_ZEROS = str.maketrans("123456789", "000000000")
+#: digits made 0: neither pattern has a digit of its own (abuso.digitblind checks it), so every digit
+#: is alike to them and the spans are the same. Log lines differ in their numbers (pids, counters,
+#: user u17), not in their words: most lines of a long log are read once. Searching both patterns
+#: back from every position of 40 characters cost ~20 µs a line.
+_LABELS: dict[str | bytes, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {}
+_BLIND: list[bool] = []
 
 
 def _labels_before(before: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    key = before.translate(_ZEROS)
-    found = _LABELS.get(key)
+    if not _BLIND:
+        _BLIND.append(all(digit_blind(rx.pattern, rx.flags) for rx in (_VICTIM_BEFORE, _SOURCE_BEFORE)))
+    key = zeroed(before) if _BLIND[0] else None
+    found = _LABELS.get(key) if key is not None else None
     if found is None:
-        m = _VICTIM_BEFORE.search(key)
-        src = _SOURCE_BEFORE.search(key)
+        m = _VICTIM_BEFORE.search(before)
+        src = _SOURCE_BEFORE.search(before)
         found = (m.span() if m else None, src.span() if src else None)
-        if len(_LABELS) >= 4096:
-            _LABELS.clear()
-        _LABELS[key] = found
+        if key is not None:
+            if len(_LABELS) >= 4096:
+                _LABELS.clear()
+            _LABELS[key] = found
     return found
 
 

@@ -1,0 +1,113 @@
+"""Patterns that treat every ASCII digit alike, and answers memoised by the text with its digits made 0.
+
+Log lines differ in their numbers (times, pids, counters, ports, addresses), far less in their
+words. A pattern with no digit of its own (no ``7``, no ``[0-5]``, no back-reference to what
+may hold digits) cannot tell ``1`` from ``9``: whether and where it matches a text is the same
+in the text with every ASCII digit made ``0``. So a search that most lines fail can be answered
+once per shape of line instead of once per line.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+_DIGITS = frozenset("0123456789")
+ZEROS = str.maketrans("123456789", "000000000")
+
+
+_BYTE_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def zeroed(text: str) -> str | bytes:
+    """``text`` with every ASCII digit made 0 (other characters, other digits, kept), as a key: bytes
+    for ASCII text (bytes.translate is a table lookup, ~10x cheaper than str.translate), else str."""
+    if text.isascii():
+        return text.encode("ascii").translate(_BYTE_ZEROS)
+    return text.translate(ZEROS)
+
+
+def digit_blind(pattern: str, flags: int = 0) -> bool:
+    """True when ``pattern`` (str, compiled with ``flags``) treats every ASCII digit alike and looks
+    behind by one character at most (callers key on one character before the searched span).
+    False when unsure."""
+    try:
+        if sys.version_info >= (3, 11):
+            from re import _constants as c  # the stubs know these as sre_* only
+            from re import _parser
+        else:  # Python 3.10: the same parser, under its old names
+            import sre_constants as c
+            import sre_parse as _parser
+
+        tree = _parser.parse(pattern, flags)
+    except Exception:  # a private API: if it changes, no shortcut, same answers
+        return False
+    groups: dict[int, Any] = {}
+
+    def collect(items: Any) -> None:  # each group's content, for back-references
+        for op, av in items:
+            if op is c.SUBPATTERN:
+                groups[av[0]] = av[-1]
+            for sub in _children(c, op, av):
+                collect(sub)
+
+    def blind_set(members: Any) -> bool:
+        for op, av in members:
+            if op is c.LITERAL and chr(av) in _DIGITS:
+                return False
+            if op is c.RANGE:
+                inside = {d for d in _DIGITS if av[0] <= ord(d) <= av[1]}
+                if inside and inside != _DIGITS:
+                    return False
+            elif op not in (c.LITERAL, c.RANGE, c.NEGATE, c.CATEGORY):
+                return False
+        return True
+
+    def digitless(items: Any) -> bool:  # a group that can never hold a digit: a back-reference to it is blind
+        data = list(items)
+        if len(data) != 1:
+            return False
+        op, av = data[0]
+        if op is c.LITERAL:
+            return chr(av) not in _DIGITS
+        if op is c.IN:
+            return all(o is c.LITERAL and chr(a) not in _DIGITS for o, a in av)
+        return False
+
+    def blind(items: Any) -> bool:
+        for op, av in items:
+            if op in (c.LITERAL, c.NOT_LITERAL):
+                if chr(av) in _DIGITS:
+                    return False
+            elif op is c.IN:
+                if not blind_set(av):
+                    return False
+            elif op is c.GROUPREF:
+                if av not in groups or not digitless(groups[av]):
+                    return False
+            elif op in (c.ASSERT, c.ASSERT_NOT) and av[0] < 0:
+                lo, hi = av[1].getwidth()
+                if hi > 1:
+                    return False
+            elif op not in (c.ANY, c.AT, c.SUBPATTERN, c.BRANCH, c.MAX_REPEAT, c.MIN_REPEAT,
+                            c.ASSERT, c.ASSERT_NOT):
+                return False  # conditionals, atomic groups ...: not looked into
+            for sub in _children(c, op, av):
+                if not blind(sub):
+                    return False
+        return True
+
+    collect(tree)
+    return blind(tree)
+
+
+def _children(c: Any, op: Any, av: Any) -> list[Any]:
+    if op is c.SUBPATTERN:
+        return [av[-1]]
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        return [av[2]]
+    if op is c.BRANCH:
+        return list(av[1])
+    if op in (c.ASSERT, c.ASSERT_NOT):
+        return [av[1]]
+    return []
