@@ -49,23 +49,13 @@ def lazy_import(name: str) -> Any:
 
     For a parser's heavy helpers (zipfile, xml.etree, json ...): most reports
     never reach the code that needs them, and a piped message pays for every
-    import made at start-up.
+    import made at start-up. Nothing is looked up before that first use (not even
+    the module's parent packages): a missing module is an ImportError then.
     """
-    import importlib.util
     import sys
 
     module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"no module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    return module if module is not None else _Deferred(name)
 
 
 class _Deferred(ModuleType):

@@ -62,14 +62,16 @@ CLOCK = "wall"
 
 
 def _time(argv: list[str], stdin: Path | None, cwd: Path) -> float:
-    with open(stdin if stdin is not None else os.devnull, "rb") as f, open(os.devnull, "wb") as null:
+    with open(stdin if stdin is not None else os.devnull, "rb") as f, open(os.devnull, "wb") as null, \
+            tempfile.TemporaryFile() as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=f, stdout=null, stderr=subprocess.DEVNULL, cwd=cwd)
+        proc = subprocess.Popen(argv, stdin=f, stdout=null, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 65):
-        sys.exit(f"bench: {' '.join(argv)} < {stdin} exited {proc.returncode}")
+        if proc.returncode not in (0, 65):
+            err.seek(0)
+            sys.exit(f"bench: {' '.join(argv)} < {stdin} exited {proc.returncode}: {err.read()[-500:]!r}")
     return elapsed if CLOCK == "wall" else usage.ru_utime + usage.ru_stime
 
 
@@ -111,22 +113,23 @@ def measure(files: Sequence[Path], tmp: Path | None = None, repeat: int = 3, k: 
     try:
         folder = Path(holder.name) if holder is not None else Path(tmp)  # type: ignore[arg-type]
         chosen = sample(files, k)
-        configs = {"plain": write_config(folder / "piped-plain", False),
-                   "store": write_config(folder / "piped-store", True)}
         setups = {"this": venv} if against is None else {"this": venv, "against": against}
-        for v in setups.values():
-            for config in configs.values():
+        configs = {"plain": False, "store": True}
+        # Each abuso its own store: an older one may not read a newer one's index.
+        paths = {(s, c): write_config(folder / f"piped-{s}-{c}", store) for s in setups for c, store in configs.items()}
+        for setup, v in setups.items():
+            for name in configs:
                 for _ in range(2):
-                    _time(command(v) + ["run", "-c", str(config)], chosen[0], folder)
+                    _time(command(v) + ["run", "-c", str(paths[setup, name])], chosen[0], folder)
         base: list[float] = []
         times: dict[tuple[str, str], dict[str, list[float]]] = {(s, c): {} for s in setups for c in configs}
         for _ in range(repeat):
             for p in chosen:
                 base.append(_time([interpreter(venv), "-c", "pass"], None, folder))
                 for setup, v in setups.items():
-                    for name, config in configs.items():
+                    for name in configs:
                         times[setup, name].setdefault(p.name, []).append(
-                            _time(command(v) + ["run", "-c", str(config)], p, folder))
+                            _time(command(v) + ["run", "-c", str(paths[setup, name])], p, folder))
         out: dict[str, Any] = {"baseline": statistics.median(base), "messages": len(chosen), "repeat": repeat,
                                "clock": clock}
         for setup in setups:

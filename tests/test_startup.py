@@ -26,10 +26,10 @@ main()
 """
 
 #: Modules a piped message must not pay for: click (the full command line), inspect (dataclasses'
-#: docstrings), traceback (logging's, for formatting exceptions), socket and signal (their enums),
+#: docstrings), traceback (logging's, for formatting exceptions), socket and signal (their enums), calendar,
 #: PyYAML once the config is cached (X-ARF reports are YAML: they need it); hashlib without a store
 #: (the store names files by digest).
-NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "secrets", "yaml", "hashlib")
+NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "secrets", "calendar", "yaml", "hashlib")
 
 
 def piped_modules(config: Path, message: bytes, watched: tuple[str, ...], cache: Path) -> list[str]:
@@ -182,3 +182,23 @@ def test_the_keyword_rules_literals_are_the_same_from_the_start_cache(tmp_path: 
                                  env=env, timeout=60).stdout.splitlines() for _ in range(2))
     assert int(cold[0]) >= len(taxonomy.KEYWORD_RULES) and int(warm[0]) == 0  # the warm start parses none
     assert cold[1] == warm[1] == expected
+
+
+def test_lazy_import_imports_on_first_use_and_says_a_missing_module_then() -> None:
+    from abuso.lazy import lazy_import
+
+    code = """
+import sys
+from abuso.lazy import lazy_import
+tabnanny = lazy_import("tabnanny")
+assert "tabnanny" not in sys.modules
+assert tabnanny.NannyNag.__name__ == "NannyNag" and "tabnanny" in sys.modules
+missing = lazy_import("abuso_no_such_module")
+try:
+    missing.anything
+except ImportError:
+    print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    assert lazy_import("json") is sys.modules["json"]  # already imported: the module itself
