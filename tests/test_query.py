@@ -354,3 +354,61 @@ def test_a_long_table_is_written_in_the_widths_of_its_first_rows(tmp_path, monke
     col = lines[0].index("IP")
     assert [line[col:].split()[0] for line in lines[1:3]] == ["192.0.2.9", "192.0.2.9"]
     assert lines[5].split()[1] == "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1"   # longer than its column: written whole
+
+
+def _statement(index, **criteria) -> tuple[str, list]:
+    where, params = index._where(**criteria)
+    return ("SELECT i.ip FROM incidents i JOIN reports r ON r.id = i.report" + where
+            + " ORDER BY " + index.dialect.newest + " LIMIT 10"), params
+
+
+def test_time_windows_are_read_from_the_time_index_without_sorting(tmp_path):
+    with Store.open(tmp_path / "store") as s:
+        _many(s, 5)
+        s.index.conn.execute("ANALYZE")
+        address = ipaddress.ip_network("192.0.2.9/32")
+        windowed = _plan(s, network=address, since=T0, until=T0 + timedelta(days=1))
+        assert "incidents_ipkey_time (ipkey=? AND time>? AND time<?)" in windowed and "TEMP B-TREE" not in windowed
+        for criteria in ({}, {"since": T0}):
+            plan = _plan(s, **criteria)
+            assert "incidents_time" in plan and "TEMP B-TREE" not in plan, plan
+        count = "\n".join(r[3] for r in s.index.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM incidents i WHERE i.ipkey = ?", (b"\4" + address[0].packed,)))
+        assert "COVERING INDEX incidents_ipkey_time" in count   # "N of M shown" counts from the index alone
+
+
+def test_postgresql_finds_an_address_and_the_newest_by_their_indexes_without_sorting(request, tmp_path):
+    url = request.getfixturevalue("pg_url")
+    with Store.open(tmp_path / "store", url) as s:
+        _many(s, 30)
+        s.put(_report(1, "198.51.100.1", T0, "scanner"))
+        s.index.conn.execute("ANALYZE")
+
+        def plan(**criteria) -> str:
+            statement, params = _statement(s.index, **criteria)
+            with s.index.conn.transaction(), s.index.conn.cursor() as cur:
+                # A test table is small enough to scan and sort: ask whether the indexes answer without either.
+                cur.execute("SET LOCAL enable_seqscan = off")
+                cur.execute("SET LOCAL enable_sort = off")
+                cur.execute(s.index.dialect.sql("EXPLAIN " + statement), params)
+                return "\n".join(r[0] for r in cur.fetchall())
+
+        address = ipaddress.ip_network("198.51.100.1/32")
+        for criteria in ({"network": address}, {"network": address, "since": T0, "until": T0 + timedelta(days=1)}):
+            found = plan(**criteria)
+            assert "incidents_ipkey_time" in found and "Sort" not in found, found
+        newest = plan()
+        assert "incidents_time" in newest and "Sort" not in newest, newest
+
+
+def test_json_lines_and_a_table_are_the_same_written_in_chunks(config, monkeypatch):
+    from abuso.commands import query as q
+
+    everything = query("-c", str(config), "--limit", "0")
+    table = CliRunner().invoke(cli, ["query", "-c", str(config), "--limit", "0"]).stdout
+    monkeypatch.setattr(q, "CHUNK", 2)
+    assert query("-c", str(config), "--limit", "0") == everything
+    assert CliRunner().invoke(cli, ["query", "-c", str(config), "--limit", "0"]).stdout == table
+    with Store.open(config.parent / "store", json.loads(config.read_text().split("store: ", 1)[1]).get("url"),
+                    create=False) as s:
+        assert table == format_table(s.search()) + "\n"     # fewer rows than set the widths: as before, exactly

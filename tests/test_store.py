@@ -670,3 +670,20 @@ def test_a_failed_put_leaves_its_marker_and_the_writer_goes_on_with_a_new_one(tm
     assert [r["ip"] for r in again.search()] == ["192.0.2.8"]
     assert len(list((tmp_path / "store").rglob("*.eml"))) == 1
     again.close()
+
+
+def test_stored_time_text_reads_back_as_isoformat_would_write_it():
+    """The index's rows give times as datetime.isoformat() (read without strptime: it must agree)."""
+    import random as _random
+
+    from abuso.storage.index import _iso, parse_time_text, time_text
+
+    rng = _random.Random(3)
+    samples = [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+               datetime(999, 5, 6, 7, 8, 9, tzinfo=UTC), datetime(2026, 11, 22, 2, 14, 7, 1, tzinfo=UTC)]
+    samples += [T0 + timedelta(seconds=rng.randrange(10**8), microseconds=rng.choice([0, rng.randrange(10**6)]))
+                for _ in range(500)]
+    for t in samples:
+        text = time_text(t)
+        assert _iso(text) == parse_time_text(text).isoformat() == t.isoformat()
+    assert _iso(None) is None and _iso("") is None

@@ -126,6 +126,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -181,13 +183,29 @@ def query(config_path: str, ip: str | None, since: str | None, until: str | None
         click.echo(f"{shown} of {total} shown (--limit {limit}; --limit 0 shows all)", err=True)
 
 
+#: Lines written to stdout at once (click.echo flushes each time it writes).
+CHUNK = 256
+
+
+def _echo_lines(lines: Iterator[str]) -> int:
+    """Write ``lines`` as they come, :data:`CHUNK` at a time; how many."""
+    n = 0
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == CHUNK:
+            click.echo("\n".join(chunk))
+            n += len(chunk)
+            chunk.clear()
+    if chunk:
+        click.echo("\n".join(chunk))
+    return n + len(chunk)
+
+
 def _write_json(rows: Iterator[dict[str, Any]]) -> int:
     """JSON lines as the rows come; how many."""
-    shown = 0
-    for row in rows:
-        click.echo(json.dumps(row, ensure_ascii=False))
-        shown += 1
-    return shown
+    encode = json.JSONEncoder(ensure_ascii=False).encode   # what json.dumps(row, ensure_ascii=False) builds per call
+    return _echo_lines(map(encode, rows))
 
 
 #: Rows whose cells set the table's column widths; later rows are written as they come, in those widths (a
@@ -202,13 +220,8 @@ def _write_table(rows: Iterator[dict[str, Any]]) -> int:
         return 0
     cells = [[c.upper() for c in COLUMNS]] + [_cells(r) for r in first]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    for line in cells:
-        click.echo(_line(line, widths))
-    shown = len(first)
-    for row in rows:
-        click.echo(_line(_cells(row), widths))
-        shown += 1
-    return shown
+    return _echo_lines(itertools.chain((_line(line, widths) for line in cells),
+                                       (_line(_cells(row), widths) for row in rows))) - 1   # less the header
 
 
 def _cells(row: dict[str, Any]) -> list[str]:

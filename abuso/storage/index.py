@@ -543,6 +543,12 @@ def _row(r: Sequence[Any]) -> dict[str, Any]:
 
 
 def _iso(value: str | None) -> str | None:
+    """Stored time text as ``datetime.isoformat()`` writes that time (``+00:00``, the fraction only when not
+    zero), rearranged without parsing: strptime was most of a streamed query's cost (~25 µs a time, two a row)."""
+    if not value:
+        return None
+    if len(value) == 27 and value[26] == "Z" and value[19] == "." and value[10] == "T":   # what time_text writes
+        return value[:19] + ("+00:00" if value[20:26] == "000000" else value[19:26] + "+00:00")
     t = parse_time_text(value)
     return t.isoformat() if t else None
 

@@ -253,8 +253,9 @@ class Store:
 
     def rows(self, **criteria: Any) -> Iterator[dict[str, Any]]:
         """:meth:`search`, streamed (see :meth:`Index.rows`)."""
+        root = str(self.root)
         for row in self.index.rows(**criteria):
-            row["file"] = str(self.root / (row["path"] + ".eml"))
+            row["file"] = os.path.join(root, row["path"] + ".eml")   # str(root / …) for the store's own paths
             yield row
 
     def search_count(self, **criteria: Any) -> int:
