@@ -153,10 +153,16 @@ def main_figures(n: int = 100_000, cache: Path | None = None, repeat: int = 20,
     ``floor_s``, ``floor_rss_mb`` (``python -c 'import abuso.cli'``), ``block_json_rss_ratio``
     (/16 JSON RSS over the floor's), and the targets ``address_target_ms``, ``rss_target_mb``. With
     ``against`` (another checkout of abuso, e.g. a worktree of an older commit): ``against_json_s``,
-    ``against_json_rss_mb`` (its /16 --limit 0 -f json, run alternately with this one) and ``json_s_ratio``
-    (this one's time over that one's)."""
+    ``against_json_rss_mb`` (its /16 --limit 0 -f json, run alternately with this one), ``json_s_ratio``
+    (this one's time over that one's), ``against_limit100_s`` and ``limit100_s_ratio`` (the same for the /16
+    with the default --limit 100)."""
     folder = (cache or DEFAULT_CACHE).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    # As installed (pip compiles): with PYTHONDONTWRITEBYTECODE set, each run would otherwise recompile abuso.
+    for code in (ROOT, against):
+        if code is not None:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(code) / "abuso")], check=True,
+                           stdout=subprocess.DEVNULL)
     start = time.perf_counter()
     fresh = not (folder / f"store-{n}" / f".built-v{len(sqlite_migrations())}").exists()
     config = build(folder, n)
@@ -187,6 +193,11 @@ def main_figures(n: int = 100_000, cache: Path | None = None, repeat: int = 20,
         figures["block_json_s"] = min(figures["block_json_s"], again["wall"])
         figures["against_json_s"], figures["against_json_rss_mb"] = other["wall"], other["rss_kb"] / 1024
         figures["json_s_ratio"] = figures["block_json_s"] / other["wall"]
+        other = _run_measured(_cli(config, "--ip", BLOCK), against)
+        again = _run_measured(_cli(config, "--ip", BLOCK))
+        figures["block_limit100_s"] = min(figures["block_limit100_s"], again["wall"])
+        figures["against_limit100_s"] = other["wall"]
+        figures["limit100_s_ratio"] = figures["block_limit100_s"] / other["wall"]
     figures["block_json_rss_ratio"] = figures["block_json_rss_mb"] / figures["floor_rss_mb"]
     figures["address_target_ms"], figures["rss_target_mb"] = ADDRESS_TARGET_MS, RSS_TARGET_MB
     return figures
@@ -217,6 +228,8 @@ def report(n: int = 100_000, cache: Path | None = None, repeat: int = 20,
     if "json_s_ratio" in f:
         print(f"query: {BLOCK} --limit 0 -f json with {against}: {f['against_json_s']:.2f} s, peak RSS "
               f"{f['against_json_rss_mb']:.1f} MB; this one takes {f['json_s_ratio']:.2f}x its time")
+        print(f"query: {BLOCK} --limit 100 with {against}: {f['against_limit100_s']:.2f} s; this one takes "
+              f"{f['limit100_s_ratio']:.2f}x its time")
     return f
 
 

@@ -412,3 +412,18 @@ def test_json_lines_and_a_table_are_the_same_written_in_chunks(config, monkeypat
     with Store.open(config.parent / "store", json.loads(config.read_text().split("store: ", 1)[1]).get("url"),
                     create=False) as s:
         assert table == format_table(s.search()) + "\n"     # fewer rows than set the widths: as before, exactly
+
+
+def test_a_limited_block_sorts_ids_from_the_index_and_joins_only_those(config):
+    with Store.open(config.parent / "store", json.loads(config.read_text().split("store: ", 1)[1]).get("url"),
+                    create=False) as s:
+        for block in ("192.0.2.0/24", "2001:db8::/32", "0.0.0.0/0"):
+            net = ipaddress.ip_network(block)
+            every = s.search(network=net)
+            for limit in (1, 2, 10):
+                assert s.search(network=net, limit=limit) == every[:limit], (block, limit)
+        assert ips(config, "--ip", "192.0.2.0/24", "--limit", "1") == ["192.0.2.200"]
+        if s.index.dialect.name == "sqlite":
+            statement, params = s.index.search_sql(network=ipaddress.ip_network("192.0.2.0/24"), limit=100)
+            plan = "\n".join(r[3] for r in s.index.conn.execute("EXPLAIN QUERY PLAN " + statement, params))
+            assert "COVERING INDEX incidents_ipkey_time (ipkey>? AND ipkey<?)" in plan, plan
