@@ -14,6 +14,9 @@ from typing import Any, AnyStr, Generic
 
 _METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split", "scanner")
 
+#: How a LazyPattern is compiled: re.compile, or the procmail path's cache (abuso.startcache).
+compile_pattern: Any = re.compile
+
 
 class LazyPattern(Generic[AnyStr]):
     def __init__(self, pattern: AnyStr, flags: int = 0) -> None:
@@ -23,7 +26,7 @@ class LazyPattern(Generic[AnyStr]):
     def compiled(self) -> re.Pattern[AnyStr]:
         if self._rx is not None:
             return self._rx
-        rx = self._rx = re.compile(*self._source)
+        rx = self._rx = compile_pattern(*self._source)
         for name in _METHODS:
             setattr(self, name, getattr(rx, name))
         self.pattern: AnyStr = rx.pattern

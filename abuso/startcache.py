@@ -1,12 +1,15 @@
 """What a piped message's start-up compiles, kept between processes: regular expressions and dataclasses.
 
-Every piped message is a new process. Before it reads a byte of mail it compiles ~100 regular
-expressions (the stdlib's email package's and abuso's own, ~35 ms) and the generated methods of
-~20 dataclasses (~20 ms), the same ones every time. Both are pure functions of their source
-text, so their results are kept in the user's cache folder, with the Python build they came from:
+Every piped message is a new process. Before it reads a byte of mail it compiles ~80 of abuso's
+regular expressions (~30 ms) and the generated methods of ~20 dataclasses (~20 ms), the same ones
+every time. Both are pure functions of their source text, so their results are kept in the user's
+cache folder, with the Python build they came from:
 
-- a regex's compiled program (what ``re._compiler.compile`` hands to ``_sre.compile``: flags,
-  code, groups, group names); ``_sre.compile`` rebuilds the very same pattern object from it;
+- the compiled program of a LazyPattern (abuso.lazy: abuso's module-level patterns, the same in
+  every process; what ``re._compiler.compile`` hands to ``_sre.compile``: flags, code, groups,
+  group names); ``_sre.compile`` rebuilds the very same pattern object from it. Not every
+  ``re.compile``: the stdlib's email package builds patterns from sets (another order in every
+  process) and from each message's MIME boundaries, which would only grow the file;
 - a dataclass method's code object (what ``dataclasses`` would ``exec`` from its text).
 
 :func:`install` is called by the procmail path only (abuso.cli), never by a library user. Anything
@@ -26,6 +29,8 @@ T = TypeVar("T")
 MAX_NEW, MAX_ENTRIES = 400, 4000
 #: Patterns longer than this are compiled as usual (a one-off, most likely).
 MAX_PATTERN = 50_000
+#: A larger file is not written (a piped message reads it whole).
+MAX_BYTES = 2 * 1024 * 1024
 
 _STATE: dict[str, Any] = {}
 
@@ -41,7 +46,7 @@ def _file() -> str | None:
         magic = _sre.MAGIC
     except (ImportError, AttributeError):
         return None
-    build = f"{sys.version}|{sys.hexversion}|{sys.implementation.cache_tag}|{magic}"
+    build = f"2|{sys.version}|{sys.hexversion}|{sys.implementation.cache_tag}|{magic}"
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "abuso", f"compiled-{zlib.crc32(build.encode('utf-8', 'replace')):08x}.marshal")
 
@@ -66,10 +71,13 @@ def _save() -> None:
     folder = os.path.dirname(path)
     tmp = os.path.join(folder, f".tmp-compiled-{os.getpid()}")
     try:
+        data = marshal.dumps(entries)
+        if len(data) > MAX_BYTES:
+            return
         os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(marshal.dumps(entries))
+            f.write(data)
         os.replace(tmp, path)
     except (OSError, ValueError):
         try:
@@ -124,7 +132,7 @@ def remembered(key: tuple[Any, ...], compute: Callable[[], T], code: Callable[..
 
 
 def install() -> bool:
-    """Keep compiled regexes and dataclass methods between processes from now on (False: cannot)."""
+    """Keep compiled LazyPatterns and dataclass methods between processes from now on (False: cannot)."""
     if "entries" in _STATE:
         return True
     path = _file()
@@ -133,7 +141,10 @@ def install() -> bool:
     import _sre
     import atexit
     import dataclasses
+    import re
     import re._compiler as compiler  # type: ignore[import-not-found]
+
+    from . import lazy
 
     original = compiler.compile
     if getattr(original, "__module__", None) != compiler.__name__ or not hasattr(dataclasses, "_create_fn"):
@@ -143,7 +154,7 @@ def install() -> bool:
     def cached_compile(p: Any, flags: int = 0) -> Any:
         flags = int(flags)
         if not isinstance(p, (str, bytes)) or len(p) > MAX_PATTERN or flags & compiler.SRE_FLAG_DEBUG:
-            return original(p, flags)
+            return re.compile(p, flags)
         key = ("re", p, flags)
         found = _STATE["entries"].get(key)
         if found is not None:
@@ -177,7 +188,7 @@ def install() -> bool:
             source = code
         builtin_exec(source, globals, locals)
 
-    compiler.compile = cached_compile
+    lazy.compile_pattern = cached_compile
     dataclasses.exec = cached_exec  # type: ignore[attr-defined]
     atexit.register(_save)
     return True

@@ -32,8 +32,10 @@ organisation org-name org-type last-modified
 """.split()) | frozenset({"network number", "network name", "last update", "assigned date", "return date",
                           "administrative contact", "technical contact", "nameserver", "allocated date"})
 #: A first test over the whole text: a registry-only key or a registry comment starts some line.
-_ANY_STRONG = lazy_compile(r"^[ \t]*(?:(?:[a-z]\.[ \t]*)?\[|(?:" + "|".join(sorted(map(re.escape, _STRONG), key=len,
-                                                                                  reverse=True))
+# Longest first; ties in a fixed order (a set's order differs per process: the same pattern text in every
+# process lets abuso.startcache keep it compiled; two keys of one length never match at the same place).
+_ANY_STRONG = lazy_compile(r"^[ \t]*(?:(?:[a-z]\.[ \t]*)?\[|(?:" + "|".join(sorted(map(re.escape, _STRONG),
+                                                                                  key=lambda k: (-len(k), k)))
                            + r")[ \t]*:|%)", re.I | re.M)
 #: Keys registries share with ordinary prose or reports: they continue a block, never start one.
 _WEAK = frozenset("""
