@@ -676,7 +676,7 @@ def test_stored_time_text_reads_back_as_isoformat_would_write_it():
     """The index's rows give times as datetime.isoformat() (read without strptime: it must agree)."""
     import random as _random
 
-    from abuso.storage.index import _iso, parse_time_text, time_text
+    from abuso.storage.columns import _iso, parse_time_text, time_text
 
     rng = _random.Random(3)
     samples = [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
