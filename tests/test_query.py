@@ -427,3 +427,32 @@ def test_a_limited_block_sorts_ids_from_the_index_and_joins_only_those(config):
             statement, params = s.index.search_sql(network=ipaddress.ip_network("192.0.2.0/24"), limit=100)
             plan = "\n".join(r[3] for r in s.index.conn.execute("EXPLAIN QUERY PLAN " + statement, params))
             assert "COVERING INDEX incidents_ipkey_time (ipkey>? AND ipkey<?)" in plan, plan
+
+
+def test_an_index_at_schema_version_1_is_upgraded_with_its_rows(tmp_path):
+    """A file made by migration 1 alone (what abuso wrote before version 2), rows and all, opened by this one."""
+    from abuso.sqlite import connect
+    from abuso.storage.schema import sqlite_migrations
+
+    path = tmp_path / "store" / "index.sqlite"
+    db = connect(path, foreign_keys=True)
+    db.migrate("store-index", sqlite_migrations()[:1])
+    with db.transaction() as cur:
+        for k in range(40):
+            ip = ipaddress.ip_address("10.1.3.3" if k % 4 == 3 else "10.1.3.4" if k % 2 else f"10.2.0.{k}")
+            cur.execute("INSERT INTO reports (digest, path, valid, verdicts, stored) VALUES (?, ?, 1, '{}', ?)",
+                        (f"{k:064x}", f"2026/11/22/{k:064x}", "2026-11-22T02:14:07.000000Z"))
+            cur.execute("INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time) VALUES (?, ?, ?, 'spam',"
+                        " 'abusive-content', ?)", (cur.lastrowid, str(ip), b"\4" + ip.packed,
+                                                   f"2026-11-22T02:{k:02d}:07.000000Z"))
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "incidents_ipkey" in names and "incidents_ipkey_time" not in names
+    db.close()
+    with Store.open(tmp_path / "store", create=False) as s:
+        assert s.index.conn.schema_version("store-index") == len(sqlite_migrations()) == 2
+        names = {r[0] for r in s.index.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "incidents_ipkey_time" in names and "incidents_ipkey" not in names
+        assert s.index.count() == (40, 40)
+        assert [r["time"] for r in s.rows(network=ipaddress.ip_network("10.1.3.3/32"))] == [
+            f"2026-11-22T02:{k:02d}:07+00:00" for k in range(39, 0, -4)]
+        assert "incidents_ipkey_time (ipkey=?)" in _plan(s, network=ipaddress.ip_network("10.1.3.3/32"))
