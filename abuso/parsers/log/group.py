@@ -63,22 +63,33 @@ def _fold(groups: dict[Key, list[Occurrence]]) -> None:
     overlap). Scanning every group of the address was quadratic: 3,000 timed lines of one address
     took seconds.
     """
-    order = {k: n for n, k in enumerate(groups)}
-    span = {k: coarseness(g) for k, g in groups.items() if k[1] is not None}
-    by_ip: dict[IPAddress, tuple[list[datetime], list[Key]]] = {}
-    timed = [(ip, when) for ip, when in span if when is not None]  # every key of ``span``: it has a time
-    for ip, when in sorted(timed, key=lambda k: k[1]):
-        times, keys = by_ip.setdefault(ip, ([], []))
+    # By position in ``groups`` (the order of first occurrence): an address's hash runs in
+    # Python (ipaddress), so each key is hashed once here rather than at every look-up.
+    items = list(groups.items())
+    timed = [n for n, (key, _) in enumerate(items) if key[1] is not None]
+    span = {n: coarseness(items[n][1]) for n in timed}
+    by_ip: dict[IPAddress, tuple[list[datetime], list[int]]] = {}
+    mine: dict[int, tuple[list[datetime], list[int]]] = {}
+    dated: list[tuple[datetime, int]] = []
+    for n in timed:
+        when = items[n][0][1]
+        assert when is not None
+        dated.append((when, n))
+    for when, n in sorted(dated):  # by time, ties in order of occurrence
+        ip = items[n][0][0]
+        times, members = mine[n] = by_ip.setdefault(ip, ([], []))
         times.append(when)
-        keys.append((ip, when))
-    for key in sorted(span, key=lambda k: -span[k]):
-        ip, t = key
+        members.append(n)
+    alive = [True] * len(items)
+    for n in sorted(timed, key=lambda n: -span[n]):
+        t = items[n][0][1]
         assert t is not None
-        times, keys = by_ip[ip]
-        if len(keys) < 2:
+        times, members = mine[n]
+        if len(members) < 2:
             continue
-        s = span[key]
+        s = span[n]
         lo, hi = bisect_left(times, t), bisect_left(times, t + timedelta(seconds=s))
-        finer = [k for k in keys[lo:hi] if k != key and span[k] < s and k in groups]
+        finer = [m for m in members[lo:hi] if m != n and span[m] < s and alive[m]]
         if finer:
-            groups[min(finer, key=order.__getitem__)].extend(groups.pop(key))
+            alive[n] = False
+            items[min(finer)][1].extend(groups.pop(items[n][0]))
