@@ -43,3 +43,44 @@ def test_one_busy_address_groups_every_stamp_and_folds_each_minute_once() -> Non
 def test_untimed_addresses_give_one_group() -> None:
     groups = group([occ("192.0.2.5", None), occ("192.0.2.5", None)])
     assert list(groups) == [(ip_address("192.0.2.5"), None)]
+
+
+def _plain_group(occurrences: list[Occurrence]) -> dict:
+    """The rule read plainly: every group against every group, no index, no positions."""
+    groups: dict = {}
+    timed_ips = {o.ip for o in occurrences if o.stamp is not None}
+    for o in occurrences:
+        if o.stamp is None and o.ip in timed_ips:
+            continue
+        groups.setdefault((o.ip, o.stamp.time if o.stamp else None), []).append(o)
+    order = list(groups)
+    span = {k: min(o.stamp.precision for o in g if o.stamp) for k, g in groups.items() if k[1] is not None}
+    for key in sorted(span, key=lambda k: -span[k]):
+        ip, t = key
+        finer = [k for k in order if k in groups and k != key and k[0] == ip and k[1] is not None
+                 and span[k] < span[key] and t <= k[1] < t + timedelta(seconds=span[key])]
+        if finer:
+            groups[finer[0]].extend(groups.pop(key))
+    return groups
+
+
+def test_grouping_equals_the_plain_reading_on_random_logs() -> None:
+    import random
+
+    rnd = random.Random(8)
+    ips = ["192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"]
+    for _ in range(300):
+        occs = []
+        for _ in range(rnd.randrange(1, 40)):
+            kind = rnd.random()
+            if kind < 0.1:
+                occs.append(occ(rnd.choice(ips), None))
+            elif kind < 0.4:
+                occs.append(occ(rnd.choice(ips), 60 * rnd.randrange(6), precision=60))
+            elif kind < 0.5:
+                occs.append(occ(rnd.choice(ips), rnd.randrange(360) + rnd.randrange(1000) / 1000, precision=1e-3))
+            else:
+                occs.append(occ(rnd.choice(ips), rnd.randrange(360)))
+        got, want = group(occs), _plain_group(occs)
+        assert list(got) == list(want)
+        assert all([id(o) for o in got[k]] == [id(o) for o in want[k]] for k in got)
