@@ -9,8 +9,9 @@ once per shape of line instead of once per line.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
+
+from .lazy import regex_tree
 
 _DIGITS = frozenset("0123456789")
 ZEROS = str.maketrans("123456789", "000000000")
@@ -31,17 +32,10 @@ def digit_blind(pattern: str, flags: int = 0) -> bool:
     """True when ``pattern`` (str, compiled with ``flags``) treats every ASCII digit alike and looks
     behind by one character at most (callers key on one character before the searched span).
     False when unsure."""
-    try:
-        if sys.version_info >= (3, 11):
-            from re import _constants as c  # the stubs know these as sre_* only
-            from re import _parser
-        else:  # Python 3.10: the same parser, under its old names
-            import sre_constants as c
-            import sre_parse as _parser
-
-        tree = _parser.parse(pattern, flags)
-    except Exception:  # a private API: if it changes, no shortcut, same answers
+    parsed = regex_tree(pattern, flags)
+    if parsed is None:
         return False
+    c, tree = parsed
     groups: dict[int, Any] = {}
 
     def collect(items: Any) -> None:  # each group's content, for back-references

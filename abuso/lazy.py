@@ -9,6 +9,7 @@ so later calls cost what a plain compiled pattern's do.
 from __future__ import annotations
 
 import re
+import sys
 from types import ModuleType
 from typing import Any, AnyStr, Generic
 
@@ -91,3 +92,19 @@ def import_deferring(name: str, deferred: tuple[str, ...]) -> None:
         for d, stub in stubs.items():
             if sys.modules.get(d) is stub:
                 del sys.modules[d]
+
+
+def regex_tree(pattern: str, flags: int = 0) -> tuple[Any, Any] | None:
+    """(the sre constants module, ``pattern``'s parse tree) from the stdlib's private regex parser, or None
+    when it cannot be had: a private API, so callers that read the tree for a shortcut fall back to none."""
+    try:
+        if sys.version_info >= (3, 11):
+            from re import _constants as c  # the stubs know these as sre_* only
+            from re import _parser
+        else:  # Python 3.10: the same parser, under its old names
+            import sre_constants as c
+            import sre_parse as _parser
+
+        return c, _parser.parse(pattern, flags)
+    except Exception:  # a changed or missing private API: no shortcut, same answers
+        return None

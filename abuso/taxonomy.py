@@ -7,10 +7,9 @@ the free-text ``log`` parser, so every parser names incidents the same way.
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
-from .lazy import lazy_compile
+from .lazy import lazy_compile, regex_tree
 from .startcache import remembered
 
 #: classification.type -> classification.taxonomy (IntelMQ harmonization, RSIT).
@@ -268,17 +267,10 @@ def _required_literals(rx: re.Pattern[str]) -> tuple[tuple[str, Any], ...] | Non
 
 def _literal_sources(pattern: str, flags: int) -> tuple[tuple[str, str | None], ...] | None:
     """_required_literals with each alternative as its source text (None: the literal alone)."""
-    try:
-        if sys.version_info >= (3, 11):
-            from re import _constants as c  # the stubs know these as sre_* only
-            from re import _parser
-        else:  # Python 3.10: the same parser, under its old names
-            import sre_constants as c
-            import sre_parse as _parser
-
-        tree = _parser.parse(pattern, flags)
-    except Exception:  # a private API: if it changes, no shortcut, same answers
+    parsed = regex_tree(pattern, flags)
+    if parsed is None:
         return None
+    c, tree = parsed
     items = tree.data
     branches = [items]
     if len(items) == 1 and items[0][0] is c.BRANCH:  # (BRANCH, (None, [alternative, ...]))
