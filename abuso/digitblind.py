@@ -28,6 +28,18 @@ def zeroed(text: str) -> str | bytes:
     return text.translate(ZEROS)
 
 
+#: :func:`blind`'s answers, by the pattern object (module-level patterns: they live as long as the process).
+_ANSWERS: dict[int, bool] = {}
+
+
+def blind(rx: Any) -> bool:
+    """:func:`digit_blind` of a compiled (or lazily compiled) pattern, worked out once per pattern."""
+    answer = _ANSWERS.get(id(rx))
+    if answer is None:
+        answer = _ANSWERS[id(rx)] = digit_blind(rx.pattern, rx.flags)
+    return answer
+
+
 def digit_blind(pattern: str, flags: int = 0) -> bool:
     """True when ``pattern`` (str, compiled with ``flags``) treats every ASCII digit alike and looks
     behind by one character at most (callers key on one character before the searched span).

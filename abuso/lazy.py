@@ -80,7 +80,6 @@ def import_deferring(name: str, deferred: tuple[str, ...]) -> None:
     ``import inspect`` gets the real module.
     """
     import importlib
-    import sys
 
     if name in sys.modules:
         return

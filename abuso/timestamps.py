@@ -27,7 +27,7 @@ from functools import lru_cache
 from time import perf_counter
 from typing import Callable, Iterator
 
-from .digitblind import digit_blind, zeroed
+from .digitblind import blind, zeroed
 from .lazy import lazy_compile
 from .zones import (
     ZONE_ABBREVIATIONS,
@@ -398,15 +398,11 @@ def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo |
 #: character before it, which look-behinds see): the shapes that treat every digit alike
 #: (abuso.digitblind) fail the same windows of a long log line after line, ~5-15 µs a search.
 _MATCHED: dict[tuple[int, bool, str | bytes], bool] = {}
-_BLIND: dict[int, bool] = {}
 
 
 def _shape_key(rx: re.Pattern[str], line: str, lo: int, hi: int, keys: dict[tuple[int, int], str | bytes]
                ) -> tuple[int, bool, str | bytes] | None:
-    blind = _BLIND.get(id(rx))
-    if blind is None:
-        blind = _BLIND[id(rx)] = digit_blind(rx.pattern, rx.flags)
-    if not blind:
+    if not blind(rx):
         return None
     text = keys.get((lo, hi))
     if text is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...addresses import is_useful_source, source_address
-from ...digitblind import digit_blind, zeroed
+from ...digitblind import blind, zeroed
 from ...lazy import lazy_compile
 from ...model import IPAddress
 
@@ -153,13 +153,10 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
 #: user u17), not in their words: most lines of a long log are read once. Searching both patterns
 #: back from every position of 40 characters cost ~20 µs a line.
 _LABELS: dict[str | bytes, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {}
-_BLIND: list[bool] = []
 
 
 def _labels_before(before: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    if not _BLIND:
-        _BLIND.append(all(digit_blind(rx.pattern, rx.flags) for rx in (_VICTIM_BEFORE, _SOURCE_BEFORE)))
-    key = zeroed(before) if _BLIND[0] else None
+    key = zeroed(before) if blind(_VICTIM_BEFORE) and blind(_SOURCE_BEFORE) else None
     found = _LABELS.get(key) if key is not None else None
     if found is None:
         m = _VICTIM_BEFORE.search(before)
