@@ -121,9 +121,17 @@ def _clean(value: Any) -> Any:
 
 def _incident_rows(incidents: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The incidents table's columns after ``report`` for each incident. A long log has many incidents of
-    a few addresses and times: their text is made once per report."""
+    a few addresses, times, types and customers: each of those columns is made once per report.
+
+    An incident's extras are keyed by the identity of their values: the memo lives for this call only, while
+    every incident (and so every value) is alive, so an identity is never reused for another value; equal
+    extras held in different objects are merely encoded again."""
+    from ..taxonomy import taxonomy_of
+
     ips: dict[int, tuple[str, bytes]] = {}
     times: dict[Any, str | None] = {}
+    kinds: dict[tuple[Any, Any, Any], tuple[Any, Any, Any, Any]] = {}
+    extras: dict[tuple[tuple[str, int], ...], tuple[Any, Any, Any]] = {}
     rows = []
     for inc in incidents:
         ip = ips.get(id(inc.ip))
@@ -132,11 +140,22 @@ def _incident_rows(incidents: Sequence[Any]) -> list[tuple[Any, ...]]:
         when = times.get(inc.time, "")
         if when == "":
             when = times[inc.time] = time_text(inc.time)
+        kind = kinds.get((inc.type, inc.zone, inc.parser))
+        if kind is None:
+            kind = kinds[(inc.type, inc.zone, inc.parser)] = (
+                _clean(inc.type), _clean(taxonomy_of(inc.type)), _clean(inc.zone), _clean(inc.parser))
         extra = inc.extra
-        rows.append((*ip, _clean(inc.type), _clean(inc.taxonomy), when, _clean(inc.zone), _clean(inc.parser),
-                     _port(inc.port), _clean(customer_label(extra.get("customer"))),
-                     _clean(user_label(extra.get("user") or extra.get("radius"))), _clean(inc.evidence),
-                     _clean(_json_text(dict(extra))) if extra else None))
+        if extra:
+            key = tuple([(k, id(v)) for k, v in extra.items()])
+            cols = extras.get(key)
+            if cols is None:
+                cols = extras[key] = (_clean(customer_label(extra.get("customer"))),
+                                      _clean(user_label(extra.get("user") or extra.get("radius"))),
+                                      _clean(_json_text(dict(extra))))
+        else:
+            cols = (None, None, None)
+        rows.append((*ip, kind[0], kind[1], when, kind[2], kind[3], _port(inc.port), cols[0], cols[1],
+                     _clean(inc.evidence), cols[2]))
     return rows
 
 
