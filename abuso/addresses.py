@@ -13,8 +13,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
+from .digitblind import blind, zeroed
 from .lazy import lazy_compile
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -87,6 +88,34 @@ def _port_at(text: str, end: int) -> int | None:
 
 def find_addresses(text: str, limit: int | None = None) -> list[Found]:
     """Every IPv4 and IPv6 address in ``text``, in order, with spans.
+
+    IPv6 is looked for first so that the IPv4 tail of ``::ffff:1.2.3.4`` is not
+    reported twice. A port is attached when written with the address
+    (``1.2.3.4:8080``, ``[2001:db8::1]:443``, ``1.2.3.4 port 22``, tcpdump's
+    ``1.2.3.4.51022 >``). ``limit``: stop after that many (hostile lists).
+
+    A text of up to a log line's length is read by its :func:`_plan`, kept by the text with its
+    digits made 0: the lines of a log differ in their numbers, and the spans where an address can
+    stand do not (see _plan). Only the checks on the numbers themselves run for every text.
+    """
+    if len(text) > _PLAN_MAX or not _plan_blind():
+        return _scan(text, limit)
+    key = zeroed(text)
+    plan = _PLANS.get(key, _NO_PLAN)
+    if plan is _NO_PLAN:
+        plan = _plan(text)
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    if plan is None:
+        return _scan(text, limit)
+    return _replay(text, plan, limit)
+
+
+def _scan(text: str, limit: int | None = None) -> list[Found]:
+    """find_addresses by a full reading of ``text``: what a plan replays must equal it.
+
+    Every IPv4 and IPv6 address in ``text``, in order, with spans.
 
     IPv6 is looked for first so that the IPv4 tail of ``::ffff:1.2.3.4`` is not
     reported twice. A port is attached when written with the address
@@ -171,6 +200,136 @@ def _find_v6(text: str) -> Iterator[Found]:
         elif end < len(text) and text[end] in " p#":
             port = _port_at(text, end)
         yield Found(ip, s, e, port)
+
+
+#: Plans of texts up to a log line's length, by the text with its digits made 0; how many are kept.
+_PLAN_MAX = 2_000
+_PLANS_KEPT = 8_192
+_NO_PLAN: Any = object()
+#: A port's digits (start, end) after an address, or None.
+_PortSpan = Union[tuple[int, int], None]
+#: (IPv6 candidates (start, end, port), tcpdump ports (address start, port digits),
+#:  IPv4 candidates (start, end, a fifth dotted group follows, port)); None: read the text in full.
+_Plan = Union[tuple[tuple[tuple[int, int, _PortSpan], ...], tuple[tuple[int, tuple[int, int]], ...],
+                    tuple[tuple[int, int, bool, _PortSpan], ...]], None]
+_PLANS: dict[str | bytes, _Plan] = {}
+_BLIND: list[bool] = []
+
+
+def _plan_blind() -> bool:
+    """Do all patterns _plan runs treat every digit alike? (Worked out once.)"""
+    if not _BLIND:
+        _BLIND.append(all(blind(rx) for rx in (_V4, _V6, _V6_ZONE, _VERSION_WORD, _PORT_AFTER, _TCPDUMP)))
+    return _BLIND[0]
+
+
+def _plan(text: str) -> _Plan:
+    """What _scan decides from the shape of ``text`` alone: the spans where an address may stand.
+
+    _scan's steps, less those that read the digits' values. Each pattern run here treats every
+    ASCII digit alike (_plan_blind), and each test of a character asks about a class that holds
+    every digit or none (isalnum, isdigit, "_.", ": p#]"); so a text with other digits in the same
+    places gets the same plan, and the plan can be kept by the text with its digits made 0.
+    _replay does the rest on the real text: octets over 255 and zero padding, IPv6 validity (an
+    embedded dotted quad), port ranges. None where the shape alone cannot say which candidate
+    the scan would read (an unbracketed IPv6 URL host with a port): then _scan reads it.
+    """
+    v6: list[tuple[int, int, _PortSpan]] = []
+    if text.count(":") >= 2:
+        for m in _V6.finditer(text):
+            s, e = m.span()
+            cand = m.group()
+            while cand and cand[-1] in ".:" and not cand.endswith("::"):
+                cand, e = cand[:-1], e - 1
+            while cand.startswith(":") and not cand.startswith("::"):
+                cand, s = cand[1:], s + 1
+            colons = cand.count(":")
+            if colons == 8 and "::" not in cand and text.endswith("://", max(0, s - 3), s):
+                if cand.rpartition(":")[2].isdigit():
+                    return None  # a port or not, by its value
+            if colons < 2 or "::" not in cand and colons != 7 and not (colons == 6 and "." in cand):
+                continue
+            if len(cand) > 45 or s and (text[s - 1].isalnum() or text[s - 1] in "_:."):
+                continue
+            if e < len(text) and (text[e].isalnum() or text[e] == "_"):
+                continue
+            end = e
+            z = _V6_ZONE.match(text, e)
+            if z:
+                end = z.end()
+            port: _PortSpan = None
+            if s and text[s - 1] == "[" and end < len(text) and text[end] == "]":
+                if end + 1 < len(text) and text[end + 1] == ":":
+                    port = _port_span(text, end + 1)
+            elif end < len(text) and text[end] in " p#":
+                port = _port_span(text, end)
+            v6.append((s, e, port))
+    tcpdump: list[tuple[int, tuple[int, int]]] = []
+    v4: list[tuple[int, int, bool, _PortSpan]] = []
+    if "." in text:
+        if " > " in text:
+            for m in _TCPDUMP.finditer(text):
+                for g in (1, 3):
+                    tcpdump.append((m.start(g), m.span(g + 1)))
+        for m in _V4.finditer(text):
+            s, e = m.span()
+            if e + 1 < len(text) and text[e] == "." and text[e + 1].isdigit():
+                v4.append((s, e, True, None))  # a fifth dotted group: a tcpdump port, or nothing
+                continue
+            if not _v4_ok(text, s, e):
+                continue
+            port = None
+            if e < len(text) and text[e] in ": p#]":
+                port = _port_span(text, e + 1) if text[e] == "]" and s and text[s - 1] == "[" else _port_span(text, e)
+            v4.append((s, e, False, port))
+    return tuple(v6), tuple(tcpdump), tuple(v4)
+
+
+def _port_span(text: str, end: int) -> _PortSpan:
+    m = _PORT_AFTER.match(text, end)
+    return m.span(1) if m else None
+
+
+def _port_value(text: str, span: _PortSpan) -> int | None:
+    if span is None:
+        return None
+    port = int(text[span[0]:span[1]])
+    return port if 0 < port <= 65535 else None
+
+
+def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Found]:
+    """_scan's result from ``text``'s plan: the checks of the digits' values, in _scan's order."""
+    v6, tcp, v4 = plan
+    found: list[Found] = []
+    taken: list[tuple[int, int]] = []
+    for s, e, span in v6:
+        ip6 = _v6_address(text[s:e])
+        if ip6 is not None:
+            found.append(Found(ip6, s, e, _port_value(text, span)))
+            taken.append((s, e))
+    if v4:
+        tcpdump: dict[int, int] = {}
+        for at, (a, b) in tcp:
+            p = int(text[a:b])
+            if p <= 65535:
+                tcpdump[at] = p
+        for s, e, fifth, span in v4:
+            quad = text[s:e]
+            if taken and any(a <= s < b for a, b in taken) or not _octets_ok(quad):
+                continue
+            if fifth:
+                port = tcpdump.get(s)
+                if port is None:
+                    continue
+            else:
+                port = _port_value(text, span)
+            a, b, c, d = (int(p) for p in quad.split("."))
+            found.append(Found(ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d), s, e, port))
+            if limit is not None and len(found) >= limit:
+                break
+    if taken:
+        found.sort(key=lambda f: f.start)
+    return found if limit is None else found[:limit]
 
 
 @lru_cache(maxsize=4096)

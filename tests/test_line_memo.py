@@ -1,0 +1,79 @@
+"""Per-line answers kept by the line with its digits made 0 (issue 8) equal a full reading of every line.
+
+The memo is warmed with lines of the same shapes and other digits first, so a wrong plan replayed
+on a line it does not fit would show here.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from abuso import addresses
+from abuso.addresses import find_addresses
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Pieces of awkward lines: octet edges, zero padding, IPv6 forms and zones, ports, tcpdump, URL hosts.
+_PIECES = ["1.2.3.4", "255.255.255.255", "256.1.2.3", "01.2.3.4", "001.002.003.004", "10.0.0.1", "1.2.3.4.5",
+           "::", ":", "::1", "[", "]", "]:", ":8080", ":99999", ":0", " port ", " port 70000", "#", "#22",
+           "fe80::1%eth0", "2001:db8::", "2001:db8:0:0:0:0:0:2", "::ffff:", "ffff", "1.2.3", ".", " > ",
+           ".51022", ".99999", "://", "http://", "a", "-", "/", "version ", "dsl-", "@x", "_", " ", "00:11:22:33:44:55",
+           "03:14:07", "12", "300", "0", "9", "2001:db8:0:0:0:0:0:2:2222/", "1::2:3.4.5.6", "1:2:3:4:5:6:1.2.3.4"]
+
+
+def _sample_lines() -> list[str]:
+    lines: list[str] = []
+    for path in sorted((ROOT / "samples").rglob("*.eml")):
+        lines += [ln for ln in path.read_bytes().decode("utf-8", "replace").split("\n") if "." in ln or ":" in ln]
+    return lines
+
+
+def _redigit(rnd: random.Random, line: str) -> str:
+    """The line with each ASCII digit replaced at random, favouring the digits at octet and port edges."""
+    return "".join(rnd.choice("0123456789025569") if c in "0123456789" else c for c in line)
+
+
+def _lines(seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    lines = _sample_lines()
+    built = ["".join(rnd.choice(_PIECES) for _ in range(rnd.randint(1, 12))) for _ in range(4000)]
+    lines += built
+    lines += [_redigit(rnd, ln) for ln in lines for _ in range(2)]
+    return lines
+
+
+@pytest.mark.parametrize("limit", [None, 1, 2])
+def test_address_plans_give_the_full_scan(limit: int | None) -> None:
+    lines = _lines(8)
+    assert len(lines) > 10_000
+    addresses._PLANS.clear()
+    warm = [find_addresses(ln, limit) for ln in lines]  # plans made by earlier lines of the same shape
+    assert len(addresses._PLANS) < len(lines) / 2
+    assert warm == [addresses._scan(ln, limit) for ln in lines]
+    # And read again in reverse order, each plan made by another line than before.
+    addresses._PLANS.clear()
+    assert [find_addresses(ln, limit) for ln in reversed(lines)] == [addresses._scan(ln, limit)
+                                                                     for ln in reversed(lines)]
+
+
+def test_address_plan_patterns_are_digit_blind() -> None:
+    assert addresses._plan_blind()
+
+
+def test_a_line_that_the_shape_cannot_decide_is_read_in_full() -> None:
+    """An unbracketed IPv6 URL host with a port: whether the last group is a port depends on its value."""
+    assert addresses._plan("http://2001:db8:0:0:0:0:0:2:2222/") is None
+    assert [(str(f.ip), f.port) for f in find_addresses("http://2001:db8:0:0:0:0:0:2:2222/")] == [("2001:db8::2", 2222)]
+    assert find_addresses("http://2001:db8:0:0:0:0:0:2:92222/") == []
+
+
+def test_values_decide_on_a_kept_plan() -> None:
+    addresses._PLANS.clear()
+    assert [str(f.ip) for f in find_addresses("from 192.0.2.1 port 2222")] == ["192.0.2.1"]
+    assert find_addresses("from 192.0.2.1 port 2222")[0].port == 2222
+    assert find_addresses("from 992.0.2.1 port 2222") == []  # the same shape, an octet over 255
+    assert find_addresses("from 192.0.2.1 port 92222")[0].port is None
+    assert find_addresses("from 192.00.2.1 port 2222") == []  # zero padding: a version string
+    assert len(addresses._PLANS) == 3  # 0000, 00000 and 000.00: three shapes
