@@ -100,12 +100,15 @@ def main() -> None:
         fast = piped_args(sys.argv[1:])
         if fast is not None:
             from .lazy import import_deferring
-
-            for module, deferred in _DEFERRED:  # before the runner's imports: see import_deferring
-                import_deferring(module, deferred)
             from .startcache import install
 
-            install()  # compiled regexes and dataclass methods kept between piped messages
+            # Before the runner's imports (see import_deferring). install() keeps compiled regexes and
+            # dataclass methods between piped messages: after dataclasses (it uses it), before the
+            # email package (whose patterns it keeps).
+            import_deferring(*_DEFERRED[0])
+            install()
+            for module, deferred in _DEFERRED[1:]:
+                import_deferring(module, deferred)
             from .runner import execute
 
             status = execute(**fast)

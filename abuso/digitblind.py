@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .lazy import regex_tree
+from .startcache import remembered
 
 _DIGITS = frozenset("0123456789")
 ZEROS = str.maketrans("123456789", "000000000")
@@ -33,10 +34,13 @@ _ANSWERS: dict[int, bool] = {}
 
 
 def blind(rx: Any) -> bool:
-    """:func:`digit_blind` of a compiled (or lazily compiled) pattern, worked out once per pattern."""
+    """:func:`digit_blind` of a compiled (or lazily compiled) pattern, worked out once per pattern (and,
+    on the procmail path, kept between processes by abuso.startcache: parsing a long pattern's tree
+    costs a piped message several ms)."""
     answer = _ANSWERS.get(id(rx))
     if answer is None:
-        answer = _ANSWERS[id(rx)] = digit_blind(rx.pattern, rx.flags)
+        pattern, flags = rx.pattern, int(rx.flags)
+        answer = _ANSWERS[id(rx)] = remembered((pattern, flags), lambda: digit_blind(pattern, flags), digit_blind)
     return answer
 
 

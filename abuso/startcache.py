@@ -7,9 +7,13 @@ cache folder, with the Python build they came from:
 
 - the compiled program of a LazyPattern (abuso.lazy: abuso's module-level patterns, the same in
   every process; what ``re._compiler.compile`` hands to ``_sre.compile``: flags, code, groups,
-  group names); ``_sre.compile`` rebuilds the very same pattern object from it. Not every
-  ``re.compile``: the stdlib's email package builds patterns from sets (another order in every
-  process) and from each message's MIME boundaries, which would only grow the file;
+  group names); ``_sre.compile`` rebuilds the very same pattern object from it;
+- likewise a pattern that a module's (or class's) body compiles as it is imported, the stdlib's
+  email, json and logging among them (~40 patterns, ~8 ms), kept by where it is written. Not a
+  pattern compiled in a function: the email package builds one from each message's MIME boundary,
+  which would only grow the file. Nor one that is another in every process (the email package
+  builds some from sets, whose order changes with the hash seed): a place seen with two patterns
+  is never cached again;
 - a dataclass method's code object (what ``dataclasses`` would ``exec`` from its text).
 
 :func:`install` is called by the procmail path only (abuso.cli), never by a library user. Anything
@@ -46,7 +50,7 @@ def _file() -> str | None:
         magic = _sre.MAGIC
     except (ImportError, AttributeError):
         return None
-    build = f"2|{sys.version}|{sys.hexversion}|{sys.implementation.cache_tag}|{magic}"
+    build = f"3|{sys.version}|{sys.hexversion}|{sys.implementation.cache_tag}|{magic}"
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "abuso", f"compiled-{zlib.crc32(build.encode('utf-8', 'replace')):08x}.marshal")
 
@@ -86,17 +90,55 @@ def _save() -> None:
             pass  # a cache that cannot be written is only slower
 
 
+def _get(key: Any) -> Any:
+    """The value kept under ``key``, or None. Values are kept marshalled each on its own: a process
+    decodes only the ones it uses (the file holds every kind of message's, ~0.5 MB)."""
+    data = _STATE["entries"].get(key)
+    if data is None:
+        return None
+    import marshal
+
+    try:
+        return marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
+        return None
+
+
 def _remember(key: Any, value: Any) -> None:
+    """Keep ``value`` (what marshal can write, else nothing) under ``key``."""
+    import marshal
+
     entries = _STATE["entries"]
     if _STATE["new"] >= MAX_NEW:
         return
+    try:
+        data = marshal.dumps(value)
+    except ValueError:
+        return
     if len(entries) >= MAX_ENTRIES:
         entries.clear()
-    entries[key] = value
+    entries[key] = data
     _STATE["new"] += 1
 
 
 _STAMPS: dict[str, Any] = {}
+
+
+def _stamp(filename: str) -> tuple[str, int, int] | None:
+    """(name, size, mtime) of a source file, taken once per process: a changed file is another key."""
+    stamp = _STAMPS.get(filename)
+    if stamp is None:
+        try:
+            st = os.stat(filename)
+        except OSError:
+            return None
+        stamp = _STAMPS[filename] = (filename, st.st_size, st.st_mtime_ns)
+    return stamp
+
+
+#: The frames of the re module itself, skipped to find who compiles; code flag of a function's body.
+_RE_MODULES = ("re", "re._compiler", "sre_compile")
+_CO_OPTIMIZED = 0x1
 
 
 def remembered(key: tuple[Any, ...], compute: Callable[[], T], code: Callable[..., Any]) -> T:
@@ -109,25 +151,15 @@ def remembered(key: tuple[Any, ...], compute: Callable[[], T], code: Callable[..
     entries = _STATE.get("entries")
     if entries is None:
         return compute()
-    filename = code.__code__.co_filename
-    stamp = _STAMPS.get(filename)
+    stamp = _stamp(code.__code__.co_filename)
     if stamp is None:
-        try:
-            st = os.stat(filename)
-            stamp = _STAMPS[filename] = (filename, st.st_size, st.st_mtime_ns)
-        except OSError:
-            return compute()
+        return compute()
     full = ("memo", stamp, code.__qualname__, *key)
-    if full in entries:
-        return entries[full]
+    found = _get(full)
+    if isinstance(found, tuple) and len(found) == 1:
+        return found[0]
     value = compute()
-    import marshal
-
-    try:
-        marshal.dumps(value)  # type: ignore[arg-type]  # what marshal cannot write is not kept
-    except ValueError:
-        return value
-    _remember(full, value)
+    _remember(full, (value,))  # what marshal cannot write is not kept
     return value
 
 
@@ -141,7 +173,6 @@ def install() -> bool:
     import _sre
     import atexit
     import dataclasses
-    import re
     import re._compiler as compiler  # type: ignore[import-not-found]
 
     from . import lazy
@@ -154,9 +185,9 @@ def install() -> bool:
     def cached_compile(p: Any, flags: int = 0) -> Any:
         flags = int(flags)
         if not isinstance(p, (str, bytes)) or len(p) > MAX_PATTERN or flags & compiler.SRE_FLAG_DEBUG:
-            return re.compile(p, flags)
+            return original(p, flags)
         key = ("re", p, flags)
-        found = _STATE["entries"].get(key)
+        found = _get(key)
         if found is not None:
             try:
                 return _sre.compile(p, *found)
@@ -174,6 +205,27 @@ def install() -> bool:
         _remember(key, args)
         return rx
 
+    def import_time_compile(p: Any, flags: int = 0) -> Any:
+        """re.compile (re.match ...) of a pattern written in a module's or class's body: cached by where it
+        is written, as long as every process writes the same pattern there (not one made from a set)."""
+        caller: Any = sys._getframe(1)
+        while caller is not None and caller.f_globals.get("__name__") in _RE_MODULES:
+            caller = caller.f_back
+        if caller is None or caller.f_code.co_flags & _CO_OPTIMIZED or not isinstance(p, (str, bytes)):
+            return original(p, flags)  # in a function: a pattern built at run time (a MIME boundary ...)
+        stamp = _stamp(caller.f_code.co_filename)
+        if stamp is None:
+            return original(p, flags)
+        site = ("site", stamp, caller.f_lineno)
+        seen = _get(site)
+        if seen is None:
+            _remember(site, (p, int(flags)))
+        elif seen != (p, int(flags)):
+            if seen is not False:
+                _remember(site, False)  # another pattern each process (built from a set): never cached
+            return original(p, flags)
+        return cached_compile(p, flags)
+
     import builtins
 
     builtin_exec, builtin_compile = builtins.exec, builtins.compile
@@ -181,7 +233,7 @@ def install() -> bool:
     def cached_exec(source: Any, globals: Any = None, locals: Any = None) -> None:
         if isinstance(source, str):
             key = ("code", source)
-            code = _STATE["entries"].get(key)
+            code = _get(key)
             if code is None:
                 code = builtin_compile(source, "<string>", "exec")
                 _remember(key, code)
@@ -189,6 +241,7 @@ def install() -> bool:
         builtin_exec(source, globals, locals)
 
     lazy.compile_pattern = cached_compile
+    compiler.compile = import_time_compile
     dataclasses.exec = cached_exec  # type: ignore[attr-defined]
     atexit.register(_save)
     return True

@@ -212,3 +212,52 @@ except ImportError:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     assert lazy_import("json") is sys.modules["json"]  # already imported: the module itself
+
+
+#: Imports a module whose body compiles patterns (one fixed, one built from a set, one in a function)
+#: under abuso.startcache, prints what was compiled from scratch and what the patterns find.
+AT_IMPORT = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from abuso import startcache
+assert startcache.install()
+import re._compiler as compiler, re._parser as parser
+parsed = []
+original = parser.parse
+parser.parse = lambda p, *a: parsed.append(p) or original(p, *a)
+import patterns_at_import as m
+print(json.dumps([sorted(x for x in parsed if isinstance(x, str)), m.FIXED.findall("ab12 cd345"),
+                  bool(m.FROM_SET.match("xyz")), m.later("b-1").pattern, m.Kind.WORD.findall("a bc")]))
+"""
+
+MODULE = '''
+import re
+FIXED = re.compile(r"[a-z]+(\\d+)")
+FROM_SET = re.compile("[" + "".join({"x", "y", "z", "w", "v", "u"}) + "]+")
+class Kind:
+    WORD = re.compile(r"(?:fixed-in-a-class)?\\w+")
+def later(boundary):
+    return re.compile(re.escape(boundary) + "--")
+later("a-0")
+'''
+
+
+def test_patterns_compiled_as_a_module_is_imported_come_from_the_start_cache(tmp_path: Path) -> None:
+    (tmp_path / "patterns_at_import.py").write_text(MODULE)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    runs = []
+    for seed in range(6):
+        r = subprocess.run([sys.executable, "-c", AT_IMPORT, str(ROOT), str(tmp_path)], capture_output=True,
+                           text=True, env={**env, "PYTHONHASHSEED": str(seed)}, timeout=60)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout))
+    assert all(run[1:] == [["12", "345"], True, "b\\-1--", ["a", "bc"]] for run in runs)
+    first, later = runs[0][0], [run[0] for run in runs[2:]]
+    assert r"[a-z]+(\d+)" in first and r"(?:fixed-in-a-class)?\w+" in first
+    for compiled in later:  # the fixed ones from the cache; the set's and the function's every time
+        assert r"[a-z]+(\d+)" not in compiled and r"(?:fixed-in-a-class)?\w+" not in compiled
+        assert "a\\-0--" in compiled and any(p.startswith("[") and p.endswith("]+") for p in compiled)
+    kept = {f: f.read_bytes() for f in (tmp_path / "cache" / "abuso").glob("compiled-*.marshal")}
+    subprocess.run([sys.executable, "-c", AT_IMPORT, str(ROOT), str(tmp_path)], capture_output=True,
+                   env={**env, "PYTHONHASHSEED": "99"}, timeout=60)
+    assert {f: f.read_bytes() for f in kept} == kept  # a pattern from a set does not grow the file
