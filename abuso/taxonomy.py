@@ -7,8 +7,10 @@ the free-text ``log`` parser, so every parser names incidents the same way.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
+from .digitblind import digit_blind, zeroed
 from .lazy import lazy_compile, regex_tree
 from .startcache import remembered
 
@@ -308,8 +310,11 @@ def type_from_text(text: str) -> str | None:
     """The classification.type free text points at, or None."""
     if not _TRIGGERS:
         _TRIGGERS.extend(_required_literals(rx) for _, rx in KEYWORD_RULES)
-    low = text.lower() if text.isascii() else None  # non-ASCII: re.I folds more than str.lower
+    ascii_ = text.isascii()
     multiline = "\n" in text
+    if ascii_ and not multiline and len(text) <= _LINE_MAX and _split_rules():
+        return _line_type(text)
+    low = text.lower() if ascii_ else None  # non-ASCII: re.I folds more than str.lower
     for (name, rx), triggers in zip(KEYWORD_RULES, _TRIGGERS, strict=True):
         if low is None or triggers is None:
             if rx.search(text):
@@ -338,3 +343,71 @@ def type_from_text(text: str) -> str | None:
                         return name
                 pos = low.find(t, pos + 1)
     return None
+
+
+#: Single ASCII lines up to this length are answered by _line_type.
+_LINE_MAX = 2_000
+#: For each rule: its alternatives (literal, pattern or None) that treat every digit alike, and those
+#: that do not ("4625", "pop3-login", "530 login incorrect"). Empty until worked out; [None] when
+#: some rule has no alternatives to split (then no line is memoised).
+_SPLIT: list[Any] = []
+#: By a line with its digits made 0: the first rule whose digit-blind alternatives match it (its name,
+#: or None), and the alternatives with digits of the rules before it, checked on every line.
+_LINE_TYPES: dict[str | bytes, tuple[str | None, tuple[tuple[str, str, Any], ...]]] = {}
+_LINE_TYPES_KEPT = 8_192
+
+
+def _split_rules() -> bool:
+    if not _SPLIT:
+        for (_, rx), triggers in zip(KEYWORD_RULES, _TRIGGERS, strict=True):
+            # Parsing the alternatives costs ~15 ms: a piped message finds the answer kept by abuso.startcache.
+            flags = remembered((rx.pattern, rx.flags), partial(_blind_alternatives, rx.pattern, rx.flags),
+                               _blind_alternatives)
+            if triggers is None or flags is None or len(flags) != len(triggers):
+                _SPLIT[:] = [None]
+                break
+            _SPLIT.append((tuple(tr for tr, b in zip(triggers, flags, strict=True) if b),
+                           tuple(tr for tr, b in zip(triggers, flags, strict=True) if not b)))
+    return _SPLIT[0] is not None
+
+
+def _blind_alternatives(pattern: str, flags: int) -> tuple[bool, ...] | None:
+    """For each alternative of _literal_sources: does it match a line exactly when it matches the
+    line with its digits made 0? (A literal without digits; a pattern that treats every digit alike.)"""
+    found = _literal_sources(pattern, flags)
+    if found is None:
+        return None
+    return tuple(not any(ch.isdigit() for ch in literal) and (source is None or digit_blind(source, flags))
+                 for literal, source in found)
+
+
+def _line_type(text: str) -> str | None:
+    """type_from_text of one ASCII line, the digit-blind part of the rules kept by the line's shape.
+
+    A rule matches where one of its alternatives does. Whether a digit-blind alternative (a literal
+    without digits, a pattern that treats every digit alike) matches a line is the same for every
+    line with other digits in the same places; the others are checked on each line, for the rules
+    before the first that matches by its digit-blind alternatives alone.
+    """
+    key = zeroed(text)
+    plan = _LINE_TYPES.get(key)
+    if plan is None:
+        low = text.lower()
+        first: str | None = None
+        checks: list[tuple[str, str, Any]] = []
+        for (name, _), (plain, digits) in zip(KEYWORD_RULES, _SPLIT, strict=True):
+            if any(t in low and (alt is None or alt.search(text)) for t, alt in plain):
+                first = name
+                break
+            checks += [(name, t, alt) for t, alt in digits]
+        plan = first, tuple(checks)
+        if len(_LINE_TYPES) >= _LINE_TYPES_KEPT:
+            _LINE_TYPES.clear()
+        _LINE_TYPES[key] = plan
+    first, digit_checks = plan
+    if digit_checks:
+        low = text.lower()
+        for name, t, alt in digit_checks:
+            if t in low and (alt is None or alt.search(text)):
+                return name
+    return first

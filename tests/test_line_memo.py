@@ -77,3 +77,44 @@ def test_values_decide_on_a_kept_plan() -> None:
     assert find_addresses("from 192.0.2.1 port 92222")[0].port is None
     assert find_addresses("from 192.00.2.1 port 2222") == []  # zero padding: a version string
     assert len(addresses._PLANS) == 3  # 0000, 00000 and 000.00: three shapes
+
+
+_TYPE_PIECES = ["Event ID: 4625", "Event ID: 4626", "EventID 46250", "pop3-login", "pop4-login", "imap-login",
+                "530 login incorrect", "531 login incorrect", "sshd[123]:", "Failed password for", "from", " ",
+                "SRC=1.2.3.4", "DPT=22", "DROP", "spam", "bot", "worm", "2001", "ddos", "x", "-", "version 2",
+                "ftp login", "POST /wp-login.php", "phish", "torrent", "exploit", "scan", "1", "99"]
+
+
+def test_line_types_give_the_rules_answers() -> None:
+    """type_from_text of single lines, kept by shape for the digit-blind alternatives, equals the plain
+    reading (the first rule whose pattern matches) on sample, built and re-digited lines, whichever line
+    of a shape came first."""
+    from abuso import taxonomy
+    from abuso.taxonomy import KEYWORD_RULES, type_from_text
+
+    rnd = random.Random(8)
+    lines = _sample_lines()
+    lines += ["".join(rnd.choice(_TYPE_PIECES) for _ in range(rnd.randint(1, 6))) for _ in range(3000)]
+    lines += [_redigit(rnd, ln) for ln in lines for _ in range(2)]
+    plain = [next((name for name, rx in KEYWORD_RULES if rx.search(ln)), None) for ln in lines]
+    assert {"brute-force", "scanner", "spam"} <= set(plain)
+    for order in (lines, lines[::-1]):
+        taxonomy._LINE_TYPES.clear()
+        got = [type_from_text(ln) for ln in order]
+        assert got == (plain if order is lines else plain[::-1])
+    assert len(taxonomy._LINE_TYPES) < len(lines) / 2
+    # The rules with digits of their own are split off: the rest is kept by shape.
+    assert taxonomy._split_rules()
+    with_digits = [t for _, digits in taxonomy._SPLIT for t, _ in digits]
+    assert sorted(with_digits) == ["4625", "530 login incorrect", "pop3-login"]
+
+
+def test_a_rule_with_digits_is_read_on_every_line() -> None:
+    from abuso import taxonomy
+    from abuso.taxonomy import type_from_text
+
+    taxonomy._LINE_TYPES.clear()
+    assert type_from_text("Nov 28 pop3-login: from 192.0.2.1") == "brute-force"
+    assert type_from_text("Nov 28 pop4-login: from 192.0.2.1") is None  # the same shape
+    assert type_from_text("Event ID: 4625 DROP") == "brute-force"  # before scanner
+    assert type_from_text("Event ID: 4626 DROP") == "scanner"
