@@ -297,6 +297,22 @@ def _port_value(text: str, span: _PortSpan) -> int | None:
     return port if 0 < port <= 65535 else None
 
 
+#: Dotted quads read by _replay: a log names the same few addresses on many lines.
+_QUADS: dict[str, ipaddress.IPv4Address | None] = {}
+
+
+def _quad(quad: str) -> ipaddress.IPv4Address | None:
+    """The address a candidate dotted quad stands for, or None when its octets are not an address's."""
+    ip: ipaddress.IPv4Address | None = None
+    if _octets_ok(quad):
+        a, b, c, d = (int(p) for p in quad.split("."))
+        ip = ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
+    if len(_QUADS) >= _PLANS_KEPT:
+        _QUADS.clear()
+    _QUADS[quad] = ip
+    return ip
+
+
 def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Found]:
     """_scan's result from ``text``'s plan: the checks of the digits' values, in _scan's order."""
     v6, tcp, v4 = plan
@@ -314,8 +330,13 @@ def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Fo
             if p <= 65535:
                 tcpdump[at] = p
         for s, e, fifth, span in v4:
+            if taken and any(a <= s < b for a, b in taken):
+                continue
             quad = text[s:e]
-            if taken and any(a <= s < b for a, b in taken) or not _octets_ok(quad):
+            ip4 = _QUADS.get(quad, _NO_PLAN)
+            if ip4 is _NO_PLAN:
+                ip4 = _quad(quad)
+            if ip4 is None:
                 continue
             if fifth:
                 port = tcpdump.get(s)
@@ -323,8 +344,7 @@ def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Fo
                     continue
             else:
                 port = _port_value(text, span)
-            a, b, c, d = (int(p) for p in quad.split("."))
-            found.append(Found(ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d), s, e, port))
+            found.append(Found(ip4, s, e, port))
             if limit is not None and len(found) >= limit:
                 break
     if taken:
