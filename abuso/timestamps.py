@@ -113,7 +113,7 @@ _SHAPES: list[tuple[str, re.Pattern[str]]] = [
     # Oct, 23 2003 6:13:36 PM -0400; Nov 22 03:14:07 (syslog); Sun Nov 22 03:14:07 CET 2026 (date(1))
     ("monthfirst", lazy_compile(r"(?<![\dA-Za-z])" + _DAY + _MON + r",?\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+"
                               r"(?:(?P<Y>\d{4})(?:" + _AT + r"|,?\s+))?" + _TIME + _TZ
-                              + r"(?:\s+(?P<Y2>(?:19|20)\d\d)(?!\d))?", re.I)),
+                              + r"(?P<tail>\s+(?P<Y2>\d{4})(?!\d))?", re.I)),  # Y2 is 19xx/20xx: _matches()
     # 11/22/2026 5:07:44 PM (US, Windows); 22/11/2026 when the first number cannot be a month
     ("us", lazy_compile(r"(?<![\d/])(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<Y>\d{4}|\d{2})(?:\s+|,\s*|\s*-\s*)"
                       + _TIME + _TZ)),
@@ -394,20 +394,60 @@ def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo |
     return Stamp(found[0], found[1], start, end, shape) if found is not None else None
 
 
-#: Whether a shape matched a window, by the shape and the window with its digits made 0 (and the
-#: character before it, which look-behinds see): the shapes that treat every digit alike
-#: (abuso.digitblind) fail the same windows of a long log line after line, ~5-15 µs a search.
-_MATCHED: dict[tuple[int, bool, str | bytes], bool] = {}
+#: A line's plan, by the line with its digits made 0 (abuso.digitblind.zeroed): each shape in the
+#: order find_timestamps tries them, with where its regex matched (start, window end) when it treats
+#: every digit alike, else the windows it must search every time. Where a stamp can be (clock times,
+#: windows, prose, month words, _NEEDS) and where a digit-blind regex matches are the same for every
+#: line of that zeroed text; what the digits say (month 13, a year, a zone) is read each time.
+#: Log lines repeat by shape: ~17 lines per plan on the bench corpus.
+_PLANS: dict[str | bytes, tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...]] = {}
+_PLANS_MAX = 4096
+#: Longer lines are planned each time, not kept.
+_PLAN_CHARS = 4096
 
 
-def _shape_key(rx: re.Pattern[str], line: str, lo: int, hi: int, keys: dict[tuple[int, int], str | bytes]
-               ) -> tuple[int, bool, str | bytes] | None:
-    if not blind(rx):
-        return None
-    text = keys.get((lo, hi))
-    if text is None:
-        text = keys[(lo, hi)] = zeroed(line[lo - 1 if lo else 0:hi])
-    return (id(rx), lo == 0, text)
+def _plan(line: str) -> tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...]:
+    times, dotted = _clock_spans(line)
+    if not times:
+        return ()
+    windows = _windows(line, times)
+    months = _MONTHISH.search(line.lower()) is not None
+    prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
+    steps = []
+    for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
+        if not months and shape in _MONTH_SHAPES:
+            continue
+        need = _NEEDS.get(shape)
+        spans = tuple(w for w in (prose if prose and shape.startswith("prose") else windows)
+                      if need is None or any(c in line[w[0]:w[1]] for c in need))
+        if not spans:
+            continue
+        if blind(rx):
+            at = tuple((m.start(), hi) for lo, hi in spans for m in rx.finditer(line, lo, hi))
+            if at:
+                steps.append((shape, rx, False, at))
+        else:
+            steps.append((shape, rx, True, spans))  # its matches may depend on the digits: searched each time
+    return tuple(steps)
+
+
+def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int, int], ...], line: str
+             ) -> Iterator[re.Match[str]]:
+    """A plan step's matches in ``line``: searched in its windows (``live``), or matched where the plan says."""
+    found: Iterator[re.Match[str] | None] = (
+        (m for lo, hi in spans for m in rx.finditer(line, lo, hi)) if live
+        else (rx.match(line, s, hi) for s, hi in spans))
+    for m in found:
+        if m is None:  # cannot happen for a digit-blind regex; never trust a plan over the line
+            continue
+        if shape == "monthfirst" and m["Y2"] and m["Y2"][:2] not in ("19", "20"):
+            # A year after the time is 19xx or 20xx (checked here, not in the regex, to keep it
+            # digit-blind): without it the stamp ends where the year's blank began.
+            cut = rx.match(line, m.start(), m.start("tail"))
+            if cut is None:
+                continue
+            m = cut
+        yield m
 
 
 def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zoneish = None,
@@ -427,44 +467,27 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
     st, df = as_tzinfo(stated), as_tzinfo(default)
-    times, dotted = _clock_spans(line)
-    windows = _windows(line, times) if times else []
-    if windows:
-        low = line.lower()
-        months = _MONTHISH.search(low) is not None
-        prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
-        keys: dict[tuple[int, int], str | bytes] = {}  # each window's text with its digits made 0, made once
-        for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
-            if not months and shape in _MONTH_SHAPES:
-                continue
-            need = _NEEDS.get(shape)
-            for lo, hi in prose if prose and shape.startswith("prose") else windows:
-                if need is not None:
-                    part = line[lo:hi]
-                    for c in need:
-                        if c in part:
-                            break
-                    else:
-                        continue  # no character this shape's date needs
-                key = _shape_key(rx, line, lo, hi, keys)
-                if key is not None and _MATCHED.get(key) is False:
-                    continue  # this shape of window has no match, whatever its digits
-                matched = False
-                for m in rx.finditer(line, lo, hi):
-                    matched = True
-                    s, e = m.span()
-                    for o in out:
-                        if o.start <= s < o.end or s <= o.start < e:
-                            break
-                    else:
-                        stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
-                                       default=df, dayfirst=dayfirst)
-                        if stamp is not None:
-                            out.append(stamp)
-                if key is not None:
-                    if len(_MATCHED) >= 8192:
-                        _MATCHED.clear()
-                    _MATCHED[key] = matched
+    if len(line) > _PLAN_CHARS:
+        plan = _plan(line)
+    else:
+        key = zeroed(line)
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _plan(line)
+            if len(_PLANS) >= _PLANS_MAX:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    for shape, rx, live, spans in plan:
+        for m in _matches(shape, rx, live, spans, line):
+            s, e = m.span()
+            for o in out:
+                if o.start <= s < o.end or s <= o.start < e:
+                    break
+            else:
+                stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
+                               default=df, dayfirst=dayfirst)
+                if stamp is not None:
+                    out.append(stamp)
     if (any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line) and _TEN_DIGITS.search(line):
         for m in _EPOCH.finditer(line):
             s = m.start()
