@@ -400,16 +400,19 @@ def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo |
 #: windows, prose, month words, _NEEDS) and where a digit-blind regex matches are the same for every
 #: line of that zeroed text; what the digits say (month 13, a year, a zone) is read each time.
 #: Log lines repeat by shape: ~17 lines per plan on the bench corpus.
-_PLANS: dict[str | bytes, tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...]] = {}
+#: With it, whether the line has ten digits in a row (what every epoch needs; \d{10} is digit-blind).
+_Plan = tuple[tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...], bool]
+_PLANS: dict[str | bytes, _Plan] = {}
 _PLANS_MAX = 4096
 #: Longer lines are planned each time, not kept.
 _PLAN_CHARS = 4096
 
 
-def _plan(line: str) -> tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...]:
+def _plan(line: str) -> _Plan:
+    ten = _TEN_DIGITS.search(line) is not None
     times, dotted = _clock_spans(line)
     if not times:
-        return ()
+        return (), ten
     windows = _windows(line, times)
     months = _MONTHISH.search(line.lower()) is not None
     prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
@@ -428,7 +431,7 @@ def _plan(line: str) -> tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int,
                 steps.append((shape, rx, False, at))
         else:
             steps.append((shape, rx, True, spans))  # its matches may depend on the digits: searched each time
-    return tuple(steps)
+    return tuple(steps), ten
 
 
 def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int, int], ...], line: str
@@ -466,18 +469,17 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     out: list[Stamp] = []
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
-    st, df = as_tzinfo(stated), as_tzinfo(default)
-    if len(line) > _PLAN_CHARS:
+    key = zeroed(line) if len(line) <= _PLAN_CHARS else None
+    plan = _PLANS.get(key) if key is not None else None
+    if plan is None:
         plan = _plan(line)
-    else:
-        key = zeroed(line)
-        plan = _PLANS.get(key)
-        if plan is None:
-            plan = _plan(line)
+        if key is not None:
             if len(_PLANS) >= _PLANS_MAX:
                 _PLANS.clear()
             _PLANS[key] = plan
-    for shape, rx, live, spans in plan:
+    steps, ten = plan
+    st, df = (as_tzinfo(stated), as_tzinfo(default)) if steps or fallback else (None, None)
+    for shape, rx, live, spans in steps:
         for m in _matches(shape, rx, live, spans, line):
             s, e = m.span()
             for o in out:
@@ -488,7 +490,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
                                default=df, dayfirst=dayfirst)
                 if stamp is not None:
                     out.append(stamp)
-    if (any(c.isdigit() for c in line[:1]) or epoch or "=" in line or ":" in line) and _TEN_DIGITS.search(line):
+    if ten and (epoch or ":" in line or "=" in line or line[:1].isdigit()):
         for m in _EPOCH.finditer(line):
             s = m.start()
             if any(o.start <= s < o.end for o in out):

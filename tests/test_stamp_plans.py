@@ -84,11 +84,10 @@ _OLD_MONTHFIRST = re.compile(dict(timestamps._SHAPES)["monthfirst"].pattern.repl
 def _plain_plan(line: str) -> Any:
     """A plan that searches every shape in its windows each time (the reading before plans), with the
     monthfirst regex as it was."""
-    plan = []
-    for shape, rx, live, spans in _plan_of(line, everything=True):
-        assert live
-        plan.append((shape, _OLD_MONTHFIRST if shape == "monthfirst" else rx, True, spans))
-    return tuple(plan)
+    steps, ten = _plan_of(line, everything=True)
+    assert all(live for _, _, live, _ in steps) and ten is (re.search(r"\d{10}", line) is not None)
+    return tuple((shape, _OLD_MONTHFIRST if shape == "monthfirst" else rx, True, spans)
+                 for shape, rx, _, spans in steps), ten
 
 
 _PLAN = timestamps._plan
