@@ -464,12 +464,12 @@ def _check_stage(st: Stage, base: Path) -> list[tuple[str, str | None, list]]:
 
 def _cache_file(path: Path) -> Path | None:
     import os
-    import zlib
+    from binascii import crc32  # = zlib.crc32; binascii is loaded already (base64)
 
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = zlib.crc32(str(path.resolve()).encode("utf-8", "surrogateescape"))
+    key = crc32(str(path.resolve()).encode("utf-8", "surrogateescape"))
     return Path(root) / "abuso" / f"config-{key:08x}.json"
 
 
@@ -489,7 +489,7 @@ def _code_stamp() -> str:
     if _CODE:
         return _CODE[0]
     import os
-    import zlib
+    from binascii import crc32  # = zlib.crc32; binascii is loaded already (base64)
 
     root = os.path.dirname(os.path.abspath(__file__))
     parts = [os.environ.get("HOME", "")]
@@ -503,7 +503,7 @@ def _code_stamp() -> str:
                         parts.append(f"{folder}/{e.name}:{st.st_size}:{st.st_mtime_ns}")
         except OSError:
             parts.append(f"{folder}:?")
-    _CODE.append(f"{zlib.crc32(chr(0).join(sorted(parts)).encode('utf-8', 'surrogateescape')):08x}")
+    _CODE.append(f"{crc32(chr(0).join(sorted(parts)).encode('utf-8', 'surrogateescape')):08x}")
     return _CODE[0]
 
 

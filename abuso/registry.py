@@ -137,13 +137,13 @@ def _scan() -> dict[str, list[list[str]]] | None:
 
 def _listing_file(paths: str) -> Any:
     import os
-    import zlib
+    from binascii import crc32  # = zlib.crc32; binascii is loaded already (base64)
     from pathlib import Path
 
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "abuso" / f"entry-points-{zlib.crc32(paths.encode('utf-8', 'surrogateescape')):08x}.json"
+    return Path(root) / "abuso" / f"entry-points-{crc32(paths.encode('utf-8', 'surrogateescape')):08x}.json"
 
 
 def _read_listing(file: Any, key: list) -> dict[str, list[list[str]]] | None:

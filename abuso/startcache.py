@@ -8,10 +8,10 @@ cache folder, with the Python build they came from:
 - the compiled program of a LazyPattern (abuso.lazy: abuso's module-level patterns, the same in
   every process; what ``re._compiler.compile`` hands to ``_sre.compile``: flags, code, groups,
   group names); ``_sre.compile`` rebuilds the very same pattern object from it;
-- likewise a pattern that a module's (or class's) body compiles as it is imported, the stdlib's
-  email, json and logging among them (~40 patterns, ~8 ms), kept by where it is written. Not a
-  pattern compiled in a function: the email package builds one from each message's MIME boundary,
-  which would only grow the file. Nor one that is another in every process (the email package
+- likewise a pattern compiled while a module is imported (its body, or what the body calls), the
+  stdlib's email, json, string and logging among them (~40 patterns, ~8 ms), kept by where it is
+  written. Not a pattern compiled later: the email package builds one from each message's MIME
+  boundary, which would only grow the file. Nor one that is another in every process (the email package
   builds some from sets, whose order changes with the hash seed): a place seen with two patterns
   is never cached again;
 - a dataclass method's code object (what ``dataclasses`` would ``exec`` from its text).
@@ -42,7 +42,7 @@ _STATE: dict[str, Any] = {}
 def _file() -> str | None:
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
-    import zlib
+    from binascii import crc32  # = zlib.crc32; binascii is loaded already (base64)
 
     try:
         import _sre  # type: ignore[import-not-found]
@@ -52,7 +52,7 @@ def _file() -> str | None:
         return None
     build = f"3|{sys.version}|{sys.hexversion}|{sys.implementation.cache_tag}|{magic}"
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "abuso", f"compiled-{zlib.crc32(build.encode('utf-8', 'replace')):08x}.marshal")
+    return os.path.join(root, "abuso", f"compiled-{crc32(build.encode('utf-8', 'replace')):08x}.marshal")
 
 
 def _load(path: str) -> dict[Any, Any]:
@@ -136,9 +136,10 @@ def _stamp(filename: str) -> tuple[str, int, int] | None:
     return stamp
 
 
-#: The frames of the re module itself, skipped to find who compiles; code flag of a function's body.
+#: The frames of the re module itself, skipped to find who compiles; the import system's frames (a module
+#: is being imported while one of them is on the stack).
 _RE_MODULES = ("re", "re._compiler", "sre_compile")
-_CO_OPTIMIZED = 0x1
+_IMPORTING = "<frozen importlib._bootstrap"
 
 
 def remembered(key: tuple[Any, ...], compute: Callable[[], T], code: Callable[..., Any]) -> T:
@@ -206,13 +207,17 @@ def install() -> bool:
         return rx
 
     def import_time_compile(p: Any, flags: int = 0) -> Any:
-        """re.compile (re.match ...) of a pattern written in a module's or class's body: cached by where it
-        is written, as long as every process writes the same pattern there (not one made from a set)."""
+        """re.compile (re.match ...) while a module is imported (its body, a class's, a function they call,
+        e.g. string.Template's): cached by where it is written, as long as every process compiles the same
+        pattern there (not one made from a set)."""
         caller: Any = sys._getframe(1)
         while caller is not None and caller.f_globals.get("__name__") in _RE_MODULES:
             caller = caller.f_back
-        if caller is None or caller.f_code.co_flags & _CO_OPTIMIZED or not isinstance(p, (str, bytes)):
-            return original(p, flags)  # in a function: a pattern built at run time (a MIME boundary ...)
+        frame = caller
+        while frame is not None and not frame.f_code.co_filename.startswith(_IMPORTING):
+            frame = frame.f_back
+        if frame is None or not isinstance(p, (str, bytes)):
+            return original(p, flags)  # not while importing: a pattern built at run time (a MIME boundary ...)
         stamp = _stamp(caller.f_code.co_filename)
         if stamp is None:
             return original(p, flags)

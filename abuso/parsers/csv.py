@@ -15,7 +15,6 @@ import codecs
 import io
 import itertools
 import re
-import zlib
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -52,6 +51,7 @@ __all__ = ["CsvParser", "column_key", "decode_csv", "parse_stamp", "shadowserver
 zipfile = lazy_import('zipfile')
 gzip = lazy_import('gzip')
 csv = lazy_import('csv')
+zlib = lazy_import('zlib')  # its error class, on a broken archive only
 #: Defaults for the caps (parser options ``max_rows``, ``max_bytes``, ``max_members``).
 MAX_ROWS = 200_000
 MAX_BYTES = 50 * 1024 * 1024
