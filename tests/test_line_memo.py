@@ -118,3 +118,51 @@ def test_a_rule_with_digits_is_read_on_every_line() -> None:
     assert type_from_text("Nov 28 pop4-login: from 192.0.2.1") is None  # the same shape
     assert type_from_text("Event ID: 4625 DROP") == "brute-force"  # before scanner
     assert type_from_text("Event ID: 4626 DROP") == "scanner"
+
+
+_ROLE_PIECES = ["SRC=", "DST=", "192.0.2.1", "198.51.100.22", "10.0.0.1", "127.0.0.1", "0.0.0.0", "2001:db8::1",
+                "::ffff:192.0.2.5", "/24", "/32", "/8", "/128", "/64", " from ", " to ", "our server ", "Source IP: ",
+                "Destination: ", " (our honeypot)", " (victim)", "Received: from ", " by ", "helo=", "[", "]",
+                "http://", "://", " SPT=", "51022", " sport=", "src=", "route6: ", "route: ", "inet6num: ",
+                "inetnum: ", "Reporter: ", "Our logs: ", "whois ", " -> ", " port ", ":22", " ", "x", "5", "27"]
+
+
+def test_role_plans_give_the_full_reading() -> None:
+    """line_roles, kept by the line's shape and its addresses' spans, equals _read_roles on sample, built
+    and re-digited lines, whichever line of a shape came first."""
+    from abuso.parsers.log import roles
+
+    rnd = random.Random(8)
+    lines = _sample_lines()
+    lines += ["".join(rnd.choice(_ROLE_PIECES) + rnd.choice(["", "", " "]) for _ in range(rnd.randint(1, 10)))
+              for _ in range(6000)]
+    lines += [_redigit(rnd, ln) for ln in lines for _ in range(2)]
+    pairs = [(ln, fs) for ln in lines if (fs := find_addresses(ln))]
+    assert len(pairs) > 5000
+    plain = [roles._read_roles(ln, fs) for ln, fs in pairs]
+    kinds = {r.kind for rs in plain for r in rs}
+    assert kinds == {"source", "unclear", "victim", "range", "useless", "skip"}
+    assert any(r.port is not None for rs in plain for r in rs) and any(r.weak for rs in plain for r in rs)
+    for order in (pairs, pairs[::-1]):
+        roles._PLANS.clear()
+        got = [roles.line_roles(ln, fs) for ln, fs in order]
+        assert got == (plain if order is pairs else plain[::-1])
+    assert len(roles._PLANS) < len(pairs) * 0.7  # plans were shared
+    assert roles._plan_blind()
+
+
+def test_role_values_decide_on_a_kept_plan() -> None:
+    from abuso.parsers.log import roles
+
+    def kinds(line: str) -> list[tuple[str, str, int | None]]:
+        return [(r.kind, r.label, r.port) for r in roles.line_roles(line, find_addresses(line))]
+
+    roles._PLANS.clear()
+    assert kinds("Reporter: 192.0.2.0/24") == [("range", "", None)]
+    assert kinds("Reporter: 192.0.2.0/44") == [("victim", "Reporter", None)]  # no prefix length: the line's label
+    assert kinds("route: 192.0.2.0/44") == [("range", "", None)]  # whois: the line's label says range
+    # "inet6num" is a whois label and "inet7num" nothing: the same shape, read on each line.
+    assert kinds("inet6num: 2001:db8::1 x") == [("range", "", None)]
+    assert kinds("inet7num: 2001:db8::1 x") == [("unclear", "", None)]
+    assert kinds("SRC=192.0.2.1 DST=198.51.100.2 SPT=51022") == [("source", "", 51022), ("victim", "DST", None)]
+    assert kinds("SRC=127.0.0.1 DST=198.51.100.2 SPT=51022") == [("useless", "", None), ("victim", "DST", None)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from ...addresses import is_useful_source, source_address
 from ...digitblind import blind, zeroed
@@ -99,7 +99,28 @@ def is_received(line: str) -> bool:
 
 
 def line_roles(line: str, found: list[Any]) -> list[Role]:
-    """The role of each address found on ``line`` (not a traceroute hop: see is_hop)."""
+    """The role of each address found on ``line`` (not a traceroute hop: see is_hop).
+
+    Read by the line's plan (:func:`_plan`), kept by the line with its digits made 0 and the
+    addresses' spans: what the words around each address say does not depend on the digits.
+    """
+    if not found:
+        return []
+    if not _plan_blind():
+        return _read_roles(line, found)
+    line_victim = bool(_LINE_NOT_SOURCE.match(line))  # "route6:", "inet6num:": not blind, read on every line
+    key = (zeroed(line), tuple((f.start, f.end) for f in found), line_victim)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(line, found, line_victim)
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return _replay(line, found, plan)
+
+
+def _read_roles(line: str, found: list[Any]) -> list[Role]:
+    """line_roles by a full reading of the line: what a plan replays must equal it."""
     received = bool(_RECEIVED.match(line))
     by = _BY.search(line) if received else None
     line_victim = bool(_LINE_NOT_SOURCE.match(line))
@@ -145,6 +166,111 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
     if line.endswith("://", max(0, f.start - 8), f.start) and others:
         return Role(f, ip, "skip")  # a URL host in a logged request, beside the client that sent it
     return Role(f, ip, "unclear", port=_port(line, f))
+
+
+#: A line's plan: (the source port's digits written apart (iptables SPT=), or None;
+#: per address: (the digits of a CIDR length after it, or None; its role by the words around it:
+#: kind, label (text, or a span of the line), weak, whether the port may be written apart)).
+_Verdict = tuple[Union[tuple[int, int], None], str, Union[str, tuple[int, int]], bool, bool]
+_Plan = tuple[Union[tuple[int, int], None], tuple[_Verdict, ...]]
+_PLANS: dict[tuple[str | bytes, tuple[tuple[int, int], ...], bool], _Plan] = {}
+_PLANS_KEPT = 8_192
+_BLIND: list[bool] = []
+
+
+def _plan_blind() -> bool:
+    """Do the patterns a plan is made with treat every digit alike? (Worked out once.)"""
+    if not _BLIND:
+        _BLIND.append(all(blind(rx) for rx in (_RECEIVED, _BY, _HELO, _VICTIM_BEFORE, _SOURCE_BEFORE, _WEAK_VICTIM,
+                                                _VICTIM_AFTER, _CIDR_AFTER, _SRC_LABEL, _SPT)))
+    return _BLIND[0]
+
+
+def _plan(line: str, found: list[Any], line_victim: bool) -> _Plan:
+    """What _read_roles decides from the line's shape and the addresses' spans alone.
+
+    _role's steps less those that read values: whether the address is a usable source, a CIDR
+    length against the address's size, ports. Every pattern run here treats every digit alike
+    (_plan_blind) and every position comes from the spans, so a line with other digits in the
+    same places and addresses at the same spans gets the same plan. _LINE_NOT_SOURCE and
+    _LINE_RANGE have digits of their own ("route6", "inet6num"): the first is part of the key, the
+    second is read by _replay.
+    """
+    received = bool(_RECEIVED.match(line))
+    by = _BY.search(line) if received else None
+    others = sum(1 for f in found if not line.endswith("://", max(0, f.start - 8), f.start)) > 0
+    spt = _SPT.search(line)
+    prev_end = 0
+    verdicts: list[_Verdict] = []
+    for f in found:
+        lo = max(prev_end, f.start - 40)
+        before = line[lo:f.start]
+        prev_end = f.end
+        cidr = _CIDR_AFTER.match(line, f.end)
+        src_label = bool(_SRC_LABEL.search(line[max(0, f.start - 8):f.start]))
+        verdict: tuple[str, str | tuple[int, int], bool, bool]
+        if received:
+            if _HELO.search(before):
+                verdict = ("skip", "", False, False)
+            elif by and f.start > by.start():
+                verdict = ("victim", "Received by", False, False)
+            else:
+                verdict = ("source", "", False, True)
+        else:
+            victim, src = _labels_before(before)
+            after = _VICTIM_AFTER.match(line, f.end)
+            if victim and not (src and src[0] > victim[0]):
+                a, b = _stripped(line, lo + victim[0], lo + victim[1], " :=#([")
+                verdict = ("victim", (a, b), bool(_WEAK_VICTIM.match(line[a:b])), False)
+            elif src:
+                verdict = ("source", "", False, True)
+            elif after:
+                verdict = ("victim", _stripped(line, after.start(), after.end(), " (["), False, False)
+            elif line_victim:
+                head = line.split(":")[0].split("=")[0]
+                a = len(head) - len(head.lstrip())
+                b = a + len(head.strip()[:30])
+                verdict = ("line", (a, b), bool(_WEAK_VICTIM.match(line[a:b])), False)
+            elif line.endswith("://", max(0, f.start - 8), f.start) and others:
+                verdict = ("skip", "", False, False)
+            else:
+                verdict = ("unclear", "", False, True)
+        kind, label, weak, port = verdict
+        verdicts.append((cidr.span(1) if cidr else None, kind, label, weak, port and src_label))
+    return (spt.span(1) if spt else None), tuple(verdicts)
+
+
+def _stripped(line: str, a: int, b: int, chars: str) -> tuple[int, int]:
+    """The span of line[a:b].strip(chars) (chars without digits: the same span whatever the digits)."""
+    part = line[a:b]
+    a += len(part) - len(part.lstrip(chars))
+    return a, a + len(part.strip(chars))
+
+
+def _replay(line: str, found: list[Any], plan: _Plan) -> list[Role]:
+    """_read_roles' answer from the line's plan: the checks of values, in _role's order."""
+    spt, verdicts = plan
+    out = []
+    for f, (cidr, kind, label, weak, apart) in zip(found, verdicts, strict=True):
+        ip = source_address(f.ip)
+        if not is_useful_source(ip):
+            out.append(Role(f, ip, "useless"))
+            continue
+        if cidr is not None and int(line[cidr[0]:cidr[1]]) < ip.max_prefixlen:
+            out.append(Role(f, ip, "range"))
+            continue
+        text = label if isinstance(label, str) else line[label[0]:label[1]]
+        if kind == "line":
+            out.append(Role(f, ip, "range") if _LINE_RANGE.match(text) else Role(f, ip, "victim", text, weak=weak))
+            continue
+        if kind in ("source", "unclear"):
+            port = f.port
+            if port is None and apart:
+                port = int(line[spt[0]:spt[1]]) if spt is not None else None
+            out.append(Role(f, ip, kind, port=port))
+            continue
+        out.append(Role(f, ip, kind, text, weak=weak))
+    return out
 
 
 #: Spans of the victim and source labels ending a text before an address, by the text with its ASCII
