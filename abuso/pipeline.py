@@ -132,6 +132,37 @@ class Pipeline:
                 _run_stage(proc, finish, report)
         return report
 
+    def hold(self) -> bool:
+        """Let processors hold back their durable writes until :meth:`commit` (a batch worker's group
+        commit, see Processor.hold); True when any will. Never in a preview (nothing is written)."""
+        if self.preview:
+            return False
+        return any([getattr(proc, "hold", _no)() for proc in self.processors])   # a list: every one is asked
+
+    @property
+    def held(self) -> int:
+        """Writes held back by the processors, waiting for :meth:`commit`."""
+        return sum(getattr(proc, "held", 0) for proc in self.processors)
+
+    def commit(self) -> None:
+        """Commit every processor's held writes, each even after one failed; then raise the first failure
+        as a TransientError (the messages whose writes were held are retried)."""
+        failures: list[AbusoError] = []
+        for proc in self.processors:
+            commit = getattr(proc, "commit", None)
+            if commit is None or (self.preview and _side_effects(proc)):
+                continue
+            try:
+                commit()
+            except AbusoError as e:
+                failures.append(e)
+            except BROKEN as e:
+                failures.append(internal_error(f"processor {proc.name}", e))
+            except Exception as e:  # kept broad: whatever failed, those writes are not durable: retry them
+                failures.append(TransientError(f"{proc.name}: cannot commit: {type(e).__name__}: {e}"))
+        if failures:
+            raise failures[0]
+
     def close(self) -> None:
         """Close every processor, even after one failed; then raise the first failure.
 
@@ -165,6 +196,10 @@ class Pipeline:
         except AbusoError as e:  # the exception already on its way out is the one to see
             if hasattr(exc, "add_note"):
                 exc.add_note(f"and closing the pipeline failed: {e}")
+
+
+def _no() -> bool:
+    return False
 
 
 def _run_stage(proc: Any, step: Any, report: Report) -> None:

@@ -18,6 +18,10 @@ escape, whatever it does:
   watching the parent's pid), and ends when its pipe to the parent closes.
 
 Results come back one message at a time, so the parent always knows which message a worker is on.
+With a processor that writes durably (the store), a worker holds those writes for the chunk of messages
+it was given and commits them together (one disk wait, one index transaction: ``Processor.hold``): it
+says "held" as each message is processed, and sends the results after the commit; a failed commit makes
+them temporary failures, and a worker that dies in its commit sends its held messages round again.
 """
 
 from __future__ import annotations
@@ -105,6 +109,10 @@ def _worker_main(conn: Any, others: list[Any], parent: int, initargs: tuple, max
     gc.freeze()
     conn.send(("ready",))  # the clock of its first message starts now, not while it imports and builds
     pipeline, render, timeout = _WORKER["pipeline"], _WORKER["render"], _WORKER["timeout"]
+    # Group commit: processors that write durably (the store) hold their writes for a chunk of messages
+    # and commit them together; each message says "held" when processed (so the parent knows which one
+    # the worker is on), and the results follow the commit, a failed commit making them temporary failures.
+    grouped = pipeline.hold()
     start = memory()
     handled = 0
     try:
@@ -115,15 +123,26 @@ def _worker_main(conn: Any, others: list[Any], parent: int, initargs: tuple, max
                 return
             if task is None:
                 break
+            held: list[tuple[Any, bool]] = []
+            retire = False
             for data, origin in task:
+                before = pipeline.held if grouped else 0
                 outcome = process_item(pipeline, render, data, origin, timeout, max_memory)
                 handled += 1
                 now = memory()
                 grown = start is not None and now is not None and now[1] - start[1] > recycle
                 retire = outcome.retire or grown or handled >= MAX_MESSAGES
-                conn.send(("outcome", outcome, retire))
+                if grouped:
+                    held.append((outcome, pipeline.held > before))
+                    conn.send(("held",))
+                else:
+                    conn.send(("outcome", outcome, retire))
                 if retire:
-                    return
+                    break
+            if held:
+                _commit(conn, pipeline, held, retire)
+            if retire:
+                return
     finally:
         problem = None
         try:
@@ -134,6 +153,23 @@ def _worker_main(conn: Any, others: list[Any], parent: int, initargs: tuple, max
             conn.send(("closed", problem))
         except (OSError, ValueError):
             pass
+
+
+def _commit(conn: Any, pipeline: Any, held: list[tuple[Any, bool]], retire: bool) -> None:
+    """Commit the held writes, then send the held results in order; a message whose writes did not
+    commit is a temporary failure (retried), whatever its analysis said."""
+    from .runner import OK, TRANSIENT, Outcome
+
+    problem = ""
+    if any(mine for _, mine in held):
+        try:
+            pipeline.commit()
+        except Exception as e:  # kept broad: nothing held is durable, whatever failed
+            problem = str(e) or type(e).__name__
+    for k, (outcome, mine) in enumerate(held):
+        if problem and mine and outcome.status == OK:
+            outcome = Outcome(outcome.origin, TRANSIENT, reason=problem)
+        conn.send(("outcome", outcome, retire and k == len(held) - 1))
 
 
 # --- in the parent ------------------------------------------------------------------------------
@@ -153,6 +189,8 @@ class _Worker:
     def __init__(self, proc: Any, conn: Any) -> None:
         self.proc, self.conn = proc, conn
         self.inflight: collections.deque[_Entry] = collections.deque()
+        #: Processed, their results waiting for the worker's group commit (see _commit).
+        self.held: collections.deque[_Entry] = collections.deque()
         self.since = time.monotonic()  # when it started; once ready, when the message it is on started
         self.ready = False  # built its pipeline: takes messages, and its time limits run
         self.retiring = False  # said it ends after its last result
@@ -214,7 +252,8 @@ class Pool:
         while self.pending:
             # A starting worker takes its first messages at once (a slow reader must not hold them back);
             # their clock starts when it says it is ready.
-            idle = next((w for w in self.workers if not w.inflight and not w.retiring and not w.stopping), None)
+            idle = next((w for w in self.workers
+                         if not w.inflight and not w.held and not w.retiring and not w.stopping), None)
             if idle is None:
                 if len(self.workers) >= self.jobs:
                     return
@@ -300,7 +339,7 @@ class Pool:
     def _wait(self, block: bool, extra: tuple = ()) -> None:
         from multiprocessing.connection import wait
 
-        busy = [w for w in self.workers if w.inflight]
+        busy = [w for w in self.workers if w.inflight or w.held]
         if not busy and not any(w.retiring or not w.ready for w in self.workers) and not extra:
             return
         timeout = None if block else 0.0
@@ -341,8 +380,15 @@ class Pool:
             if message[1]:
                 self.problem(f"a worker could not close its processors: {message[1]}")
             return
+        if message[0] == "held":  # processed; its result comes after the worker's commit
+            if w.inflight:
+                w.held.append(w.inflight.popleft())
+            w.since = time.monotonic()
+            return
         _, outcome, retire = message
-        if w.inflight:
+        if w.held:
+            w.held.popleft().outcome = outcome
+        elif w.inflight:
             w.inflight.popleft().outcome = outcome
         w.since = time.monotonic()
         if retire:
@@ -366,7 +412,8 @@ class Pool:
             w.proc.kill()
             w.proc.join()
         w.conn.close()
-        left = list(w.inflight)
+        held, left = list(w.held), list(w.inflight)
+        w.held.clear()
         w.inflight.clear()
         if not w.ready:  # died or hung while starting: the messages it was given are not its fault
             self.deaths += 1
@@ -383,7 +430,12 @@ class Pool:
                 self.deaths += 1
                 status = self._QUARANTINED if self.deaths <= MAX_RESTARTS else self._TRANSIENT
                 culprit.outcome = self._Outcome(culprit.item.origin, status, reason=DIED)
-        self.pending.extendleft(reversed(left))
+        elif held and not w.retiring:
+            # It ended in its group commit, before saying the messages it held were kept: no message's
+            # fault, and they go round again (a store skips what did reach it). Still a death: restarts
+            # are bounded.
+            self.deaths += 1
+        self.pending.extendleft(reversed(held + left))
 
     def _deadline(self, w: _Worker) -> float | None:
         """When the parent kills ``w``: starting for too long, or on one message past timeout + HARD_GRACE."""
@@ -391,7 +443,7 @@ class Pool:
             return None
         if not w.ready:
             return w.since + max(START_TIMEOUT, self.timeout)
-        if w.inflight and self.timeout > 0:
+        if (w.inflight or w.held) and self.timeout > 0:
             return w.since + self.timeout + HARD_GRACE
         return None
 

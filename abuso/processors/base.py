@@ -77,5 +77,21 @@ class Processor(Configurable):
         ``report.notes[self.name]``."""
         return f"would run {self.name} (it has side effects: skipped in explain and --dry-run)"
 
+    def hold(self) -> bool:
+        """Asked once by a batch worker before its first message: may this processor hold back its durable
+        writes until :meth:`commit` (a group commit: one disk wait for a chunk of messages)? Return True if
+        it will. The worker commits before it says any message of the chunk is done. The default, False,
+        writes as it goes."""
+        return False
+
+    @property
+    def held(self) -> int:
+        """How many writes are held back, waiting for :meth:`commit`."""
+        return 0
+
+    def commit(self) -> None:
+        """Make durable what was held back since the last commit; raise if that fails (the messages whose
+        writes were held are then retried)."""
+
     def close(self) -> None:
         """Release files, connections; called once at the end of a run."""

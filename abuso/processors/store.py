@@ -97,7 +97,7 @@ class StoreProcessor(Processor):
     def process(self, report: Report) -> None:
         """Decide where the report goes and whether it is a duplicate; writing waits for :meth:`finish`."""
         digest = digest_of(report.raw)
-        found = self.store.index.has(digest)
+        found = self.store.has(digest)
         location = found if found is not None else self.store.location(report, digest)
         report.notes[self.name] = {"digest": digest, "path": str(self.store.root / (location + ".eml")),
                                    "duplicate": found is not None}
@@ -112,6 +112,20 @@ class StoreProcessor(Processor):
             note["updated"] = True
         note["path"] = str(self.store.root / (location + ".eml"))
         note["duplicate"] = not new
+
+    def hold(self) -> bool:
+        """Group commit in a batch worker (:meth:`Store.hold`); never when re-processing (duplicates: update)."""
+        if self.options.get("duplicates") == "update":
+            return False
+        self.store.hold()
+        return True
+
+    @property
+    def held(self) -> int:
+        return self.store.held
+
+    def commit(self) -> None:
+        self.store.commit()
 
     def close(self) -> None:
         global _ACTIVE

@@ -278,30 +278,47 @@ class Index:
         ``replace=True`` (re-processing) refreshes an existing report's analysis, incidents and
         path instead, keeping its first-stored time; it returns False then too.
         """
+        return self.add_many([(digest, path, report, stored)], replace)[0]
+
+    def add_many(self, reports: Sequence[tuple[str, str, Any, datetime]], replace: bool = False) -> list[bool]:
+        """:meth:`add` for several (digest, path, report, stored) in one transaction (a group commit):
+        whether each was new."""
+        # Built before the transaction: the lock is held for less.
+        prepared = [(digest, path, self._report_row(report, stored), _incident_rows(report.incidents))
+                    for digest, path, report, stored in reports]
+        added = []
+        with self._tx() as cur:
+            for digest, path, (meta, valid, verdicts, stored_text), rows in prepared:
+                added.append(self._add_in(cur, digest, path, meta, valid, verdicts, stored_text, rows, replace))
+        return added
+
+    def _report_row(self, report: Any, stored: datetime) -> tuple[tuple[Any, ...], Any, str, str | None]:
         verdicts = json.dumps({n: str(v) for n, v in report.verdicts.items()}, ensure_ascii=False)
         valid = bool(report.valid) if self.dialect.name == "postgresql" else int(bool(report.valid))
         meta = (report.message_id, report.subject, report.sender, time_text(report.date), report.origin)
-        rows = _incident_rows(report.incidents)   # built before the transaction: the lock is held for less
-        with self._tx() as cur:
-            row = self._x(cur, """
-                INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (digest) DO NOTHING RETURNING id""",
-                _cleaned((digest, *meta, path, valid, verdicts, time_text(stored)))).fetchone()
-            new = row is not None
-            if not new:
-                if not replace:
-                    return False
-                row = self._x(cur, "UPDATE reports SET message_id = ?, subject = ?, sender = ?, date = ?,"
-                                   " origin = ?, path = ?, valid = ?, verdicts = ? WHERE digest = ? RETURNING id",
-                              _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
-                self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
-            if rows:
-                rid = row[0]
-                cur.executemany(self.dialect.sql("""
-                    INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
-                                           customer, username, evidence, extra)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), [(rid, *r) for r in rows])
+        return meta, valid, verdicts, time_text(stored)
+
+    def _add_in(self, cur: Any, digest: str, path: str, meta: tuple[Any, ...], valid: Any, verdicts: str,
+                stored: str | None, rows: list[tuple[Any, ...]], replace: bool) -> bool:
+        row = self._x(cur, """
+            INSERT INTO reports (digest, message_id, subject, sender, date, origin, path, valid, verdicts, stored)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (digest) DO NOTHING RETURNING id""",
+            _cleaned((digest, *meta, path, valid, verdicts, stored))).fetchone()
+        new = row is not None
+        if not new:
+            if not replace:
+                return False
+            row = self._x(cur, "UPDATE reports SET message_id = ?, subject = ?, sender = ?, date = ?,"
+                               " origin = ?, path = ?, valid = ?, verdicts = ? WHERE digest = ? RETURNING id",
+                          _cleaned((*meta, path, valid, verdicts, digest))).fetchone()
+            self._x(cur, "DELETE FROM incidents WHERE report = ?", (row[0],))
+        if rows:
+            rid = row[0]
+            cur.executemany(self.dialect.sql("""
+                INSERT INTO incidents (report, ip, ipkey, type, taxonomy, time, zone, parser, port,
+                                       customer, username, evidence, extra)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""), [(rid, *r) for r in rows])
         return new
 
     def _where(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
