@@ -38,7 +38,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import corpus  # noqa: E402
-from floor import floor  # noqa: E402
+from floor import floor_times  # noqa: E402
 
 ABUSO = [sys.executable, str(ROOT / "bin" / "abuso")]
 
@@ -59,8 +59,15 @@ def write_config(folder: Path, store: bool, name: str = "abuso") -> Path:
     return path
 
 
-def batch(config: Path, listing: Path, jobs: int) -> float:
-    """Wall seconds of ``abuso run -j JOBS`` over the listed files, JSON to /dev/null."""
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def batch(config: Path, listing: Path, jobs: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of abuso and its workers) of ``abuso run -j JOBS`` over the listed files,
+    JSON to /dev/null. CPU time is what other load on a shared machine disturbs least."""
+    cpu = children_cpu()
     t = time.perf_counter()
     with open(listing) as lst, open(os.devnull, "w") as null:
         rc = subprocess.run(ABUSO + ["run", "-c", str(config), "-f", "json", "-j", str(jobs), "--files-from", "-"],
@@ -68,7 +75,7 @@ def batch(config: Path, listing: Path, jobs: int) -> float:
     elapsed = time.perf_counter() - t
     if rc.returncode not in (0, 65):
         sys.exit(f"bench: abuso exited {rc.returncode}: {rc.stderr[-500:]}")
-    return elapsed
+    return elapsed, children_cpu() - cpu
 
 
 def peak_children_mb() -> float:
@@ -80,33 +87,40 @@ def batch_figures(files: list[Path], tmp: Path, rounds: int = 1) -> dict[str, An
     listing = tmp / "list"
     listing.write_text("".join(f"{p}\n" for p in files))
     fig: dict[str, Any] = {"messages": len(files)}
-    fig["floor"] = min(floor(files) for _ in range(max(rounds, 2)))
+    floors = [floor_times(files) for _ in range(max(rounds, 2))]
+    fig["floor"], fig["floor_cpu"] = min(f[0] for f in floors), min(f[1] for f in floors)
     runs = 0
     for store in (False, True):
         for jobs in (1, 2):
-            best = float("inf")
+            best, best_cpu = float("inf"), float("inf")
             for _ in range(rounds):
                 runs += 1
                 config = write_config(tmp / f"run{runs}", store)   # a fresh store: no run skips repeats
-                best = min(best, batch(config, listing, jobs))
+                wall, cpu = batch(config, listing, jobs)
+                best, best_cpu = min(best, wall), min(best_cpu, cpu)
             fig[f"j{jobs}{'_store' if store else ''}"] = best
+            fig[f"j{jobs}{'_store' if store else ''}_cpu"] = best_cpu
     fig["peak_rss_mb"] = peak_children_mb()
     return fig
 
 
 def print_batch(fig: dict[str, Any]) -> None:
     n, fl = fig["messages"], fig["floor"]
-    print(f"floor (stdlib parse + decode, one process): {fl:.2f} s ({n / fl:.0f} messages/s)")
+    print(f"floor (stdlib parse + decode, one process): {fl:.2f} s ({n / fl:.0f} messages/s), "
+          f"{fig['floor_cpu']:.2f} s CPU")
     for store in (False, True):
         tag = "_store" if store else ""
         for jobs, target in ((1, 3.0), (2, 1.5)):
             t = fig[f"j{jobs}{tag}"]
             ratio = t / fl
+            cpu = fig[f"j{jobs}{tag}_cpu"]
             print(f"batch -j {jobs}{' with store' if store else '           '}: {t:6.2f} s {n / t:5.0f} msg/s "
-                  f"= {ratio:4.1f}x the floor (target <= {target}x: {verdict(ratio, target)})")
+                  f"= {ratio:4.1f}x the floor (target <= {target}x: {verdict(ratio, target)}); "
+                  f"CPU {cpu:.2f} s = {cpu / fig['floor_cpu']:.1f}x the floor's")
     for jobs in (1, 2):
         ratio = fig[f"j{jobs}_store"] / fig[f"j{jobs}"]
-        print(f"store on / off, -j {jobs}: {ratio:.2f}x (target <= 1.3x: {verdict(ratio, 1.3)})")
+        cpu = fig[f"j{jobs}_store_cpu"] / fig[f"j{jobs}_cpu"]
+        print(f"store on / off, -j {jobs}: {ratio:.2f}x (target <= 1.3x: {verdict(ratio, 1.3)}); CPU {cpu:.2f}x")
     print(f"peak RSS of any one batch process: {fig['peak_rss_mb']:.0f} MB (target <= 150 MB)")
 
 
