@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 from . import __version__
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMANDS = {
     "run": "abuso.commands.run:run",

@@ -8,12 +8,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
+
     from .normalize import Message
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Where an incident's UTC offset came from (design.md, incident schema); "default"
 #: is the config's ``defaults.zone``, used when the report has no Date offset.

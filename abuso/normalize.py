@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.message import Message as _StdMessage
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 from .errors import INPUT_ERRORS
 from .htmltext import _TAGS, html_to_text
 from .lazy import lazy_compile
 from .mimeparse import cap_lines, parse_bytes  # parse_bytes is used from here by parsers and processors
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
     from .model import Verdict
 

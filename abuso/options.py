@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 #: (key relative to the stage, reason): one problem found in a stage's options.
 Problem = tuple[str, str]

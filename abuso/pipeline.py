@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
 from . import registry
 from .config import Config, load
@@ -11,7 +10,10 @@ from .errors import BROKEN, AbusoError, MessageError, TransientError, internal_e
 from .model import Dropped, Incident, Report, Verdict, merge_duplicates
 from .timestamps import message_scope
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
+    from typing import Any, Mapping
+
     from .normalize import Message
 
 

@@ -13,7 +13,10 @@ without ``parsers`` in the config, every built-in and plugin parser runs
 from __future__ import annotations
 
 import importlib
-from typing import Any, Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 BUILTINS: dict[str, dict[str, str]] = {
     "parsers": {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from ipaddress import ip_address
-from typing import TYPE_CHECKING, Iterator
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
@@ -21,7 +20,9 @@ from ..model import Incident, Verdict, merge_duplicates
 from ..zones import resolve
 from .base import TIME_OPTIONS, Parser
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
+    from typing import Iterator
     from xml.etree.ElementTree import Element
 
     from ..normalize import Message

@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.message import Message as _StdMessage
-from typing import TYPE_CHECKING
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
     from ..normalize import Message
 

@@ -16,7 +16,6 @@ import io
 import itertools
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import INPUT_ERRORS
 from ..lazy import lazy_compile, lazy_import
@@ -41,8 +40,10 @@ from .csv_cells import (
     sniff_delimiter,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
     from email.message import Message as _StdMessage
+    from typing import Any, Mapping
 
     from ..normalize import Message
 

@@ -11,11 +11,14 @@ import re
 from _socket import AF_INET, inet_pton  # not socket.py: its enums cost start-up ~4 ms
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, ip_address
-from typing import Any
 
 from ..lazy import lazy_compile
 from ..taxonomy import normalize_type, type_from_text
 from ..zones import zone_offset
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Column names (normalized: lower case, runs of non-alphanumerics -> "_") in order of preference.
 IP_COLUMNS = ("src_ip", "source_ip", "ip", "ip_address", "ipaddress", "source_ip_address", "src_ip_address",

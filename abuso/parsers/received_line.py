@@ -29,12 +29,15 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..lazy import lazy_compile
 from ..model import IPAddress
 from ..normalize import parse_date
 from ..zones import Zones
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Received", "parse_received", "MAX_HEAD", "MAX_DATE"]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ..errors import INPUT_ERRORS
@@ -31,8 +30,10 @@ from ..taxonomy import TAXONOMY, normalize_type
 from .arf import fallback_time, header_section, parse_fields, parse_ip, resolve_time
 from .base import TIME_OPTIONS, Parser
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
     from email.message import Message as _StdMessage
+    from typing import Any, Iterable, Mapping
 
     from yaml import SafeLoader  # yaml is imported when an X-ARF report is first read
 

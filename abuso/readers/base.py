@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Mapping
 
 from ..options import Configurable, Option
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Iterator, Mapping
 
 _HEADER = None
 

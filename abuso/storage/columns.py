@@ -10,9 +10,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime, timezone
-from typing import Any, Sequence
 
 from ..lazy import lazy_compile
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 
 def ip_key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:

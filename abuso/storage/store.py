@@ -26,9 +26,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
 
 from .index import Index, parse_time_text, time_text, utc
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750

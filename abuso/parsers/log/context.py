@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 from ...addresses import find_addresses, source_address
 from ...errors import INPUT_ERRORS
@@ -37,7 +36,10 @@ from .roles import is_hop, is_received, line_roles, strong_sources
 from .table import Row, Table, header, read_row, read_spaced_row, spaced_header
 from .whois import REPORT_KEYS, key_of, whois_lines
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...normalize import Message
     from . import LogParser
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
 
 from ...lazy import lazy_compile
 from ...taxonomy import KEYWORD_RULES, type_from_text
 from ...timestamps import Stamp
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 #: Work caps for hostile input: lines and characters read per message, characters per line.
 MAX_LINES = 20_000

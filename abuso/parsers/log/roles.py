@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Union
 
 from ...addresses import is_useful_source, source_address
 from ...digitblind import blind, zeroed
 from ...lazy import lazy_compile
 from ...model import IPAddress
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Any
 
 # The words right before an address that give its role. Checked victim first:
 # "Destination IP:" ends in "IP:" too.
@@ -171,8 +174,8 @@ def _role(line: str, f: Any, ip: IPAddress, before: str, received: bool, by: Any
 #: A line's plan: (the source port's digits written apart (iptables SPT=), or None;
 #: per address: (the digits of a CIDR length after it, or None; its role by the words around it:
 #: kind, label (text, or a span of the line), weak, whether the port may be written apart)).
-_Verdict = tuple[Union[tuple[int, int], None], str, Union[str, tuple[int, int]], bool, bool]
-_Plan = tuple[Union[tuple[int, int], None], tuple[_Verdict, ...]]
+_Verdict = tuple[tuple[int, int] | None, str, str | tuple[int, int], bool, bool]
+_Plan = tuple[tuple[int, int] | None, tuple[_Verdict, ...]]
 _PLANS: dict[tuple[str | bytes, tuple[tuple[int, int], ...], bool], _Plan] = {}
 _PLANS_KEPT = 8_192
 _BLIND: list[bool] = []

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ...addresses import find_addresses, source_address
 from ...lazy import lazy_compile
 from ...model import IPAddress
 from ...taxonomy import type_from_text
 from ...timestamps import Stamp
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
+if TYPE_CHECKING:
+    from typing import Callable
 
 _TIMEISH = lazy_compile(r"\d:\d\d")
 _COL_TIME = lazy_compile(r"time|date|\bseen\b|timestamp|\bwhen\b|epoch|\bts\b", re.I)
