@@ -6,6 +6,7 @@ Kept free of heavy imports: every piped message pays for what this module import
 from __future__ import annotations
 
 import ipaddress
+import operator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from .normalize import Message
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+
+def address_key(ip: IPAddress) -> Any:
+    """A dict key equal for equal addresses, unequal otherwise, hashed in C: an ``ipaddress`` object
+    hashes in Python (``hash(hex(int(self)))``), which hot loops over thousands of incidents feel.
+    IPv4: its int; IPv6: (int, scope id), never equal to an int, as an IPv6 address never equals an IPv4 one.
+    """
+    return ip._ip if ip._version == 4 else (ip._ip, ip._scope_id)  # type: ignore[union-attr]
+
 
 #: Where an incident's UTC offset came from (design.md, incident schema); "default"
 #: is the config's ``defaults.zone``, used when the report has no Date offset.
@@ -50,9 +61,7 @@ class Incident:
 
     @property
     def taxonomy(self) -> str:
-        from .taxonomy import taxonomy_of
-
-        return taxonomy_of(self.type)
+        return _taxonomy_of()(self.type)
 
     @property
     def key(self) -> tuple:
@@ -70,20 +79,7 @@ class Incident:
         return new
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "ip": str(self.ip),
-            "type": self.type,
-            "taxonomy": self.taxonomy,
-            "time": self.time.isoformat() if self.time else None,
-            "zone": self.zone,
-            "parser": self.parser,
-        }
-        if self.port is not None:
-            d["port"] = self.port
-        d["evidence"] = self.evidence
-        for k, v in self.extra.items():
-            d[k] = v
-        return d
+        return _incident_dict(self, str(self.ip), self.taxonomy)
 
 
 @dataclass
@@ -149,12 +145,33 @@ class Report:
             counts[d.filter] = counts.get(d.filter, 0) + 1
         return counts
 
+    def incident_dicts(self) -> list[dict[str, Any]]:
+        """Each incident's :meth:`Incident.to_dict`, built once while the incidents stay the same objects:
+        the store's JSON file and the JSON output share them (a long log has thousands). Read-only:
+        callers that change what they get use :meth:`to_dict`, which copies them."""
+        incidents = self.incidents
+        cached = self.__dict__.get("_incident_dicts")
+        if (cached is not None and len(cached[0]) == len(incidents)
+                and all(map(operator.is_, cached[0], incidents))):
+            return cached[1]
+        names: dict[int, str] = {}       # an address's text by object: a log's incidents share a few
+        taxonomy = _taxonomy_of()
+        out = []
+        for inc in incidents:
+            ip = inc.ip
+            text = names.get(id(ip))
+            if text is None:
+                text = names[id(ip)] = str(ip)
+            out.append(_incident_dict(inc, text, taxonomy(inc.type)))
+        self.__dict__["_incident_dicts"] = (tuple(incidents), out)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "file": self.origin,
             "message_id": self.message_id,
             "valid": self.valid,
-            "incidents": [i.to_dict() for i in self.incidents],
+            "incidents": [dict(i) for i in self.incident_dicts()],
             "verdicts": {name: str(v) for name, v in self.verdicts.items()},
             "filtered": self.filtered,
         }
@@ -167,6 +184,37 @@ class Report:
             if k != "arrival":
                 d.setdefault(k, v)
         return d
+
+
+def _incident_dict(inc: Incident, ip: str, taxonomy: str) -> dict[str, Any]:
+    """What :meth:`Incident.to_dict` gives, with the address's text and the taxonomy given."""
+    time = inc.time
+    d: dict[str, Any] = {
+        "ip": ip,
+        "type": inc.type,
+        "taxonomy": taxonomy,
+        "time": time.isoformat() if time else None,
+        "zone": inc.zone,
+        "parser": inc.parser,
+    }
+    if inc.port is not None:
+        d["port"] = inc.port
+    d["evidence"] = inc.evidence
+    d.update(inc.extra)
+    return d
+
+
+_TAXONOMY_OF: Any = None
+
+
+def _taxonomy_of() -> Any:
+    """abuso.taxonomy.taxonomy_of, imported on first use (this module stays light to import)."""
+    global _TAXONOMY_OF
+    if _TAXONOMY_OF is None:
+        from .taxonomy import taxonomy_of
+
+        _TAXONOMY_OF = taxonomy_of
+    return _TAXONOMY_OF
 
 
 def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = (),

@@ -126,11 +126,33 @@ def test_processor_attaches_customer_and_notes_the_unmatched(tmp_path):
     assert r.incidents[3].extra["customer"]["id"] == "ACME-OLD"
     assert r.notes["table"] == {"matched": 3, "unmatched": 1,
                                 "why": ["198.51.100.1: no block in networks.txt holds it"]}
-    r.incidents[0].extra["customer"]["id"] = "CHANGED"  # each incident owns its copy
+    r.incidents[0].extra["customer"]["id"] = "CHANGED"  # each report owns its copy
     assert proc.table.lookup(ipaddress.ip_address("192.0.2.7"), T).customer["id"] == "ACME"
+    again = Report(raw=b"", date=T, incidents=[inc("192.0.2.7")])
+    proc.process(again)
+    assert again.incidents[0].extra["customer"]["id"] == "ACME"  # another report never sees a change
     empty = Report(raw=b"")
     proc.process(empty)
     assert empty.notes == {}  # nothing to say about a report without incidents
+
+
+def test_processor_matches_each_incident_as_lookup_does(tmp_path):
+    """Blocks are looked up once per address and report: each incident still gets the block held at its
+    own time (dated lines), an IPv4-mapped IPv6 address its IPv4 block, and equal customers."""
+    (tmp_path / "n.txt").write_text(TABLE)
+    proc = TableProcessor({"file": "n.txt"}, tmp_path)
+    rnd = random.Random(7)
+    ips = ["192.0.2.130", "192.0.2.7", "::ffff:192.0.2.140", "2001:db8:1::9", "2001:db8:2::1", "203.0.113.1",
+           "192.0.2.200"]
+    times = [None, datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 30, 23, 59, tzinfo=UTC),
+             datetime(2026, 7, 1, tzinfo=UTC), T]
+    incidents = [inc(rnd.choice(ips), rnd.choice(times)) for _ in range(300)]
+    r = Report(raw=b"", date=datetime(2026, 3, 1, tzinfo=UTC), incidents=list(incidents))
+    proc.process(r)
+    for before, after in zip(incidents, r.incidents, strict=True):
+        entry = proc.table.lookup(before.ip, before.time or r.date)
+        assert after.extra.get("customer") == (entry.customer if entry else None), before
+    assert r.notes["table"]["matched"] == sum(1 for i in r.incidents if "customer" in i.extra)
 
 
 def test_unmatched_note_says_when_the_block_was_held(tmp_path):

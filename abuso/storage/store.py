@@ -390,7 +390,7 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
         "sender": report.sender,
         "date": report.date.isoformat() if report.date else None,
         "valid": report.valid,
-        "incidents": [i.to_dict() for i in report.incidents],
+        "incidents": report.incident_dicts(),   # built once, shared with the JSON output
         "verdicts": {n: str(v) for n, v in report.verdicts.items()},
         "filtered": report.filtered,
         "dropped": [{"filter": d.filter, "reason": d.reason, "incident": d.incident.to_dict()}
