@@ -166,3 +166,21 @@ def test_role_values_decide_on_a_kept_plan() -> None:
     assert kinds("inet7num: 2001:db8::1 x") == [("unclear", "", None)]
     assert kinds("SRC=192.0.2.1 DST=198.51.100.2 SPT=51022") == [("source", "", 51022), ("victim", "DST", None)]
     assert kinds("SRC=127.0.0.1 DST=198.51.100.2 SPT=51022") == [("useless", "", None), ("victim", "DST", None)]
+
+
+def test_day_first_pattern_finds_what_the_plain_one_does() -> None:
+    """context._DAY_FIRST has its look-behind after the day's digits (re then skips ahead by its first
+    character): the same matches as the look-behind written first."""
+    import re
+
+    from abuso.parsers.log.context import _DAY_FIRST
+
+    plain = re.compile(r"(?<![\d/])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:\d{4}|\d{2})(?![\d/])")
+    rnd = random.Random(8)
+    texts = ["".join(rnd.choice(["0", "1", "2", "3", "9", "/", " ", "x", "13", "31", "2026", "/1/"])
+                     for _ in range(rnd.randint(0, 12))) for _ in range(20_000)]
+    texts += ["22/11/2026", "1/22/11/2026", "/22/11/2026", "x22/11/26", "13/1/2026", "12/11/2026"]
+    for text in texts:
+        want = plain.search(text)
+        got = _DAY_FIRST.search(text)
+        assert (got and got.span()) == (want and want.span()), text
