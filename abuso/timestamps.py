@@ -438,22 +438,19 @@ def _plan(line: str) -> _Plan:
 
 
 def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int, int], ...], line: str
-             ) -> Iterator[re.Match[str]]:
+             ) -> list[re.Match[str]]:
     """A plan step's matches in ``line``: searched in its windows (``live``), or matched where the plan says."""
-    found: Iterator[re.Match[str] | None] = (
-        (m for lo, hi in spans for m in rx.finditer(line, lo, hi)) if live
-        else (rx.match(line, s, hi) for s, hi in spans))
-    for m in found:
-        if m is None:  # cannot happen for a digit-blind regex; never trust a plan over the line
-            continue
-        if shape == "monthfirst" and m["Y2"] and m["Y2"][:2] not in ("19", "20"):
-            # A year after the time is 19xx or 20xx (checked here, not in the regex, to keep it
-            # digit-blind): without it the stamp ends where the year's blank began.
-            cut = rx.match(line, m.start(), m.start("tail"))
-            if cut is None:
-                continue
-            m = cut
-        yield m
+    if live:
+        found = [m for lo, hi in spans for m in rx.finditer(line, lo, hi)]
+    else:  # (a digit-blind regex matches there, whatever the digits: never None, but never trust a plan over the line)
+        found = [m for s, hi in spans if (m := rx.match(line, s, hi)) is not None]
+    if shape == "monthfirst":
+        for i, m in enumerate(found):
+            if m["Y2"] and m["Y2"][:2] not in ("19", "20"):
+                # A year after the time is 19xx or 20xx (checked here, not in the regex, to keep it
+                # digit-blind): without it the stamp ends where the year's blank began.
+                found[i] = rx.match(line, m.start(), m.start("tail")) or m
+    return found
 
 
 def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zoneish = None,
