@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-
 def address_key(ip: IPAddress) -> Any:
     """A dict key equal for equal addresses, unequal otherwise, hashed in C: an ``ipaddress`` object
     hashes in Python (``hash(hex(int(self)))``), which hot loops over thousands of incidents feel.
@@ -235,35 +234,40 @@ def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()
     address they name (the receiving MX, a relay, a sanitised copy).
     """
     weak = set(fallback)
-    strong: dict = {}
+    # Addresses by address_key throughout (an ipaddress object hashes in Python): a long log gives
+    # tens of thousands of incidents.
+    strong: dict[Any, list[Incident]] = {}
     incidents = list(incidents)
     if weak:
         incidents = _enriched(incidents, weak)
         texts = [" ".join(t.split()) for t in restated if t and t.strip()]
         if texts:  # about a reported address they merge below (the parser label keeps "+log")
-            reported = {i.ip for i in incidents if i.parser not in weak}
-            incidents = [i for i in incidents
-                         if i.parser not in weak or i.ip in reported or not _restates(i.evidence, texts)]
+            reported = {address_key(i.ip) for i in incidents if i.parser not in weak}
+            incidents = [i for i in incidents if i.parser not in weak or address_key(i.ip) in reported
+                         or not _restates(i.evidence, texts)]
         for inc in incidents:
             if inc.parser not in weak:
-                strong.setdefault(inc.ip, []).append(inc)
+                strong.setdefault(address_key(inc.ip), []).append(inc)
     seen: dict[tuple, Incident] = {}
     for inc in incidents:
-        if inc.parser in weak and inc.ip in strong and inc.key not in seen:
-            same = next((s.key for s in strong[inc.ip] if s.time == inc.time), None)
+        ip = inc.ip
+        at = ip._ip if ip._version == 4 else (ip._ip, ip._scope_id)  # type: ignore[union-attr]  # address_key
+        key = (at, inc.type, inc.time)  # Incident.key, the address by its key
+        if strong and inc.parser in weak and at in strong and key not in seen:
+            same = next(((at, s.type, s.time) for s in strong[at] if s.time == inc.time), None)
             if same is not None and same in seen and inc.parser not in seen[same].parser.split("+"):
                 seen[same] = replace(seen[same], parser=f"{seen[same].parser}+{inc.parser}")
             continue
-        first = seen.get(inc.key)
+        first = seen.get(key)
         if first is None:
-            seen[inc.key] = inc
+            seen[key] = inc
         elif inc.parser not in first.parser.split("+"):
-            seen[inc.key] = replace(first, parser=f"{first.parser}+{inc.parser}")
+            seen[key] = replace(first, parser=f"{first.parser}+{inc.parser}")
     typed: dict[tuple, tuple] = {}
     for key, inc in seen.items():
         if inc.type != "undetermined":
-            typed.setdefault((inc.ip, inc.time), key)
-    for key in [k for k, inc in seen.items() if inc.type == "undetermined" and (inc.ip, inc.time) in typed]:
+            typed.setdefault((key[0], key[2]), key)
+    for key in [k for k, inc in seen.items() if inc.type == "undetermined" and (k[0], k[2]) in typed]:
         vague, into = seen.pop(key), typed[(key[0], key[2])]
         if vague.parser not in seen[into].parser.split("+"):
             seen[into] = replace(seen[into], parser=f"{seen[into].parser}+{vague.parser}")
@@ -272,17 +276,20 @@ def merge_duplicates(incidents: Iterable[Incident], fallback: Iterable[str] = ()
 
 def _enriched(incidents: list[Incident], weak: set[str]) -> list[Incident]:
     """Structured incidents without a time take the earliest time free text gives for their address."""
+    if not any(inc.time is None and inc.parser not in weak for inc in incidents):
+        return incidents  # nothing to enrich
     timed: dict = {}
     for inc in incidents:
         if inc.parser in weak and inc.time is not None:
-            first = timed.get(inc.ip)
+            key = address_key(inc.ip)
+            first = timed.get(key)
             if first is None or inc.time < first.time:
-                timed[inc.ip] = inc
+                timed[key] = inc
     if not timed:
         return incidents
     out = []
     for inc in incidents:
-        donor = timed.get(inc.ip) if inc.time is None and inc.parser not in weak else None
+        donor = timed.get(address_key(inc.ip)) if inc.time is None and inc.parser not in weak else None
         if donor is not None:
             inc = replace(inc, time=donor.time, zone=donor.zone, port=inc.port if inc.port is not None else donor.port,
                           extra={**inc.extra, "time_from": donor.parser})

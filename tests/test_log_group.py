@@ -84,3 +84,18 @@ def test_grouping_equals_the_plain_reading_on_random_logs() -> None:
         got, want = group(occs), _plain_group(occs)
         assert list(got) == list(want)
         assert all([id(o) for o in got[k]] == [id(o) for o in want[k]] for k in got)
+
+
+def test_addresses_equal_only_when_ipaddress_says_so() -> None:
+    """Grouping keys addresses by their int (and scope): 0.0.0.1 is not ::1, fe80::1%eth0 not fe80::1."""
+    import random
+
+    rnd = random.Random(9)
+    ips = ["0.0.0.1", "::1", "fe80::1", "fe80::1%eth0", "::ffff:0.0.0.1"]
+    for _ in range(200):
+        occs = [occ(rnd.choice(ips), rnd.choice([None, 0, 0, 60, 7.5]), rnd.choice([60, 1, 1e-3]))
+                for _ in range(rnd.randrange(1, 25))]
+        got, want = group(occs), _plain_group(occs)
+        assert list(got) == list(want)
+        assert all([id(o) for o in got[k]] == [id(o) for o in want[k]] for k in got)
+        assert all(g[0].ip is k[0] for k, g in got.items())  # a group's key is its first occurrence's

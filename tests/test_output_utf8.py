@@ -62,3 +62,11 @@ def test_lone_surrogates_in_report_fields_become_replacement_characters() -> Non
         value = json.loads(out.encode("utf-8").decode("utf-8").splitlines()[0])
         assert not any(0xD800 <= ord(c) <= 0xDFFF for s in strings(value) for c in s)
     assert "\U0001f600" in json_output.render(report) and "\ufffd" in json_output.render(report)
+
+
+def test_valid_text_replaces_lone_surrogates_only() -> None:
+    from abuso.output import valid_text
+
+    for text in ["plain ascii", "caf\u00e9 \u2028 \U0001f600 \u00ff", "", "\x00\x7f"]:
+        assert valid_text(text) is text
+    assert valid_text("caf\udce9 \ud800x\udfff \U0001f600") == "caf\ufffd \ufffdx\ufffd \U0001f600"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from ...addresses import find_addresses, source_address
 from ...errors import INPUT_ERRORS
 from ...lazy import lazy_compile
-from ...model import Incident, IPAddress
+from ...model import Incident, IPAddress, address_key
 from ...taxonomy import type_from_text
 from ...timestamps import Stamp, find_timestamps, parse_timestamp, stated_zone
 from . import group as grouping
@@ -404,28 +404,50 @@ class Context:
         self.occurrences.append(Occurrence(ip, stamp, line, hint, port, evidence, explicit, fallback, accused))
 
     def incidents(self) -> list[Incident]:
-        """Group occurrences into one incident per (ip, time); see the module doc."""
+        """Group occurrences into one incident per (ip, time); see the module doc.
+
+        Addresses are compared by :func:`~abuso.model.address_key` (an ``ipaddress`` object hashes in
+        Python); the incidents of one address share its first occurrence's address object.
+        """
         parser = self.parser.name
-        # An address labelled victim anywhere is not accused where its role was unclear, unless
-        # only the reporter's wording made it one ("our server", "against") and a log line accuses it.
-        occs = [o for o in self.occurrences if o.ip not in self.victims or o.explicit
-                or o.accused and o.ip not in self.strong_victims]
-        self.excluded -= {o.ip for o in occs}
-        groups = grouping.group(occs)
+        occs = self.occurrences
+        if self.victims:
+            # An address labelled victim anywhere is not accused where its role was unclear, unless
+            # only the reporter's wording made it one ("our server", "against") and a log line accuses it.
+            victims = {address_key(ip) for ip in self.victims}
+            strong = {address_key(ip) for ip in self.strong_victims}
+            occs = [o for o in occs if o.explicit or (k := address_key(o.ip)) not in victims
+                    or o.accused and k not in strong]
+        groups = grouping.groups(occs)
+        shared: dict[object, IPAddress] = {}   # address key -> the address object its incidents hold
+        for g in groups:
+            ip = g[0].ip
+            shared.setdefault(ip._ip if ip._version == 4 else (ip._ip, ip._scope_id), ip)  # type: ignore[union-attr]
+        if self.excluded:
+            self.excluded -= {ip for ip in self.excluded if address_key(ip) in shared}
+        dated = self.message.date if self.parser.date_fallback else None
         out = []
-        for (ip, _), g in groups.items():
-            timed = [(o.stamp, o) for o in g if o.stamp is not None]
-            # The finest stamp of the group; None only for the group of an address without a time.
-            stamp, first = min(timed, key=lambda so: so[0].precision) if timed else (None, g[0])
-            type_ = best([o.hint for o in g]) or best([o.fallback() for o in g if o.fallback]) or "undetermined"
-            port = next((o.port for o in g if o.port is not None), None)
+        for g in groups:
+            o = g[0]
+            ip = o.ip
+            ip = shared[ip._ip if ip._version == 4 else (ip._ip, ip._scope_id)]  # type: ignore[union-attr]
+            if len(g) == 1:  # most groups: what the general case below gives for one occurrence
+                stamp, first, port = o.stamp, o, o.port
+                type_ = o.hint or (o.fallback and o.fallback()) or "undetermined"
+            else:
+                timed = [(o.stamp, o) for o in g if o.stamp is not None]
+                # The finest stamp of the group; None only for the group of an address without a time.
+                stamp, first = min(timed, key=lambda so: so[0].precision) if timed else (None, g[0])
+                type_ = (best([o.hint for o in g]) or best([o.fallback() for o in g if o.fallback])
+                         or "undetermined")
+                port = next((o.port for o in g if o.port is not None), None)
             if stamp is None:
-                if self.parser.date_fallback and self.message.date is not None:
-                    out.append(Incident(ip, type_, self.message.date, parser, "date-header", port, first.evidence,
+                if dated is not None:
+                    out.append(Incident(ip, type_, dated, parser, "date-header", port, first.evidence,
                                         {"time_from": "report Date header"}))
                 else:
                     out.append(Incident(ip, type_, None, parser, "none", port, first.evidence))
             else:
                 out.append(Incident(ip, type_, stamp.time, parser, stamp.zone, port, first.evidence))
-            self.sources.add(ip)
+        self.sources.update(shared.values())
         return out

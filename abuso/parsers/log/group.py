@@ -44,52 +44,87 @@ def group(occurrences: list[Occurrence]) -> dict[Key, list[Occurrence]]:
     folds into a finer one of the same address inside its span: "03:14" into "03:14:07",
     "03:14:07" into snort's "03:14:07.123456" - one event, not two.
     """
-    groups: dict[Key, list[Occurrence]] = {}
-    timed_ips = {o.ip for o in occurrences if o.stamp is not None}
+    return {(g[0].ip, g[0].stamp.time if g[0].stamp else None): g for g in groups(occurrences)}
+
+
+def groups(occurrences: list[Occurrence]) -> list[list[Occurrence]]:
+    """What :func:`group` gives, as the list of its groups: a group's (ip, time) is its first
+    occurrence's (those folded into it come after its own).
+
+    Addresses are keyed by :func:`~abuso.model.address_key`, each once: an ``ipaddress`` object
+    hashes in Python, and a long log has tens of thousands of occurrences.
+    """
+    keys = []
+    timed_ips = set()
     for o in occurrences:
-        if o.stamp is None and o.ip in timed_ips:
-            continue  # a mention ("Source IP: ...") of an address whose events have times
-        groups.setdefault((o.ip, o.stamp.time if o.stamp else None), []).append(o)
-    _fold(groups)
-    return groups
+        ip = o.ip
+        key = ip._ip if ip._version == 4 else (ip._ip, ip._scope_id)  # type: ignore[union-attr]  # address_key
+        keys.append(key)
+        if o.stamp is not None:
+            timed_ips.add(key)
+    index: dict[tuple[object, datetime | None], int] = {}
+    members: list[list[Occurrence]] = []
+    where: list[tuple[object, datetime | None]] = []
+    span: list[float] = []  # a timed group's finest precision (coarseness); 0 for untimed ones
+    for o, key in zip(occurrences, keys, strict=True):
+        stamp = o.stamp
+        if stamp is None:
+            if key in timed_ips:
+                continue  # a mention ("Source IP: ...") of an address whose events have times
+            at: tuple[object, datetime | None] = (key, None)
+            precision = 0.0
+        else:
+            at = (key, stamp.time)
+            precision = stamp.precision
+        n = index.get(at)
+        if n is None:
+            index[at] = len(members)
+            members.append([o])
+            where.append(at)
+            span.append(precision)
+        else:
+            members[n].append(o)
+            if precision < span[n]:
+                span[n] = precision
+    return _fold(members, where, span)
 
 
-def _fold(groups: dict[Key, list[Occurrence]]) -> None:
+def _fold(members: list[list[Occurrence]], where: list[tuple[object, datetime | None]],
+          span: list[float]) -> list[list[Occurrence]]:
     """Fold coarse groups into finer ones, coarsest first; among several finer groups inside a
-    span, the first to occur takes it.
+    span, the first to occur takes it. Groups are by position (order of first occurrence), each
+    at ``where`` (address key, time) with ``span`` its coarseness.
 
     Indexed by address and searched by time: each group looks only at the groups of its address
     inside its span (stamps of one precision are aligned to it, so spans of one precision do not
     overlap). Scanning every group of the address was quadratic: 3,000 timed lines of one address
     took seconds.
     """
-    # By position in ``groups`` (the order of first occurrence): an address's hash runs in
-    # Python (ipaddress), so each key is hashed once here rather than at every look-up.
-    items = list(groups.items())
-    timed = [n for n, (key, _) in enumerate(items) if key[1] is not None]
-    span = {n: coarseness(items[n][1]) for n in timed}
-    by_ip: dict[IPAddress, tuple[list[datetime], list[int]]] = {}
+    timed = [n for n, at in enumerate(where) if at[1] is not None]
+    if len({span[n] for n in timed}) < 2:
+        return members  # one precision: no group is finer than another, none folds
+    by_ip: dict[object, tuple[list[datetime], list[int]]] = {}
     mine: dict[int, tuple[list[datetime], list[int]]] = {}
     dated: list[tuple[datetime, int]] = []
     for n in timed:
-        when = items[n][0][1]
+        when = where[n][1]
         assert when is not None
         dated.append((when, n))
     for when, n in sorted(dated):  # by time, ties in order of occurrence
-        ip = items[n][0][0]
-        times, members = mine[n] = by_ip.setdefault(ip, ([], []))
+        times, positions = mine[n] = by_ip.setdefault(where[n][0], ([], []))
         times.append(when)
-        members.append(n)
-    alive = [True] * len(items)
+        positions.append(n)
+    alive = [True] * len(members)
     for n in sorted(timed, key=lambda n: -span[n]):
-        t = items[n][0][1]
+        t = where[n][1]
         assert t is not None
-        times, members = mine[n]
-        if len(members) < 2:
+        times, positions = mine[n]
+        if len(positions) < 2:
             continue
         s = span[n]
         lo, hi = bisect_left(times, t), bisect_left(times, t + timedelta(seconds=s))
-        finer = [m for m in members[lo:hi] if m != n and span[m] < s and alive[m]]
+        finer = [m for m in positions[lo:hi] if m != n and span[m] < s and alive[m]]
         if finer:
             alive[n] = False
-            items[min(finer)][1].extend(groups.pop(items[n][0]))
+            members[min(finer)].extend(members[n])
+    return [g for g, live in zip(members, alive, strict=True) if live]
