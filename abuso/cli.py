@@ -31,11 +31,10 @@ COMMANDS = {
 _FORMATS = ("text", "json", "intelmq")
 
 #: What the procmail path imports only when it is used (abuso.lazy.import_deferring): dataclasses'
-#: inspect (a docstring for a class without one, ~15 ms), logging's traceback (formatting an
-#: exception, ~7 ms), email.utils' socket and random (make_msgid only, ~5 ms), email._parseaddr's
-#: calendar (with locale; mktime_tz only, ~3 ms).
-_DEFERRED = (("dataclasses", ("inspect",)), ("logging", ("traceback",)), ("email._parseaddr", ("calendar",)),
-             ("email.utils", ("socket", "random")))
+#: inspect (a docstring for a class without one, ~15 ms), email.utils' socket and random (make_msgid only,
+#: ~5 ms), email._parseaddr's calendar (with locale; mktime_tz only, ~3 ms). logging is not imported unless
+#: something is to be logged (abuso.logs), and then without its traceback.
+_DEFERRED = (("dataclasses", ("inspect",)), ("email._parseaddr", ("calendar",)), ("email.utils", ("socket", "random")))
 
 
 def _group() -> Any:

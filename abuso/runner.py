@@ -101,11 +101,10 @@ def process_item(pipeline: Any, render: Callable[[Any], str], data: bytes, origi
 
 
 def _describe(report: Report) -> str:
-    import logging
+    from .logs import INFO, describe, enabled
 
-    if not logging.getLogger("abuso").isEnabledFor(logging.INFO):
+    if not enabled(INFO):
         return ""
-    from .logs import describe
 
     return describe(report)
 
@@ -181,9 +180,9 @@ class Runner:
     def __init__(self, config: Config, reader: Reader, *, fmt: str = "text", jobs: int = 1, explain: bool = False,
                  out: IO[str] | None = None, err: IO[str] | None = None, progress: bool | None = None,
                  dry_run: bool = False, quiet: bool = False, workers: bool | None = None) -> None:
-        import logging
+        from .logs import Logger
 
-        self.log = logging.getLogger("abuso.run")
+        self.log = Logger("abuso.run")  # logging imported only when a record goes somewhere
         self.quiet = quiet
         self.config, self.reader, self.fmt, self.explain = config, reader, fmt, explain
         #: Change nothing: no processor with side effects, no quarantine file, no message marked done.

@@ -30,9 +30,10 @@ main()
 #: PyYAML once the config is cached (X-ARF reports are YAML: they need it); hashlib without a store
 #: (the store names files by digest); zlib (CSV archives only; the caches name files by binascii.crc32);
 #: typing (~8 ms; abuso's annotations are strings, its typing names imported under TYPE_CHECKING only;
-#: bs4, for HTML mail, imports it).
+#: bs4, for HTML mail, imports it); logging and threading when nothing is to be logged (abuso.logs; bs4
+#: and soupsieve import them, zipfile threading).
 NOT_IMPORTED = ("click", "inspect", "traceback", "socket", "signal", "secrets", "calendar", "yaml", "hashlib", "zlib",
-                "typing")
+                "typing", "logging", "threading")
 
 
 def piped_modules(config: Path, message: bytes, watched: tuple[str, ...], cache: Path) -> list[str]:
@@ -61,7 +62,8 @@ def test_a_piped_message_imports_neither_click_nor_inspect_nor_yaml(tmp_path: Pa
     for sample in samples():
         watched = tuple(m for m in NOT_IMPORTED if not (m == "yaml" and sample.parent.name == "xarf")
                         and not (m == "hashlib" and store)
-                        and not (m == "typing" and b"text/html" in sample.read_bytes()))
+                        and not (m in ("typing", "logging", "threading") and b"text/html" in sample.read_bytes())
+                        and not (m == "threading" and b"zip" in sample.read_bytes()))
         assert piped_modules(config, sample.read_bytes(), watched, cache) == [], sample
 
 
@@ -271,3 +273,25 @@ def test_patterns_compiled_as_a_module_is_imported_come_from_the_start_cache(tmp
     subprocess.run([sys.executable, "-c", AT_IMPORT, str(ROOT), str(tmp_path)], capture_output=True,
                    env={**env, "PYTHONHASHSEED": "99"}, timeout=60)
     assert {f: f.read_bytes() for f in kept} == kept  # a pattern from a set does not grow the file
+
+
+QUIET_LOG = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from abuso.logs import INFO, Logger, enabled, setup
+assert setup() is None and "logging" not in sys.modules
+Logger("abuso.run").log(40, "dropped: nothing is to be logged")
+assert not enabled(INFO) and "logging" not in sys.modules
+import logging  # a plugin's, say: the abuso logger is made quiet as setup() would have made it
+log = logging.getLogger("abuso")
+assert log.propagate is False and log.level == logging.WARNING, (log.propagate, log.level)
+assert [type(h).__name__ for h in log.handlers] == ["NullHandler"]
+logging.getLogger("abuso.plugin").warning("never on stderr (not logging's last resort)")
+Logger("abuso.run").log(40, "nor this")
+print("ok")
+"""
+
+
+def test_a_quiet_log_is_configured_when_logging_is_imported_later() -> None:
+    r = subprocess.run([sys.executable, "-c", QUIET_LOG, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok" and r.stderr == "", r.stderr
