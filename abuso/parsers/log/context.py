@@ -256,10 +256,12 @@ class Context:
         stamp is dropped and the mention folds into them.
         """
         before, lines_read = len(self.occurrences), self.lines_read
-        timed = {o.ip for o in self.occurrences if o.stamp is not None}
         subject = subject[:MAX_LINE]
         self.read_block(subject, hint, None)
         self.lines_read = lines_read
+        if len(self.occurrences) == before:
+            return  # the subject names no address (the body's occurrences are read only when it does)
+        timed = {o.ip for o in self.occurrences[:before] if o.stamp is not None}  # read_block only appends
         self.occurrences[before:] = [replace(o, stamp=o.stamp if o.ip not in timed and _dated_in_subject(subject, o)
                                              else None, evidence="Subject: " + trim(subject))
                                      for o in self.occurrences[before:]]
