@@ -166,11 +166,15 @@ class Report:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        return self._as_dict([dict(i) for i in self.incident_dicts()])
+
+    def _as_dict(self, incidents: Any) -> dict[str, Any]:
+        """:meth:`to_dict` with ``incidents`` as its incidents (the JSON output puts their text there)."""
         d: dict[str, Any] = {
             "file": self.origin,
             "message_id": self.message_id,
             "valid": self.valid,
-            "incidents": [dict(i) for i in self.incident_dicts()],
+            "incidents": incidents,
             "verdicts": {name: str(v) for name, v in self.verdicts.items()},
             "filtered": self.filtered,
         }

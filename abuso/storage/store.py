@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..output.encode import dumps_with, incidents_json
 from .index import Index, parse_time_text, time_text, utc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
@@ -390,7 +391,7 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
         "sender": report.sender,
         "date": report.date.isoformat() if report.date else None,
         "valid": report.valid,
-        "incidents": report.incident_dicts(),   # built once, shared with the JSON output
+        "incidents": None,   # written by dumps_with: the incidents' text, made once, shared with the JSON output
         "verdicts": {n: str(v) for n, v in report.verdicts.items()},
         "filtered": report.filtered,
         "dropped": [{"filter": d.filter, "reason": d.reason, "incident": d.incident.to_dict()}
@@ -402,7 +403,7 @@ def _meta_bytes(report: Any, digest: str, stored: datetime) -> bytes:
     # A lone surrogate (undecodable header bytes) is written as its JSON escape, which reads back the same.
     # One line, no indent: json's C encoder then does the work (indented, it falls back to pure Python and
     # cost more than everything else the store does; `jq . FILE` shows it indented).
-    return json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+    return dumps_with(meta, "incidents", incidents_json(report)).encode("utf-8", "backslashreplace")
 
 
 def _makedirs(path: Path) -> None:
