@@ -364,7 +364,12 @@ def _v6_address(text: str) -> ipaddress.IPv6Address | None:
         return None
 
 
-@lru_cache(maxsize=4096)
+#: is_useful_source's answers for plain IPv4Address / IPv6Address objects, by (type, the address's integer):
+#: an lru_cache keyed by the address itself ran ipaddress's __hash__ (Python code: hash(hex(int))) on
+#: every call. The answer reads nothing else (an IPv6 scope does not change it).
+_USEFUL: dict[tuple[type, int], bool] = {}
+
+
 def is_useful_source(ip: IPAddress) -> bool:
     """Can this address be the source of an incident at all?
 
@@ -373,6 +378,20 @@ def is_useful_source(ip: IPAddress) -> bool:
     such as 255.255.255.0 fall there; so do IPv6 strings like ``::3`` or ``d::``
     that C++ scopes, hex dumps and random bytes produce) never name a machine.
     """
+    kind = type(ip)
+    if kind is not ipaddress.IPv4Address and kind is not ipaddress.IPv6Address:
+        return _useful(ip)  # an interface or a subclass: its properties may read more than the integer
+    key = (kind, ip._ip)  # type: ignore[union-attr]  # the integer itself (int() is a Python call)
+    useful = _USEFUL.get(key)
+    if useful is None:
+        useful = _useful(ip)
+        if len(_USEFUL) >= 4096:
+            _USEFUL.clear()
+        _USEFUL[key] = useful
+    return useful
+
+
+def _useful(ip: IPAddress) -> bool:
     return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local or ip.is_reserved)
 
 

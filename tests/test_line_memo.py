@@ -184,3 +184,23 @@ def test_day_first_pattern_finds_what_the_plain_one_does() -> None:
         want = plain.search(text)
         got = _DAY_FIRST.search(text)
         assert (got and got.span()) == (want and want.span()), text
+
+
+def test_useful_sources_kept_by_type_and_integer() -> None:
+    """is_useful_source keeps its answers by (type, integer): the same as reading the properties, also for an
+    IPv4 and an IPv6 address with the same integer, scoped IPv6 and interfaces (not kept)."""
+    import ipaddress
+
+    from abuso.addresses import _useful, is_useful_source
+
+    rnd = random.Random(8)
+    ips: list[object] = [ipaddress.IPv4Address(rnd.getrandbits(32)) for _ in range(3000)]
+    ips += [ipaddress.IPv6Address(rnd.getrandbits(128)) for _ in range(1000)]
+    ips += [ipaddress.IPv4Address(n) for n in range(4)] + [ipaddress.IPv6Address(n) for n in range(4)]
+    ips += [ipaddress.ip_address(t) for t in ("127.0.0.1", "224.0.0.1", "169.254.1.1", "240.0.0.1", "ff02::1",
+                                              "fe80::1", "fe80::1%eth0", "::ffff:127.0.0.1", "2001:db8::1", "fd00::1")]
+    ips += [ipaddress.ip_interface("127.0.0.1/8"), ipaddress.ip_interface("fe80::1/64")]
+    for ip in ips + ips[::-1]:
+        assert is_useful_source(ip) is _useful(ip), ip  # type: ignore[arg-type]
+    # The same integer, two answers: ::1 is the loopback, 0.0.0.1 is not.
+    assert is_useful_source(ipaddress.IPv4Address(1)) and not is_useful_source(ipaddress.IPv6Address(1))
