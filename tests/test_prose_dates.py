@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from abuso import timestamps
+from abuso import datefallback, timestamps
 from abuso.timestamps import find_timestamps, parse_timestamp
 from abuso.zones import zone_tzinfo
 
@@ -118,7 +118,7 @@ def test_a_message_asks_dateparser_a_bounded_number_of_times(monkeypatch: pytest
         asked.append((text, args[-1]))  # type: ignore[arg-type]
         return None
 
-    monkeypatch.setattr(timestamps, "_ask_dateparser", spy)
+    monkeypatch.setattr(datefallback, "_ask_dateparser", spy)
     # A date shape no fast reader knows (year first with slashes, then words), seven times, twice over.
     lines = [f"Angriff am 2026/11/{d:02d} gegen 17:{d:02d} auf den Server" for d in range(1, 8)]
     with timestamps.message_scope("Sehr geehrte Damen und Herren, die Angriffe wurden von der Adresse "
@@ -131,7 +131,7 @@ def test_a_message_asks_dateparser_a_bounded_number_of_times(monkeypatch: pytest
 
 def test_the_same_text_is_asked_once_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(timestamps, "_ask_dateparser", lambda text, *a: asked.append(text))
+    monkeypatch.setattr(datefallback, "_ask_dateparser", lambda text, *a: asked.append(text))
     with timestamps.message_scope("", languages=["en"]):
         for _ in range(5):
             find_timestamps("seen 2026/11/08 around 17:00", fallback=True)
