@@ -458,7 +458,7 @@ def _check_stage(st: Stage, base: Path) -> list[tuple[str, str | None, list]]:
 
 # --- parsed-config cache ------------------------------------------------------
 # Importing PyYAML costs ~14 ms of every piped message; the parsed config (plain
-# JSON data and key lines) is kept in the user's cache folder. An entry is used
+# data and key lines, marshalled) is kept in the user's cache folder. An entry is used
 # only for the same path with the same size, mtime, ctime and inode: any write
 # to the config changes ctime, which users cannot set back.
 # With it goes the record of a successful check (with the stamp of abuso's own
@@ -474,7 +474,7 @@ def _cache_file(path: Path) -> Path | None:
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = crc32(str(path.resolve()).encode("utf-8", "surrogateescape"))
-    return Path(root) / "abuso" / f"config-{key:08x}.json"
+    return Path(root) / "abuso" / f"config-{key:08x}.marshal"  # not JSON: text output then imports no json
 
 
 def _stamp(path: Path) -> list[Any] | None:
@@ -513,24 +513,24 @@ def _code_stamp() -> str:
 
 def _cache_get(path: Path, raw: bytes, stamp: list[Any] | None
                ) -> tuple[dict[str, Any], dict[str, int], dict[str, Any] | None] | None:
-    import json
+    import marshal
 
     file = _cache_file(path)
     if file is None or stamp is None:
         return None
     try:
-        entry = json.loads(file.read_bytes())
+        entry = marshal.loads(file.read_bytes())
         if entry.get("stamp") != stamp or entry.get("size") != len(raw):
             return None
         checked = entry.get("checked")
         return entry["data"], {k: int(v) for k, v in entry["lines"].items()}, checked
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _cache_put(path: Path, raw: bytes, stamp: list[Any] | None, data: dict[str, Any],
                by_path: dict[str, int], checked: dict[str, Any] | None = None) -> None:
-    import json
+    import marshal
     import os
     import tempfile
 
@@ -542,12 +542,12 @@ def _cache_put(path: Path, raw: bytes, stamp: list[Any] | None, data: dict[str, 
         entry: dict[str, Any] = {"stamp": stamp, "size": len(raw), "data": data, "lines": by_path}
         if checked:
             entry["checked"] = checked
-        text = json.dumps(entry)
-        if json.loads(text)["data"] != data:  # YAML dates and the like do not survive JSON: do not cache
+        text = marshal.dumps(entry)  # YAML dates and the like: ValueError, not cached
+        if marshal.loads(text)["data"] != data:
             return
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(text)
         os.replace(tmp, file)
         _prune(file.parent)
@@ -567,7 +567,7 @@ def _prune(folder: Path) -> None:
     entries = []
     with os.scandir(folder) as it:
         for e in it:
-            if e.name.startswith("config-") and e.name.endswith(".json"):
+            if e.name.startswith("config-") and e.name.endswith((".marshal", ".json")):
                 try:
                     entries.append((e.stat().st_mtime_ns, e.path))
                 except OSError:

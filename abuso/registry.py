@@ -146,31 +146,32 @@ def _listing_file(paths: str) -> Any:
     if os.environ.get("ABUSO_NO_CACHE"):
         return None
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "abuso" / f"entry-points-{crc32(paths.encode('utf-8', 'surrogateescape')):08x}.json"
+    return Path(root) / "abuso" / f"entry-points-{crc32(paths.encode('utf-8', 'surrogateescape')):08x}.marshal"
 
 
 def _read_listing(file: Any, key: list) -> dict[str, list[list[str]]] | None:
-    import json
+    import marshal  # not json: a piped message that outputs text does not import it
 
     try:
-        entry = json.loads(file.read_bytes())
+        entry = marshal.loads(file.read_bytes())
         if entry.get("key") != key or not isinstance(entry.get("groups"), dict):
             return None
         return {k: [[str(n), str(v)] for n, v in eps] for k, eps in entry["groups"].items()}
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, EOFError, TypeError, AttributeError):
         return None
 
 
 def _write_listing(file: Any, key: list, listing: dict[str, list[list[str]]]) -> None:
-    import json
+    import marshal
     import os
     import tempfile
 
     try:
+        data = marshal.dumps({"key": key, "groups": listing})
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "groups": listing}, f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, file)
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written is only slower

@@ -233,7 +233,7 @@ def test_parsed_config_cache_sees_every_edit(tmp_path, monkeypatch):
     monkeypatch.delenv("ABUSO_NO_CACHE", raising=False)
     p = write(tmp_path, "parsers: [log]\n")
     assert [s.name for s in load(p).parsers] == ["log"]
-    assert list((tmp_path / "cache" / "abuso").glob("config-*.json"))
+    assert list((tmp_path / "cache" / "abuso").glob("config-*.marshal"))
     assert [s.name for s in load(p).parsers] == ["log"]  # from the cache
     p.write_text("parsers: [arf]\n")  # same size, new content
     assert [s.name for s in load(p).parsers] == ["arf"]
@@ -258,7 +258,7 @@ def test_config_cache_is_bounded(tmp_path, monkeypatch):
         folder.mkdir()
         paths.append(write(folder, "parsers: [log]\n"))
         load(paths[-1])
-    cached = sorted((tmp_path / "cache" / "abuso").glob("config-*.json"))
+    cached = sorted((tmp_path / "cache" / "abuso").glob("config-*.marshal"))
     assert len(cached) == 5
     assert config._cache_file(paths[-1]) in cached
     assert config._cache_file(paths[0]) not in cached
