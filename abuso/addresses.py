@@ -80,15 +80,6 @@ def _v4_ok(text: str, start: int, end: int) -> bool:
     return True
 
 
-def _port_at(text: str, end: int) -> int | None:
-    m = _PORT_AFTER.match(text, end)
-    if m:
-        port = int(m.group(1))
-        if 0 < port <= 65535:
-            return port
-    return None
-
-
 def find_addresses(text: str, limit: int | None = None) -> list[Found]:
     """Every IPv4 and IPv6 address in ``text``, in order, with spans.
 
@@ -152,9 +143,8 @@ def _scan(text: str, limit: int | None = None) -> list[Found]:
                 continue
             a, b, c, d = (int(p) for p in m.group().split("."))
             ip = ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)
-            if port is None and e < len(text) and text[e] in ": p#]":
-                # 1.2.3.4:8080, 1.2.3.4 port 22, and Exim's [1.2.3.4]:54321
-                port = _port_at(text, e + 1) if text[e] == "]" and s and text[s - 1] == "[" else _port_at(text, e)
+            if port is None:
+                port = _port_value(text, _v4_port_span(text, s, e))
             found.append(Found(ip, s, e, port))
             if limit is not None and len(found) >= limit:
                 break
@@ -166,12 +156,7 @@ def _scan(text: str, limit: int | None = None) -> list[Found]:
 def _find_v6(text: str) -> Iterator[Found]:
     for m in _V6.finditer(text):
         s, e = m.span()
-        cand = m.group()
-        # Trim punctuation that belongs to the sentence ("…2001:db8::1." / "::1:").
-        while cand and cand[-1] in ".:" and not cand.endswith("::"):
-            cand, e = cand[:-1], e - 1
-        while cand.startswith(":") and not cand.startswith("::"):
-            cand, s = cand[1:], s + 1
+        cand, s, e = _trim_v6(m.group(), s, e)
         colons = cand.count(":")
         url_port = None
         if colons == 8 and "::" not in cand and text.endswith("://", max(0, s - 3), s):
@@ -192,17 +177,7 @@ def _find_v6(text: str) -> Iterator[Found]:
         if url_port is not None:
             yield Found(ip, s, e, url_port)
             continue
-        end = e
-        z = _V6_ZONE.match(text, e)
-        if z:
-            end = z.end()
-        port = None
-        if s and text[s - 1] == "[" and end < len(text) and text[end] == "]":
-            if end + 1 < len(text) and text[end + 1] in ":.":
-                port = _port_at(text, end + 1) if text[end + 1] == ":" else None
-        elif end < len(text) and text[end] in " p#":
-            port = _port_at(text, end)
-        yield Found(ip, s, e, port)
+        yield Found(ip, s, e, _port_value(text, _v6_port_span(text, s, e)))
 
 
 #: Plans of texts up to a log line's length, by the text with its digits made 0; how many are kept.
@@ -241,11 +216,7 @@ def _plan(text: str) -> _Plan:
     if text.count(":") >= 2:
         for m in _V6.finditer(text):
             s, e = m.span()
-            cand = m.group()
-            while cand and cand[-1] in ".:" and not cand.endswith("::"):
-                cand, e = cand[:-1], e - 1
-            while cand.startswith(":") and not cand.startswith("::"):
-                cand, s = cand[1:], s + 1
+            cand, s, e = _trim_v6(m.group(), s, e)
             colons = cand.count(":")
             if colons == 8 and "::" not in cand and text.endswith("://", max(0, s - 3), s):
                 if cand.rpartition(":")[2].isdigit():
@@ -256,17 +227,7 @@ def _plan(text: str) -> _Plan:
                 continue
             if e < len(text) and (text[e].isalnum() or text[e] == "_"):
                 continue
-            end = e
-            z = _V6_ZONE.match(text, e)
-            if z:
-                end = z.end()
-            port: _PortSpan = None
-            if s and text[s - 1] == "[" and end < len(text) and text[end] == "]":
-                if end + 1 < len(text) and text[end + 1] == ":":
-                    port = _port_span(text, end + 1)
-            elif end < len(text) and text[end] in " p#":
-                port = _port_span(text, end)
-            v6.append((s, e, port))
+            v6.append((s, e, _v6_port_span(text, s, e)))
     tcpdump: list[tuple[int, tuple[int, int]]] = []
     v4: list[tuple[int, int, bool, _PortSpan]] = []
     if "." in text:
@@ -281,16 +242,42 @@ def _plan(text: str) -> _Plan:
                 continue
             if not _v4_ok(text, s, e):
                 continue
-            port = None
-            if e < len(text) and text[e] in ": p#]":
-                port = _port_span(text, e + 1) if text[e] == "]" and s and text[s - 1] == "[" else _port_span(text, e)
-            v4.append((s, e, False, port))
+            v4.append((s, e, False, _v4_port_span(text, s, e)))
     return tuple(v6), tuple(tcpdump), tuple(v4)
 
 
 def _port_span(text: str, end: int) -> _PortSpan:
     m = _PORT_AFTER.match(text, end)
     return m.span(1) if m else None
+
+
+def _trim_v6(cand: str, s: int, e: int) -> tuple[str, int, int]:
+    """An IPv6 candidate without the sentence's punctuation around it ("…2001:db8::1." / "::1:")."""
+    while cand and cand[-1] in ".:" and not cand.endswith("::"):
+        cand, e = cand[:-1], e - 1
+    while cand.startswith(":") and not cand.startswith("::"):
+        cand, s = cand[1:], s + 1
+    return cand, s, e
+
+
+def _v4_port_span(text: str, s: int, e: int) -> _PortSpan:
+    """The port written with the IPv4 address at s..e: 1.2.3.4:8080, 1.2.3.4 port 22, Exim's [1.2.3.4]:54321."""
+    if e < len(text) and text[e] in ": p#]":
+        return _port_span(text, e + 1) if text[e] == "]" and s and text[s - 1] == "[" else _port_span(text, e)
+    return None
+
+
+def _v6_port_span(text: str, s: int, e: int) -> _PortSpan:
+    """The port written with the IPv6 address at s..e, after its zone if any: [2001:db8::1]:443, 2001:db8::1 port 22."""
+    end = e
+    z = _V6_ZONE.match(text, e)
+    if z:
+        end = z.end()
+    if s and text[s - 1] == "[" and end < len(text) and text[end] == "]":
+        return _port_span(text, end + 1) if end + 1 < len(text) and text[end + 1] == ":" else None
+    if end < len(text) and text[end] in " p#":
+        return _port_span(text, end)
+    return None
 
 
 def _port_value(text: str, span: _PortSpan) -> int | None:
