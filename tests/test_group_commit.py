@@ -13,11 +13,12 @@ import pytest
 
 from abuso.config import load
 from abuso.errors import EX_OK, EX_TEMPFAIL
-from abuso.readers.base import Item, Reader
+from abuso.readers.base import Item
 from abuso.runner import Runner
 from abuso.storage import Store
 from abuso.storage.store import digest_of
 from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures)
+from tests.test_runner import ListReader
 from tests.test_store import files_under, incident, options, report  # noqa: F401 - options is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,19 +124,6 @@ def test_a_writer_killed_in_its_commit_leaves_nothing_half_stored(options):  # n
 
 
 # --- in a batch ---------------------------------------------------------------------------------------------
-
-
-class ListReader(Reader):
-    def __init__(self, items):
-        super().__init__({})
-        self.items = items
-        self.outcomes = []
-
-    def __iter__(self):
-        yield from self.items
-
-    def done(self, item, error=None):
-        self.outcomes.append((item.origin, error))
 
 
 def log_item(n: int) -> Item:
