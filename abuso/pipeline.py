@@ -149,21 +149,7 @@ class Pipeline:
     def commit(self) -> None:
         """Commit every processor's held writes, each even after one failed; then raise the first failure
         as a TransientError (the messages whose writes were held are retried)."""
-        failures: list[AbusoError] = []
-        for proc in self.processors:
-            commit = getattr(proc, "commit", None)
-            if commit is None or (self.preview and _side_effects(proc)):
-                continue
-            try:
-                commit()
-            except AbusoError as e:
-                failures.append(e)
-            except BROKEN as e:
-                failures.append(internal_error(f"processor {proc.name}", e))
-            except Exception as e:  # kept broad: whatever failed, those writes are not durable: retry them
-                failures.append(TransientError(f"{proc.name}: cannot commit: {type(e).__name__}: {e}"))
-        if failures:
-            raise failures[0]
+        self._each("commit", optional=True)
 
     def close(self) -> None:
         """Close every processor, even after one failed; then raise the first failure.
@@ -171,18 +157,24 @@ class Pipeline:
         A processor that cannot close (a last flush, a commit) may not have kept what it was
         given: that is a TransientError (retry), never silence.
         """
+        self._each("close")
+
+    def _each(self, step: str, optional: bool = False) -> None:
+        """``step`` (close, commit) of every processor, even after one failed; then the first failure raised,
+        as a TransientError unless it is an AbusoError already. ``optional``: a processor without it is skipped
+        (third-party processors predate commit); else lacking it is that processor's failure."""
         failures: list[AbusoError] = []
         for proc in self.processors:
-            if self.preview and _side_effects(proc):
-                continue  # never opened anything: built for preview only
+            if (self.preview and _side_effects(proc)) or (optional and not hasattr(proc, step)):
+                continue  # a preview never opened anything: built for preview only
             try:
-                proc.close()
+                getattr(proc, step)()
             except AbusoError as e:
                 failures.append(e)
             except BROKEN as e:
                 failures.append(internal_error(f"processor {proc.name}", e))
-            except Exception as e:  # kept broad so that the other processors still close; raised below
-                failures.append(TransientError(f"{proc.name}: cannot close: {type(e).__name__}: {e}"))
+            except Exception as e:  # kept broad so that the other processors still get theirs; raised below
+                failures.append(TransientError(f"{proc.name}: cannot {step}: {type(e).__name__}: {e}"))
         if failures:
             raise failures[0]
 
