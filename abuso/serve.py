@@ -194,7 +194,10 @@ class Handler:
         self.count = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        data: bytes = envelope.original_content or b""
+        # CRLF is LMTP's wire form; a message is kept in the local form, as procmail and a .forward pipe
+        # hand it to ``abuso run`` (and as Dovecot's LMTP stores it): the same message makes the same bytes,
+        # the same store digest, however it came (abuso run --lmtp falls back in-process when no server runs).
+        data: bytes = (envelope.original_content or b"").replace(b"\r\n", b"\n")
         n = max(1, len(envelope.rcpt_tos))
         if len(data) > self.max_bytes:
             return "\r\n".join([_reply(("too-big", f"message over defaults.max_bytes ({self.max_bytes} bytes)"))] * n)
@@ -211,6 +214,10 @@ def _lmtp_class(max_bytes: int) -> Any:
     from aiosmtpd.lmtp import LMTP
 
     class AbusoLMTP(LMTP):
+        # A line of the message may be as long as the message (HTML notices, base64 without folding): abuso
+        # reads it as ``abuso run`` does. Command lines keep aiosmtpd's own command_size_limit (512).
+        line_length_limit = max_bytes + 65536
+
         async def push(self, status: Any) -> None:
             # aiosmtpd answers an oversized DATA once; LMTP owes one reply per recipient.
             text = status.decode() if isinstance(status, bytes) else status

@@ -164,6 +164,16 @@ def test_over_max_bytes_is_552_and_transient_failures_451(tmp_path: Path, server
         down.stop()
 
 
+def test_a_long_line_is_read_and_the_message_kept_in_its_local_form(server: Server, tmp_path: Path) -> None:
+    """Over LMTP lines end in CRLF; the store keeps the message as a pipe hands it to abuso run (LF), and a
+    line longer than SMTP's 1000 is not refused (abuso reads it in-process too)."""
+    long = b"<p>" + b"x" * 5000 + b"</p>\r\n"
+    assert server.deliver(report(4) + long) == (250, "")
+    kept = [p.read_bytes() for p in (tmp_path / "store").rglob("*.eml")]
+    assert kept == [(report(4) + long).replace(b"\r\n", b"\n")]
+    assert server.stop() == 0
+
+
 def test_sighup_reloads_and_a_broken_config_keeps_the_old_one(server: Server, tmp_path: Path) -> None:
     good = server.cfg.read_text()
     server.cfg.write_text("parsers: [log\n")                 # broken YAML
