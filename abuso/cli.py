@@ -60,8 +60,8 @@ def _group() -> Any:
 
 
 def piped_args(argv: list[str]) -> dict[str, Any] | None:
-    """The options of ``run -c CONFIG [-f FORMAT] [-v|-q] [--log T] [--log-level L]`` (nothing else), or
-    None for the full parser."""
+    """The options of ``run -c CONFIG [-f FORMAT] [-v|-q] [--log T] [--log-level L] [--lmtp WHERE
+    [--lmtp-timeout S]]`` (nothing else), or None for the full parser."""
     if not argv or argv[0] != "run":
         return None
     found: dict[str, Any] = {}
@@ -78,7 +78,7 @@ def piped_args(argv: list[str]) -> dict[str, Any] | None:
             continue
         name, eq, value = opt.partition("=")
         key = {"-c": "config_path", "--config": "config_path", "-f": "fmt", "--format": "fmt",
-               "--log": "log", "--log-level": "log_level"}.get(name)
+               "--log": "log", "--log-level": "log_level", "--lmtp": "lmtp", "--lmtp-timeout": "lmtp_timeout"}.get(name)
         if key is None or key in found:
             return None
         if not eq:
@@ -90,47 +90,69 @@ def piped_args(argv: list[str]) -> dict[str, Any] | None:
         found[key] = value
     if "config_path" not in found or found.get("fmt", "text") not in _FORMATS or found["config_path"].startswith("-"):
         return None
+    if "lmtp_timeout" in found:     # a bad one, or one without --lmtp: click says what is wrong
+        try:
+            found["lmtp_timeout"] = float(found["lmtp_timeout"])
+        except ValueError:
+            return None
+        if "lmtp" not in found or not found["lmtp_timeout"] > 0:
+            return None
     return found
 
 
 def main() -> None:
     """Console entry point: no traceback ever reaches the user."""
-    from .errors import AbusoError
-
     status: Any = 0
     try:
         fast = piped_args(sys.argv[1:])
-        if fast is not None:
-            from .lazy import import_deferring
-            from .startcache import install
-
-            # Before the runner's imports (see import_deferring). install() keeps compiled regexes and
-            # dataclass methods between piped messages: after dataclasses (it uses it), before the
-            # email package (whose patterns it keeps).
-            import_deferring(*_DEFERRED[0])
-            install()
-            for module, deferred in _DEFERRED[1:]:
-                import_deferring(module, deferred)
-            from .runner import execute
-
-            status = execute(**fast)
-        else:
-            status = _click_main()
-    except AbusoError as e:
-        # One line per problem (a config may have several, each file:line: key: reason).
-        sys.stderr.write("".join(f"abuso: {line}\n" for line in str(e).splitlines() or [""]))
-        sys.exit(e.status)
+        status = run_piped(**fast) if fast is not None else _click_main()
     except KeyboardInterrupt:
         sys.stderr.write("abuso: interrupted\n")
         sys.exit(75)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:  # kept broad: the last resort; a bug or broken install in one line, the MTA retries
-        from .errors import internal_error
+        # Imported here: the LMTP client's path (abuso.lmtpclient) imports no email package (errors does).
+        from .errors import AbusoError, internal_error
 
+        if isinstance(e, AbusoError):  # one line per problem (a config may have several, each file:line: key: reason)
+            sys.stderr.write("".join(f"abuso: {line}\n" for line in str(e).splitlines() or [""]))
+            sys.exit(e.status)
         sys.stderr.write(f"abuso: {internal_error('abuso', e)}\n")
         sys.exit(75)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def run_piped(lmtp: str | None = None, lmtp_timeout: float | None = None, **options: Any) -> int:
+    """One message on stdin: handed to ``abuso serve`` with ``lmtp`` (see abuso.lmtpclient), else, or when
+    no server takes it, processed here (:func:`abuso.runner.execute` with ``options``)."""
+    stream = None
+    if lmtp is not None:
+        from .lmtpclient import Prefixed, UsageError, deliver
+
+        try:
+            status, head = deliver(lmtp, lmtp_timeout, verbose=options.get("verbose", 0),
+                                   quiet=bool(options.get("quiet")))
+        except UsageError as e:
+            sys.stderr.write(f"abuso: {e}\n")
+            return 64
+        if status is not None:
+            return status
+        if head is not None:
+            stream = Prefixed(head, sys.stdin.buffer)
+    from .lazy import import_deferring
+    from .startcache import install
+
+    # Before the runner's imports (see import_deferring). install() keeps compiled regexes and
+    # dataclass methods between piped messages: after dataclasses (it uses it), before the
+    # email package (whose patterns it keeps).
+    import_deferring(*_DEFERRED[0])
+    install()
+    for module, deferred in _DEFERRED[1:]:
+        import_deferring(module, deferred)
+    from .runner import execute
+
+    return execute(**options, stream=stream)
 
 
 def _click_main() -> Any:

@@ -332,17 +332,18 @@ def cpu_count() -> int:
 def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False, jobs: int = 1,
             files_from: str | None = None, mark: bool = False, watch: bool = False, progress: bool | None = None,
             paths: tuple[str, ...] = (), dry_run: bool = False, verbose: int = 0, quiet: bool = False,
-            log: str | None = None, log_level: str | None = None) -> int:
+            log: str | None = None, log_level: str | None = None, stream: Any = None) -> int:
     """``abuso run`` without the command-line layer: returns the exit status.
 
-    The procmail path calls this directly (see abuso.cli), without importing click.
+    The procmail path calls this directly (see abuso.cli), without importing click. ``stream``: where the
+    one message comes from instead of stdin (its ``read()`` gives it all).
     """
     from .config import load
     from .logs import setup
 
     setup(log, verbose, quiet, log_level)
     config = load(config_path)
-    reader = _reader(config, paths, files_from, mark, watch)
+    reader = _reader(config, paths, files_from, mark, watch, stream)
     if jobs <= 0:
         jobs = cpu_count()
     # A batch (files, a mailbox) runs in worker processes even with -j 1: the budget's hard side (a
@@ -365,7 +366,8 @@ def execute(*, config_path: str | None, fmt: str = "text", explain: bool = False
     return summary.status
 
 
-def _reader(config: Config, paths: tuple[str, ...], files_from: str | None, mark: bool, watch: bool) -> Reader:
+def _reader(config: Config, paths: tuple[str, ...], files_from: str | None, mark: bool, watch: bool,
+            stream: Any = None) -> Reader:
     from . import registry
     from .errors import UsageError
 
@@ -383,4 +385,4 @@ def _reader(config: Config, paths: tuple[str, ...], files_from: str | None, mark
         raise UsageError("--watch needs a mailbox reader (reader: imap or pop3) in the config")
     from .readers.stdin import StdinReader
 
-    return StdinReader()
+    return StdinReader({"stream": stream} if stream is not None else None)

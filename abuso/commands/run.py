@@ -41,13 +41,33 @@ def _options(f: Any) -> Any:
 @click.option("--dry-run", is_flag=True,
               help="Change nothing: processors with side effects (store, mailer) only say what they would do; "
                    "nothing is quarantined or marked done.")
+@click.option("--lmtp", metavar="unix:PATH|HOST:PORT",
+              help="Hand the message on stdin to a running 'abuso serve --lmtp' (no start-up per message); "
+                   "processed here when no server takes it.")
+@click.option("--lmtp-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="With --lmtp: the whole exchange (default 300); no reply after the message was sent "
+                   "exits 75.")
 @_options
-def run(fmt: str, **kw: Any) -> None:
+def run(fmt: str, lmtp: str | None, lmtp_timeout: float | None, **kw: Any) -> None:
     """Process one message from stdin (no PATH), or messages in files, folders, Maildirs and mboxes.
 
     Exit status: 0 done; 64 usage error; 65 some messages quarantined or unreadable; 75 temporary
     failure (the MTA retries); 78 bad config.
     """
+    if lmtp is None and lmtp_timeout is not None:
+        raise click.UsageError("--lmtp-timeout is for --lmtp")
+    if lmtp is not None:
+        given = [name for name, set_ in (("PATH", kw["paths"]), ("--files-from", kw["files_from"]),
+                                         ("--mark", kw["mark"]), ("--watch", kw["watch"]),
+                                         ("--dry-run", kw["dry_run"]), ("-j", kw["jobs"] != 1),
+                                         ("--progress", kw["progress"] is not None)) if set_]
+        if given:
+            raise click.UsageError(f"--lmtp hands one message from stdin to abuso serve: not with {', '.join(given)}")
+        from ..cli import run_piped
+
+        raise click.exceptions.Exit(run_piped(
+            lmtp=lmtp, lmtp_timeout=lmtp_timeout, fmt=fmt, config_path=kw["config_path"], verbose=kw["verbose"],
+            quiet=kw["quiet"], log=kw["log"], log_level=kw["log_level"]))
     _run(fmt=fmt, explain=False, **kw)
 
 
