@@ -85,7 +85,7 @@ BROKEN = (ImportError, NameError, SyntaxError)
 INPUT_ERRORS = (_EmailError, ValueError, TypeError, LookupError, AttributeError, AssertionError, RecursionError)
 
 #: The distribution to install for a module abuso imports (pip names), for the one-line hint.
-_DISTRIBUTIONS = {"bs4": "beautifulsoup4", "yaml": "PyYAML", "psycopg": "psycopg[binary]"}
+_DISTRIBUTIONS = {"yaml": "PyYAML", "psycopg": "psycopg[binary]"}
 
 
 def internal_error(where: str, e: BaseException) -> InternalError:
