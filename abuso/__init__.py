@@ -8,8 +8,6 @@
 Names are imported lazily: ``abuso run`` from procmail pays for what it uses only.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 __all__ = ["Pipeline", "Report", "Incident", "Verdict", "ConfigError", "TransientError", "MessageError",
            "__version__"]
@@ -33,7 +31,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'abuso' has no attribute {name!r}")

@@ -2,12 +2,11 @@
 
 The procmail form, ``abuso run -c CONFIG [-f FORMAT]`` with the message on
 stdin, is recognised before click is imported: every piped message pays for
-start-up, and click alone costs ~17 ms of it.
+start-up, and click alone costs ~17 ms of it. With ``--lmtp WHERE`` the message goes
+to a running ``abuso serve`` (abuso.lmtpclient), and then nothing else is imported: no
+``from __future__ import annotations`` here (annotations naming typing's names are strings).
 """
 
-from __future__ import annotations
-
-import importlib
 import sys
 
 from . import __version__
@@ -37,7 +36,7 @@ _FORMATS = ("text", "json", "intelmq")
 _DEFERRED = (("dataclasses", ("inspect",)), ("email._parseaddr", ("calendar",)), ("email.utils", ("socket", "random")))
 
 
-def _group() -> Any:
+def _group() -> "Any":
     import click
 
     class LazyGroup(click.Group):
@@ -48,6 +47,8 @@ def _group() -> Any:
             spec = COMMANDS.get(name)
             if spec is None:
                 return None
+            import importlib
+
             module, _, attr = spec.partition(":")
             return getattr(importlib.import_module(module), attr)
 
@@ -59,7 +60,7 @@ def _group() -> Any:
     return cli
 
 
-def piped_args(argv: list[str]) -> dict[str, Any] | None:
+def piped_args(argv: list[str]) -> "dict[str, Any] | None":
     """The options of ``run -c CONFIG [-f FORMAT] [-v|-q] [--log T] [--log-level L] [--lmtp WHERE
     [--lmtp-timeout S]]`` (nothing else), or None for the full parser."""
     if not argv or argv[0] != "run":
@@ -123,7 +124,7 @@ def main() -> None:
     sys.exit(status if isinstance(status, int) else 0)
 
 
-def run_piped(lmtp: str | None = None, lmtp_timeout: float | None = None, **options: Any) -> int:
+def run_piped(lmtp: str | None = None, lmtp_timeout: float | None = None, **options: "Any") -> int:
     """One message on stdin: handed to ``abuso serve`` with ``lmtp`` (see abuso.lmtpclient), else, or when
     no server takes it, processed here (:func:`abuso.runner.execute` with ``options``)."""
     stream = None
@@ -155,7 +156,7 @@ def run_piped(lmtp: str | None = None, lmtp_timeout: float | None = None, **opti
     return execute(**options, stream=stream)
 
 
-def _click_main() -> Any:
+def _click_main() -> "Any":
     import click
 
     try:
@@ -176,7 +177,7 @@ def _click_main() -> Any:
 
 
 # ``cli`` for tests and tools that want the click group itself (e.g. click.testing.CliRunner).
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "cli":
         return _group()
     raise AttributeError(name)

@@ -21,8 +21,6 @@ nothing on success. ``-v`` prints the server's reply on stderr, ``-q`` hides the
 message is processed here; ``-f``, ``--log`` and ``--log-level`` apply to processing here only.
 """
 
-from __future__ import annotations
-
 import _socket  # not socket.py: its enums and selectors cost a piped message start-up
 import sys
 import time
@@ -51,7 +49,7 @@ class UsageError(Exception):
     """A bad ``--lmtp`` address (exit 64)."""
 
 
-def address(spec: str) -> tuple[int, Any]:
+def address(spec: str) -> "tuple[int, Any]":
     """``unix:PATH``, ``HOST:PORT`` or ``[V6]:PORT`` as (family, address); the form ``abuso serve --lmtp`` takes."""
     if spec.startswith("unix:") and len(spec) > 5:
         return _socket.AF_UNIX, spec[5:]
@@ -82,7 +80,7 @@ class _Session:
             else:
                 raise last
 
-    def _connect(self, family: int, where: Any, kind: int = _socket.SOCK_STREAM, proto: int = 0) -> _socket.socket:
+    def _connect(self, family: int, where: "Any", kind: int = _socket.SOCK_STREAM, proto: int = 0) -> _socket.socket:
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(min(CONNECT_TIMEOUT, self._left()))
@@ -158,8 +156,8 @@ def _size(features: str) -> int:
     return MAX_READ
 
 
-def deliver(spec: str, timeout: float | None = None, stdin: IO[bytes] | None = None,
-            err: IO[str] | None = None, verbose: int = 0, quiet: bool = False) -> tuple[int | None, bytes | None]:
+def deliver(spec: str, timeout: float | None = None, stdin: "IO[bytes] | None" = None,
+            err: "IO[str] | None" = None, verbose: int = 0, quiet: bool = False) -> tuple[int | None, bytes | None]:
     """Hand the message on ``stdin`` to the LMTP server at ``spec``.
 
     Returns ``(status, None)`` when the server took it (or may have: 75), else ``(None, data)``: process
@@ -225,7 +223,7 @@ def deliver(spec: str, timeout: float | None = None, stdin: IO[bytes] | None = N
 class Prefixed:
     """Standard input with its first bytes already read by :func:`deliver`: what the in-process path reads."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: "IO[bytes]") -> None:
         self.head, self.rest = head, rest
 
     def read(self) -> bytes:

@@ -233,3 +233,17 @@ def test_piped_args_take_the_lmtp_options() -> None:
 def test_lmtp_usage_errors_are_64(tmp_path: Path, args: list[str], said: str) -> None:
     r = run(["-c", str(tmp_path / "c.yaml"), *args], b"")
     assert r.returncode == 64 and said in r.stderr.decode(), r.stderr
+
+
+def test_the_installed_command_imports_only_what_the_client_needs(server: Server) -> None:
+    """bin/abuso (the installed script; pip's generated one imports re) with the client: beyond what
+    ``python -c pass`` imports, abuso's three modules and _socket (python -X importtime)."""
+    def imported(*args: str, message: bytes = b"") -> set[str]:
+        r = subprocess.run([sys.executable, "-S", "-X", "importtime", *args], input=message, capture_output=True,
+                           timeout=120)
+        return {line.rpartition("|")[2].strip() for line in r.stderr.decode().splitlines()
+                if line.startswith("import time:")} - {"package"}
+
+    new = imported(str(ROOT / "bin" / "abuso"), "run", "-c", str(server.cfg), "--lmtp", f"unix:{server.sock}",
+                   message=lf(report(6))) - imported("-c", "import os.path")   # site imports it (-S: no site)
+    assert new == {"_socket", "abuso", "abuso.cli", "abuso.lmtpclient"}
