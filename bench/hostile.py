@@ -136,6 +136,14 @@ def html_nested(depth: int = 100_000) -> bytes:
     return (_headers(ctype="text/html; charset=us-ascii") + html).encode()
 
 
+def html_flat(rows: int = 7000) -> bytes:
+    """HTML of 49,000 tags (just under what is parsed at all): table rows with empty elements, stray end tags."""
+    row = "<tr><td>cell &amp; text&#147;</td><td><img src=x></td></tr>"
+    html = ("<html><body><table>" + row * rows + "</table><p>" + LOG_LINE + "</p>" + "</b></i>" * 900
+            + "</body></html>\n")
+    return (_headers(ctype="text/html; charset=us-ascii") + html).encode()
+
+
 def multipart_nested(depth: int = 1000) -> bytes:
     """multipart/mixed inside multipart/mixed, 1,000 levels."""
     head = [_headers(ctype='multipart/mixed; boundary="b0"')]
@@ -371,6 +379,7 @@ CASES: list[Case] = [
     Case("zip-bomb-5gb", zip_bomb, says="zip"),
     Case("gzip-bomb-5gb", gzip_bomb, says="gzip"),
     Case("html-nested-100k", html_nested),
+    Case("html-flat-49k-tags", html_flat),
     Case("multipart-nested-1000", multipart_nested, says="nested"),
     Case("parts-10k", many_parts, says="parts"),
     Case("parts-10k-distinct", distinct_parts, says="parts"),
