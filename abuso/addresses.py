@@ -21,6 +21,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from .digitblind import Keyed
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Four dotted groups of 1-3 digits; boundaries are checked in _v4_ok().
@@ -80,7 +82,7 @@ def _v4_ok(text: str, start: int, end: int) -> bool:
     return True
 
 
-def find_addresses(text: str, limit: int | None = None) -> list[Found]:
+def find_addresses(text: str, limit: int | None = None, keyed: Keyed | None = None) -> list[Found]:
     """Every IPv4 and IPv6 address in ``text``, in order, with spans.
 
     IPv6 is looked for first so that the IPv4 tail of ``::ffff:1.2.3.4`` is not
@@ -91,10 +93,12 @@ def find_addresses(text: str, limit: int | None = None) -> list[Found]:
     A text of up to a log line's length is read by its :func:`_plan`, kept by the text with its
     digits made 0: the lines of a log differ in their numbers, and the spans where an address can
     stand do not (see _plan). Only the checks on the numbers themselves run for every text.
+    ``keyed``: the text with its key, made once for all its memos (abuso.digitblind.keyed); used only when
+    made for this very text (digitblind.key_for), else the text is zeroed here.
     """
     if len(text) > _PLAN_MAX or not _plan_blind():
         return _scan(text, limit)
-    key = zeroed(text)
+    key = keyed[1] if keyed is not None and keyed[0] is text else zeroed(text)
     plan = _PLANS.get(key, _NO_PLAN)
     if plan is _NO_PLAN:
         plan = _plan(text)

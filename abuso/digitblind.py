@@ -31,6 +31,29 @@ def zeroed(text: str) -> str | bytes:
     return text.translate(ZEROS)
 
 
+#: A line with its key, ``(text, zeroed(text))``, made once by :func:`keyed` and handed to each memo of
+#: that line (addresses, stamps, line types, roles: four zeroings of the same line before).
+Keyed = tuple[str, str | bytes]
+
+
+def keyed(text: str) -> Keyed:
+    """``(text, zeroed(text))``: a line with its key, made once for every memo that keys by it.
+
+    A memo handed one takes the key only when it was made for the very text object the memo reads
+    (``keyed[0] is text``, :func:`key_for`); one made for another text, even an equal one, is ignored
+    and the text zeroed afresh. So a key handed with the wrong line never reaches a memo. A wrong key
+    could only come from a pair built by hand with something else than ``zeroed(text)``: only this
+    function builds them (the memos' callers in abuso.parsers.log take theirs from here).
+    """
+    return text, zeroed(text)
+
+
+def key_for(text: str, made: Keyed | None) -> str | bytes:
+    """``zeroed(text)``, taken from ``made`` when it was made for this very text object (see :func:`keyed`).
+    The memos inline this test (a call would cost what it saves); this is its reference reading."""
+    return made[1] if made is not None and made[0] is text else zeroed(text)
+
+
 #: :func:`blind`'s answers, by the pattern object (module-level patterns: they live as long as the process).
 _ANSWERS: dict[int, bool] = {}
 

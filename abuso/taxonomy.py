@@ -17,6 +17,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of
 if TYPE_CHECKING:
     from typing import Any
 
+    from .digitblind import Keyed
+
 #: classification.type -> classification.taxonomy (IntelMQ harmonization, RSIT).
 TAXONOMY: dict[str, str] = {
     # abusive-content
@@ -309,14 +311,17 @@ def _literal_sources(pattern: str, flags: int) -> tuple[tuple[str, str | None], 
 _TRIGGERS: list[tuple[tuple[str, Any], ...] | None] = []  # filled on first use: parsing the rules costs ~3 ms
 
 
-def type_from_text(text: str) -> str | None:
-    """The classification.type free text points at, or None."""
+def type_from_text(text: str, keyed: Keyed | None = None) -> str | None:
+    """The classification.type free text points at, or None.
+
+    ``keyed``: the line with its key, made once for all its memos (abuso.digitblind.keyed), used only when made
+    for this very text."""
     if not _TRIGGERS:
         _TRIGGERS.extend(_required_literals(rx) for _, rx in KEYWORD_RULES)
     ascii_ = text.isascii()
     multiline = "\n" in text
     if ascii_ and not multiline and len(text) <= _LINE_MAX and _split_rules():
-        return _line_type(text)
+        return _line_type(text, keyed)
     low = text.lower() if ascii_ else None  # non-ASCII: re.I folds more than str.lower
     for (name, rx), triggers in zip(KEYWORD_RULES, _TRIGGERS, strict=True):
         if low is None or triggers is None:
@@ -384,7 +389,7 @@ def _blind_alternatives(pattern: str, flags: int) -> tuple[bool, ...] | None:
                  for literal, source in found)
 
 
-def _line_type(text: str) -> str | None:
+def _line_type(text: str, keyed: Keyed | None = None) -> str | None:
     """type_from_text of one ASCII line, the digit-blind part of the rules kept by the line's shape.
 
     A rule matches where one of its alternatives does. Whether a digit-blind alternative (a literal
@@ -392,7 +397,7 @@ def _line_type(text: str) -> str | None:
     line with other digits in the same places; the others are checked on each line, for the rules
     before the first that matches by its digit-blind alternatives alone.
     """
-    key = zeroed(text)
+    key = keyed[1] if keyed is not None and keyed[0] is text else zeroed(text)  # digitblind.key_for, inline
     plan = _LINE_TYPES.get(key)
     if plan is None:
         low = text.lower()

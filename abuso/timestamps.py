@@ -34,7 +34,7 @@ from .datefallback import (  # re-exported: the dateparser fallback is part of r
     report_languages,
 )
 from .datefallback import fallback as _fallback
-from .digitblind import blind, zeroed
+from .digitblind import Keyed, blind, zeroed
 from .lazy import lazy_compile
 from .zones import (
     ZONE_ABBREVIATIONS,
@@ -461,7 +461,7 @@ def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int
 def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zoneish = None,
                     header_offset: timedelta | None = None, default: Zoneish = None,
                     epoch: bool = False, dayfirst: bool | None = None, fallback: bool = False,
-                    format_utc: bool = False) -> list[Stamp]:
+                    format_utc: bool = False, keyed: Keyed | None = None) -> list[Stamp]:
     """Every timestamp in one line, left to right, with spans; overlapping matches are dropped.
 
     ``reference`` (the report's Date) fixes the year of yearless stamps.
@@ -469,12 +469,13 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     stamps, ``format_utc`` says the format fixes UTC (abuso.zones.resolve).
     ``epoch``: read bare epoch seconds (set it for a table's time column);
     labelled ones (``time=1763781247``) are always read. ``fallback``: try
-    dateparser when no fast shape matched a time-like text.
+    dateparser when no fast shape matched a time-like text. ``keyed``: the line with its key, made once
+    for all its memos (abuso.digitblind.keyed), used only when made for this very line.
     """
     out: list[Stamp] = []
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
-    key = zeroed(line) if len(line) <= _PLAN_CHARS else None
+    key = None if len(line) > _PLAN_CHARS else keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)
     plan = _PLANS.get(key) if key is not None else None
     if plan is None:
         plan = _plan(line)

@@ -204,3 +204,110 @@ def test_useful_sources_kept_by_type_and_integer() -> None:
         assert is_useful_source(ip) is _useful(ip), ip  # type: ignore[arg-type]
     # The same integer, two answers: ::1 is the loopback, 0.0.0.1 is not.
     assert is_useful_source(ipaddress.IPv4Address(1)) and not is_useful_source(ipaddress.IPv6Address(1))
+
+
+def _memo_answers(line: str, keyed_: object) -> tuple[object, ...]:
+    """What the four per-line memos give for ``line`` when handed ``keyed_`` (None: no key handed)."""
+    from abuso import timestamps
+    from abuso.parsers.log import roles
+    from abuso.taxonomy import type_from_text
+
+    found = find_addresses(line, None, keyed_)  # type: ignore[arg-type]
+    return (found, timestamps.find_timestamps(line, keyed=keyed_),  # type: ignore[arg-type]
+            type_from_text(line, keyed_), roles.line_roles(line, found, keyed_))  # type: ignore[arg-type]
+
+
+def test_a_key_made_for_another_line_is_not_trusted() -> None:
+    """Each memo takes a handed key only when it was made for that very line object: the key of another
+    line (another shape, or an equal text in another object) gives the answers of no key at all."""
+    from abuso import digitblind, taxonomy, timestamps
+    from abuso.digitblind import keyed, zeroed
+    from abuso.parsers.log import roles
+
+    rnd = random.Random(8)
+    lines = _sample_lines()[:1500]
+    lines += ["Nov 28 06:10:02 sshd[1]: Failed password for root from 192.0.2.1 port 2222",
+              "SRC=192.0.2.1 DST=198.51.100.2 SPT=51022 Nov 28 06:10:02", "inet6num: 2001:db8::1 x"]
+    others = lines[1:] + lines[:1]
+    memos = (addresses._PLANS, timestamps._PLANS, taxonomy._LINE_TYPES, roles._PLANS)
+    for order in (0, 1):
+        for memo in memos:
+            memo.clear()
+        for ln, other in (zip(lines, others, strict=True) if order == 0 else zip(others, lines, strict=True)):
+            want = _memo_answers(ln, None)
+            assert _memo_answers(ln, keyed(ln)) == want
+            assert _memo_answers(ln, keyed(other)) == want, (ln, other)  # another line's key: ignored
+            assert _memo_answers(ln, keyed(_redigit(rnd, ln))) == want
+            twin = "".join(list(ln))  # equal text, another object
+            assert _memo_answers(ln, keyed(twin)) == want
+    # The reference reading of the test each memo inlines.
+    for ln, other in zip(lines, others, strict=True):
+        assert digitblind.key_for(ln, keyed(ln)) == digitblind.key_for(ln, keyed(other)) == zeroed(ln)
+        assert digitblind.key_for(ln, None) == zeroed(ln)
+
+
+def test_a_handed_key_saves_the_zeroing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handed the line's own key, no memo zeroes the line again; handed another line's, each does."""
+    from abuso import digitblind, taxonomy, timestamps
+    from abuso.digitblind import keyed
+    from abuso.parsers.log import roles
+
+    calls: list[object] = []
+
+    def counting(text: str) -> str | bytes:
+        calls.append(text)
+        return digitblind.zeroed(text)
+
+    for module in (addresses, timestamps, taxonomy, roles):
+        monkeypatch.setattr(module, "zeroed", counting)
+    line = "Nov 28 06:10:02 sshd[1]: Failed password for root from 192.0.2.1 port 2222"
+    own = keyed(line)
+    _memo_answers(line, own)
+    assert calls == []
+    _memo_answers(line, keyed("Nov 28 06:10:02 sshd[1]: Failed password for root from 192.0.2.9 port 2222"))
+    assert calls == [line] * 4
+
+
+def test_the_log_parser_hands_each_memo_its_own_lines_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_block makes one key per line that may hold an address (digitblind.keyed) and hands it to the
+    four memos of that very line: every key handed is (the line read, its zeroed text)."""
+    from abuso.digitblind import zeroed
+    from abuso.normalize import normalize
+    from abuso.parsers.log import LogParser, context
+    from abuso.parsers.log import lines as lines_mod
+
+    handed: list[str] = []
+
+    def check(name: str, text: str, k: object) -> None:
+        if k is not None:
+            assert isinstance(k, tuple) and k[0] is text and k[1] == zeroed(text)
+            handed.append(name)
+
+    find_addresses_, find_timestamps_ = context.find_addresses, context.find_timestamps
+    line_roles_, type_from_text_ = context.line_roles, lines_mod.type_from_text
+
+    def addresses_(text, limit=None, keyed=None):  # type: ignore[no-untyped-def]
+        check("addresses", text, keyed)
+        return find_addresses_(text, limit, keyed)
+
+    def stamps_(text, **kw):  # type: ignore[no-untyped-def]
+        check("stamps", text, kw.get("keyed"))
+        return find_timestamps_(text, **kw)
+
+    def roles_(text, found, keyed=None):  # type: ignore[no-untyped-def]
+        check("roles", text, keyed)
+        return line_roles_(text, found, keyed)
+
+    def types_(text, keyed=None):  # type: ignore[no-untyped-def]
+        check("types", text, keyed)
+        return type_from_text_(text, keyed)
+
+    monkeypatch.setattr(context, "find_addresses", addresses_)
+    monkeypatch.setattr(context, "find_timestamps", stamps_)
+    monkeypatch.setattr(context, "line_roles", roles_)
+    monkeypatch.setattr(lines_mod, "type_from_text", types_)
+    found = 0
+    for path in sorted((ROOT / "samples" / "log").rglob("*.eml")):
+        found += len(LogParser({}).parse(normalize(path.read_bytes())).incidents)
+    assert found > 40
+    assert set(handed) == {"addresses", "stamps", "roles", "types"}

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from ...addresses import find_addresses, source_address
+from ...digitblind import Keyed, keyed
 from ...errors import INPUT_ERRORS
 from ...lazy import lazy_compile
 from ...model import Incident, IPAddress, address_key
@@ -136,9 +137,9 @@ class Context:
     def exhausted(self) -> bool:
         return bool(self.cap)
 
-    def stamps(self, line: str, stated: Any, epoch: bool = False) -> list[Stamp]:
+    def stamps(self, line: str, stated: Any, epoch: bool = False, keyed: Keyed | None = None) -> list[Stamp]:
         return find_timestamps(line, reference=self.reference, stated=stated, header_offset=self.header_offset,
-                               default=self.default, epoch=epoch, dayfirst=self.dayfirst)
+                               default=self.default, epoch=epoch, dayfirst=self.dayfirst, keyed=keyed)
 
     def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
         lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
@@ -174,11 +175,18 @@ class Context:
         # computed only when some address needs it (keyword rules over 64 KB are not free).
         fallback_hint = Lazy(lambda: subject_hint or type_from_text(text[:65536]))
 
-        # Pass 1: addresses, stamps and line types.
+        # Pass 1: addresses, stamps and line types. Each line that may hold an address is zeroed once
+        # (digitblind.keyed), for the memos of its addresses, stamps, type and roles; other lines are zeroed by
+        # the memo that needs them, if one does.
         addrs: list[list[Any]] = []
+        keys: list[Keyed | None] = []
         count = 0
         for ln in lines:
-            fs = find_addresses(ln, MAX_PER_LINE) if ("." in ln or ":" in ln) else []
+            if "." in ln or ":" in ln:
+                sh = keyed(ln)
+                fs = find_addresses(ln, MAX_PER_LINE, sh)
+            else:
+                sh, fs = None, []
             if self.addresses + count + len(fs) > MAX_ADDRESSES:
                 # Stop reading at the line where the cap is reached, and say so.
                 self.lines_read -= len(lines) - len(addrs)
@@ -187,9 +195,10 @@ class Context:
                 break
             count += len(fs)
             addrs.append(fs)
+            keys.append(sh)
         self.addresses += count
-        stamps = Stamps(lines, lambda ln: self.stamps(ln, stated_tz))
-        types = LineTypes(lines)
+        stamps = Stamps(lines, lambda ln, sh: self.stamps(ln, stated_tz, keyed=sh), keys)
+        types = LineTypes(lines, keys)
         # Pasted whois: its addresses accuse nobody, its created:/last-modified: date nothing, and
         # no stamp is looked for across it.
         self.whois = whois_lines(lines)
@@ -245,7 +254,7 @@ class Context:
                 elif ln.rstrip().endswith(":") and len(ln) <= 100 and (i == 0 or not lines[i - 1].strip()):
                     section = _section_type(ln)
                 continue
-            self._line(i, lines, addrs, stamps, types, fallback_hint, section)
+            self._line(i, lines, addrs, keys[i], stamps, types, fallback_hint, section)
 
     def read_subject(self, subject: str, hint: str | None) -> None:
         """Addresses in the Subject, as mentions; timed only when the body dates nothing for them.
@@ -288,14 +297,14 @@ class Context:
         for ip, p in sources:
             self._add(ip, row.stamp, line, row.hint, row.port or p, trim(line), fallback=fallback_hint)
 
-    def _line(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: Stamps,
+    def _line(self, i: int, lines: list[str], addrs: list[list[Any]], sh: Keyed | None, stamps: Stamps,
               types: LineTypes, fallback_hint: Lazy, section: str | None = None) -> None:
         line = lines[i]
         if is_hop(line):
             self.hops += 1
             return
         hint: str | None = None
-        roles = line_roles(line, addrs[i])
+        roles = line_roles(line, addrs[i], sh)
         # A host that relayed this very report to us, beside another candidate on a log line, is
         # the reporter's host field ("Nov 28 06:10:02 192.0.2.25 postfix/smtpd: ... from unknown[X]").
         if self.relays and len(roles) > 1:

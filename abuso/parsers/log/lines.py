@@ -12,6 +12,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+    from ...digitblind import Keyed
+
 #: Work caps for hostile input: lines and characters read per message, characters per line.
 MAX_LINES = 20_000
 MAX_CHARS = 2_000_000
@@ -74,8 +76,9 @@ class Stamps:
     """Timestamps of lines, read only for the lines something asks about (near an address, in a
     table): reading every line of 20,000 timestamped lines without an address took 1.5 s."""
 
-    def __init__(self, lines: list[str], read: Callable[[str], list[Stamp]]) -> None:
-        self.lines, self.read = lines, read
+    def __init__(self, lines: list[str], read: Callable[[str, Keyed | None], list[Stamp]],
+                 keys: list[Keyed | None]) -> None:
+        self.lines, self.read, self.keys = lines, read, keys
         self.cache: dict[int, list[Stamp]] = {}
         self.by_text: dict[str, list[Stamp]] = {}  # a repeated line is read once
 
@@ -85,7 +88,7 @@ class Stamps:
             ln = self.lines[i]
             found = self.by_text.get(ln)
             if found is None:
-                found = self.by_text[ln] = self.read(ln) if _DIGIT.search(ln) else []
+                found = self.by_text[ln] = self.read(ln, self.keys[i]) if _DIGIT.search(ln) else []
             self.cache[i] = found
         return found
 
@@ -96,14 +99,14 @@ class Stamps:
 class LineTypes:
     """Keyword types of lines, computed only for lines near an address."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
+    def __init__(self, lines: list[str], keys: list[Keyed | None]) -> None:
+        self.lines, self.keys = lines, keys
         self.cache: dict[int, str | None] = {}
 
     def __getitem__(self, i: int) -> str | None:
         if i not in self.cache:
             ln = self.lines[i]
-            self.cache[i] = type_from_text(ln) if ln.strip() else None
+            self.cache[i] = type_from_text(ln, self.keys[i]) if ln.strip() else None
         return self.cache[i]
 
     def window(self, i: int) -> str | None:

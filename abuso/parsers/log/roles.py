@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of
 if TYPE_CHECKING:
     from typing import Any
 
+    from ...digitblind import Keyed
+
 # The words right before an address that give its role. Checked victim first:
 # "Destination IP:" ends in "IP:" too.
 # Deliberately absent: "server", "resolver", "DNS" - in a report, "your server 1.2.3.4" and "open
@@ -101,18 +103,21 @@ def is_received(line: str) -> bool:
     return bool(_RECEIVED.match(line))
 
 
-def line_roles(line: str, found: list[Any]) -> list[Role]:
+def line_roles(line: str, found: list[Any], keyed: Keyed | None = None) -> list[Role]:
     """The role of each address found on ``line`` (not a traceroute hop: see is_hop).
 
     Read by the line's plan (:func:`_plan`), kept by the line with its digits made 0 and the
     addresses' spans: what the words around each address say does not depend on the digits.
+    ``keyed``: the line with its key, made once for all its memos (abuso.digitblind.keyed), used only when made
+    for this very line.
     """
     if not found:
         return []
     if not _plan_blind():
         return _read_roles(line, found)
     line_victim = bool(_LINE_NOT_SOURCE.match(line))  # "route6:", "inet6num:": not blind, read on every line
-    key = (zeroed(line), tuple((f.start, f.end) for f in found), line_victim)
+    zero = keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)  # digitblind.key_for, inline
+    key = (zero, tuple((f.start, f.end) for f in found), line_victim)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _plan(line, found, line_victim)
