@@ -147,6 +147,10 @@ def test_role_plans_give_the_full_reading() -> None:
         roles._PLANS.clear()
         got = [roles.line_roles(ln, fs) for ln, fs in order]
         assert got == (plain if order is pairs else plain[::-1])
+        # Built in one go by _replay (tuple.__new__): Roles all the same, each field where Role(...) puts it.
+        assert all(type(r) is roles.Role and len(r) == 6 for rs in got for r in rs)
+        assert [tuple(r) for rs in got for r in rs] == [(r.found, r.ip, r.kind, r.label, r.port, r.weak)
+                                                        for rs in got for r in rs]
     assert len(roles._PLANS) < len(pairs) * 0.7  # plans were shared
     assert roles._plan_blind()
 

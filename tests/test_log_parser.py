@@ -171,6 +171,18 @@ def test_received_lines_accuse_the_sender_not_the_receiver() -> None:
     assert keys(v) == {("192.0.2.44", "spam", "2026-11-24T10:00:00+00:00")}
 
 
+def test_the_reports_own_relay_beside_another_address_is_not_accused() -> None:
+    """A host that relayed the report to us, on a log line beside another candidate, is the reporter's host
+    field: a victim ("the report's own relay"), not accused; alone on a line it stays accused."""
+    relay = "Received: from relay.example.org ([192.0.2.25]) by mx.example.net; Wed, 25 Nov 2026 11:00:00 +0000\n"
+    v = parse("Nov 24 06:10:02 192.0.2.25 postfix/smtpd[7]: connect from unknown[198.51.100.7]\n"
+              "Nov 24 06:10:05 192.0.2.25 postfix/smtpd[7]: lost connection after AUTH from unknown[198.51.100.8]\n",
+              extra=relay)
+    assert {str(i.ip) for i in v.incidents} == {"198.51.100.7", "198.51.100.8"}
+    alone = parse("Nov 24 06:10:02 spam from 192.0.2.25\n", extra=relay)
+    assert {str(i.ip) for i in alone.incidents} == {"192.0.2.25"}
+
+
 def test_pasted_message_headers_and_body_are_left_to_other_parsers() -> None:
     body = ("Email from 192.0.2.1 / Tue, 24 Nov 2026 10:00:00 +0000\n\n[ Offending message ]\n"
             "Received: from a ([198.51.100.1]) by b; Tue, 24 Nov 2026 09:59:00 +0000\n"

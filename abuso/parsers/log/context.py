@@ -309,9 +309,9 @@ class Context:
         # the reporter's host field ("Nov 28 06:10:02 192.0.2.25 postfix/smtpd: ... from unknown[X]").
         if self.relays and len(roles) > 1:
             others = {r.ip for r in roles if r.kind in ("unclear", "source")} - self.relays
-            for r in roles:
+            for k, r in enumerate(roles):
                 if r.kind == "unclear" and r.ip in self.relays and others:
-                    r.kind, r.label = "victim", "the report's own relay"
+                    roles[k] = r._replace(kind="victim", label="the report's own relay")
         # The address a log line accuses: the only candidate on a stamped line (an access log's
         # client). Beside another one it may be a syslog host field ("192.0.2.1 sshd: ... by X").
         candidates = [r for r in roles if r.kind in ("unclear", "source")]
