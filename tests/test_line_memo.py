@@ -315,3 +315,55 @@ def test_the_log_parser_hands_each_memo_its_own_lines_key(monkeypatch: pytest.Mo
         found += len(LogParser({}).parse(normalize(path.read_bytes())).incidents)
     assert found > 40
     assert set(handed) == {"addresses", "stamps", "roles", "types"}
+
+
+def test_strong_sources_finds_what_the_plain_search_does() -> None:
+    """strong_sources runs _STRONG_SOURCE only where the last character before an address that is not blank
+    is one of ":=([" (what the pattern's end needs): the same sources as searching before every address."""
+    from abuso.addresses import is_useful_source, source_address
+    from abuso.parsers.log import roles
+
+    def plain(lines: list[str], addrs: list[list[object]]) -> list[tuple[object, int | None]]:
+        found: dict[object, int | None] = {}
+        for ln, fs in zip(lines, addrs, strict=True):
+            for f in fs:
+                if roles._STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start):  # type: ignore[attr-defined]
+                    ip = source_address(f.ip)  # type: ignore[attr-defined]
+                    if is_useful_source(ip):
+                        found.setdefault(ip, f.port)  # type: ignore[attr-defined]
+        return list(found.items())
+
+    pieces = ["Source IP", "source address", "src", "SRC", "Attacker", "offending ip", "Offender", "Quell-IP",
+              "angreifer", "sourceX", "xsrc", ":", "=", "(", "[", " ", "\t", "\r", "\x1c", "\u2003", "((", "x",
+              "192.0.2.1", "198.51.100.7:22", "[2001:db8::5]:443", "10.0.0.1", "127.0.0.1", " port 22", "ip"]
+    rnd = random.Random(8)
+    lines = [ln for ln in _sample_lines() if "src" in ln.lower() or "source" in ln.lower() or "attack" in ln.lower()]
+    lines += ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 9))) for _ in range(20_000)]
+    addrs: list[list[object]] = [find_addresses(ln) for ln in lines]  # type: ignore[misc]
+    assert sum(1 for fs in addrs if fs) > 5_000
+    want = plain(lines, addrs)
+    assert len(want) >= 4
+    assert roles.strong_sources(lines, addrs) == want  # type: ignore[arg-type]
+    for ln, fs in zip(lines, addrs, strict=True):  # line by line too (setdefault hides later finds)
+        assert roles.strong_sources([ln], [fs]) == plain([ln], [fs])  # type: ignore[arg-type]
+
+
+def test_a_line_that_quotes_a_subject_holds_the_hint_once_lowered() -> None:
+    """_line searches _QUOTED_SUBJECT only on lines whose lowered text holds _QUOTED_HINT: every character the
+    pattern matches (re.I, Unicode) for a letter of the hint lowers to that letter."""
+    import re
+    import sys
+
+    from abuso.parsers.log.context import _QUOTED_HINT, _QUOTED_SUBJECT
+
+    every = "".join(chr(cp) for cp in range(sys.maxunicode + 1) if not 0xD800 <= cp <= 0xDFFF)
+    for c in _QUOTED_HINT:
+        assert {m.group().lower() for m in re.finditer(re.escape(c), every, re.I)} == {c}
+    assert _QUOTED_SUBJECT.pattern.lower().endswith(_QUOTED_HINT)
+    rnd = random.Random(8)
+    pieces = ["subject:", "Subject:", "SUBJECT:", "SuBjEcT:", "\u017fubject:", "subject :", "xsubject:", "ubject:",
+              " ", "(", "[Spam] ", "192.0.2.1", "\u0130", "a"]
+    for _ in range(5000):
+        line = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 6)))
+        if _QUOTED_SUBJECT.search(line):
+            assert _QUOTED_HINT in line.lower(), line

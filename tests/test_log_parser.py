@@ -183,6 +183,15 @@ def test_the_reports_own_relay_beside_another_address_is_not_accused() -> None:
     assert {str(i.ip) for i in alone.incidents} == {"192.0.2.25"}
 
 
+def test_each_victim_label_is_said_however_often_an_address_repeats() -> None:
+    """A victim named on every line by the same label is excluded once; other labels of it are kept too."""
+    body = "".join(f"2026-11-20 10:00:{s:02d} DROP SRC=198.51.100.{s} DST=192.0.2.9 SPT=5{s:04d}\n" for s in range(20))
+    body += "Destination: 192.0.2.9\nour server 192.0.2.9 was scanned\n"
+    v = parse(body)
+    assert {str(i.ip) for i in v.incidents} == {f"198.51.100.{s}" for s in range(20)}
+    assert "1 victim/reporter address left out (DST, Destination, our server)" in v.reason
+
+
 def test_pasted_message_headers_and_body_are_left_to_other_parsers() -> None:
     body = ("Email from 192.0.2.1 / Tue, 24 Nov 2026 10:00:00 +0000\n\n[ Offending message ]\n"
             "Received: from a ([198.51.100.1]) by b; Tue, 24 Nov 2026 09:59:00 +0000\n"

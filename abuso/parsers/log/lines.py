@@ -72,42 +72,45 @@ class Lazy:
         return self.value
 
 
-class Stamps:
+class Stamps(dict[int, "list[Stamp]"]):
     """Timestamps of lines, read only for the lines something asks about (near an address, in a
-    table): reading every line of 20,000 timestamped lines without an address took 1.5 s."""
+    table): reading every line of 20,000 timestamped lines without an address took 1.5 s.
+
+    A dict by line number whose missing entries are read on first use (``__missing__``): a line asked
+    about again (3 times per address line) is a plain dict lookup, not a Python call. ``stamps[i] = []``
+    sets a line's stamps (whois lines)."""
+
+    __slots__ = ("lines", "read", "line_keys", "by_text")
 
     def __init__(self, lines: list[str], read: Callable[[str, Keyed | None], list[Stamp]],
                  keys: list[Keyed | None]) -> None:
-        self.lines, self.read, self.keys = lines, read, keys
-        self.cache: dict[int, list[Stamp]] = {}
+        super().__init__()
+        self.lines, self.read, self.line_keys = lines, read, keys
         self.by_text: dict[str, list[Stamp]] = {}  # a repeated line is read once
 
-    def __getitem__(self, i: int) -> list[Stamp]:
-        found = self.cache.get(i)
+    def __missing__(self, i: int) -> list[Stamp]:
+        ln = self.lines[i]
+        found = self.by_text.get(ln)
         if found is None:
-            ln = self.lines[i]
-            found = self.by_text.get(ln)
-            if found is None:
-                found = self.by_text[ln] = self.read(ln, self.keys[i]) if _DIGIT.search(ln) else []
-            self.cache[i] = found
+            found = self.by_text[ln] = self.read(ln, self.line_keys[i]) if _DIGIT.search(ln) else []
+        self[i] = found
         return found
 
-    def __setitem__(self, i: int, value: list[Stamp]) -> None:
-        self.cache[i] = value
 
+class LineTypes(dict[int, "str | None"]):
+    """Keyword types of lines, computed only for lines near an address (a dict by line number whose
+    missing entries are read on first use, as Stamps)."""
 
-class LineTypes:
-    """Keyword types of lines, computed only for lines near an address."""
+    __slots__ = ("lines", "line_keys")
 
     def __init__(self, lines: list[str], keys: list[Keyed | None]) -> None:
-        self.lines, self.keys = lines, keys
-        self.cache: dict[int, str | None] = {}
+        super().__init__()
+        self.lines, self.line_keys = lines, keys
 
-    def __getitem__(self, i: int) -> str | None:
-        if i not in self.cache:
-            ln = self.lines[i]
-            self.cache[i] = type_from_text(ln, self.keys[i]) if ln.strip() else None
-        return self.cache[i]
+    def __missing__(self, i: int) -> str | None:
+        ln = self.lines[i]
+        found = self[i] = type_from_text(ln, self.line_keys[i]) if ln.strip() else None
+        return found
 
     def window(self, i: int) -> str | None:
         return best([self[j] for j in range(max(0, i - WINDOW), min(len(self.lines), i + WINDOW + 1))])

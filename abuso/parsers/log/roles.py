@@ -57,6 +57,7 @@ _SOURCE_BEFORE = lazy_compile(
 #: "Source IP: 1.2.3.4", "Src:(1.2.3.4)", "Attacker: ..." - strong enough to name a whole table's source.
 _STRONG_SOURCE = lazy_compile(r"(?:\bsrc|\bsource(?:\s+ip(?:\s+address)?|\s+address)?|\battacker(?:\s+ip)?"
                               r"|\boffending\s+ip|\boffender|\bquell-?ip|\bangreifer)\s*[:=(\[]\s*\(?$", re.I)
+_STRONG_ENDS = (":", "=", "(", "[")
 #: Whole lines whose addresses are never the accused: victims, reporters, whois ranges.
 _LINE_NOT_SOURCE = lazy_compile(
     r"^\s*(?:destination|dest|dst|target|victim|reporter|reported\s+by|reporting|our\s|honeypot|sensor|whois"
@@ -125,7 +126,8 @@ def line_roles(line: str, found: list[Any], keyed: Keyed | None = None) -> list[
         return _read_roles(line, found)
     line_victim = bool(_LINE_NOT_SOURCE.match(line))  # "route6:", "inet6num:": not blind, read on every line
     zero = keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)  # digitblind.key_for, inline
-    key = (zero, tuple((f.start, f.end) for f in found), line_victim)
+    key = (zero, ((found[0].start, found[0].end),) if len(found) == 1 else tuple([(f.start, f.end) for f in found]),
+           line_victim)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _plan(line, found, line_victim)
@@ -330,7 +332,10 @@ def strong_sources(lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAdd
     found: dict[IPAddress, int | None] = {}
     for ln, fs in zip(lines, addrs, strict=True):
         for f in fs:
-            if _STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start):
+            # _STRONG_SOURCE ends in [:=(\[]\s*\(?$: it can match only where the last character before the
+            # address that is not blank is one of ":=([" (str.rstrip strips what \s matches).
+            if (ln[max(0, f.start - 24):f.start].rstrip()[-1:] in _STRONG_ENDS
+                    and _STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start)):
                 ip = source_address(f.ip)
                 if is_useful_source(ip):
                     found.setdefault(ip, f.port)
