@@ -90,6 +90,7 @@ def test_line_types_give_the_rules_answers() -> None:
     reading (the first rule whose pattern matches) on sample, built and re-digited lines, whichever line
     of a shape came first."""
     from abuso import taxonomy
+    from abuso.digitblind import keyed
     from abuso.taxonomy import KEYWORD_RULES, type_from_text
 
     rnd = random.Random(8)
@@ -102,6 +103,12 @@ def test_line_types_give_the_rules_answers() -> None:
         taxonomy._LINE_TYPES.clear()
         got = [type_from_text(ln) for ln in order]
         assert got == (plain if order is lines else plain[::-1])
+        # Handed each line's key (a plan without rules of digits answers at once), plans warm and cold.
+        assert [type_from_text(ln, keyed(ln)) for ln in order] == got
+        taxonomy._LINE_TYPES.clear()
+        assert [type_from_text(ln, keyed(ln)) for ln in order] == got
+        assert [type_from_text(ln + "\n" + ln, keyed(ln + "\n" + ln)) for ln in order[:500]] == [
+            next((name for name, rx in KEYWORD_RULES if rx.search(ln + "\n" + ln)), None) for ln in order[:500]]
     assert len(taxonomy._LINE_TYPES) < len(lines) / 2
     # The rules with digits of their own are split off: the rest is kept by shape.
     assert taxonomy._split_rules()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 from ...addresses import find_addresses, source_address
 from ...digitblind import Keyed, keyed
@@ -141,10 +142,6 @@ class Context:
     def exhausted(self) -> bool:
         return bool(self.cap)
 
-    def stamps(self, line: str, stated: Any, epoch: bool = False, keyed: Keyed | None = None) -> list[Stamp]:
-        return find_timestamps(line, reference=self.reference, stated=stated, header_offset=self.header_offset,
-                               default=self.default, epoch=epoch, dayfirst=self.dayfirst, keyed=keyed)
-
     def read_block(self, text: str, subject_hint: str | None, stated: Any = None) -> None:
         lines = text[:MAX_CHARS - self.chars_read + 1].split("\n")  # never split megabytes we will not read
         if len(text) > MAX_LINE:  # cut long lines first, so one huge line is read in part, not skipped
@@ -201,7 +198,10 @@ class Context:
             addrs.append(fs)
             keys.append(sh)
         self.addresses += count
-        stamps = Stamps(lines, lambda ln, sh: self.stamps(ln, stated_tz, keyed=sh), keys)
+        # (find_timestamps bound to this block's zone sources: Context.stamps, without two calls per line)
+        stamps = Stamps(lines, partial(find_timestamps, reference=self.reference, stated=stated_tz,
+                                       header_offset=self.header_offset, default=self.default,
+                                       dayfirst=self.dayfirst), keys)
         types = LineTypes(lines, keys)
         # Pasted whois: its addresses accuse nobody, its created:/last-modified: date nothing, and
         # no stamp is looked for across it.
@@ -318,8 +318,12 @@ class Context:
                     roles[k] = r._replace(kind="victim", label="the report's own relay")
         # The address a log line accuses: the only candidate on a stamped line (an access log's
         # client). Beside another one it may be a syslog host field ("192.0.2.1 sshd: ... by X").
-        candidates = [r for r in roles if r.kind == "unclear" or r.kind == "source"]
-        accused = candidates[0] if len(candidates) == 1 and candidates[0].kind == "unclear" and stamps[i] else None
+        if len(roles) == 1:  # most lines: what the general case gives for one role
+            accused = roles[0] if roles[0].kind == "unclear" and stamps[i] else None
+        else:
+            candidates = [r for r in roles if r.kind == "unclear" or r.kind == "source"]
+            accused = (candidates[0] if len(candidates) == 1 and candidates[0].kind == "unclear" and stamps[i]
+                       else None)
         quoted: bool | None = None  # may the line quote a subject? (worked out for the first address it concerns)
         occurrences = self.occurrences
         for role in roles:

@@ -76,13 +76,13 @@ class Stamps(dict[int, "list[Stamp]"]):
     """Timestamps of lines, read only for the lines something asks about (near an address, in a
     table): reading every line of 20,000 timestamped lines without an address took 1.5 s.
 
-    A dict by line number whose missing entries are read on first use (``__missing__``): a line asked
-    about again (3 times per address line) is a plain dict lookup, not a Python call. ``stamps[i] = []``
-    sets a line's stamps (whois lines)."""
+    ``read(line, keyed=...)`` reads a line. A dict by line number whose missing entries are read on first
+    use (``__missing__``): a line asked about again (3 times per address line) is a plain dict lookup,
+    not a Python call. ``stamps[i] = []`` sets a line's stamps (whois lines)."""
 
     __slots__ = ("lines", "read", "line_keys", "by_text")
 
-    def __init__(self, lines: list[str], read: Callable[[str, Keyed | None], list[Stamp]],
+    def __init__(self, lines: list[str], read: Callable[..., list[Stamp]],
                  keys: list[Keyed | None]) -> None:
         super().__init__()
         self.lines, self.read, self.line_keys = lines, read, keys
@@ -92,7 +92,7 @@ class Stamps(dict[int, "list[Stamp]"]):
         ln = self.lines[i]
         found = self.by_text.get(ln)
         if found is None:
-            found = self.by_text[ln] = self.read(ln, self.line_keys[i]) if _DIGIT.search(ln) else []
+            found = self.by_text[ln] = self.read(ln, keyed=self.line_keys[i]) if _DIGIT.search(ln) else []
         self[i] = found
         return found
 

@@ -333,9 +333,14 @@ def strong_sources(lines: list[str], addrs: list[list[Any]]) -> list[tuple[IPAdd
     for ln, fs in zip(lines, addrs, strict=True):
         for f in fs:
             # _STRONG_SOURCE ends in [:=(\[]\s*\(?$: it can match only where the last character before the
-            # address that is not blank is one of ":=([" (str.rstrip strips what \s matches).
-            if (ln[max(0, f.start - 24):f.start].rstrip()[-1:] in _STRONG_ENDS
-                    and _STRONG_SOURCE.search(ln, max(0, f.start - 24), f.start)):
+            # address that is not blank is one of ":=([" (str.isspace and rstrip are what \s matches).
+            s = f.start
+            if not s:
+                continue
+            c = ln[s - 1]
+            if c not in _STRONG_ENDS and not (c.isspace() and ln[max(0, s - 24):s].rstrip()[-1:] in _STRONG_ENDS):
+                continue
+            if _STRONG_SOURCE.search(ln, max(0, s - 24), s):
                 ip = source_address(f.ip)
                 if is_useful_source(ip):
                     found.setdefault(ip, f.port)
