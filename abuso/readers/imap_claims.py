@@ -84,10 +84,11 @@ class Claims:
         for start in range(0, len(uids), 50):
             if self.stopped() or len(won) >= self.batch:
                 break
-            for uid, modseq, _ in s.modseqs(uids[start:start + 50], CLAIMED):
+            for uid, modseq, claimed in s.modseqs(uids[start:start + 50], CLAIMED):
                 if len(won) >= self.batch:
                     break
-                if s.store_unchanged(uid, modseq, True, CLAIMED):
+                # claimed already: by another worker since our SEARCH, not ours to take
+                if not claimed and s.store_unchanged(uid, modseq, True, CLAIMED):
                     won.append(uid)
         if not won:
             return 0
@@ -95,7 +96,11 @@ class Claims:
         # (and any worker does after claim_timeout). One MOVE for the batch: Dovecot spends ~8 ms per MOVE.
         intents = [f"claim:{safe(self.worker)}:{s.uidvalidity}:{uid}:{self.folder}" for uid in won]
         self.state.begin_many(intents)
-        s.move(",".join(map(str, won)), self.mine)
+        if not s.move(",".join(map(str, won)), self.mine):
+            # One of them left the folder meanwhile (someone moved it away) and Dovecot moved none of them
+            # (EXPUNGEISSUED): each on its own, or the rest would stay claimed here, processed by nobody.
+            for uid in won:
+                s.move(uid, self.mine)
         self.state.forget_many(intents)
         return len(won)
 

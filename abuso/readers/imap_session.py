@@ -273,14 +273,27 @@ class ImapSession:
 
     def store_unchanged(self, uid: int, modseq: int, add: bool, flag: str) -> bool:
         """Set (or clear) ``flag`` on condition nobody changed the message since ``modseq`` (RFC 7162): of
-        sessions racing with the same ``modseq``, exactly one gets True."""
+        sessions racing with the same ``modseq``, exactly one gets True.
+
+        True only for a STORE that changed the message, seen in its FETCH: that MODSEQ beyond ``modseq``, the
+        flag as asked. Dovecot answers OK to a STORE that changes nothing (the flag already so, at exactly
+        ``modseq``: a FETCH may be answered from the latest index before the session is told of another
+        session's change), and the FETCH that comes with it is then the pending notice of that other change."""
         untagged = self.untagged
         untagged.pop("FETCH", None)
         typ, data = self.tagged("UID", "STORE", str(uid), f"(UNCHANGEDSINCE {modseq})",
                                 "+FLAGS" if add else "-FLAGS", f"({flag})")
         fetched = self.untagged.pop("FETCH", [])
-        return (typ == "OK" and b"MODIFIED" not in (data[0] or b"").upper()
-                and any(re.search(rb"UID %d\b" % uid, f or b"") for f in fetched))
+        if typ != "OK" or b"MODIFIED" in (data[0] or b"").upper():
+            return False
+        for line in fetched:
+            text = line[0] if isinstance(line, tuple) else line or b""
+            changed = re.search(rb"MODSEQ \((\d+)\)", text)
+            flags = re.search(rb"FLAGS \(([^)]*)\)", text)
+            if (re.search(rb"UID %d\b" % uid, text) and changed and int(changed.group(1)) > modseq and flags
+                    and (flag.lower().encode() in flags.group(1).lower().split()) == add):
+                return True
+        return False
 
     def flag(self, uid: int | str, flag: str) -> None:
         self.cmd("uid", "STORE", str(uid), "+FLAGS.SILENT", f"({flag})")
