@@ -307,6 +307,12 @@ def _quad(quad: str) -> ipaddress.IPv4Address | None:
     return ip
 
 
+#: _replay makes each Found without the frozen dataclass's __init__ (one object.__setattr__ call per field):
+#: ``_new_object(Found)`` and its instance dictionary filled in the fields' order (ip, start, end, port), as
+#: __init__ leaves it.
+_new_object = object.__new__
+
+
 def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Found]:
     """_scan's result from ``text``'s plan: the checks of the digits' values, in _scan's order."""
     v6, tcp, v4 = plan
@@ -315,7 +321,9 @@ def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Fo
     for s, e, span in v6:
         ip6 = _v6_address(text[s:e])
         if ip6 is not None:
-            found.append(Found(ip6, s, e, _port_value(text, span)))
+            f = _new_object(Found)
+            f.__dict__.update(ip=ip6, start=s, end=e, port=_port_value(text, span))
+            found.append(f)
             taken.append((s, e))
     if v4:
         tcpdump: dict[int, int] = {}
@@ -337,8 +345,10 @@ def _replay(text: str, plan: tuple[Any, Any, Any], limit: int | None) -> list[Fo
                 if port is None:
                     continue
             else:
-                port = _port_value(text, span)
-            found.append(Found(ip4, s, e, port))
+                port = None if span is None else _port_value(text, span)
+            f = _new_object(Found)
+            f.__dict__.update(ip=ip4, start=s, end=e, port=port)
+            found.append(f)
             if limit is not None and len(found) >= limit:
                 break
     if taken:
@@ -355,10 +365,11 @@ def _v6_address(text: str) -> ipaddress.IPv6Address | None:
         return None
 
 
-#: is_useful_source's answers for plain IPv4Address / IPv6Address objects, by (type, the address's integer):
+#: is_useful_source's answers for plain IPv4Address / IPv6Address objects, by (type, the address's integer)
+#: (the log parser's roles look here before calling it):
 #: an lru_cache keyed by the address itself ran ipaddress's __hash__ (Python code: hash(hex(int))) on
 #: every call. The answer reads nothing else (an IPv6 scope does not change it).
-_USEFUL: dict[tuple[type, int], bool] = {}
+USEFUL: dict[tuple[type, int], bool] = {}
 
 
 def is_useful_source(ip: IPAddress) -> bool:
@@ -373,12 +384,12 @@ def is_useful_source(ip: IPAddress) -> bool:
     if kind is not ipaddress.IPv4Address and kind is not ipaddress.IPv6Address:
         return _useful(ip)  # an interface or a subclass: its properties may read more than the integer
     key = (kind, ip._ip)  # type: ignore[union-attr]  # the integer itself (int() is a Python call)
-    useful = _USEFUL.get(key)
+    useful = USEFUL.get(key)
     if useful is None:
         useful = _useful(ip)
-        if len(_USEFUL) >= 4096:
-            _USEFUL.clear()
-        _USEFUL[key] = useful
+        if len(USEFUL) >= 4096:
+            USEFUL.clear()
+        USEFUL[key] = useful
     return useful
 
 

@@ -317,12 +317,18 @@ def type_from_text(text: str, keyed: Keyed | None = None) -> str | None:
     ``keyed``: the line with its key, made once for all its memos (abuso.digitblind.keyed), used only when made
     for this very text."""
     if keyed is not None and keyed[0] is text:
-        # A line whose shape has a plan without rules of digits: the plan's answer, as _line_type gives it.
-        # (A plan is kept only for a single ASCII line up to _LINE_MAX; the key is bytes for ASCII only and
-        # keeps every newline and the length, so a line with that key is such a line too.)
+        # A line whose shape has a plan: the plan's answer, as _line_type gives it (without its call). A plan
+        # is kept only for a single ASCII line up to _LINE_MAX; the key is bytes for ASCII only and keeps
+        # every newline and the length, so a line with that key is such a line too.
         plan = _LINE_TYPES.get(keyed[1])
-        if plan is not None and not plan[1]:
-            return plan[0]
+        if plan is not None:
+            first, digit_checks = plan
+            if digit_checks:
+                lowered = text.lower()
+                for rule, t, alt in digit_checks:
+                    if t in lowered and (alt is None or alt.search(text)):
+                        return rule
+            return first
     if not _TRIGGERS:
         _TRIGGERS.extend(_required_literals(rx) for _, rx in KEYWORD_RULES)
     ascii_ = text.isascii()

@@ -125,6 +125,13 @@ def test_a_rule_with_digits_is_read_on_every_line() -> None:
     assert type_from_text("Nov 28 pop4-login: from 192.0.2.1") is None  # the same shape
     assert type_from_text("Event ID: 4625 DROP") == "brute-force"  # before scanner
     assert type_from_text("Event ID: 4626 DROP") == "scanner"
+    # The same, handed each line's key (the kept plan read without _line_type).
+    from abuso.digitblind import keyed
+
+    for line, want in (("Nov 28 pop3-login: from 192.0.2.1", "brute-force"),
+                       ("Nov 28 pop4-login: from 192.0.2.1", None),
+                       ("Event ID: 4625 DROP", "brute-force"), ("Event ID: 4626 DROP", "scanner")):
+        assert type_from_text(line, keyed(line)) == want
 
 
 _ROLE_PIECES = ["SRC=", "DST=", "192.0.2.1", "198.51.100.22", "10.0.0.1", "127.0.0.1", "0.0.0.0", "2001:db8::1",
@@ -374,3 +381,22 @@ def test_a_line_that_quotes_a_subject_holds_the_hint_once_lowered() -> None:
         line = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 6)))
         if _QUOTED_SUBJECT.search(line):
             assert _QUOTED_HINT in line.lower(), line
+
+
+def test_replayed_addresses_are_found_objects_as_init_makes_them() -> None:
+    """_replay builds each Found without the frozen dataclass's __init__: the same type, fields, instance
+    dictionary (in the fields' order), equality and hash as Found(...)."""
+    from abuso.addresses import Found
+
+    addresses._PLANS.clear()
+    lines = _lines(8)[:3000]
+    seen = 0
+    for ln in lines + lines:
+        for f in find_addresses(ln):
+            made = Found(f.ip, f.start, f.end, f.port)
+            assert type(f) is Found and vars(f) == vars(made) and list(vars(f)) == list(vars(made))
+            assert f == made and hash(f) == hash(made) and repr(f) == repr(made)
+            seen += 1
+    assert seen > 1000
+    with pytest.raises(AttributeError):
+        f.port = 1  # type: ignore[misc]  # still frozen

@@ -12,7 +12,7 @@ import re
 from collections import namedtuple
 from ipaddress import IPv4Address
 
-from ...addresses import is_useful_source, source_address
+from ...addresses import USEFUL, is_useful_source, source_address
 from ...digitblind import blind, zeroed
 from ...lazy import lazy_compile
 from ...model import IPAddress
@@ -278,7 +278,10 @@ def _replay(line: str, found: list[Any], plan: _Plan) -> list[Role]:
         ip = f.ip
         if ip.__class__ is not IPv4Address:  # source_address gives a plain IPv4Address back as it is
             ip = source_address(ip)
-        if not is_useful_source(ip):
+        useful = USEFUL.get((ip.__class__, ip._ip))  # is_useful_source's kept answer (none for other classes)
+        if useful is None:
+            useful = is_useful_source(ip)
+        if not useful:
             out.append(_new(Role, (f, ip, "useless", "", None, False)))
         elif cidr is not None and int(line[cidr[0]:cidr[1]]) < ip.max_prefixlen:
             out.append(_new(Role, (f, ip, "range", "", None, False)))
