@@ -75,3 +75,21 @@ def test_a_failed_fsync_is_raised(tmp_path):
         pass
     else:
         raise AssertionError("no error")
+
+
+def test_a_sqlite_index_fsyncs_its_commits_when_the_store_fsyncs(tmp_path):
+    """In WAL mode synchronous=NORMAL does not fsync a commit: a power cut could take back an indexed report
+    whose message was already done. FULL with fsync (the default), NORMAL without."""
+    from abuso.storage import Store
+
+    for fsync, level in ((True, 2), (False, 1)):
+        with Store.open(tmp_path / f"s{fsync}", fsync=fsync) as s:
+            conn = s.index.conn
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
+            assert conn.execute("PRAGMA cache_size").fetchone()[0] == -16000
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10000
+            s.index._pid = -1          # as in a forked worker: its own connection, made the same way
+            s.index._ready()
+            assert s.index.conn is not conn
+            assert s.index.conn.execute("PRAGMA synchronous").fetchone()[0] == level

@@ -69,6 +69,14 @@ _PG_CONFIG_ERRORS = {"28P01", "28000", "3D000"}
 _PG_CONFIG_TEXT = lazy_compile(r"password authentication failed|no password supplied|"
                              r'(role|database) "[^"]*" does not exist')
 
+#: The SQLite index's settings beyond abuso/sqlite.py's. synchronous: FULL when the store fsyncs (in WAL mode
+#: NORMAL does not fsync a commit: a power cut could take back reports whose messages were already done),
+#: NORMAL without. A bigger page cache than SQLite's 2 MB, and the WAL checkpointed every ~40 MB instead of
+#: every 4: the four indexes' hot pages are copied back to the file once per checkpoint, not once per 4 MB
+#: (~20% less CPU inserting the bench corpus into an index of 370,000 incidents).
+SQLITE_PRAGMAS = ("PRAGMA cache_size = -16000", "PRAGMA wal_autocheckpoint = 10000")
+
+
 class Index:
     """Reports and incidents of a store, searchable; plus the ``seen`` key/value table.
 
@@ -90,30 +98,35 @@ class Index:
 
     @classmethod
     def open(cls, url: str | None, default_path: Path, base: Path | None = None, timeout: float = 30.0,
-             create: bool = True, password: str | None = None) -> Index:
+             create: bool = True, password: str | None = None, fsync: bool = True) -> Index:
         """``None``: SQLite at ``default_path``; ``sqlite:///rel``, ``sqlite:////abs``; ``postgresql://…``.
 
-        ``create=False`` (for searching) refuses to make a new, empty SQLite index.
+        ``create=False`` (for searching) refuses to make a new, empty SQLite index. ``fsync``: the store's
+        (a committed SQLite transaction survives a power cut; PostgreSQL's server decides that itself).
         """
         if url is None or url.split(":", 1)[0].lower() == "sqlite":
             path = default_path if url is None else sqlite_path(url, base)
             if not create and not path.exists():
                 raise AbusoError(f"no store index at {path} (nothing stored yet?)")
-            return cls._sqlite(path, timeout)
+            return cls._sqlite(path, timeout, fsync)
         kind = url.split(":", 1)[0].lower()
         if kind in ("postgresql", "postgres"):
             return cls._postgresql(url, timeout, password)
         raise ConfigError(f"unsupported index URL scheme {kind!r} (use sqlite:/// or postgresql://)", key="url")
 
     @classmethod
-    def _sqlite(cls, path: Path, timeout: float) -> Index:
+    def _sqlite(cls, path: Path, timeout: float, fsync: bool = True) -> Index:
         import sqlite3
 
         from .. import sqlite
 
         def connect() -> Any:
             try:  # the file 0640 in a 0750 folder: reports name people
-                return sqlite.connect(path, timeout=timeout, mode=0o640, dir_mode=0o750, foreign_keys=True)
+                conn = sqlite.connect(path, timeout=timeout, mode=0o640, dir_mode=0o750, foreign_keys=True,
+                                      synchronous="FULL" if fsync else "NORMAL")
+                for pragma in SQLITE_PRAGMAS:
+                    conn.execute(pragma)
+                return conn
             except (sqlite3.Error, OSError) as e:
                 raise TransientError(f"store index {path}: {e}")
 

@@ -100,7 +100,8 @@ class Store:
             root = (base or Path.cwd()) / root
         if create:
             _makedirs(root)
-        store = cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password), fsync)
+        store = cls(root, Index.open(url, root / "index.sqlite", base, timeout, create, password, fsync),
+                    fsync)
         if create:
             store.recover()
         return store
