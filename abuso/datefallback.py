@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of
 if TYPE_CHECKING:
     from typing import Callable, Iterator
 
-    from .timestamps import Stamp
+    from .stampread import Stamp
 
 __all__ = ["FALLBACK_CALLS", "FALLBACK_SKIPPED", "MAX_CALLS_PER_MESSAGE", "MAX_SECONDS_PER_MESSAGE", "DateScope",
            "fallback", "message_scope", "report_languages"]
@@ -122,7 +122,7 @@ def message_scope(text: Callable[[], str] | str | None = None,
 def _could_be_date(text: str) -> bool:
     if _NUMERIC_DATE.search(text) or _FOREIGN_BESIDE_NUMBER.search(text):
         return True
-    from .timestamps import MONTHS
+    from .stampread import MONTHS
 
     return any(w in MONTHS for w in _WORDS.findall(text.lower()))
 
@@ -169,7 +169,8 @@ def _ask_dateparser(text: str, reference: datetime | None, stated: tzinfo | None
     from dateparser.search import search_dates
 
     from .errors import INPUT_ERRORS
-    from .timestamps import _TIMEISH, Stamp, _resolve, _zone_of_token
+    from .stampread import Stamp, _resolve, _zone_of_token
+    from .timestamps import _TIMEISH
 
     settings = {"RETURN_AS_TIMEZONE_AWARE": False, "PREFER_DATES_FROM": "past",
                 "REQUIRE_PARTS": ["day", "month"]}

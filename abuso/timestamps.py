@@ -20,9 +20,7 @@ message), and never runs on a line a fast shape read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
+from datetime import datetime, timedelta, timezone
 
 from .datefallback import (  # re-exported: the dateparser fallback is part of reading timestamps
     FALLBACK_CALLS,
@@ -36,6 +34,7 @@ from .datefallback import (  # re-exported: the dateparser fallback is part of r
 from .datefallback import fallback as _fallback
 from .digitblind import Keyed, blind, zeroed
 from .lazy import lazy_compile
+from .stampread import _MONTH_SHAPES, MONTHS, Stamp, _stamp  # Stamp re-exported: the result of finding stamps
 from .zones import (
     ZONE_ABBREVIATIONS,
     ZONE_REGIONS,
@@ -57,46 +56,9 @@ __all__ = [
 ]
 
 
-# --- the result ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stamp:
-    """A timestamp read from text: aware UTC time, where its zone came from, and its span."""
-
-    time: datetime
-    zone: str
-    start: int = 0
-    end: int = 0
-    #: The shape that matched (iso, clf, rfc2822, monthfirst, us, eu, snort, epoch, fallback).
-    shape: str = ""
-    #: True when the stamp has no seconds (``03:14``): it may be the same event as a precise one.
-    partial: bool = False
-    #: What the stamp resolves, in seconds: 60 (``03:14``), 1 (``03:14:07``), 1e-6 for fractions.
-    precision: float = 1.0
-
-
 # --- the shapes -----------------------------------------------------------------
 
-MONTHS: dict[str, int] = {}
-for _i, _names in enumerate((
-    "jan january jän januar janv janvier enero gennaio januari janeiro",
-    "feb february februar fév févr février fevrier febrero febbraio februari fevereiro",
-    "mar march mär märz mrz mars marzo maart março marco",
-    "apr april avr avril abril aprile",
-    "may mai mayo maggio mei maio",
-    "jun june juni juin junio giugno junho",
-    "jul july juli juil juillet julio luglio julho",
-    "aug august aoû août aout agosto augustus",
-    "sep sept september septembre septiembre setiembre settembre setembro",
-    "oct october okt oktober octobre octubre ottobre outubro",
-    "nov november novembre noviembre novembro",
-    "dec december dez dezember déc décembre decembre diciembre dicembre dezembro",
-), 1):
-    for _name in _names.split():
-        MONTHS[_name] = _i
-del _i, _names, _name
-# Any short word; _read() checks it against MONTHS (a 70-way alternation costs ~10x more per position).
+# Any short word; stampread._read() checks it against MONTHS (a 70-way alternation costs ~10x more per position).
 _MON = r"(?P<mon>[^\W\d_]{3,9})\.?"
 _DAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
 _TIME = (r"(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<frac>\d{1,9}))?)?"
@@ -226,14 +188,10 @@ def _prose_here(line: str, times: list[tuple[int, int]]) -> bool:
     return False
 
 
-#: English link words: a slash date among them is month first.
-_ENGLISH_LINK = lazy_compile(r"\b(?:at|on|around|about|approx|by|between|from)\b", re.I)
-
 #: Cheap test before any shape runs: every fast shape has H:MM.
 _TIMEISH = lazy_compile(r"\d(?::|h(?=\d\d))\d\d")
 #: A clock time standing alone (not "80:443", not a MAC): worth asking dateparser about.
 _CLOCK = lazy_compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
-_MONTH_SHAPES = {"clf", "rfc2822", "monthfirst", "prosemon"}
 #: A character each numeric shape's date part cannot do without (a cheap test before the regex).
 _NEEDS = {"iso": "-/.", "clf": "/", "us": "/", "eu": ".", "snort": "/", "prose": "-/."}
 #: Substring tests are ~4x cheaper than one case-insensitive alternation over the line.
@@ -269,137 +227,6 @@ _TEN_DIGITS = lazy_compile(r"\d{10}")
 #: Epoch seconds count only where the text marks them as a time (or in a table's time column).
 _EPOCH_LABEL = lazy_compile(r"(?:time(?:stamp)?|epoch|date|unixtime|ts)\s*[=:]\s*\"?$", re.I)
 EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
-#: Years a log stamp can have; anything else is a placeholder or noise.
-YEAR_MIN, YEAR_MAX = 1970, 2100
-
-
-@lru_cache(maxsize=512)
-def _zone_of_token(tok: str) -> tzinfo | None:
-    tok = tok.strip().strip("()").strip()
-    if tok.upper() in ZONE_ABBREVIATIONS or tok[:1] in "+-" or tok.upper().startswith(("UTC", "GMT", "UT")):
-        off = zone_offset(tok)
-        return timezone(off) if off is not None else None
-    if len(tok) > 5:  # a name in words ("heure de Paris", "horário de Brasília"), a pair or an IANA name
-        return zone_tzinfo(tok)
-    return None
-
-
-@lru_cache(maxsize=64)
-def _year_limit(ref: datetime, offset: timedelta | None) -> datetime:
-    """The reference's wall time plus a day (by the reference and its offset: equal aware times in two
-    zones are equal keys, but not the same wall time)."""
-    return ref.replace(tzinfo=None) + (offset or timedelta()) + timedelta(days=1)
-
-
-def _year_for(month: int, day: int, hour: int, minute: int, second: int, reference: datetime | None) -> int | None:
-    """Yearless stamps (syslog, snort): the latest year that puts the stamp at or before the reference.
-
-    One day of slack allows for zones ahead of the reference's.
-    """
-    ref = reference or datetime.now(timezone.utc)
-    limit = _year_limit(ref, ref.utcoffset())
-    for year in range(limit.year, limit.year - 5, -1):
-        try:
-            cand = datetime(year, month, day, hour, minute, second)
-        except ValueError:
-            continue  # Feb 29 in a common year
-        if cand <= limit:
-            return year
-    return None
-
-
-def _build(m: re.Match[str], shape: str, *, reference: datetime | None, stated: tzinfo | None,
-           header_offset: timedelta | None, default: tzinfo | None, dayfirst: bool | None) -> Stamp | None:
-    stamp = _read(m, shape, reference=reference, stated=stated, header_offset=header_offset, default=default,
-                  dayfirst=dayfirst)
-    if stamp is not None and not m.group("S"):
-        return replace(stamp, partial=True, precision=60.0)
-    if stamp is not None and m.group("frac"):
-        return replace(stamp, precision=10.0 ** -len(m.group("frac")))
-    return stamp
-
-
-def _read(m: re.Match[str], shape: str, *, reference: datetime | None, stated: tzinfo | None,
-           header_offset: timedelta | None, default: tzinfo | None, dayfirst: bool | None) -> Stamp | None:
-    g = m.groupdict()
-    try:
-        hour, minute = int(g["H"]), int(g["M"])
-        second = int(g["S"]) if g.get("S") else 0
-        frac = g.get("frac")
-        micro = int((frac + "000000")[:6]) if frac else 0
-        ampm = g.get("ampm")
-        if ampm:
-            if not 1 <= hour <= 12:
-                return None
-            pm = ampm[0] in "pP"
-            hour = (hour % 12) + (12 if pm else 0)
-        if shape in _MONTH_SHAPES:
-            month = MONTHS[g["mon"].lower()]
-        else:
-            month = int(g["m"])
-        day = int(g["d"])
-        if shape == "us":
-            if month > 12 and day <= 12:  # 22/11/2026: only day-first makes sense
-                month, day = day, month
-            elif dayfirst and day <= 12:
-                month, day = day, month
-        elif shape == "prose":
-            # Day first, except a slash date among English words (the "us" shape's rule then).
-            if g.get("sep") == "/" and not dayfirst and _ENGLISH_LINK.search(g.get("link") or "") and month <= 12:
-                month, day = day, month
-            if month > 12 and day <= 12:
-                month, day = day, month
-        year_s = g.get("Y") or g.get("Y2")
-        if year_s:
-            year = int(year_s)
-            if len(year_s) <= 2:
-                year += 2000 if year < 70 else 1900
-            if not YEAR_MIN <= year <= YEAR_MAX:
-                return None  # "0001-01-01 00:00:00": a placeholder, not when anything happened
-        else:
-            guessed = _year_for(month, day, hour, minute, second, reference)
-            if guessed is None:
-                return None
-            year = guessed
-        if second == 60:  # leap second: keep the event, in the next second's place
-            second = 59
-        naive = datetime(year, month, day, hour, minute, second, micro)
-    except (ValueError, KeyError, TypeError):
-        return None
-    start, end, tz = m.start(), m.end(), None
-    tok = g.get("tz")
-    if tok:
-        tz = _zone_of_token(tok)
-        if tz is None:
-            # A word after the time that is no zone ("03:14:07 srv kernel"): not part of
-            # the stamp, and neither is a year after it.
-            end = m.start("tz")
-            while end > start and m.string[end - 1] in " \t,":
-                end -= 1
-            year_s = g.get("Y")
-            if not year_s:
-                guessed = _year_for(month, day, hour, minute, second, reference)
-                if guessed is None:
-                    return None
-                try:
-                    naive = naive.replace(year=guessed)
-                except ValueError:
-                    return None
-    if tz is None and g.get("tzc"):
-        tz = _zone_of_token(g["tzc"])
-    if tz is not None:
-        try:
-            return Stamp(naive.replace(tzinfo=tz).astimezone(timezone.utc), "explicit", start, end, shape)
-        except (OverflowError, ValueError):
-            return None
-    return _resolve(naive, start, end, shape, stated, header_offset, default)
-
-
-def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo | None,
-             header_offset: timedelta | None, default: tzinfo | None) -> Stamp | None:
-    """A naive stamp's zone from the report, in the one order (abuso.zones.resolve)."""
-    found = resolve(naive, stated=stated, header_offset=header_offset, default=default)
-    return Stamp(found[0], found[1], start, end, shape) if found is not None else None
 
 
 #: A line's plan, by the line with its digits made 0 (abuso.digitblind.zeroed): each shape in the
@@ -492,8 +319,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
                 if o.start <= s < o.end or s <= o.start < e:
                     break
             else:
-                stamp = _build(m, shape, reference=reference, stated=st, header_offset=header_offset,
-                               default=df, dayfirst=dayfirst)
+                stamp = _stamp(m, shape, reference, st, header_offset, df, dayfirst)
                 if stamp is not None:
                     out.append(stamp)
     if ten and (epoch or ":" in line or "=" in line or line[:1].isdigit()):

@@ -160,8 +160,8 @@ Zoneish = tzinfo | timedelta | str | tuple | None
 
 def as_tzinfo(z: Zoneish) -> tzinfo | None:
     """A zone in any of the forms callers hold (tzinfo, offset, name, ``stated_zone`` pair) -> tzinfo."""
-    if z is None:
-        return None
+    if z is None or type(z) is timezone:  # the common cases first (a call per line read)
+        return z
     if isinstance(z, tuple):
         z = z[0]
     if isinstance(z, timedelta):
