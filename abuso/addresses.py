@@ -96,7 +96,7 @@ def find_addresses(text: str, limit: int | None = None, keyed: Keyed | None = No
     ``keyed``: the text with its key, made once for all its memos (abuso.digitblind.keyed); used only when
     made for this very text (digitblind.key_for), else the text is zeroed here.
     """
-    if len(text) > _PLAN_MAX or not _plan_blind():
+    if len(text) > _PLAN_MAX or not (_BLIND[0] if _BLIND else _plan_blind()):
         return _scan(text, limit)
     key = keyed[1] if keyed is not None and keyed[0] is text else zeroed(text)
     plan = _PLANS.get(key, _NO_PLAN)

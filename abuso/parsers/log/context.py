@@ -34,7 +34,7 @@ from .lines import (
     pasted_headers,
     trim,
 )
-from .roles import is_hop, is_received, line_roles, strong_sources
+from .roles import _HOP, _RECEIVED, line_roles, strong_sources
 from .table import Row, Table, header, read_row, read_spaced_row, spaced_header
 from .whois import REPORT_KEYS, key_of, whois_lines
 
@@ -304,7 +304,7 @@ class Context:
     def _line(self, i: int, lines: list[str], addrs: list[list[Any]], sh: Keyed | None, stamps: Stamps,
               types: LineTypes, fallback_hint: Lazy, section: str | None = None) -> None:
         line = lines[i]
-        if is_hop(line):
+        if _HOP.match(line):  # roles.is_hop, inline
             self.hops += 1
             return
         hint: str | None = None
@@ -325,6 +325,7 @@ class Context:
             accused = (candidates[0] if len(candidates) == 1 and candidates[0].kind == "unclear" and stamps[i]
                        else None)
         quoted: bool | None = None  # may the line quote a subject? (worked out for the first address it concerns)
+        evidence: str | None = None  # the line trimmed, once
         occurrences = self.occurrences
         for role in roles:
             f, ip, kind, label, port, weak = role
@@ -339,16 +340,27 @@ class Context:
             if kind == "victim":
                 self._exclude(ip, label, weak=weak)
                 continue
+            if hint is None:  # (roles.is_received, inline)
+                hint = "spam" if _RECEIVED.match(line) else (types[i] or section or types.window(i))
             if quoted is None:
                 quoted = _QUOTED_HINT in line.lower()  # (the regex scanning each line cost ~3 µs)
             if quoted and _QUOTED_SUBJECT.search(line, 0, f.start):
                 # "Please preserve our Subject: [...](192.0.2.1) ... As of <date>": a reference to
                 # the report, dated when it was sent; the address is mentioned, not dated.
                 pairs: list[tuple[Stamp | None, str]] = [(None, trim(line))]
+            elif own := stamps[i]:
+                # _pair's first case, inline: the stamp nearest before the address, else the line's first.
+                near = own[0]
+                for st in own:
+                    if st.end <= f.start:
+                        near = st
+                if evidence is None:
+                    evidence = trim(line)
+                occurrences.append(Occurrence(ip, near, line, hint, port, evidence, kind == "source", fallback_hint,
+                                              role is accused))
+                continue
             else:
                 pairs = self._pair(i, lines, addrs, stamps, f)
-            if hint is None:
-                hint = "spam" if is_received(line) else (types[i] or section or types.window(i))
             for stamp, ev in pairs:  # (self._add, inline)
                 occurrences.append(Occurrence(ip, stamp, line, hint, port, ev, kind == "source", fallback_hint,
                                               role is accused))

@@ -122,7 +122,7 @@ def line_roles(line: str, found: list[Any], keyed: Keyed | None = None) -> list[
     """
     if not found:
         return []
-    if not _plan_blind():
+    if not (_BLIND[0] if _BLIND else _plan_blind()):
         return _read_roles(line, found)
     line_victim = bool(_LINE_NOT_SOURCE.match(line))  # "route6:", "inet6num:": not blind, read on every line
     zero = keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)  # digitblind.key_for, inline
