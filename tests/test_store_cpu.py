@@ -93,3 +93,13 @@ def test_a_sqlite_index_fsyncs_its_commits_when_the_store_fsyncs(tmp_path):
             s.index._ready()
             assert s.index.conn is not conn
             assert s.index.conn.execute("PRAGMA synchronous").fetchone()[0] == level
+
+
+def test_a_search_keeps_sqlites_memory_defaults(tmp_path):
+    """The bigger cache is for writers: a search's sorter would hold up to its size in memory."""
+    from abuso.storage import Store
+
+    Store.open(tmp_path / "s").close()
+    with Store.open(tmp_path / "s", create=False) as s:
+        assert s.index.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
+        assert s.index.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
