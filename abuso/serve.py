@@ -242,9 +242,14 @@ def serve(config_path: str | None, listen: str, jobs: int, fmt: str = "json", re
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
+    # The name in the greeting, looked up once: without it aiosmtpd calls socket.getfqdn() for every connection
+    # (a DNS query each time, per message with abuso run --lmtp; seconds each when the resolver is down).
+    hostname = socket.getfqdn()
+
     def factory() -> Any:
         # data_size_limit: a little over max_bytes, so the check above can say it; beyond, aiosmtpd drops it.
-        return lmtp(handler, data_size_limit=max_bytes + 65536, enable_SMTPUTF8=True, ident="abuso LMTP")
+        return lmtp(handler, data_size_limit=max_bytes + 65536, enable_SMTPUTF8=True, ident="abuso LMTP",
+                    hostname=hostname)
 
     if kind == "unix":
         path = Path(address)

@@ -40,10 +40,11 @@ class Server:
         self.err = tmp_path / f"{name}.err"
         self.jobs = jobs
         self.extra: list[str] = []
+        self.command = ABUSO
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(ABUSO + ["serve", "-c", str(self.cfg), "--lmtp", f"unix:{self.sock}",
+        self.proc = subprocess.Popen(self.command + ["serve", "-c", str(self.cfg), "--lmtp", f"unix:{self.sock}",
                                               "-j", str(self.jobs), "-v", *self.extra],
                                      stdout=self.out.open("ab"), stderr=self.err.open("ab"))
         Server.started.append(self)
@@ -252,3 +253,20 @@ def test_two_servers_share_one_postgresql_store(tmp_path: Path, pg_url: str) -> 
     finally:
         assert one.stop() == 0 and two.stop() == 0
     assert stored(tmp_path, pg_url) == 40
+
+
+
+def test_the_host_name_is_looked_up_once_not_per_connection(tmp_path: Path) -> None:
+    """aiosmtpd calls socket.getfqdn() (DNS) for every connection unless given the name: abuso serve gives it,
+    so abuso run --lmtp, a connection per message, does not wait on the resolver each time."""
+    probe = ("import atexit, socket, sys\ncalls = []\nreal = socket.getfqdn\n"
+             "socket.getfqdn = lambda *a: calls.append(1) or real(*a)\n"
+             "atexit.register(lambda: sys.stderr.write(f'GETFQDN {len(calls)}\\n'))\n"
+             "sys.argv = ['abuso', *sys.argv[1:]]\nfrom abuso.cli import main\nmain()\n")
+    srv = Server(tmp_path, store_config(tmp_path), jobs=1)
+    srv.command = [sys.executable, "-c", probe]
+    srv.start()
+    for n in range(3):
+        assert srv.deliver(report(n)) == (250, "")
+    assert srv.stop() == 0
+    assert "GETFQDN 1\n" in srv.err.read_text()
