@@ -224,8 +224,15 @@ def show(fig: dict[str, Any]) -> str:
 
 
 def report(files: Sequence[Path], tmp: Path, runs: int = 3, k: int | None = 40) -> dict[str, Any]:
-    """For bench/run.py: measure a sample of K messages with this checkout, print, return the figures."""
-    fig = measure(files, tmp, repeat=runs, k=k)
+    """For bench/run.py: measure a sample of K messages with this checkout, print, return the figures; the
+    --lmtp client form too when aiosmtpd (for abuso serve) is installed."""
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        lmtp = False
+    else:
+        lmtp = True
+    fig = measure(files, tmp, repeat=runs, k=k, lmtp=lmtp)
     print(show(fig))
     return fig
 
