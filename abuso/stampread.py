@@ -274,6 +274,46 @@ def _stamp(m: re.Match[str], shape: str, reference: datetime | None, stated: tzi
     return stamp
 
 
+#: What _recall answers when the memo cannot: match the line and read it (_stamp).
+_MISS = Stamp(datetime.min, "", -1, -1)
+
+
+def _clock_at(m: re.Match[str]) -> tuple[int, int]:
+    """Where a match's minutes and seconds start, when _recall may answer for a match of the same spans
+    (a plan's, abuso.timestamps): seconds without a fraction, and no monthfirst year after the time
+    (whether it is one depends on its digits); else (-1, -1)."""
+    a, b = m.start("M"), m.start("S")
+    if b != a + 3 or m.start("frac") >= 0 or "Y2" in m.re.groupindex and m.start("Y2") >= 0:
+        return -1, -1
+    return a, b
+
+
+def _recall(line: str, shape: str, pattern: str, s: int, e: int, endpos: int, a: int, b: int,
+            reference: datetime | None, stated: tzinfo | None, header_offset: timedelta | None,
+            default: tzinfo | None, dayfirst: bool | None) -> Stamp | None:
+    """_stamp's answer from its memo for the match ``rx.match(line, s, endpos)`` of ``pattern`` that
+    spans s..e with its minutes at a and seconds at b (a plan's spans: every shape is digit-blind), without
+    matching; _MISS when the memo has none (then match and call _stamp)."""
+    ctx = _CTX
+    if reference is None or not (ctx[0] is reference and ctx[1] is stated and ctx[2] is header_offset
+                                 and ctx[3] is default and ctx[4] is dayfirst):
+        return _MISS
+    minute, sec = int(line[a:a + 2]), int(line[b:b + 2])
+    if minute > 59 or sec > 59:
+        return _MISS
+    lo = s - 1 if s else 0
+    hi = e + 1 if e < endpos else e
+    got = ctx[6].get((shape, pattern, line[lo:a], line[b + 2:hi], s - lo + 2 * (hi - e)), _NOT_READ)
+    if got is _NOT_READ:
+        return _MISS
+    if got is None:
+        return None
+    made: Stamp = _new(Stamp)  # as in _stamp
+    _set(made, "__dict__", {"time": got[0] + _MINUTES[minute] + _SECONDS[sec], "zone": got[1], "start": s,
+                            "end": s + got[2], "shape": shape, "partial": False, "precision": 1.0})
+    return made
+
+
 def _resolve(naive: datetime, start: int, end: int, shape: str, stated: tzinfo | None,
              header_offset: timedelta | None, default: tzinfo | None) -> Stamp | None:
     """A naive stamp's zone from the report, in the one order (abuso.zones.resolve)."""

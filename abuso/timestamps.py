@@ -34,7 +34,15 @@ from .datefallback import (  # re-exported: the dateparser fallback is part of r
 from .datefallback import fallback as _fallback
 from .digitblind import Keyed, blind, zeroed
 from .lazy import lazy_compile
-from .stampread import _MONTH_SHAPES, MONTHS, Stamp, _stamp  # Stamp re-exported: the result of finding stamps
+from .stampread import (  # Stamp re-exported: the result of finding stamps
+    _MISS,
+    _MONTH_SHAPES,
+    MONTHS,
+    Stamp,
+    _clock_at,
+    _recall,
+    _stamp,
+)
 from .zones import (
     ZONE_ABBREVIATIONS,
     ZONE_REGIONS,
@@ -236,7 +244,7 @@ EPOCH_MIN, EPOCH_MAX = 946684800, 4102444800  # 2000-01-01 .. 2100-01-01
 #: line of that zeroed text; what the digits say (month 13, a year, a zone) is read each time.
 #: Log lines repeat by shape: ~17 lines per plan on the bench corpus.
 #: With it, whether the line has ten digits in a row (what every epoch needs; \d{10} is digit-blind).
-_Plan = tuple[tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, int], ...]], ...], bool]
+_Plan = tuple[tuple[tuple[str, re.Pattern[str], bool, tuple[tuple[int, ...], ...]], ...], bool]
 _PLANS: dict[str | bytes, _Plan] = {}
 _PLANS_MAX = 4096
 #: Longer lines are planned each time, not kept.
@@ -251,7 +259,7 @@ def _plan(line: str) -> _Plan:
     windows = _windows(line, times)
     months = _MONTHISH.search(line.lower()) is not None
     prose = _windows(line, times, _PROSE_BEFORE, _PROSE_AFTER) if dotted or _prose_here(line, times) else None
-    steps = []
+    steps: list[tuple[str, re.Pattern[str], bool, tuple[tuple[int, ...], ...]]] = []
     for shape, rx in (_PROSE_SHAPES + _SHAPES) if prose else _SHAPES:
         if not months and shape in _MONTH_SHAPES:
             continue
@@ -261,7 +269,8 @@ def _plan(line: str) -> _Plan:
         if not spans:
             continue
         if blind(rx):
-            at = tuple((m.start(), hi) for lo, hi in spans for m in rx.finditer(line, lo, hi))
+            # where it matched, with the match's end and its minutes' and seconds' starts (stampread._clock_at)
+            at = tuple((m.start(), hi, m.end(), *_clock_at(m)) for lo, hi in spans for m in rx.finditer(line, lo, hi))
             if at:
                 steps.append((shape, rx, False, at))
         else:
@@ -269,7 +278,7 @@ def _plan(line: str) -> _Plan:
     return tuple(steps), ten
 
 
-def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int, int], ...], line: str
+def _matches(shape: str, rx: re.Pattern[str], live: bool, spans: tuple[tuple[int, ...], ...], line: str
              ) -> list[re.Match[str]]:
     """A plan step's matches in ``line``: searched in its windows (``live``), or matched where the plan says."""
     if live:
@@ -313,6 +322,26 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     steps, ten = plan
     st, df = (as_tzinfo(stated), as_tzinfo(default)) if steps or fallback else (None, None)
     for shape, rx, live, spans in steps:
+        if not live:  # where the plan says: each match's spans, read from the memo when it can (stampread._recall)
+            for s, hi, e, a, b in spans:
+                m = None if a >= 0 else _matches(shape, rx, False, ((s, hi),), line)[0]
+                if m is not None:
+                    s, e = m.span()
+                for o in out:
+                    if o.start <= s < o.end or s <= o.start < e:
+                        break
+                else:
+                    if m is None:
+                        stamp = _recall(line, shape, rx.pattern, s, e, hi, a, b, reference, st, header_offset, df,
+                                        dayfirst)
+                        if stamp is _MISS:
+                            stamp = _stamp(_matches(shape, rx, False, ((s, hi),), line)[0], shape, reference, st,
+                                           header_offset, df, dayfirst)
+                    else:
+                        stamp = _stamp(m, shape, reference, st, header_offset, df, dayfirst)
+                    if stamp is not None:
+                        out.append(stamp)
+            continue
         for m in _matches(shape, rx, live, spans, line):
             s, e = m.span()
             for o in out:

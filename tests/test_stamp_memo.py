@@ -133,7 +133,7 @@ def _differences(monkeypatch: pytest.MonkeyPatch, lines: list[str], ctx: tuple[A
                  ) -> tuple[list[str], Counter[str]]:
     """The lines whose stamps from the memo differ from the full reading's, and how often each path ran."""
     runs: Counter[str] = Counter()
-    build, stamp = stampread._build, stampread._stamp
+    build, stamp, recall = stampread._build, stampread._stamp, stampread._recall
 
     def counted_build(*a: Any, **k: Any) -> Stamp | None:
         runs["full"] += 1
@@ -143,13 +143,20 @@ def _differences(monkeypatch: pytest.MonkeyPatch, lines: list[str], ctx: tuple[A
         runs["read"] += 1
         return stamp(*a)
 
+    def counted_recall(*a: Any) -> Stamp | None:
+        got = recall(*a)
+        runs["read"] += got is not stampread._MISS  # answered from the plan's spans, not matched
+        return got
+
     monkeypatch.setattr(stampread, "_CTX", (None, None, None, None, None, False, {}))
     with monkeypatch.context() as mp:
         mp.setattr(stampread, "_build", counted_build)
         mp.setattr(timestamps, "_stamp", counted_stamp)
+        mp.setattr(timestamps, "_recall", counted_recall)
         memo = _read_all(lines, ctx)
     with monkeypatch.context() as mp:
         mp.setattr(timestamps, "_stamp", _full)
+        mp.setattr(timestamps, "_recall", lambda *a: stampread._MISS)
         plain = _read_all(lines, ctx)
     runs["stamps"] = sum(len(x) for x in plain)
     # repr: the same class, fields and values (a memo's Stamp is made without the dataclass __init__)
@@ -216,3 +223,16 @@ def test_the_memo_is_per_context_and_bounded(monkeypatch: pytest.MonkeyPatch) ->
     assert 1 <= len(stampread._CTX[6]) <= 5
     timestamps.find_timestamps("Nov 22 03:14:07 host", reference=ref + timedelta(0))  # equal, but not the same
     assert stampread._CTX[0] is not ref and len(stampread._CTX[6]) == 1
+
+
+def test_a_plans_spans_read_from_the_memo_where_the_digits_cannot_move_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One plan for lines of the same shape: a monthfirst year after the time is 19xx or 20xx or not part of
+    the stamp (matched each time); a fraction, no seconds, a leap second: matched and read in full."""
+    ref = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    lines = [f"Nov 22 03:{m}:{s}{tail} host" for tail in (" 2026", " 2150", " 1999", " 3026", ".123", "")
+             for m, s in (("14", "07"), ("14", "08"), ("59", "60"), ("15", "07"))]
+    lines += ["Nov 22 03:14 2026 host", "Nov 22 03:15 2150 host"]
+    diff, runs = _differences(monkeypatch, lines * 2, (ref, None, None, None, None))
+    assert diff == [] and runs["full"] < runs["read"]
+    found = timestamps.find_timestamps("Nov 22 03:14:09 2150 host", reference=ref)
+    assert [(s.end, s.time.year) for s in found] == [(15, 2026)]
