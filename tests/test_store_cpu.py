@@ -103,3 +103,17 @@ def test_a_search_keeps_sqlites_memory_defaults(tmp_path):
     with Store.open(tmp_path / "s", create=False) as s:
         assert s.index.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
         assert s.index.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_the_digest_is_sha256_whichever_implementation_gives_it(monkeypatch):
+    import hashlib
+
+    data = [b"", b"abc", bytes(range(256)) * 400, "é".encode() * 10_000]
+    want = [hashlib.sha256(d).hexdigest() for d in data]
+    assert store_module._own_sha256() is not None           # CPython's own is there on this interpreter
+    for own in (store_module._own_sha256, lambda: None):     # a build without the interpreter's own
+        monkeypatch.setattr(store_module, "_first", True)
+        monkeypatch.setattr(store_module, "_sha256", None)
+        monkeypatch.setattr(store_module, "_own_sha256", own)
+        assert [store_module.digest_of(d) for d in data] == want
+        assert store_module._first is False and store_module._sha256 is hashlib.sha256

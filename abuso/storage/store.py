@@ -19,7 +19,6 @@ next run stores the report again. Sweep them with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from contextlib import suppress
@@ -39,7 +38,41 @@ DIR_MODE = 0o750
 
 
 def digest_of(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
+    """The SHA-256 of ``raw`` in hex. A process's first message is digested by the interpreter's own SHA-256:
+    importing hashlib loads OpenSSL, ~5 ms of a piped message's store; the later ones of a batch by
+    OpenSSL's, ~2.5x faster on a 10 KB message. The same digest either way."""
+    global _first
+    if _sha256 is None and _first:
+        _first = False
+        own = _own_sha256()
+        if own is not None:
+            return own(raw).hexdigest()
+    return _openssl_sha256()(raw).hexdigest()
+
+
+#: Whether :func:`digest_of` has not been called yet in this process; hashlib's sha256 once it was.
+_first = True
+_sha256: Any = None
+
+
+def _own_sha256() -> Any:
+    """The interpreter's built-in SHA-256 (``_sha2`` from Python 3.12, ``_sha256`` before), or None when
+    this build has none."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return __import__(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+def _openssl_sha256() -> Any:
+    global _sha256
+    if _sha256 is None:
+        import hashlib
+
+        _sha256 = hashlib.sha256
+    return _sha256
 
 
 @dataclass
