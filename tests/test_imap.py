@@ -468,13 +468,19 @@ def wait_for(cond, seconds: float = 10) -> bool:  # type: ignore[no-untyped-def]
     return bool(cond())
 
 
+@pytest.mark.parametrize("marked", [False, True])
 def test_claim_of_a_worker_elsewhere_that_never_moved_it_is_released_after_claim_timeout(
-        user: User, tmp_path: Path) -> None:
+        user: User, tmp_path: Path, marked: bool) -> None:
+    """marked: a message a human moved back from a claim folder, with its claim and the mark of its rescue by a
+    worker still running; released, the mark goes too (it would stand for a rescue in progress)."""
     m = msg(1)
     user.append(m)
     conn = user.imap()
     conn.select("INBOX")
     conn.uid("STORE", "1", "+FLAGS", "($AbusoClaimed)")  # claimed by a worker on another host that then died
+    if marked:
+        conn.create("abuso-claim.elsewhere-1")
+        conn.uid("STORE", "1", "+FLAGS", "($AbusoBy-elsewhere-1)")
     conn.logout()
     reader = ImapReader(user.options(state=str(tmp_path / "s"), claim=True, claim_timeout="1s", idle="1s",
                                      watch=True))
@@ -484,6 +490,8 @@ def test_claim_of_a_worker_elsewhere_that_never_moved_it_is_released_after_claim
     t.join(5)
     reader.close()
     assert user.folder("Processed") == [m]
+    flags = " ".join(user.flags("Processed")).lower()
+    assert "$abusoclaimed" not in flags and "$abusoby" not in flags
 
 
 def test_watch_reconnects_when_the_server_drops_the_connection(dovecot: Dovecot, user: User, tmp_path: Path,

@@ -10,12 +10,15 @@ STORE of a flag the message already has, UNCHANGEDSINCE that MODSEQ, changes not
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from abuso.readers.imap import CLAIMED, ImapReader
+from abuso.readers.imap_claims import mark
+from abuso.readers.imap_session import quoted
 from tests.dovecot import Dovecot, User, server
 from tests.test_imap import drive, msg
 
@@ -125,3 +128,107 @@ def test_a_claimed_message_that_left_before_the_move_does_not_strand_the_rest_of
     assert sorted(got) == sorted(messages[:1] + messages[2:])
     assert user.folder("Elsewhere") == [messages[1]]
     assert user.folder("INBOX") == []
+
+
+def dead_folder(user: User, messages: list[bytes], flagged: list[bool]) -> str:
+    """A claim folder of a dead worker of this host holding ``messages``, each with CLAIMED or not: claim()
+    leaves it set, a rescue of an older release may have left it cleared."""
+    host = "".join(c if c.isalnum() or c in "_-" else "-" for c in socket.gethostname())
+    folder = f"abuso-claim.{host}-999999999"  # no such pid
+    conn = user.imap()
+    conn.create(folder)
+    conn.logout()
+    user.append(*messages, folder=folder)
+    conn = user.imap()
+    conn.select(folder)
+    for uid, flag in enumerate(flagged, 1):
+        if flag:
+            assert conn.uid("STORE", str(uid), "+FLAGS", f"({CLAIMED})")[0] == "OK"
+    conn.logout()
+    return folder
+
+
+@pytest.mark.parametrize("flagged", [[True, True, True], [False, True, False]])
+def test_two_workers_rescuing_one_dead_workers_folder_at_once_process_each_message_once(
+        user: User, tmp_path: Path, flagged: list[bool]) -> None:
+    """A and B start together and both take over the claim folder of a dead worker of their host (recover).
+    A wins UID 1 (its conditional STORE) and moves it; Dovecot's MOVE copies the message into A's folder, then
+    expunges it, and B's whole start runs in between: B reads UID 1 as A's STORE left it, and must not take it
+    (on Maildir, B's MOVE of a message not yet expunged gives B a copy too: processed twice)."""
+    messages = [msg(i) for i in range(3)]
+    dead = dead_folder(user, messages, flagged)
+    a, b = (connected(user, tmp_path, name) for name in "ab")
+    move = a.session.move
+    hooks = {"move": True}
+    got_b: list[bytes] = []
+
+    def racing_move(uid: Any, target: str) -> bool:
+        if a.session.selected != dead or not hooks.pop("move", False):
+            return move(uid, target)
+        # Dovecot's MOVE: the copy ...
+        typ, data = a.session.tagged("UID", "COPY", str(uid), quoted(target))
+        assert typ == "OK" and b"COPYUID" in (data[0] or b"").upper()
+        # ... B rescues the same folder meanwhile (its DELETE of the folder, once it looks empty, would come
+        # after its MOVEs, not inside A's one MOVE: A deletes it when done) ...
+        delete = b.session.delete_if_empty
+        b.session.delete_if_empty = lambda folder: None if folder == dead else delete(folder)  # type: ignore
+        got_b.extend(drive(b))
+        # ... then the expunge of the source
+        a.session.cmd("uid", "STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+        a.session.cmd("uid", "EXPUNGE", str(uid))
+        return True
+
+    a.session.move = racing_move  # type: ignore[method-assign]
+    got_a = drive(a)
+    assert not hooks  # the interleaving happened
+    assert sorted(got_a + got_b) == sorted(messages)  # each exactly once
+    assert messages[0] in got_a  # A won UID 1: B left it alone
+    assert sorted(user.folder("Processed")) == sorted(messages)
+    assert user.folder("INBOX") == []
+    assert [f for f in user.folders() if f.startswith("abuso-claim")] == []  # none stranded
+
+
+def test_a_rescue_leaves_what_a_running_worker_won_and_takes_over_every_other_mark(user: User,
+                                                                                 tmp_path: Path) -> None:
+    """The marks a dead worker's folder may hold: none; the owner's own (it had rescued the message into its
+    folder); a rescuer's of this host that died between its STORE and its MOVE (its folder left behind); a
+    worker's that has no claim folder any more; this worker's own (its connection was lost before its MOVE);
+    and a running worker's on another host (it won the message and is about to move it: left to it)."""
+    host = "".join(c if c.isalnum() or c in "_-" else "-" for c in socket.gethostname())
+    messages = [msg(i) for i in range(6)]
+    dead = dead_folder(user, messages, [True, True, False, True, True, False])
+    rescuers = [f"{host}-999999999", f"{host}-999999998", "gone-7", "a", "elsewhere-1"]
+    conn = user.imap()
+    for name in (f"{host}-999999998", "elsewhere-1"):
+        conn.create(f"abuso-claim.{name}")
+    conn.select(dead)
+    for uid, name in enumerate(rescuers, 2):
+        assert conn.uid("STORE", str(uid), "+FLAGS", f"({mark(name)})")[0] == "OK"
+    conn.logout()
+    got = drive(connected(user, tmp_path, "a"))
+    assert sorted(got) == sorted(messages[:5])
+    assert user.folder(dead) == [messages[5]]  # still the running worker's
+    assert sorted(user.folder("Processed")) == sorted(messages[:5])
+    # leaving the claim folder, a message is no longer claimed nor marked
+    flags = " ".join(user.flags("Processed")).lower()
+    assert "processed" not in flags and CLAIMED.lower() not in flags and "$abusoby" not in flags
+    assert [f for f in user.folders() if f.startswith("abuso-claim")] == sorted(["abuso-claim", dead,
+                                                                                 "abuso-claim.elsewhere-1"])
+
+
+def test_of_rescuers_replacing_flags_from_one_modseq_exactly_one_wins(user: User, tmp_path: Path) -> None:
+    user.append(msg(1))
+    a, b, c = (connected(user, tmp_path, name) for name in "abc")
+    # a long worker name (a host's full name) makes a mark Dovecot still takes (keywords: 50 characters)
+    long_a, long_b = "mx1-" + "x" * 60 + "-4242", "mx1-" + "x" * 60 + "-4243"
+    assert len(mark(long_a)) == len(mark(long_b)) == 50 and mark(long_a) != mark(long_b)
+    [(uid, modseq, flags)] = a.session.flagsets([1])
+    assert a.session.replace_unchanged(uid, modseq, [*flags, CLAIMED, mark(long_a)], mark(long_a))
+    assert not b.session.replace_unchanged(uid, modseq, [*flags, CLAIMED, mark(long_b)], mark(long_b))
+    c.session.reselect("INBOX")
+    [(_, now, flags)] = c.session.flagsets([uid])
+    assert now > modseq and sorted(f.lower() for f in flags) == sorted([CLAIMED.lower(), mark(long_a).lower()])
+    # a replace that changes nothing (B, told late, asks for exactly what A set) is no win
+    assert not b.session.replace_unchanged(uid, now, flags, mark(long_a))
+    for r in (a, b, c):
+        r.close()

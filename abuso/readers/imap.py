@@ -160,7 +160,7 @@ class ImapReader(MailboxReader):
                                  o.get("recover", True), lambda: self._stop)
         self.moves = MoveQueue(self.session, self.state, int(o.get("move_batch", 20)),
                                parse_duration(o.get("move_delay", "2s")).total_seconds(), self._connect,
-                               lambda folder: self.claims is not None and self.claims.holds(folder))
+                               lambda folder: self.claims.unclaim(folder) if self.claims else "")
         self._pending: dict[tuple[str, int, int], tuple[Item, float]] = {}
 
     @property
@@ -291,8 +291,8 @@ class ImapReader(MailboxReader):
         if is_flag(self.failed_target):
             self.session.flag(uid, self.failed_target)
         else:
-            if folder == self.claim_folder:
-                self.session.unflag(uid, CLAIMED)
+            if self.claims and self.claims.holds(folder):
+                self.session.unflag(uid, self.claims.unclaim(folder))
             self.session.move(uid, self.failed_target)
 
     def done(self, item: Item, error: str | None = None) -> None:

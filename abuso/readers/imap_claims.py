@@ -2,14 +2,23 @@
 
 A worker claims a message with a conditional STORE of ``$AbusoClaimed`` (``UNCHANGEDSINCE`` its MODSEQ: of
 racing workers exactly one succeeds), then UID MOVEs it into its own folder ``abuso-claim<sep><host>-<pid>``
-(``<sep>``: the server's hierarchy separator) and processes it from there. Messages left in a claim folder by a
-dead worker of this host are taken over at start-up and then every ``claim_timeout`` (``recover``), by the same
-conditional STORE; a message claimed but never moved (the worker died in between) is released at the next start
-on the same host, or by any worker once it has sat unchanged for ``claim_timeout``.
-"""
+(``<sep>``: the server's hierarchy separator) and processes it from there. A message claimed but never moved
+(the worker died in between) is released at the next start on the same host, or by any worker once it has sat
+unchanged for ``claim_timeout``.
 
+Messages left in a claim folder by a dead worker of this host are taken over (rescued) at start-up and then
+every ``claim_timeout`` (``recover``), by a conditional STORE too: it replaces the message's flags by its own
+plus ``$AbusoClaimed`` and the rescuer's mark ``$AbusoBy-<worker>`` (:func:`mark`); the winner moves it into
+its own folder. A rescuer that reads a message after another's STORE and before its MOVE finds it marked by a
+worker that is not stopped (it has a claim folder, and is not of this host with its process gone, nor named in
+``recover``) and leaves it to that worker: each message is rescued by exactly one worker. Every other mark
+counts as none: the dead folder's owner's own (it rescued the message into its folder), or a worker's that
+died between its STORE and its MOVE, which the next rescuer takes over. A message's mark is cleared with
+``$AbusoClaimed`` when it leaves a claim folder for ``done`` or ``failed``.
+"""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -27,6 +36,22 @@ log = logging.getLogger("abuso.reader.imap")
 #: STOREs with the same UNCHANGEDSINCE and answers MODIFIED to the other. (Dovecot's MOVE alone is *not* a claim:
 #: on Maildir two sessions racing UID MOVE on one message both get a copy, measured: ~60% of 200 contested.)
 CLAIMED = "$AbusoClaimed"
+#: A rescued message's mark (a keyword): ``$AbusoBy-`` and the rescuer's name.
+MARK = "$AbusoBy-"
+
+
+def mark(name: str) -> str:
+    """The keyword a rescue by the worker ``name`` (its folder level, :func:`safe`) sets: Dovecot takes
+    keywords of up to 50 characters, so a long name is cut and made unique again by a hash."""
+    name = safe(name)
+    if len(MARK) + len(name) > 50:
+        name = name[:28] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    return MARK + name
+
+
+def marks(flags: list[str]) -> list[str]:
+    """The rescue marks among a message's flags."""
+    return [f for f in flags if f.lower().startswith(MARK.lower())]
 
 
 def safe(name: str) -> str:
@@ -104,26 +129,34 @@ class Claims:
         self.state.forget_many(intents)
         return len(won)
 
-    def take(self, folder: str, uid: int, modseq: int, claim: bool, move: bool = True) -> bool:
-        """Flip CLAIMED on one message, on condition nobody changed it since ``modseq``; the winner moves it."""
-        won = self.session.store_unchanged(uid, modseq, claim, CLAIMED)
+    def take(self, folder: str, uid: int, modseq: int, claim: bool, move: bool = True, *more: str) -> bool:
+        """Set (or clear) CLAIMED (and ``more``) on one message, on condition nobody changed it since
+        ``modseq``; the winner moves it."""
+        won = self.session.store_unchanged(uid, modseq, claim, CLAIMED, *more)
         if won and move:
             assert self.mine
             won = self.session.move(uid, self.mine)
         return won
+
+    def unclaim(self, folder: str) -> str:
+        """The flags a message loses when it leaves ``folder`` for good: none unless a claim folder, whose
+        owner's mark the message may carry (a human may move it back to the inbox: it must look unclaimed)."""
+        return f"{CLAIMED} {mark(folder[len(self.prefix) + len(self.session.sep):])}" if self.holds(folder) else ""
 
     def release_orphans(self) -> None:
         """Release claims in ``folder`` that nobody moved for ``timeout`` (their worker died)."""
         s = self.session
         uids = s.search("UNDELETED", "KEYWORD", CLAIMED)
         now, seen = time.monotonic(), {}
-        for uid, modseq, _ in s.modseqs(uids, CLAIMED):
+        for uid, modseq, flags in s.flagsets(uids):
             slot = (s.uidvalidity, uid)
             first = self._orphans.get(slot)
             if first is None or first[0] != modseq:
                 seen[slot] = (modseq, now)
             elif now - first[1] >= self.timeout:
-                if self.take(self.folder, uid, modseq, claim=False, move=False):
+                # a rescue's mark too (a message a human moved back from a claim folder): it means nothing here,
+                # and once the message is claimed again and rescued it would stand for a rescue in progress
+                if self.take(self.folder, uid, modseq, False, False, *marks(flags)):
                     log.warning("imap %s: released UID %d of %s, claimed %.0fs ago by a worker that never moved "
                                 "it", self.account, uid, self.folder, now - first[1])
             else:
@@ -149,22 +182,49 @@ class Claims:
                 log.warning("imap %s: released UID %s of %s, claimed by %s which died before moving it",
                             self.account, uid, folder, worker)
             self.state.forget(intent)
-        for folder in s.folders(self.prefix + s.sep + "%"):
-            name = folder[len(self.prefix) + len(s.sep):]
+        folders = s.folders(self.prefix + s.sep + "%")
+        names = [folder[len(self.prefix) + len(s.sep):] for folder in folders]
+        workers = {mark(name).lower(): name for name in names}  # the workers a mark may name
+        for folder, name in zip(folders, names, strict=True):
             if folder == self.mine or not self.recoverable(name, me):
                 continue
             s.select(folder)
-            uids = s.search("ALL")
-            # Another worker may be recovering the same folder: flip the flag conditionally, the winner moves.
-            moved = sum(self.take(folder, uid, modseq, claim=not has) for uid, modseq, has in s.modseqs(uids, CLAIMED))
+            moved = sum(self.rescue(name, uid, modseq, flags, workers, me)
+                        for uid, modseq, flags in s.flagsets(s.search("ALL")))
             s.delete_if_empty(folder)
             log.warning("imap %s: took over %d message(s) from the claim folder %s of a stopped worker",
                         self.account, moved, folder)
 
+    def rescue(self, owner: str, uid: int, modseq: int, flags: list[str], workers: dict[str, str],
+               me: str) -> bool:
+        """Take over one message of the claim folder of the stopped worker ``owner`` (selected), unless another
+        rescuer that is not stopped won it already (its mark); ``workers``: the worker of each claim folder's
+        mark, lowercase."""
+        assert self.mine
+        mine = mark(self.worker)
+        found = marks(flags)
+        if any(m.lower() == mine.lower() for m in found):
+            won = True  # won by this worker already (a connection lost before its MOVE): worker names are unique
+        else:
+            for m in found:
+                rescuer = workers.get(m.lower())
+                if rescuer is not None and rescuer != owner and not self.dead(rescuer, me):
+                    return False  # another worker's, about to move it
+            # Racing rescuers read one MODSEQ: exactly one STORE changes the message. One that reads it after
+            # that change sees the winner's mark.
+            kept = [f for f in flags if f not in found and f.lower() != CLAIMED.lower()]
+            won = self.session.replace_unchanged(uid, modseq, kept + [CLAIMED, mine], mine)
+        return won and self.session.move(uid, self.mine)
+
     def recoverable(self, name: str, me: str) -> bool:
         """May this worker take over from the worker ``name``? Named in ``recover``, or of this host and dead."""
+        return self.recover_which == "all" or self.dead(name, me)
+
+    def dead(self, name: str, me: str) -> bool:
+        """Is the worker ``name`` known to be stopped: named in ``recover``, or of this host and its process
+        gone? (``all`` takes over every worker's folder, but says nothing of which are still running.)"""
         which = self.recover_which
-        if which == "all" or (isinstance(which, list) and name in which):
+        if isinstance(which, list) and name in which:
             return True
         host, _, pid = name.rpartition("-")
         if host != safe(me) or not pid.isdigit():

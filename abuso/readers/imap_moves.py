@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import TransientError
-from .imap_claims import CLAIMED
 from .imap_session import ImapSession, is_flag
 from .imap_wire import Lost
 from .mailbox_state import MailboxState
@@ -38,12 +37,13 @@ class Move:
 
 class MoveQueue:
     """``reconnect`` logs in again (and makes the folders the reader needs) when the connection broke;
-    ``claim_folder(folder)`` says whether ``folder`` is a claim folder, whose messages leave unclaimed."""
+    ``unclaim(folder)`` names the flags a message loses when it leaves ``folder`` (a claim folder: CLAIMED and
+    the mark of a rescue), space-separated; empty for others."""
 
     def __init__(self, session: ImapSession, state: MailboxState, batch: int, delay: float,
-                 reconnect: Callable[[], None], claim_folder: Callable[[str], bool]) -> None:
+                 reconnect: Callable[[], None], unclaim: Callable[[str], str]) -> None:
         self.session, self.state, self.batch, self.delay = session, state, batch, delay
-        self.reconnect, self.claim_folder = reconnect, claim_folder
+        self.reconnect, self.unclaim = reconnect, unclaim
         self.moves: list[Move] = []
         self._since = 0.0
 
@@ -122,9 +122,10 @@ class MoveQueue:
             if is_flag(target):
                 s.flag(uidset, target)
                 continue
-            if self.claim_folder(folder):
+            flags = self.unclaim(folder)
+            if flags:
                 # leaving a claim folder: a human may move it back to the inbox, where it must look unclaimed
-                s.unflag(uidset, CLAIMED)
+                s.unflag(uidset, flags)
             if not s.move(uidset, target):
                 log.warning("imap %s: UID(s) %s of %s were gone when moving them to %s", s.account, uidset,
                             folder, target)

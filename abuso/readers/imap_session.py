@@ -258,8 +258,8 @@ class ImapSession:
                 return uid
         return None
 
-    def modseqs(self, uids: list[int], flag: str) -> list[tuple[int, int, bool]]:
-        """(uid, MODSEQ, has ``flag``) of these messages."""
+    def flagsets(self, uids: list[int]) -> list[tuple[int, int, list[str]]]:
+        """(uid, MODSEQ, flags) of these messages."""
         if not uids:
             return []
         typ, data = self.cmd("uid", "FETCH", ",".join(map(str, uids)), "(MODSEQ FLAGS)")
@@ -267,31 +267,47 @@ class ImapSession:
         for line in data or []:
             text = line[0] if isinstance(line, tuple) else line
             u, m = re.search(rb"UID (\d+)", text or b""), re.search(rb"MODSEQ \((\d+)\)", text or b"")
+            f = re.search(rb"FLAGS \(([^)]*)\)", text or b"")
             if u and m:
-                out.append((int(u.group(1)), int(m.group(1)), flag.encode().lower() in text.lower()))
+                out.append((int(u.group(1)), int(m.group(1)), f.group(1).decode("utf-8", "replace").split() if f
+                            else []))
         return sorted(out)
 
-    def store_unchanged(self, uid: int, modseq: int, add: bool, flag: str) -> bool:
-        """Set (or clear) ``flag`` on condition nobody changed the message since ``modseq`` (RFC 7162): of
-        sessions racing with the same ``modseq``, exactly one gets True.
+    def modseqs(self, uids: list[int], flag: str) -> list[tuple[int, int, bool]]:
+        """(uid, MODSEQ, has ``flag``) of these messages."""
+        return [(uid, modseq, flag.lower() in (f.lower() for f in flags))
+                for uid, modseq, flags in self.flagsets(uids)]
+
+    def store_unchanged(self, uid: int, modseq: int, add: bool, flag: str, *more: str) -> bool:
+        """Set (or clear) ``flag`` (and ``more`` flags) on condition nobody changed the message since ``modseq``
+        (RFC 7162): of sessions racing with the same ``modseq``, exactly one gets True.
 
         True only for a STORE that changed the message, seen in its FETCH: that MODSEQ beyond ``modseq``, the
         flag as asked. Dovecot answers OK to a STORE that changes nothing (the flag already so, at exactly
         ``modseq``: a FETCH may be answered from the latest index before the session is told of another
         session's change), and the FETCH that comes with it is then the pending notice of that other change."""
+        return self._store_if(uid, modseq, "+FLAGS" if add else "-FLAGS", [flag, *more], flag, add)
+
+    def replace_unchanged(self, uid: int, modseq: int, flags: list[str], mark: str) -> bool:
+        """Replace the message's flags by ``flags`` (which hold ``mark``) on condition nobody changed it since
+        ``modseq``: True, as for :meth:`store_unchanged`, only when its FETCH shows this change (MODSEQ raised,
+        ``mark`` set). ``\\Recent`` is the server's to set and is left out."""
+        return self._store_if(uid, modseq, "FLAGS", [f for f in flags if f.lower() != "\\recent"], mark, True)
+
+    def _store_if(self, uid: int, modseq: int, action: str, flags: list[str], flag: str, has: bool) -> bool:
         untagged = self.untagged
         untagged.pop("FETCH", None)
-        typ, data = self.tagged("UID", "STORE", str(uid), f"(UNCHANGEDSINCE {modseq})",
-                                "+FLAGS" if add else "-FLAGS", f"({flag})")
+        typ, data = self.tagged("UID", "STORE", str(uid), f"(UNCHANGEDSINCE {modseq})", action,
+                                f"({' '.join(flags)})")
         fetched = self.untagged.pop("FETCH", [])
         if typ != "OK" or b"MODIFIED" in (data[0] or b"").upper():
             return False
         for line in fetched:
             text = line[0] if isinstance(line, tuple) else line or b""
             changed = re.search(rb"MODSEQ \((\d+)\)", text)
-            flags = re.search(rb"FLAGS \(([^)]*)\)", text)
-            if (re.search(rb"UID %d\b" % uid, text) and changed and int(changed.group(1)) > modseq and flags
-                    and (flag.lower().encode() in flags.group(1).lower().split()) == add):
+            now = re.search(rb"FLAGS \(([^)]*)\)", text)
+            if (re.search(rb"UID %d\b" % uid, text) and changed and int(changed.group(1)) > modseq and now
+                    and (flag.lower().encode() in now.group(1).lower().split()) == has):
                 return True
         return False
 
