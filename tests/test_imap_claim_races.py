@@ -232,3 +232,29 @@ def test_of_rescuers_replacing_flags_from_one_modseq_exactly_one_wins(user: User
     assert not b.session.replace_unchanged(uid, now, flags, mark(long_a))
     for r in (a, b, c):
         r.close()
+
+
+def test_a_rescuer_whose_folder_another_rescuer_emptied_and_deleted_goes_on(user: User, tmp_path: Path) -> None:
+    """A and B rescue one dead worker's folder at once. A moves UID 1; before A's STORE on UID 2, B's whole
+    start runs: B takes UIDs 2 and 3, finds the folder empty and deletes it. Dovecot then ends A's session (the
+    mailbox A has selected is gone): A must log in again and go on, not fail its start with its messages left
+    unprocessed in its folder."""
+    messages = [msg(i) for i in range(3)]
+    dead = dead_folder(user, messages, [True, True, True])
+    a, b = (connected(user, tmp_path, name) for name in "ab")
+    replace = a.session.replace_unchanged
+    hooks = {"store": True}
+    got_b: list[bytes] = []
+
+    def racing_replace(uid: int, *args: Any) -> bool:
+        if uid == 2 and hooks.pop("store", False):
+            got_b.extend(drive(b))
+            assert dead not in user.folders()
+        return replace(uid, *args)
+
+    a.session.replace_unchanged = racing_replace  # type: ignore[method-assign]
+    got_a = drive(a)
+    assert not hooks
+    assert got_a == [messages[0]] and sorted(got_b) == sorted(messages[1:])
+    assert sorted(user.folder("Processed")) == sorted(messages)
+    assert [f for f in user.folders() if f.startswith("abuso-claim")] == []

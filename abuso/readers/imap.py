@@ -157,7 +157,7 @@ class ImapReader(MailboxReader):
             self.claims = Claims(self.session, self.state, self.folder, prefix, self.worker,
                                  int(o.get("claim_batch", 10)),
                                  parse_duration(o.get("claim_timeout", "5m")).total_seconds(),
-                                 o.get("recover", True), lambda: self._stop)
+                                 o.get("recover", True), lambda: self._stop, self._connect)
         self.moves = MoveQueue(self.session, self.state, int(o.get("move_batch", 20)),
                                parse_duration(o.get("move_delay", "2s")).total_seconds(), self._connect,
                                lambda folder: self.claims.unclaim(folder) if self.claims else "")

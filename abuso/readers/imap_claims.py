@@ -14,11 +14,13 @@ worker that is not stopped (it has a claim folder, and is not of this host with 
 ``recover``) and leaves it to that worker: each message is rescued by exactly one worker. Every other mark
 counts as none: the dead folder's owner's own (it rescued the message into its folder), or a worker's that
 died between its STORE and its MOVE, which the next rescuer takes over. A message's mark is cleared with
-``$AbusoClaimed`` when it leaves a claim folder for ``done`` or ``failed``.
+``$AbusoClaimed`` when it leaves a claim folder for ``done`` or ``failed``. The rescuer that finds the folder
+empty deletes it; another still in it then loses its session (Dovecot), logs in again and goes on.
 """
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import logging
 import os
 import re
@@ -26,8 +28,9 @@ import socket
 import time
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TransientError
 from .imap_session import ImapSession
+from .imap_wire import Lost
 from .mailbox_state import MailboxState
 
 log = logging.getLogger("abuso.reader.imap")
@@ -63,10 +66,11 @@ class Claims:
     """The claim protocol of one worker: ``prefix`` is the claim folders' parent (modified UTF-7)."""
 
     def __init__(self, session: ImapSession, state: MailboxState, folder: str, prefix: str, worker: str,
-                 batch: int, timeout: float, recover: Any, stopped: Callable[[], bool]) -> None:
+                 batch: int, timeout: float, recover: Any, stopped: Callable[[], bool],
+                 reconnect: Callable[[], None]) -> None:
         self.session, self.state, self.folder, self.prefix = session, state, folder, prefix
         self.worker, self.batch, self.timeout, self.recover_which = worker, batch, timeout, recover
-        self.stopped = stopped
+        self.stopped, self.reconnect = stopped, reconnect
         #: This worker's claim folder, known once connected (it needs the server's separator).
         self.mine: str | None = None
         #: Claimed messages seen still in ``folder``: (uidvalidity, uid) -> (modseq, first seen).
@@ -188,10 +192,19 @@ class Claims:
         for folder, name in zip(folders, names, strict=True):
             if folder == self.mine or not self.recoverable(name, me):
                 continue
-            s.select(folder)
-            moved = sum(self.rescue(name, uid, modseq, flags, workers, me)
-                        for uid, modseq, flags in s.flagsets(s.search("ALL")))
-            s.delete_if_empty(folder)
+            moved = 0
+            try:
+                s.select(folder)
+                for number, modseq, flags in s.flagsets(s.search("ALL")):
+                    moved += self.rescue(name, number, modseq, flags, workers, me)
+                s.delete_if_empty(folder)
+            except (Lost, TransientError, imaplib.IMAP4.error):
+                # Another worker rescuing it too found it empty and deleted it under us (each message went to
+                # one of us): Dovecot ends this session, or refuses its commands. Log in again and go on.
+                s.logout()
+                self.reconnect()
+                if s.folders(folder):
+                    raise
             log.warning("imap %s: took over %d message(s) from the claim folder %s of a stopped worker",
                         self.account, moved, folder)
 
