@@ -205,12 +205,13 @@ def test_hostile_report_text_never_raises(noise: str) -> None:
 
 
 def test_long_lines_stay_fast() -> None:
+    """CPU time, not wall time: a busy machine must not make a linear reading look slow."""
     import time
 
     body = "[ SpamCop V5.4.0 ]\nSpamvertised web site: x\n" + ("a" * 200_000 + " is ") * 3 + "\n" + "1." * 100_000
-    start = time.perf_counter()
+    start = time.process_time()
     parse(HEAD.format(subject="x") + body)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 def test_truncated_report_next_to_a_complete_one() -> None:

@@ -349,7 +349,7 @@ class Context:
                 # the report, dated when it was sent; the address is mentioned, not dated.
                 pairs: list[tuple[Stamp | None, str]] = [(None, trim(line))]
             elif own := stamps[i]:
-                # _pair's first case, inline: the stamp nearest before the address, else the line's first.
+                # The stamp nearest before the address, else the line's first (_pair dates the others).
                 near = own[0]
                 for st in own:
                     if st.end <= f.start:
@@ -360,22 +360,15 @@ class Context:
                                               role is accused))
                 continue
             else:
-                pairs = self._pair(i, lines, addrs, stamps, f)
+                pairs = self._pair(i, lines, addrs, stamps)
             for stamp, ev in pairs:  # (self._add, inline)
                 occurrences.append(Occurrence(ip, stamp, line, hint, port, ev, kind == "source", fallback_hint,
                                               role is accused))
 
-    def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: Stamps,
-              f: Any) -> list[tuple[Stamp | None, str]]:
-        """The stamps that date the address at line i, with evidence; [(None, line)] if none."""
-        own = stamps[i]
-        if own:
-            # The stamp nearest before the address, else the line's first one.
-            stamp = own[0]
-            for s in own:
-                if s.end <= f.start:
-                    stamp = s
-            return [(stamp, trim(lines[i]))]
+    def _pair(self, i: int, lines: list[str], addrs: list[list[Any]], stamps: Stamps) -> list[tuple[Stamp | None, str]]:
+        """The stamps that date the address at line i, a line without a stamp of its own (_line dates one
+        with: the stamp nearest before the address, else the line's first), with evidence; [(None, line)]
+        if none."""
         n = len(lines)
         listed = self._listed(i, lines, addrs, stamps)
         if listed:
