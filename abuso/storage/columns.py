@@ -167,17 +167,10 @@ def _incident_rows(incidents: Sequence[Any]) -> list[tuple[Any, ...]]:
                                           _clean(_json_text(dict(extra))))
         else:
             columns = (None, None, None)
-        t = inc.time
-        if t is not None and t.tzinfo is _UTC:    # time_text's common case, without its call
-            when: str | None = t.isoformat(timespec="microseconds")[:-6] + "Z"
-        else:
-            when = time_text(t)
-        rows.append((ip[0], ip[1], kind[0], kind[1], when, label[0], label[1], port, columns[0], columns[1],
-                     evidence, columns[2]))
+        rows.append((ip[0], ip[1], kind[0], kind[1], time_text(inc.time), label[0], label[1], port, columns[0],
+                     columns[1], evidence, columns[2]))
     return rows
 
-
-_UTC = timezone.utc
 
 #: json.dumps with options builds an encoder per call; the index encodes one per incident.
 _json_text = json.JSONEncoder(ensure_ascii=False, default=str).encode
