@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .digitblind import blind, zeroed
+from .digitblind import blind, key_for
 from .lazy import lazy_compile
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~8 ms of a piped message)
@@ -94,11 +94,11 @@ def find_addresses(text: str, limit: int | None = None, keyed: Keyed | None = No
     digits made 0: the lines of a log differ in their numbers, and the spans where an address can
     stand do not (see _plan). Only the checks on the numbers themselves run for every text.
     ``keyed``: the text with its key, made once for all its memos (abuso.digitblind.keyed); used only when
-    made for this very text (digitblind.key_for), else the text is zeroed here.
+    made for this very text (digitblind.key_for), else the text is zeroed.
     """
     if len(text) > _PLAN_MAX or not (_BLIND[0] if _BLIND else _plan_blind()):
         return _scan(text, limit)
-    key = keyed[1] if keyed is not None and keyed[0] is text else zeroed(text)
+    key = key_for(text, keyed)
     plan = _PLANS.get(key, _NO_PLAN)
     if plan is _NO_PLAN:
         plan = _plan(text)

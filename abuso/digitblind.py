@@ -49,8 +49,8 @@ def keyed(text: str) -> Keyed:
 
 
 def key_for(text: str, made: Keyed | None) -> str | bytes:
-    """``zeroed(text)``, taken from ``made`` when it was made for this very text object (see :func:`keyed`).
-    The memos inline this test (a call would cost what it saves); this is its reference reading."""
+    """``zeroed(text)``, taken from ``made`` when it was made for this very text object (see :func:`keyed`):
+    how every memo handed a key takes it."""
     return made[1] if made is not None and made[0] is text else zeroed(text)
 
 

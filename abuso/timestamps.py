@@ -32,7 +32,7 @@ from .datefallback import (  # re-exported: the dateparser fallback is part of r
     report_languages,
 )
 from .datefallback import fallback as _fallback
-from .digitblind import Keyed, blind, zeroed
+from .digitblind import Keyed, blind, key_for
 from .lazy import lazy_compile
 from .stampread import (  # Stamp re-exported: the result of finding stamps
     _MISS,
@@ -311,7 +311,7 @@ def find_timestamps(line: str, *, reference: datetime | None = None, stated: Zon
     out: list[Stamp] = []
     if format_utc:  # the format's UTC comes before every source of the report: none of them applies
         stated = header_offset = default = None
-    key = None if len(line) > _PLAN_CHARS else keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)
+    key = None if len(line) > _PLAN_CHARS else key_for(line, keyed)
     plan = _PLANS.get(key) if key is not None else None
     if plan is None:
         plan = _plan(line)

@@ -13,7 +13,7 @@ from collections import namedtuple
 from ipaddress import IPv4Address
 
 from ...addresses import USEFUL, is_useful_source, source_address
-from ...digitblind import blind, zeroed
+from ...digitblind import blind, key_for, zeroed
 from ...lazy import lazy_compile
 from ...model import IPAddress
 
@@ -125,7 +125,7 @@ def line_roles(line: str, found: list[Any], keyed: Keyed | None = None) -> list[
     if not (_BLIND[0] if _BLIND else _plan_blind()):
         return _read_roles(line, found)
     line_victim = bool(_LINE_NOT_SOURCE.match(line))  # "route6:", "inet6num:": not blind, read on every line
-    zero = keyed[1] if keyed is not None and keyed[0] is line else zeroed(line)  # digitblind.key_for, inline
+    zero = key_for(line, keyed)
     key = (zero, ((found[0].start, found[0].end),) if len(found) == 1 else tuple([(f.start, f.end) for f in found]),
            line_victim)
     plan = _PLANS.get(key)
