@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from .digitblind import digit_blind, zeroed
+from .digitblind import digit_blind, key_for
 from .lazy import lazy_compile, regex_tree
 from .startcache import remembered
 
@@ -317,18 +317,12 @@ def type_from_text(text: str, keyed: Keyed | None = None) -> str | None:
     ``keyed``: the line with its key, made once for all its memos (abuso.digitblind.keyed), used only when made
     for this very text."""
     if keyed is not None and keyed[0] is text:
-        # A line whose shape has a plan: the plan's answer, as _line_type gives it (without its call). A plan
+        # A line whose shape has a plan: the plan's answer, as _line_type gives it (without its checks). A plan
         # is kept only for a single ASCII line up to _LINE_MAX; the key is bytes for ASCII only and keeps
         # every newline and the length, so a line with that key is such a line too.
         plan = _LINE_TYPES.get(keyed[1])
         if plan is not None:
-            first, digit_checks = plan
-            if digit_checks:
-                lowered = text.lower()
-                for rule, t, alt in digit_checks:
-                    if t in lowered and (alt is None or alt.search(text)):
-                        return rule
-            return first
+            return _answer(plan, text)
     if not _TRIGGERS:
         _TRIGGERS.extend(_required_literals(rx) for _, rx in KEYWORD_RULES)
     ascii_ = text.isascii()
@@ -410,7 +404,7 @@ def _line_type(text: str, keyed: Keyed | None = None) -> str | None:
     line with other digits in the same places; the others are checked on each line, for the rules
     before the first that matches by its digit-blind alternatives alone.
     """
-    key = keyed[1] if keyed is not None and keyed[0] is text else zeroed(text)  # digitblind.key_for, inline
+    key = key_for(text, keyed)
     plan = _LINE_TYPES.get(key)
     if plan is None:
         low = text.lower()
@@ -425,6 +419,12 @@ def _line_type(text: str, keyed: Keyed | None = None) -> str | None:
         if len(_LINE_TYPES) >= _LINE_TYPES_KEPT:
             _LINE_TYPES.clear()
         _LINE_TYPES[key] = plan
+    return _answer(plan, text)
+
+
+def _answer(plan: tuple[str | None, tuple[tuple[str, str, Any], ...]], text: str) -> str | None:
+    """A line's type from its shape's plan: the first rule whose alternative with digits matches this very
+    line, before the one its digit-blind alternatives gave."""
     first, digit_checks = plan
     if digit_checks:
         low = text.lower()
