@@ -304,7 +304,7 @@ class Context:
     def _line(self, i: int, lines: list[str], addrs: list[list[Any]], sh: Keyed | None, stamps: Stamps,
               types: LineTypes, fallback_hint: Lazy, section: str | None = None) -> None:
         line = lines[i]
-        if _HOP.match(line):  # roles.is_hop, inline
+        if _HOP.match(line):  # a traceroute hop
             self.hops += 1
             return
         hint: str | None = None
@@ -340,7 +340,7 @@ class Context:
             if kind == "victim":
                 self._exclude(ip, label, weak=weak)
                 continue
-            if hint is None:  # (roles.is_received, inline)
+            if hint is None:  # a Received: line is spam's
                 hint = "spam" if _RECEIVED.match(line) else (types[i] or section or types.window(i))
             if quoted is None:
                 quoted = _QUOTED_HINT in line.lower()  # (the regex scanning each line cost ~3 µs)

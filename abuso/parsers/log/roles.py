@@ -104,16 +104,8 @@ else:
     Role.__doc__ = _ROLE_DOC
 
 
-def is_hop(line: str) -> bool:
-    return bool(_HOP.match(line))
-
-
-def is_received(line: str) -> bool:
-    return bool(_RECEIVED.match(line))
-
-
 def line_roles(line: str, found: list[Any], keyed: Keyed | None = None) -> list[Role]:
-    """The role of each address found on ``line`` (not a traceroute hop: see is_hop).
+    """The role of each address found on ``line`` (not a traceroute hop, which _HOP matches).
 
     Read by the line's plan (:func:`_plan`), kept by the line with its digits made 0 and the
     addresses' spans: what the words around each address say does not depend on the digits.
